@@ -1,0 +1,94 @@
+/*
+ * flow_ring.h — a bounded multi-producer multi-consumer queue of fixed-size items.
+ *
+ * Items are copied by value into slots (no per-item allocation). Capacity is exact (any value >= 1).
+ * Operations:
+ *   try_push / try_pop            one item, never block: FLOW_OK, FLOW_FULL / FLOW_EMPTY, FLOW_CLOSED
+ *   push_n / pop_n                claim up to n consecutive slots at once: returns the count (>= 1) or
+ *                                 FLOW_FULL / FLOW_EMPTY / FLOW_CLOSED (0 only when n == 0)
+ *   push_wait / pop_n_wait ...    the same, blocking: spin for the ring's spin budget (ns), then park
+ *                                 on an eventcount; FLOW_TIMEDOUT after timeout_ns (FLOW_FOREVER: none)
+ *   close                         producers then get FLOW_CLOSED; consumers drain what is left, then get
+ *                                 FLOW_CLOSED; everyone parked is woken. Idempotent.
+ *   await_pop / await_push        register a callback (flow_waiter) to run when the ring may have become
+ *                                 non-empty / non-full, instead of parking a thread.
+ * Item order: items pushed by one producer are popped in that order by any one consumer.
+ * A batch pop returns items in queue order. The ring itself is opaque.
+ */
+#ifndef CFLOW_RING_H
+#define CFLOW_RING_H
+
+#include "flow_base.h"
+#include "flow_parker.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct flow_ring flow_ring;
+
+/** Queue implementations behind the ring interface. */
+typedef enum flow_queue_kind {
+    FLOW_QUEUE_RING = 0, /**< the array ring (per-slot sequence numbers): the default */
+    FLOW_QUEUE_URCU = 1, /**< liburcu's wait-free concurrent queue, bounded by a counter (URCU trait) */
+} flow_queue_kind;
+
+typedef struct flow_ring_options {
+    uint64_t capacity;     /**< items, >= 1 */
+    size_t elem_size;      /**< bytes per item, >= 1 (Swift: MemoryLayout<T>.stride) */
+    int64_t spin_ns;       /**< spin budget before parking; < 0: the default (FLOW_DEFAULT_SPIN_NS) */
+    flow_queue_kind kind;
+} flow_ring_options;
+
+/** Default spin budget before a blocking call parks: about one futex wake on these machines. */
+#define FLOW_DEFAULT_SPIN_NS 40000
+
+/** Create a ring. On failure returns NULL and fills err (capacity 0, elem_size 0, kind not built...). */
+flow_ring *flow_ring_create(const flow_ring_options *opts, flow_error *err);
+/** Destroy a ring. No thread may be using it. Items still inside are dropped as bytes. */
+void flow_ring_destroy(flow_ring *r);
+/** Whether this build has the liburcu queue (FLOW_QUEUE_URCU). */
+int flow_ring_kind_available(flow_queue_kind kind);
+
+uint64_t flow_ring_capacity(const flow_ring *r);
+size_t flow_ring_elem_size(const flow_ring *r);
+/** Approximate number of items: exact only when no operation is in progress. */
+uint64_t flow_ring_size_approx(const flow_ring *r);
+int flow_ring_is_closed(const flow_ring *r);
+
+int flow_ring_try_push(flow_ring *r, const void *item);
+int flow_ring_try_pop(flow_ring *r, void *item);
+int64_t flow_ring_push_n(flow_ring *r, const void *items, int64_t n);
+int64_t flow_ring_pop_n(flow_ring *r, void *items, int64_t n);
+
+/** Blocking single push: FLOW_OK, FLOW_CLOSED or FLOW_TIMEDOUT. */
+int flow_ring_push_wait(flow_ring *r, const void *item, int64_t timeout_ns);
+/** Blocking single pop: FLOW_OK, FLOW_CLOSED (closed and drained) or FLOW_TIMEDOUT. */
+int flow_ring_pop_wait(flow_ring *r, void *item, int64_t timeout_ns);
+/** Blocking batch push: pushes at least one, up to n; returns the count, FLOW_CLOSED or FLOW_TIMEDOUT. */
+int64_t flow_ring_push_n_wait(flow_ring *r, const void *items, int64_t n, int64_t timeout_ns);
+/** Blocking batch pop: pops at least one (whatever is there, never waits to fill), up to n. */
+int64_t flow_ring_pop_n_wait(flow_ring *r, void *items, int64_t n, int64_t timeout_ns);
+/** Push all n items, blocking as needed. Returns n, or FLOW_CLOSED / FLOW_TIMEDOUT with *pushed set. */
+int64_t flow_ring_push_all_wait(flow_ring *r, const void *items, int64_t n, int64_t timeout_ns,
+                                int64_t *pushed);
+
+/** Close the ring (idempotent). */
+void flow_ring_close(flow_ring *r);
+
+/** Register w to run when the ring may have items (or is closed). FLOW_OK: registered; FLOW_READY:
+ *  items are there or the ring is closed already (nothing registered, pop now). */
+int flow_ring_await_pop(flow_ring *r, flow_waiter *w);
+/** Register w to run when the ring may have a free slot (or is closed). FLOW_OK or FLOW_READY. */
+int flow_ring_await_push(flow_ring *r, flow_waiter *w);
+/** Remove a waiter registered by await_pop / await_push: 1 removed, 0 already fired. */
+int flow_ring_unawait(flow_ring *r, flow_waiter *w);
+
+/** The parkers behind the blocking calls (for stats and tests). */
+flow_parker *flow_ring_not_empty(flow_ring *r);
+flow_parker *flow_ring_not_full(flow_ring *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,223 @@
+/*
+ * pool.c — a pool of pthreads, optionally pinned, each running a caller-supplied loop.
+ *
+ * Invariants:
+ *  P1. Every thread that pthread_create started is joined exactly once (flow_pool_join; destroy joins
+ *      if the caller did not). `started` counts them; join walks exactly that many.
+ *  P2. A pinned thread is created with its affinity already set (pthread_attr_setaffinity_np), so it
+ *      never runs a single instruction of the loop elsewhere.
+ *  P3. `stop` is a flag the loops poll (relaxed store/load + release/acquire on the transition): it never
+ *      interrupts a blocked call; whoever stops a pool also closes the rings its loops block on.
+ *  P4. Each worker's counters sit on their own 128-byte lines; only the worker writes items/busy_ns
+ *      (relaxed), `parked` is incremented by its own thread inside blocking ring calls (flow_tls_parked).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "flow_pool.h"
+#include "internal.h"
+
+_Thread_local _Atomic uint64_t *flow_tls_parked = NULL;
+
+struct flow_worker {
+    _Alignas(FLOW_CACHELINE) _Atomic uint64_t items;
+    _Atomic uint64_t busy_ns;
+    _Atomic uint64_t parked;
+    struct flow_pool *pool;
+    uint32_t index;
+    int cpu;
+    pthread_t thread;
+};
+
+struct flow_pool {
+    _Alignas(FLOW_CACHELINE) _Atomic int stop;
+    flow_config cfg;
+    flow_worker_fn fn;
+    void *ctx;
+    uint32_t size;
+    uint32_t started;
+    int joined;
+    struct flow_worker *workers;
+};
+
+uint64_t flow_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One CPU's place in the machine, read from sysfs (falls back to "own core, package 0"). */
+typedef struct { uint32_t cpu, core, package, rank; } cpu_place;
+
+static long read_sys_int(uint32_t cpu, const char *leaf) {
+    char path[128];
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%u/topology/%s", cpu, leaf);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long v = -1;
+    if (fscanf(f, "%ld", &v) != 1) v = -1;
+    fclose(f);
+    return v;
+}
+
+static int cmp_compact(const void *a, const void *b) {
+    const cpu_place *x = a, *y = b;
+    if (x->package != y->package) return x->package < y->package ? -1 : 1;
+    if (x->core != y->core) return x->core < y->core ? -1 : 1;
+    return x->cpu < y->cpu ? -1 : x->cpu > y->cpu;
+}
+
+static int cmp_spread(const void *a, const void *b) {
+    const cpu_place *x = a, *y = b;
+    if (x->rank != y->rank) return x->rank < y->rank ? -1 : 1; /* one thread per core first */
+    return cmp_compact(a, b);
+}
+
+/* Order the allowed CPUs for the pin mode: compact keeps SMT siblings adjacent; spread takes one
+ * hardware thread of every core before any second sibling. */
+static uint32_t pin_order(const flow_config *cfg, uint32_t *out) {
+    uint32_t n = 0;
+    cpu_place *pl = malloc(sizeof *pl * FLOW_CPU_SETSIZE);
+    if (!pl) return 0;
+    for (uint32_t c = 0; c < FLOW_CPU_SETSIZE; c++) {
+        if (!flow_cpuset_has(&cfg->cpus, c)) continue;
+        long core = read_sys_int(c, "core_id"), pkg = read_sys_int(c, "physical_package_id");
+        pl[n] = (cpu_place){c, core < 0 ? c : (uint32_t)core, pkg < 0 ? 0 : (uint32_t)pkg, 0};
+        n++;
+    }
+    qsort(pl, n, sizeof *pl, cmp_compact);
+    for (uint32_t i = 1; i < n; i++) /* rank = how many siblings of the same core come before */
+        if (pl[i].package == pl[i - 1].package && pl[i].core == pl[i - 1].core) pl[i].rank = pl[i - 1].rank + 1;
+    if (cfg->pin == FLOW_PIN_SPREAD) qsort(pl, n, sizeof *pl, cmp_spread);
+    for (uint32_t i = 0; i < n; i++) out[i] = pl[i].cpu;
+    free(pl);
+    return n;
+}
+
+int flow_pool_create(const flow_config *cfg, flow_worker_fn fn, void *ctx, flow_pool **out, flow_error *err) {
+    if (!out) return flow_fail(err, FLOW_EINVAL, "pool: NULL output pointer");
+    *out = NULL;
+    if (!fn) return flow_fail(err, FLOW_EINVAL, "pool: NULL worker function");
+    int rc = flow_config_validate(cfg, err);
+    if (rc != FLOW_OK) return rc;
+    flow_pool *p = aligned_alloc(FLOW_CACHELINE, sizeof(struct flow_pool));
+    if (!p) return flow_fail(err, FLOW_ENOMEM, "pool: out of memory");
+    memset(p, 0, sizeof *p);
+    size_t wbytes = sizeof(struct flow_worker) * cfg->workers;
+    p->workers = aligned_alloc(FLOW_CACHELINE, (wbytes + FLOW_CACHELINE - 1) / FLOW_CACHELINE * FLOW_CACHELINE);
+    if (!p->workers) {
+        free(p);
+        return flow_fail(err, FLOW_ENOMEM, "pool: out of memory for %u workers", cfg->workers);
+    }
+    memset(p->workers, 0, wbytes);
+    p->cfg = *cfg;
+    p->fn = fn;
+    p->ctx = ctx;
+    p->size = cfg->workers;
+    atomic_init(&p->stop, 0);
+    uint32_t order[FLOW_CPU_SETSIZE];
+    uint32_t ncpu = cfg->pin == FLOW_PIN_NONE ? 0 : pin_order(cfg, order);
+    if (cfg->pin != FLOW_PIN_NONE && ncpu == 0) {
+        free(p->workers);
+        free(p);
+        return flow_fail(err, FLOW_ENOMEM, "pool: out of memory ordering CPUs");
+    }
+    for (uint32_t i = 0; i < p->size; i++) {
+        struct flow_worker *w = &p->workers[i];
+        atomic_init(&w->items, 0);
+        atomic_init(&w->busy_ns, 0);
+        atomic_init(&w->parked, 0);
+        w->pool = p;
+        w->index = i;
+        w->cpu = ncpu ? (int)order[i % ncpu] : -1;
+    }
+    *out = p;
+    return FLOW_OK;
+}
+
+static void *worker_main(void *arg) {
+    struct flow_worker *w = arg;
+    flow_tls_parked = &w->parked; /* P4 */
+    w->pool->fn(w, w->pool->ctx);
+    flow_tls_parked = NULL;
+    return NULL;
+}
+
+int flow_pool_start(flow_pool *p, flow_error *err) {
+    if (p->started || p->joined) return flow_fail(err, FLOW_ESTATE, "pool: already started");
+    for (uint32_t i = 0; i < p->size; i++) {
+        struct flow_worker *w = &p->workers[i];
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        int rc = 0;
+        if (w->cpu >= 0) { /* P2 */
+            cpu_set_t cs;
+            CPU_ZERO(&cs);
+            CPU_SET((unsigned)w->cpu, &cs);
+            rc = pthread_attr_setaffinity_np(&attr, sizeof cs, &cs);
+        }
+        if (rc == 0) rc = pthread_create(&w->thread, &attr, worker_main, w);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            flow_pool_request_stop(p);
+            flow_pool_join(p);
+            if (w->cpu >= 0)
+                return flow_fail(err, FLOW_ESYS, "pool: starting worker %u pinned to CPU %d (FLOW_CPUS/FLOW_PIN): %s",
+                                 i, w->cpu, strerror(rc));
+            return flow_fail(err, FLOW_ESYS, "pool: starting worker %u: %s", i, strerror(rc));
+        }
+        p->started++;
+    }
+    return FLOW_OK;
+}
+
+void flow_pool_request_stop(flow_pool *p) { atomic_store_explicit(&p->stop, 1, memory_order_release); }
+
+int flow_pool_join(flow_pool *p) {
+    if (p->joined) return FLOW_OK;
+    for (uint32_t i = 0; i < p->started; i++) pthread_join(p->workers[i].thread, NULL); /* P1 */
+    p->joined = 1;
+    return FLOW_OK;
+}
+
+void flow_pool_destroy(flow_pool *p) {
+    if (!p) return;
+    flow_pool_join(p);
+    free(p->workers);
+    free(p);
+}
+
+uint32_t flow_pool_size(const flow_pool *p) { return p->size; }
+int flow_pool_worker_cpu(const flow_pool *p, uint32_t i) { return i < p->size ? p->workers[i].cpu : -1; }
+
+flow_worker_stats flow_pool_worker_stats(const flow_pool *p, uint32_t i) {
+    flow_worker_stats s = {0, 0, 0};
+    if (i >= p->size) return s;
+    struct flow_worker *w = &p->workers[i];
+    s.items = atomic_load_explicit(&w->items, memory_order_relaxed);
+    s.busy_ns = atomic_load_explicit(&w->busy_ns, memory_order_relaxed);
+    s.parked = atomic_load_explicit(&w->parked, memory_order_relaxed);
+    return s;
+}
+
+uint32_t flow_worker_index(const flow_worker *w) { return w->index; }
+int flow_worker_cpu(const flow_worker *w) { return w->cpu; }
+int flow_worker_should_stop(const flow_worker *w) {
+    return atomic_load_explicit(&w->pool->stop, memory_order_acquire); /* P3 */
+}
+
+void flow_worker_record(flow_worker *w, uint64_t items, uint64_t busy_ns) {
+    /* single writer: plain add via relaxed load/store keeps it one instruction each */
+    atomic_store_explicit(&w->items, atomic_load_explicit(&w->items, memory_order_relaxed) + items,
+                          memory_order_relaxed);
+    atomic_store_explicit(&w->busy_ns, atomic_load_explicit(&w->busy_ns, memory_order_relaxed) + busy_ns,
+                          memory_order_relaxed);
+}

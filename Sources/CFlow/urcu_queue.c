@@ -1,0 +1,140 @@
+/*
+ * urcu_queue.c — FLOW_QUEUE_URCU: liburcu's wait-free concurrent queue (wfcqueue), bounded by a counter.
+ * Compiled in only with FLOW_HAVE_URCU (SwiftPM trait URCU, CMake option FLOW_URCU); otherwise every
+ * entry point reports "not available" and flow_ring_create refuses the kind with FLOW_ENOTSUP.
+ *
+ * Invariants:
+ *  U1. `count` counts reserved + enqueued items. A push first reserves with fetch_add (acq_rel) and
+ *      backs out if that went past cap, so at most cap items are ever reserved: the bound is exact.
+ *  U2. Every enqueued node carries its item bytes (one malloc per item: this is the comparison baseline,
+ *      not the fast path). A pop dequeues (wfcqueue's blocking dequeue serialises dequeuers with its own
+ *      mutex), copies, frees, then releases its reservation.
+ *  U4. A node's bytes are published by a release store before the enqueue and read after an acquire
+ *      load (the queue orders them already; the pair makes that visible to ThreadSanitizer).
+ *  U3. close sets `closed` (seq_cst) before the ring notifies; a push reserves, then re-checks `closed`
+ *      after the reservation and backs out, so no item is accepted after close is observed. Pops drain.
+ */
+#include "urcu_queue.h"
+
+#ifdef FLOW_HAVE_URCU
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu/wfcqueue.h>
+
+#include "flow_base.h"
+
+struct node {
+    struct cds_wfcq_node link;
+    _Atomic int published; /* release/acquire pair on the bytes, visible to ThreadSanitizer, which does
+                              not see liburcu's own (inline-assembly) barriers */
+    unsigned char bytes[];
+};
+
+struct flow_urcu_queue {
+    struct cds_wfcq_head head;
+    struct cds_wfcq_tail tail;
+    uint64_t cap;
+    size_t elem_size;
+    _Atomic uint64_t count;
+    _Atomic int closed;
+};
+
+int flow_urcu_available(void) { return 1; }
+
+struct flow_urcu_queue *flow_urcu_create(uint64_t cap, size_t elem_size) {
+    struct flow_urcu_queue *q = calloc(1, sizeof *q);
+    if (!q) return NULL;
+    cds_wfcq_init(&q->head, &q->tail);
+    q->cap = cap;
+    q->elem_size = elem_size;
+    atomic_init(&q->count, 0);
+    atomic_init(&q->closed, 0);
+    return q;
+}
+
+void flow_urcu_destroy(struct flow_urcu_queue *q) {
+    struct cds_wfcq_node *n;
+    while ((n = cds_wfcq_dequeue_blocking(&q->head, &q->tail)) != NULL) free(n);
+    cds_wfcq_destroy(&q->head, &q->tail);
+    free(q);
+}
+
+int64_t flow_urcu_push_n(struct flow_urcu_queue *q, const void *items, int64_t n) {
+    const unsigned char *src = items;
+    int64_t done = 0;
+    for (; done < n; done++) {
+        if (atomic_load_explicit(&q->closed, memory_order_seq_cst)) break;
+        if (atomic_fetch_add_explicit(&q->count, 1, memory_order_acq_rel) >= q->cap) { /* U1 */
+            atomic_fetch_sub_explicit(&q->count, 1, memory_order_acq_rel);
+            break;
+        }
+        if (atomic_load_explicit(&q->closed, memory_order_seq_cst)) { /* U3 */
+            atomic_fetch_sub_explicit(&q->count, 1, memory_order_acq_rel);
+            break;
+        }
+        struct node *nd = malloc(sizeof *nd + q->elem_size);
+        if (!nd) {
+            atomic_fetch_sub_explicit(&q->count, 1, memory_order_acq_rel);
+            return done ? done : FLOW_ENOMEM;
+        }
+        cds_wfcq_node_init(&nd->link);
+        memcpy(nd->bytes, src + (size_t)done * q->elem_size, q->elem_size);
+        atomic_store_explicit(&nd->published, 1, memory_order_release);
+        cds_wfcq_enqueue(&q->head, &q->tail, &nd->link);
+    }
+    if (done) return done;
+    return atomic_load_explicit(&q->closed, memory_order_seq_cst) ? FLOW_CLOSED : FLOW_FULL;
+}
+
+int64_t flow_urcu_pop_n(struct flow_urcu_queue *q, void *items, int64_t n) {
+    unsigned char *dst = items;
+    int64_t done = 0;
+    for (; done < n; done++) {
+        if (atomic_load_explicit(&q->count, memory_order_acquire) == 0) break;
+        struct cds_wfcq_node *ln = cds_wfcq_dequeue_blocking(&q->head, &q->tail);
+        if (!ln) break; /* reserved by a pusher whose enqueue has not landed yet */
+        struct node *nd = caa_container_of(ln, struct node, link);
+        (void)atomic_load_explicit(&nd->published, memory_order_acquire);
+        memcpy(dst + (size_t)done * q->elem_size, nd->bytes, q->elem_size);
+        free(nd);
+        atomic_fetch_sub_explicit(&q->count, 1, memory_order_acq_rel); /* U2 */
+    }
+    if (done) return done;
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&q->closed, memory_order_seq_cst) &&
+        atomic_load_explicit(&q->count, memory_order_acquire) == 0)
+        return FLOW_CLOSED;
+    return FLOW_EMPTY;
+}
+
+void flow_urcu_close(struct flow_urcu_queue *q) { atomic_store_explicit(&q->closed, 1, memory_order_seq_cst); }
+int flow_urcu_is_closed(const struct flow_urcu_queue *q) {
+    return atomic_load_explicit(&((struct flow_urcu_queue *)q)->closed, memory_order_seq_cst);
+}
+uint64_t flow_urcu_size(const struct flow_urcu_queue *q) {
+    return atomic_load_explicit(&((struct flow_urcu_queue *)q)->count, memory_order_acquire);
+}
+
+#else /* !FLOW_HAVE_URCU */
+
+int flow_urcu_available(void) { return 0; }
+struct flow_urcu_queue *flow_urcu_create(uint64_t cap, size_t elem_size) {
+    (void)cap;
+    (void)elem_size;
+    return NULL;
+}
+void flow_urcu_destroy(struct flow_urcu_queue *q) { (void)q; }
+int64_t flow_urcu_push_n(struct flow_urcu_queue *q, const void *items, int64_t n) {
+    (void)q; (void)items; (void)n;
+    return -7; /* FLOW_ENOTSUP */
+}
+int64_t flow_urcu_pop_n(struct flow_urcu_queue *q, void *items, int64_t n) {
+    (void)q; (void)items; (void)n;
+    return -7;
+}
+void flow_urcu_close(struct flow_urcu_queue *q) { (void)q; }
+int flow_urcu_is_closed(const struct flow_urcu_queue *q) { (void)q; return 1; }
+uint64_t flow_urcu_size(const struct flow_urcu_queue *q) { (void)q; return 0; }
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * cflow_checks.h — CFlow's behavioural checks, written in C so that ctest (through main.c) and
+ * `swift test` (through Tests/CFlowTests) run the very same code.
+ */
+#ifndef CFLOW_CHECKS_H
+#define CFLOW_CHECKS_H
+#include <stddef.h>
+
+#define FLOW_CHECK_PASS 0
+#define FLOW_CHECK_FAIL 1
+#define FLOW_CHECK_SKIP 2
+
+int flow_check_count(void);
+const char *flow_check_name(int i);
+/** Run the named check. Returns FLOW_CHECK_PASS / _FAIL / _SKIP; msg receives a summary or the failure. */
+int flow_check_run(const char *name, char *msg, size_t len);
+#endif
