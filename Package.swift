@@ -4,7 +4,8 @@ import PackageDescription
 let package = Package(
     name: "AsyncFlow",
     products: [
-        .library(name: "CFlow", targets: ["CFlow"])
+        .library(name: "AsyncFlow", targets: ["AsyncFlow"]),
+        .library(name: "CFlow", targets: ["CFlow"]),
     ],
     traits: [
         .trait(
@@ -26,6 +27,10 @@ let package = Package(
             ]
         ),
         .target(
+            name: "AsyncFlow",
+            dependencies: ["CFlow"]
+        ),
+        .target(
             name: "CFlowChecks",
             dependencies: ["CFlow"],
             path: "Tests/CFlowChecks",
@@ -33,8 +38,8 @@ let package = Package(
             cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-std=c11", "-Wall", "-Wextra", "-O2"])]
         ),
         .testTarget(
-            name: "CFlowTests",
-            dependencies: ["CFlow", "CFlowChecks"]
+            name: "AsyncFlowTests",
+            dependencies: ["AsyncFlow", "CFlow", "CFlowChecks"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,86 @@
+// AsyncStage.swift — an async layer: `concurrency` Swift tasks, each popping from the input link,
+// awaiting the user's closure per item, and pushing results. With concurrency 1 it is the serial layer
+// (the collector): one task, items in input order, popped in batches.
+//
+// Invariants:
+//  A1. At most `concurrency` closure calls are in flight: each task holds one batch and calls the closure
+//      for one item at a time. With concurrency > 1 a task pops one item at a time, so a slow item never
+//      holds others back from idle tasks.
+//  A2. Waiting for input or for space suspends the task (Link L3); no thread is blocked.
+//  A3. Accounting as in CPUStage C3: every popped item is emitted, skipped, failed or dropped.
+//  A4. Each task is one producer of the output link (Link L4).
+//  A5. After RunState.stopped, no closure is called: popped items are dropped.
+
+final class AsyncStage<Input, Output>: Stage, @unchecked Sendable {
+    // @unchecked: immutable after init; the links and counters are thread-safe.
+    let context: StageContext<Input, Output>
+    let concurrency: Int
+    let body: @Sendable (Input) async throws -> Output
+
+    init(
+        context: StageContext<Input, Output>, concurrency: Int,
+        body: @escaping @Sendable (Input) async throws -> Output
+    ) {
+        self.context = context
+        self.concurrency = concurrency
+        self.body = body
+        context.output?.addProducers(concurrency)
+    }
+
+    func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask { await self.loop() }
+            }
+        }
+    }
+
+    private func loop() async {
+        let take = concurrency == 1 ? context.batch : 1  // A1
+        let input = context.input!
+        let output = context.output
+        let counters = context.counters
+        let run = context.run
+        let policy = context.policy
+        let inBuf = UnsafeMutablePointer<Input>.allocate(capacity: take)
+        let outBuf = UnsafeMutablePointer<Output>.allocate(capacity: take)
+        defer {
+            inBuf.deallocate()
+            outBuf.deallocate()
+            output?.finishProducer()
+        }
+        while true {
+            let k = await input.pop(into: inBuf, max: take)
+            if k == 0 { return }
+            counters.received.add(k, ordering: .relaxed)
+            var made = 0
+            var i = 0
+            while i < k {
+                if run.stopped {  // A5
+                    (inBuf + i).deinitialize(count: k - i)
+                    counters.dropped.add(k - i, ordering: .relaxed)
+                    break
+                }
+                let item = (inBuf + i).move()
+                i += 1
+                switch await policy.callAsync({ try await self.body(item) }) {
+                case .value(let v):
+                    if output != nil { (outBuf + made).initialize(to: v) }
+                    made += 1
+                case .skipped, .failed:
+                    break
+                }
+            }
+            if let output {
+                let pushed = await output.push(outBuf, count: made)
+                if pushed < made {
+                    (outBuf + pushed).deinitialize(count: made - pushed)
+                    counters.dropped.add(made - pushed, ordering: .relaxed)
+                }
+                counters.emitted.add(pushed, ordering: .relaxed)
+            } else {
+                counters.emitted.add(made, ordering: .relaxed)
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+// CPUStage.swift — a CPU-bound layer: a CFlow pool of C threads, each running a loop that pops a batch,
+// calls the user's closure per item, and pushes the batch of results.
+//
+// Invariants:
+//  C1. The closure runs only on the pool's C threads (never on Swift's cooperative pool); each worker
+//      builds its own State on its own thread and keeps it there.
+//  C2. Per item: no allocation, no async hop, no continuation. Per batch: one pop, one push, a few
+//      relaxed counter adds. Threads park (futex) only when a ring is empty/full past the spin budget.
+//  C3. Every item popped is, when the worker is done with its batch, pushed on (emitted), skipped,
+//      failed, or dropped (stop seen / output closed); counters are added once per batch.
+//  C4. Each worker is one producer of the output link; the last worker to finish closes it (Link L4)
+//      and then resumes the task awaiting the pool, which joins every thread before run() returns.
+//  C5. After RunState.stopped, workers call no closure: they drain their input (closed by stop) and
+//      count it as dropped, so they never block and always reach their exit.
+import CFlow
+import Synchronization
+
+/// The non-generic base the C trampoline calls through (a @convention(c) function cannot be generic).
+class WorkerLoop: @unchecked Sendable {
+    func runWorker(_ worker: OpaquePointer) {}
+}
+
+/// The C entry point of every pool thread: ctx is an unretained WorkerLoop kept alive by its stage.
+private func cflowWorkerEntry(_ worker: OpaquePointer?, _ context: UnsafeMutableRawPointer?) {
+    Unmanaged<WorkerLoop>.fromOpaque(context!).takeUnretainedValue().runWorker(worker!)
+}
+
+final class CPUStage<Input, Output, State>: WorkerLoop, Stage, @unchecked Sendable {
+    // @unchecked: `pool` is written in prepare() before any thread starts and read after they are joined;
+    // `completion` is behind its Mutex; the rest is immutable or thread-safe.
+    let context: StageContext<Input, Output>
+    let makeState: @Sendable () -> State
+    let body: @Sendable (inout State, Input) throws -> Output
+    private var pool: OpaquePointer?
+    private let running = Atomic<Int>(0)
+    private let completion = Mutex<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private let busy = Atomic<Int>(0)
+
+    init(
+        context: StageContext<Input, Output>, makeState: @escaping @Sendable () -> State,
+        body: @escaping @Sendable (inout State, Input) throws -> Output
+    ) {
+        self.context = context
+        self.makeState = makeState
+        self.body = body
+        super.init()
+        context.output?.addProducers(context.workers)
+    }
+
+    deinit {
+        if let pool { flow_pool_destroy(pool) }
+    }
+
+    var poolBusyNanoseconds: Int? { busy.load(ordering: .relaxed) }
+
+    func prepare() throws(FlowConfigurationError) {
+        var config = context.pool
+        config.workers = UInt32(context.workers)
+        var err = flow_error()
+        let ctx = Unmanaged.passUnretained(self as WorkerLoop).toOpaque()
+        guard flow_pool_create(&config, cflowWorkerEntry, ctx, &pool, &err) == FLOW_OK else {
+            throw FlowConfigurationError(parameter: "workers", message: cMessage(&err), layer: context.policy.layer)
+        }
+    }
+
+    func run() async {
+        guard let pool else { return }
+        running.store(context.workers, ordering: .relaxed)
+        var err = flow_error()
+        if flow_pool_start(pool, &err) != FLOW_OK {
+            // threads already started were joined by flow_pool_start; account for the rest as never run
+            context.run.fail(
+                FlowConfigurationError(parameter: "workers", message: cMessage(&err), layer: context.policy.layer),
+                layer: context.policy.layer)
+            return
+        }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = completion.withLock { state -> Bool in
+                if state.done { return true }
+                state.waiter = c
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+        flow_pool_join(pool)  // C4: the threads have left their loops; join is immediate
+        var total = 0
+        for i in 0..<flow_pool_size(pool) { total += Int(flow_pool_worker_stats(pool, i).busy_ns) }
+        busy.store(total, ordering: .relaxed)
+    }
+
+    override func runWorker(_ worker: OpaquePointer) {
+        let batch = context.batch
+        let input = context.input!
+        let output = context.output
+        let counters = context.counters
+        let run = context.run
+        let policy = context.policy
+        let inBuf = UnsafeMutablePointer<Input>.allocate(capacity: batch)
+        let outBuf = UnsafeMutablePointer<Output>.allocate(capacity: batch)
+        var state = makeState()  // C1: built on this thread, stays here
+        while true {
+            let k = input.popBlocking(into: inBuf, max: batch)
+            if k == 0 { break }  // closed and drained
+            counters.received.add(k, ordering: .relaxed)
+            if run.stopped {  // C5
+                inBuf.deinitialize(count: k)
+                counters.dropped.add(k, ordering: .relaxed)
+                continue
+            }
+            let start = flow_now_ns()
+            var made = 0
+            var i = 0
+            while i < k {
+                let item = (inBuf + i).move()
+                i += 1
+                switch policy.call({ try body(&state, item) }) {
+                case .value(let v):
+                    if output != nil { (outBuf + made).initialize(to: v) }
+                    made += 1
+                case .skipped:
+                    break
+                case .failed:
+                    (inBuf + i).deinitialize(count: k - i)  // the rest of the batch is dropped (C3)
+                    counters.dropped.add(k - i, ordering: .relaxed)
+                    i = k
+                }
+            }
+            flow_worker_record(worker, UInt64(k), flow_now_ns() - start)
+            if let output {
+                let pushed = output.pushBlocking(outBuf, count: made)
+                if pushed < made {
+                    (outBuf + pushed).deinitialize(count: made - pushed)
+                    counters.dropped.add(made - pushed, ordering: .relaxed)
+                }
+                counters.emitted.add(pushed, ordering: .relaxed)
+            } else {
+                counters.emitted.add(made, ordering: .relaxed)
+            }
+        }
+        inBuf.deallocate()
+        outBuf.deallocate()
+        output?.finishProducer()
+        if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {  // C4
+            let waiter = completion.withLock { state -> CheckedContinuation<Void, Never>? in
+                state.done = true
+                return state.waiter
+            }
+            waiter?.resume()
+        }
+    }
+}

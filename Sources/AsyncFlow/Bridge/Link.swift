@@ -1,0 +1,158 @@
+// Link.swift — a typed, bounded queue between two layers, over a CFlow ring.
+//
+// Invariants:
+//  L1. Items move through the ring as raw bytes: a successful push transfers ownership of the pushed
+//      values to the ring (the caller's buffer slots become uninitialised, nothing is deinitialised);
+//      a successful pop transfers ownership to the caller's buffer. Swift values are bitwise movable,
+//      so this is a move, with no per-item allocation or retain/release.
+//  L2. Whatever is still inside when the link is drained or deinitialised is deinitialised exactly once
+//      and counted (drainDropped), so nothing leaks and nothing goes unaccounted.
+//  L3. Async callers never block a thread: when the ring is full (empty) they register a flow_waiter
+//      callback (flow_ring_await_push / await_pop) and suspend on an UnsafeContinuation; the callback,
+//      run by whichever thread next pops (pushes) or closes the ring, resumes it exactly once. A
+//      FLOW_READY answer resumes at once. One continuation per wait, never per item.
+//  L4. `producers` counts the entities that push into this link; the last to finish closes the ring,
+//      so consumers see "closed" only after every producer is done.
+import CFlow
+import Synchronization
+
+/// The type-erased face of a link, for the runner's teardown and progress reports.
+protocol AnyLink: AnyObject, Sendable {
+    func close()
+    var depth: Int { get }
+    var capacity: Int { get }
+    /// Deinitialise and count whatever is left inside (after every stage has ended).
+    func drainDropped() -> Int
+}
+
+final class Link<T>: AnyLink, @unchecked Sendable {
+    // @unchecked: the ring is a thread-safe C object; `producers` is atomic; nothing else mutates.
+    let ring: OpaquePointer
+    let capacity: Int
+    private let producers = Atomic<Int>(0)
+
+    init(capacity: Int, spinNanoseconds: Int64) throws(FlowConfigurationError) {
+        var opts = flow_ring_options(
+            capacity: UInt64(capacity), elem_size: MemoryLayout<T>.stride, spin_ns: spinNanoseconds,
+            kind: FLOW_QUEUE_RING)
+        var err = flow_error()
+        guard let r = flow_ring_create(&opts, &err) else {
+            throw FlowConfigurationError(parameter: "capacity", message: cMessage(&err))
+        }
+        ring = r
+        self.capacity = capacity
+    }
+
+    deinit {
+        _ = drainDropped()
+        flow_ring_destroy(ring)
+    }
+
+    var depth: Int { Int(flow_ring_size_approx(ring)) }
+    var isClosed: Bool { flow_ring_is_closed(ring) != 0 }
+
+    func close() { flow_ring_close(ring) }
+
+    func addProducers(_ n: Int) { producers.add(n, ordering: .relaxed) }
+
+    /// Called once by each producer when it is done; the last one closes the ring (L4).
+    func finishProducer() {
+        if producers.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { close() }
+    }
+
+    /// Whether a consumer is parked or registered waiting for items (push now rather than batch more).
+    var consumersWaiting: Bool { flow_parker_waiters(flow_ring_not_empty(ring)) > 0 }
+
+    func drainDropped() -> Int {
+        var dropped = 0
+        withUnsafeTemporaryAllocation(of: T.self, capacity: 64) { buf in
+            let base = buf.baseAddress!
+            while true {
+                let k = flow_ring_pop_n(ring, base, 64)
+                if k <= 0 { break }
+                base.deinitialize(count: Int(k))
+                dropped += Int(k)
+            }
+        }
+        return dropped
+    }
+
+    // MARK: async side (Swift tasks)
+
+    /// Push `buffer[0..<count]`, suspending while the ring is full. Returns how many were pushed: all,
+    /// or fewer when the ring was closed (the rest stay initialised in the buffer, owned by the caller).
+    func push(_ buffer: UnsafeMutablePointer<T>, count: Int) async -> Int {
+        var done = 0
+        while done < count {
+            let k = flow_ring_push_n(ring, buffer + done, Int64(count - done))
+            if k > 0 {
+                done += Int(k)
+            } else if k == Int64(FLOW_FULL) {
+                await wait(flow_ring_await_push)
+            } else {
+                break  // closed
+            }
+        }
+        return done
+    }
+
+    /// Pop up to `max` items into uninitialised `buffer`, suspending while the ring is empty.
+    /// Returns the count (>= 1), or 0 when the ring is closed and drained.
+    func pop(into buffer: UnsafeMutablePointer<T>, max: Int) async -> Int {
+        while true {
+            let k = flow_ring_pop_n(ring, buffer, Int64(max))
+            if k > 0 { return Int(k) }
+            if k != Int64(FLOW_EMPTY) { return 0 }
+            await wait(flow_ring_await_pop)
+        }
+    }
+
+    private func wait(_ register: (OpaquePointer?, UnsafeMutablePointer<flow_waiter>?) -> Int32) async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let record = UnsafeMutablePointer<WaitRecord>.allocate(capacity: 1)
+            record.initialize(to: WaitRecord(node: flow_waiter(), continuation: continuation))
+            let node = record.pointer(to: \.node)!
+            node.pointee.fn = linkWaiterFired
+            node.pointee.ctx = UnsafeMutableRawPointer(record)
+            if register(ring, node) != FLOW_OK {  // FLOW_READY: the condition already changed (L3)
+                linkWaiterFired(UnsafeMutableRawPointer(record))
+            }
+        }
+    }
+
+    // MARK: blocking side (C worker threads)
+
+    /// Pop up to `max` items, spinning then parking the calling thread. 0 when closed and drained.
+    func popBlocking(into buffer: UnsafeMutablePointer<T>, max: Int) -> Int {
+        let k = flow_ring_pop_n_wait(ring, buffer, Int64(max), FLOW_FOREVER)
+        return k > 0 ? Int(k) : 0
+    }
+
+    /// Push all of `buffer[0..<count]`, parking while full. Returns how many were pushed (fewer: closed).
+    func pushBlocking(_ buffer: UnsafeMutablePointer<T>, count: Int) -> Int {
+        var pushed: Int64 = 0
+        _ = flow_ring_push_all_wait(ring, buffer, Int64(count), FLOW_FOREVER, &pushed)
+        return Int(pushed)
+    }
+}
+
+struct WaitRecord {
+    var node: flow_waiter
+    let continuation: UnsafeContinuation<Void, Never>
+}
+
+/// The flow_waiter callback: resume the suspended task and free its record (L3). Runs exactly once.
+private func linkWaiterFired(_ context: UnsafeMutableRawPointer?) {
+    let record = context!.assumingMemoryBound(to: WaitRecord.self)
+    let continuation = record.pointee.continuation
+    record.deinitialize(count: 1)
+    record.deallocate()
+    continuation.resume()
+}
+
+/// The message of a C error record.
+func cMessage(_ err: inout flow_error) -> String {
+    withUnsafeBytes(of: &err.message) { raw in
+        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,103 @@
+// SourceStages.swift — the first layer: pull from a Sequence or AsyncSequence, push in batches.
+//
+// Invariants:
+//  G1. An element is counted as received when its batch is flushed (one atomic add per batch), and then
+//      either pushed (emitted) or, when the run stops first, dropped: received == emitted + dropped.
+//  G2. Nothing is pulled after RunState.stopped is seen (checked before every pull).
+//  G3. Batching: a Sequence source pushes full batches (pulling from a Sequence does not wait); an
+//      AsyncSequence source also pushes at once when a consumer waits, so a slow source does not hold
+//      items back while a fast one pays one push per batch.
+
+/// Shared batching logic of both source kinds.
+struct SourceBatcher<Element>: ~Copyable {
+    let buffer: UnsafeMutablePointer<Element>
+    let capacity: Int
+    var count = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        buffer = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        buffer.deinitialize(count: count)
+        buffer.deallocate()
+    }
+
+    /// Add a pulled element; true when the batch is full.
+    mutating func add(_ element: Element) -> Bool {
+        (buffer + count).initialize(to: element)
+        count += 1
+        return count == capacity
+    }
+
+    /// Push what is pending; false when the link was closed (the rest is dropped and counted, G1).
+    mutating func flush(to link: Link<Element>, counters: LayerCounters) async -> Bool {
+        guard count > 0 else { return true }
+        counters.received.add(count, ordering: .relaxed)
+        let pushed = await link.push(buffer, count: count)
+        counters.emitted.add(pushed, ordering: .relaxed)
+        if pushed < count {
+            (buffer + pushed).deinitialize(count: count - pushed)
+            counters.dropped.add(count - pushed, ordering: .relaxed)
+        }
+        defer { count = 0 }
+        return pushed == count
+    }
+}
+
+final class SequenceSourceStage<S: Sequence & Sendable>: Stage {
+    let source: S
+    let context: StageContext<Never, S.Element>
+
+    init(source: S, context: StageContext<Never, S.Element>) {
+        self.source = source
+        self.context = context
+        context.output!.addProducers(1)
+    }
+
+    func run() async {
+        let link = context.output!
+        let counters = context.counters
+        var batch = SourceBatcher<S.Element>(capacity: context.batch)
+        var iterator = source.makeIterator()
+        while !context.run.stopped, let element = iterator.next() {  // G2
+            if batch.add(element) {
+                if !(await batch.flush(to: link, counters: counters)) { break }
+            }
+        }
+        _ = await batch.flush(to: link, counters: counters)
+        link.finishProducer()
+    }
+}
+
+final class AsyncSourceStage<S: AsyncSequence & Sendable>: Stage {
+    let source: S
+    let context: StageContext<Never, S.Element>
+
+    init(source: S, context: StageContext<Never, S.Element>) {
+        self.source = source
+        self.context = context
+        context.output!.addProducers(1)
+    }
+
+    func run() async {
+        let link = context.output!
+        let counters = context.counters
+        var batch = SourceBatcher<S.Element>(capacity: context.batch)
+        var iterator = source.makeAsyncIterator()
+        do {
+            while !context.run.stopped, let element = try await iterator.next() {  // G2
+                if batch.add(element) || link.consumersWaiting {  // G3
+                    if !(await batch.flush(to: link, counters: counters)) { break }
+                }
+            }
+        } catch {
+            if !(error is CancellationError && context.run.stopped) {
+                context.run.fail(error, layer: context.policy.layer)
+            }
+        }
+        _ = await batch.flush(to: link, counters: counters)
+        link.finishProducer()
+    }
+}

@@ -1,0 +1,203 @@
+// Pipeline.swift — runs a chain of layers: validation, links, stages, cancellation, report.
+//
+// Invariants:
+//  P1. Every configuration error (layer parameters, FLOW_* variables, options, pool creation) is thrown
+//      before any stage runs, so no item has been pulled.
+//  P2. Stages run as children of one task group; the pipeline returns only after every stage has ended
+//      and every C thread has been joined (CPUStage C4), whichever way it ends.
+//  P3. Cancelling the awaiting task stops the run (RunState S1/S2): closes every link, so each stage
+//      finishes promptly; the pipeline then throws CancellationError.
+//  P4. Items left in a link at the end are deinitialised and counted as received and dropped by the
+//      layer in front of which they waited: for every layer i > 0, received(i) == emitted(i - 1).
+import CFlow
+
+/// A layer with its types erased, as the runner sees it.
+struct ErasedLayer: Sendable {
+    let index: Int
+    let name: String
+    let kind: LayerKind
+    let capacity: Int?
+    let ordered: Bool
+    let onError: ErrorPolicy
+    let makeOutputLink: @Sendable (_ capacity: Int, _ spin: Int64) throws(FlowConfigurationError) -> any AnyLink
+    let makeStage:
+        @Sendable (
+            _ input: (any AnyLink)?, _ output: (any AnyLink)?, _ policy: PolicyRun, _ batch: Int, _ workers: Int,
+            _ pool: flow_config
+        ) -> any Stage
+}
+
+enum LayerKind: Sendable {
+    case source
+    case cpu(workers: Int?)
+    case async(concurrency: Int)
+    case serial
+}
+
+extension Layer {
+    func erased(_ index: Int) -> ErasedLayer {
+        let kindName: String
+        let kind: LayerKind
+        switch self.kind {
+        case .source:
+            kind = .source
+            kindName = "source"
+        case .cpu(let w):
+            kind = .cpu(workers: w)
+            kindName = "cpu"
+        case .async(let c):
+            kind = .async(concurrency: c)
+            kindName = "async"
+        case .serial:
+            kind = .serial
+            kindName = "serial"
+        }
+        let make = makeStage
+        return ErasedLayer(
+            index: index, name: name ?? "layer \(index) (\(kindName))", kind: kind, capacity: capacity,
+            ordered: ordered, onError: onError,
+            makeOutputLink: { (capacity, spin) throws(FlowConfigurationError) in
+                try Link<Output>(capacity: capacity, spinNanoseconds: spin)
+            },
+            makeStage: { input, output, policy, batch, workers, pool in
+                make(
+                    StageContext(
+                        input: input.map { $0 as! Link<Input> }, output: output.map { $0 as! Link<Output> },
+                        policy: policy, batch: batch, workers: workers, pool: pool))
+            })
+    }
+}
+
+/// Validate (P1), build links and stages, run them all, and report.
+func runPipeline(_ layers: [ErasedLayer], options: PipelineOptions) async throws -> PipelineReport {
+    let clock = ContinuousClock()
+    let started = clock.now
+    let pool = try validate(layers, options: options)
+    let run = RunState()
+    let counters = layers.map { _ in LayerCounters() }
+
+    // Links: link i joins layer i to layer i + 1; its capacity is layer i + 1's.
+    let links: [any AnyLink] = try (0..<(layers.count - 1)).map { i throws(FlowConfigurationError) in
+        let next = layers[i + 1]
+        let capacity = next.capacity ?? defaultCapacity(next, batch: options.batchSize, defaultWorkers: pool.workers)
+        let link = try layers[i].makeOutputLink(capacity, pool.spin_ns)
+        run.register(link)
+        return link
+    }
+    var stages: [any Stage] = []
+    for (i, layer) in layers.enumerated() {
+        let policy = PolicyRun(policy: layer.onError, counters: counters[i], run: run, layer: layer.name)
+        let workers: Int = if case .cpu(let w) = layer.kind { w ?? Int(pool.workers) } else { 1 }
+        let stage = layer.makeStage(
+            i > 0 ? links[i - 1] : nil, i < links.count ? links[i] : nil, policy, options.batchSize, workers, pool)
+        try stage.prepare()  // P1: pools are created (not started) here
+        stages.append(stage)
+    }
+
+    let progress = options.progress.map { handler in
+        Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: options.progressInterval)
+                if Task.isCancelled { break }
+                handler(snapshot(layers, counters, links, since: started, final: false))
+            }
+        }
+    }
+    await withTaskCancellationHandler {
+        await withTaskGroup(of: Void.self) { group in
+            for stage in stages {
+                group.addTask { await stage.run() }  // P2
+            }
+        }
+    } onCancel: {
+        run.cancel()  // P3
+    }
+    progress?.cancel()
+    for (i, link) in links.enumerated() {  // P4
+        let left = link.drainDropped()
+        counters[i + 1].received.add(left, ordering: .relaxed)
+        counters[i + 1].dropped.add(left, ordering: .relaxed)
+    }
+    let elapsed = clock.now - started
+    if let handler = options.progress { handler(snapshot(layers, counters, links, since: started, final: true)) }
+    if run.cancelled { throw CancellationError() }
+    if let failure = run.failure { throw failure.error }
+    return PipelineReport(
+        layers: layers.enumerated().map { i, layer in
+            let c = counters[i]
+            return LayerReport(
+                name: layer.name, received: c.received.load(ordering: .relaxed),
+                emitted: c.emitted.load(ordering: .relaxed), failed: c.failed.load(ordering: .relaxed),
+                skipped: c.skipped.load(ordering: .relaxed), retried: c.retried.load(ordering: .relaxed),
+                dropped: c.dropped.load(ordering: .relaxed),
+                busy: stages[i].poolBusyNanoseconds.map { .nanoseconds($0) })
+        }, errors: run.keptErrors, elapsed: elapsed)
+}
+
+private func snapshot(
+    _ layers: [ErasedLayer], _ counters: [LayerCounters], _ links: [any AnyLink], since start: ContinuousClock.Instant,
+    final: Bool
+) -> ProgressSnapshot {
+    let elapsed = ContinuousClock.now - start
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let done = counters.last!.emitted.load(ordering: .relaxed)
+    return ProgressSnapshot(
+        layers: zip(layers, counters).map {
+            .init(
+                name: $0.name, received: $1.received.load(ordering: .relaxed),
+                emitted: $1.emitted.load(ordering: .relaxed))
+        },
+        queueDepths: links.map(\.depth), elapsed: elapsed, rate: seconds > 0 ? Double(done) / seconds : 0,
+        isFinal: final)
+}
+
+/// The queue in front of a layer when none is given: room for a few batches per parallel caller.
+func defaultCapacity(_ layer: ErasedLayer, batch: Int, defaultWorkers: UInt32) -> Int {
+    let parallel: Int =
+        switch layer.kind {
+        case .cpu(let w): w ?? Int(defaultWorkers)
+        case .async(let c): c
+        case .source, .serial: 1
+        }
+    return max(1024, 4 * batch * max(1, parallel))
+}
+
+/// Check every parameter (P1) and build the pool configuration.
+private func validate(_ layers: [ErasedLayer], options: PipelineOptions) throws(FlowConfigurationError) -> flow_config {
+    if layers.count < 2 {
+        throw FlowConfigurationError(
+            parameter: "layers",
+            message: "a pipeline needs at least 2 layers (a source and a collector), got \(layers.count)")
+    }
+    if options.batchSize < 1 {
+        throw FlowConfigurationError(
+            parameter: "PipelineOptions.batchSize", message: "batchSize \(options.batchSize): must be at least 1")
+    }
+    if options.progress != nil && options.progressInterval <= .zero {
+        throw FlowConfigurationError(
+            parameter: "PipelineOptions.progressInterval",
+            message: "progressInterval \(options.progressInterval): must be positive")
+    }
+    for layer in layers {
+        func bad(_ parameter: String, _ message: String) -> FlowConfigurationError {
+            FlowConfigurationError(parameter: parameter, message: message, layer: layer.name)
+        }
+        switch layer.kind {
+        case .cpu(let w?) where w < 1 || w > Int(FLOW_MAX_WORKERS):
+            throw bad("workers", "workers: \(w): must be between 1 and \(FLOW_MAX_WORKERS)")
+        case .async(let c) where c < 1:
+            throw bad("concurrency", "concurrency: \(c): must be at least 1")
+        default: break
+        }
+        if layer.ordered {
+            throw bad("ordered", "ordered: true is not implemented yet; leave it false")
+        }
+        if let c = layer.capacity, c < 1 {
+            throw bad("capacity", "capacity: \(c): must be at least 1")
+        }
+        if case .retry(let n) = layer.onError, n < 0 {
+            throw bad("onError", "onError: .retry(attempts: \(n)): attempts must be 0 or more")
+        }
+    }
+    return try options.poolConfig()
+}

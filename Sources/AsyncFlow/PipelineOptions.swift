@@ -1,0 +1,92 @@
+import CFlow
+
+/// How a pipeline runs. Every property has a default; set what you need.
+///
+/// Pool settings override the `FLOW_*` environment variables, which override the built-in defaults.
+public struct PipelineOptions: Sendable {
+    /// The most items a stage moves per queue operation (and so per C-loop batch). Default 256.
+    public var batchSize: Int = 256
+    /// Threads of a CPU layer declared with `workers: nil` (else `FLOW_WORKERS`, else the CPUs allowed).
+    public var workers: Int? = nil
+    /// CPUs for the worker threads, as a cpulist (`"0-3,8"`), overriding `FLOW_CPUS`.
+    public var cpus: String? = nil
+    /// Pinning of worker threads, overriding `FLOW_PIN`.
+    public var pin: Pinning? = nil
+    /// Spin budget in nanoseconds before a waiting worker parks, overriding `FLOW_SPIN_NS`.
+    public var spinNanoseconds: Int? = nil
+    /// Called every `progressInterval` while the pipeline runs, and once at the end.
+    public var progress: (@Sendable (ProgressSnapshot) -> Void)? = nil
+    /// How often `progress` is called. Default 1 s.
+    public var progressInterval: Duration = .seconds(1)
+
+    public init() {}
+
+    /// Worker-thread pinning (`FLOW_PIN`).
+    public enum Pinning: String, Sendable {
+        /// Threads float over the allowed CPUs.
+        case none
+        /// Worker i on the i-th allowed CPU, SMT siblings next to each other.
+        case compact
+        /// One hardware thread of every core first, then their siblings.
+        case spread
+    }
+}
+
+/// A view of a running pipeline, handed to ``PipelineOptions/progress``.
+public struct ProgressSnapshot: Sendable, CustomStringConvertible {
+    /// Per layer, in pipeline order.
+    public let layers: [LayerProgress]
+    /// Items waiting in the queue in front of each layer after the first (approximate).
+    public let queueDepths: [Int]
+    public let elapsed: Duration
+    /// Items per second finished by the last layer since the start.
+    public let rate: Double
+    /// Whether this is the final call, after the pipeline ended.
+    public let isFinal: Bool
+
+    public struct LayerProgress: Sendable {
+        public let name: String
+        public let received: Int
+        public let emitted: Int
+    }
+
+    public var description: String {
+        let parts = layers.map { "\($0.name) \($0.received)→\($0.emitted)" }.joined(separator: " | ")
+        let tenths = elapsed.components.seconds * 10 + elapsed.components.attoseconds / 100_000_000_000_000_000
+        return "\(parts) | queues \(queueDepths) | \(tenths / 10).\(tenths % 10) s | \(Int(rate)) items/s"
+    }
+}
+
+extension PipelineOptions {
+    /// The pool configuration: defaults, then FLOW_* variables, then these options.
+    func poolConfig() throws(FlowConfigurationError) -> flow_config {
+        var config = flow_config()
+        var err = flow_error()
+        guard flow_config_init(&config, &err) == FLOW_OK, flow_config_apply_env(&config, &err) == FLOW_OK else {
+            throw FlowConfigurationError(parameter: variableName(in: cMessage(&err)), message: cMessage(&err))
+        }
+        let overrides: [(String, String, String?)] = [
+            ("PipelineOptions.workers", "FLOW_WORKERS", workers.map(String.init)),
+            ("PipelineOptions.cpus", "FLOW_CPUS", cpus),
+            ("PipelineOptions.pin", "FLOW_PIN", pin?.rawValue),
+            ("PipelineOptions.spinNanoseconds", "FLOW_SPIN_NS", spinNanoseconds.map(String.init)),
+        ]
+        for (parameter, variable, value) in overrides {
+            guard let value else { continue }
+            if flow_config_set(&config, variable, value, &err) != FLOW_OK {
+                let raw = cMessage(&err)
+                let text = raw.hasPrefix(variable) ? parameter + raw.dropFirst(variable.count) : raw
+                throw FlowConfigurationError(parameter: parameter, message: text)
+            }
+        }
+        return config
+    }
+}
+
+/// The FLOW_* variable a C configuration message starts with, or "environment".
+private func variableName(in message: String) -> String {
+    guard message.hasPrefix("FLOW_"), let end = message.firstIndex(where: { $0 == "=" || $0 == ":" }) else {
+        return "environment"
+    }
+    return String(message[..<end])
+}

@@ -1,0 +1,61 @@
+/// What a finished pipeline did: exact counts per layer, the errors kept, time and rate.
+///
+/// For every layer, `received == emitted + skipped + failed + dropped`; the first layer's `received` is
+/// what was pulled from the source, and the last layer's `emitted` is what completed.
+public struct PipelineReport: Sendable, CustomStringConvertible {
+    public let layers: [LayerReport]
+    /// Errors of skipped items (the first 16), with their layer.
+    public let errors: [LayerError]
+    public let elapsed: Duration
+
+    /// Items pulled from the source.
+    public var pulled: Int { layers.first?.received ?? 0 }
+    /// Items the last layer finished.
+    public var completed: Int { layers.last?.emitted ?? 0 }
+    public var skipped: Int { layers.reduce(0) { $0 + $1.skipped } }
+    public var failed: Int { layers.reduce(0) { $0 + $1.failed } }
+    /// Items abandoned because the pipeline stopped (error or cancellation) before they were finished.
+    public var dropped: Int { layers.reduce(0) { $0 + $1.dropped } }
+    /// Completed items per second.
+    public var itemsPerSecond: Double {
+        let s = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return s > 0 ? Double(completed) / s : 0
+    }
+
+    public var description: String {
+        var lines = layers.map(\.description)
+        lines.append("\(completed) items in \(elapsed), \(Int(itemsPerSecond)) items/s")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// One layer's exact counts.
+public struct LayerReport: Sendable, CustomStringConvertible {
+    public let name: String
+    public let received: Int
+    public let emitted: Int
+    public let failed: Int
+    public let skipped: Int
+    public let retried: Int
+    public let dropped: Int
+    /// Time the layer's CPU workers spent in the user's closure (CPU layers only).
+    public let busy: Duration?
+
+    public var description: String {
+        var s = "\(name): in \(received), out \(emitted)"
+        if failed > 0 { s += ", failed \(failed)" }
+        if skipped > 0 { s += ", skipped \(skipped)" }
+        if retried > 0 { s += ", retried \(retried)" }
+        if dropped > 0 { s += ", dropped \(dropped)" }
+        if let busy { s += ", busy \(busy)" }
+        return s
+    }
+}
+
+/// An error a layer's closure threw for an item, with the layer's name.
+public struct LayerError: Sendable, CustomStringConvertible {
+    public let layer: String
+    public let error: any Error
+
+    public var description: String { "\(layer): \(error)" }
+}

@@ -1,0 +1,323 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import AsyncFlow
+
+/// The semantics users rely on, each pinned with exact counts.
+extension Serial {
+    @Suite("Pipeline semantics")
+    struct PipelineTests {
+        @Test("every item reaches the collector exactly once, counts exact")
+        func exactlyOnce() async throws {
+            let n = 200_000
+            let sum = Counter()
+            let count = Counter()
+            let report = try await pipeline(
+                Layer(0..<n),
+                Layer(workers: 2) { (x: Int) in x &* 2 },
+                Layer { (x: Int) in
+                    sum.add(x)
+                    count.add(1)
+                }
+            )
+            #expect(count.count == n)
+            #expect(sum.count == n * (n - 1))
+            #expect(report.pulled == n && report.completed == n)
+            #expect(report.layers.map(\.received) == [n, n, n])
+            #expect(report.layers.map(\.emitted) == [n, n, n])
+            #expect(report.dropped == 0 && report.failed == 0 && report.skipped == 0)
+        }
+
+        @Test("values with references move through the rings without leaks or double frees")
+        func referenceItems() async throws {
+            let before = Tracked.alive.load(ordering: .relaxed)
+            let ids = Counter()
+            let n = 50_000
+            _ = try await pipeline(
+                Layer((0..<n).lazy.map { Tracked($0) }),
+                Layer(workers: 3) { (t: Tracked) in "item-\(t.id)" },
+                Layer(concurrency: 4) { (s: String) async in Tracked(Int(s.dropFirst(5))!) },
+                Layer { (t: Tracked) in ids.add(t.id) }
+            )
+            #expect(ids.count == n * (n - 1) / 2)
+            #expect(Tracked.alive.load(ordering: .relaxed) == before)
+        }
+
+        @Test("per-worker state is built once on each worker thread and stays there")
+        func perWorkerState() async throws {
+            final class Scratch: @unchecked Sendable {
+                let thread = pthread_self()
+                var uses = 0
+            }
+            let made = Counter()
+            let wrongThread = Counter()
+            let uses = Counter()
+            _ = try await pipeline(
+                Layer(0..<10_000),
+                Layer(
+                    workers: 3,
+                    state: { () -> Scratch in
+                        made.add(1)
+                        return Scratch()
+                    }
+                ) { (scratch: inout Scratch, x: Int) -> Int in
+                    if pthread_equal(scratch.thread, pthread_self()) == 0 { wrongThread.add(1) }
+                    scratch.uses += 1
+                    return x
+                },
+                Layer { (_: Int) in uses.add(1) }
+            )
+            #expect(made.count == 3)
+            #expect(wrongThread.count == 0)
+            #expect(uses.count == 10_000)
+        }
+
+        @Test("a CPU layer's closure runs on C threads, never inside a Swift task")
+        func cpuLayerOffTheCooperativePool() async throws {
+            let inTask = Counter()
+            let calls = Counter()
+            _ = try await pipeline(
+                Layer(0..<20_000),
+                Layer(workers: 2) { (x: Int) -> Int in
+                    calls.add(1)
+                    withUnsafeCurrentTask { if $0 != nil { inTask.add(1) } }
+                    return x
+                },
+                Layer { (_: Int) in }
+            )
+            #expect(calls.count == 20_000)
+            #expect(inTask.count == 0)
+        }
+
+        @Test("an async layer keeps at most `concurrency` items in flight, and uses them")
+        func asyncConcurrencyBound() async throws {
+            let inFlight = HighWater()
+            let done = Counter()
+            _ = try await pipeline(
+                Layer(0..<400),
+                Layer(concurrency: 8) { (x: Int) async -> Int in
+                    inFlight.enter()
+                    try? await Task.sleep(for: .milliseconds(1))
+                    inFlight.leave()
+                    return x
+                },
+                Layer { (_: Int) in done.add(1) }
+            )
+            #expect(done.count == 400)
+            #expect(inFlight.max.load(ordering: .relaxed) <= 8)
+            #expect(inFlight.max.load(ordering: .relaxed) >= 2)
+        }
+
+        @Test("back-pressure: a slow collector bounds the items taken but not finished")
+        func backPressure() async throws {
+            let pulled = Counter()
+            let finished = Counter()
+            let maxOutstanding = Atomic<Int>(0)
+            var options = PipelineOptions()
+            options.batchSize = 16
+            let workers = 2
+            let capacities = [64, 32]
+            _ = try await pipeline(
+                Layer(CountingSequence(range: 0..<20_000, pulled: pulled)),
+                Layer(workers: workers, capacity: capacities[0]) { (x: Int) in x },
+                Layer(capacity: capacities[1]) { (_: Int) async in
+                    let outstanding = pulled.count - finished.count
+                    maxOutstanding.max(outstanding, ordering: .relaxed)
+                    finished.add(1)
+                    if finished.count % 64 == 0 { await Task.yield() }
+                },
+                options: options
+            )
+            // queues + a batch held by the source, by each worker (in and out) and by the collector
+            let bound = capacities.reduce(0, +) + options.batchSize * (1 + 2 * workers + 1)
+            #expect(finished.count == 20_000)
+            #expect(maxOutstanding.load(ordering: .relaxed) <= bound)
+            #expect(maxOutstanding.load(ordering: .relaxed) > capacities[1])  // the queues really filled
+        }
+
+        @Test(".fail rethrows the user's own error, stops pulling, releases every thread")
+        func failFast() async throws {
+            let threadsBefore = threadCount()
+            let pulled = Counter()
+            let n = 1_000_000
+            do {
+                _ = try await pipeline(
+                    Layer(CountingSequence(range: 0..<n, pulled: pulled)),
+                    Layer(workers: 2) { (x: Int) throws -> Int in
+                        if x == 5_000 { throw TestError.bad(x) }
+                        return x
+                    },
+                    Layer { (_: Int) in }
+                )
+                Issue.record("pipeline did not throw")
+            } catch TestError.bad(let x) {
+                #expect(x == 5_000)
+            }
+            #expect(pulled.count < n)
+            #expect(threadCount() == threadsBefore)
+        }
+
+        @Test(".fail in the collector and in an async layer rethrows the original error")
+        func failInAsyncLayers() async throws {
+            await #expect(throws: TestError.bad(77)) {
+                _ = try await pipeline(
+                    Layer(0..<1_000),
+                    Layer(concurrency: 3) { (x: Int) async throws -> Int in
+                        if x == 77 { throw TestError.bad(77) }
+                        return x
+                    },
+                    Layer { (_: Int) in }
+                )
+            }
+            await #expect(throws: TestError.bad(500)) {
+                _ = try await pipeline(
+                    Layer(0..<1_000),
+                    Layer { (x: Int) async throws in if x == 500 { throw TestError.bad(500) } }
+                )
+            }
+        }
+
+        @Test(".skip counts the failures exactly and keeps the first errors with their layer")
+        func skip() async throws {
+            let done = Counter()
+            let report = try await pipeline(
+                Layer(0..<10_000),
+                Layer(workers: 2, name: "parse", onError: .skip) { (x: Int) throws -> Int in
+                    if x % 10 == 0 { throw TestError.bad(x) }
+                    return x
+                },
+                Layer { (_: Int) in done.add(1) }
+            )
+            #expect(done.count == 9_000)
+            #expect(report.skipped == 1_000)
+            #expect(report.layers[1].skipped == 1_000 && report.layers[1].emitted == 9_000)
+            #expect(report.errors.count == RunState.keptErrorLimit)
+            #expect(report.errors.allSatisfy { $0.layer == "parse" && $0.error is TestError })
+        }
+
+        @Test(".retry calls again for the same item, then fails with the original error")
+        func retry() async throws {
+            let attempts = Mutex<[Int: Int]>([:])
+            let report = try await pipeline(
+                Layer(0..<100),
+                Layer(workers: 2, onError: .retry(attempts: 2)) { (x: Int) throws -> Int in
+                    let n = attempts.withLock {
+                        $0[x, default: 0] += 1
+                        return $0[x]!
+                    }
+                    if x % 10 == 0 && n <= 2 { throw TestError.bad(x) }  // succeeds on the third call
+                    return x
+                },
+                Layer { (_: Int) in }
+            )
+            #expect(report.completed == 100)
+            #expect(report.layers[1].retried == 20)
+            #expect(attempts.withLock { $0.values.reduce(0, +) } == 120)
+            await #expect(throws: TestError.bad(3)) {
+                _ = try await pipeline(
+                    Layer(0..<10),
+                    Layer(workers: 1, onError: .retry(attempts: 3)) { (x: Int) throws -> Int in
+                        if x == 3 { throw TestError.bad(3) }
+                        return x
+                    },
+                    Layer { (_: Int) in }
+                )
+            }
+        }
+
+        @Test("cancelling the awaiting task ends the pipeline, runs no more closures, releases threads")
+        func cancellation() async throws {
+            let threadsBefore = threadCount()
+            let calls = Counter()
+            let started = AsyncStream<Void>.makeStream()
+            let task = Task {
+                try await pipeline(
+                    Layer(0..<Int.max),
+                    Layer(workers: 2) { (x: Int) -> Int in
+                        calls.add(1)
+                        return x
+                    },
+                    Layer { (x: Int) async in
+                        if x == 1_000 { started.continuation.yield() }
+                        await Task.yield()
+                    }
+                )
+            }
+            for await _ in started.stream { break }
+            task.cancel()
+            let result = await task.result
+            #expect(throws: CancellationError.self) { try result.get() }
+            let callsAfter = calls.count
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(calls.count == callsAfter)
+            #expect(threadCount() == threadsBefore)
+        }
+
+        @Test("AsyncSequence sources, and their errors")
+        func asyncSources() async throws {
+            let done = Counter()
+            let report = try await pipeline(
+                Layer(ThrowingAsyncSource(count: 3_000, failAt: nil)),
+                Layer(workers: 2) { (x: Int) in x },
+                Layer { (_: Int) in done.add(1) }
+            )
+            #expect(done.count == 3_000 && report.pulled == 3_000)
+            await #expect(throws: TestError.bad(1_234)) {
+                _ = try await pipeline(
+                    Layer(ThrowingAsyncSource(count: 3_000, failAt: 1_234)),
+                    Layer { (_: Int) in }
+                )
+            }
+        }
+
+        @Test("8 layers of every kind chain their types")
+        func longChain() async throws {
+            let sum = Counter()
+            let report = try await pipeline(
+                Layer(0..<5_000),
+                Layer(workers: 1) { (x: Int) in x + 1 },
+                Layer(concurrency: 2) { (x: Int) async in String(x) },
+                Layer(workers: 2) { (s: String) in Int(s)! },
+                Layer { (x: Int) async in Double(x) },
+                Layer(workers: 1) { (d: Double) in Int(d) },
+                Layer(concurrency: 3) { (x: Int) async in x - 1 },
+                Layer { (x: Int) in sum.add(x) }
+            )
+            #expect(sum.count == 5_000 * 4_999 / 2)
+            #expect(report.layers.count == 8 && report.layers.allSatisfy { $0.emitted == 5_000 })
+        }
+
+        @Test("progress is reported with per-layer counts, and once more at the end")
+        func progress() async throws {
+            let finals = Mutex<[ProgressSnapshot]>([])
+            var options = PipelineOptions()
+            options.progressInterval = .milliseconds(5)
+            options.progress = { snap in if snap.isFinal { finals.withLock { $0.append(snap) } } }
+            _ = try await pipeline(
+                Layer(0..<1_000), Layer(workers: 1) { (x: Int) in x }, Layer { (_: Int) in }, options: options)
+            let last = try #require(finals.withLock { $0 }.first)
+            #expect(finals.withLock { $0.count } == 1)
+            #expect(last.layers.map(\.emitted) == [1_000, 1_000, 1_000])
+            #expect(last.queueDepths == [0, 0])
+        }
+
+        @Test("200 pipelines back to back, a quarter failing, leave the thread count where it was")
+        func noThreadLeak() async throws {
+            let before = threadCount()
+            for i in 0..<200 {
+                do {
+                    _ = try await pipeline(
+                        Layer(0..<100),
+                        Layer(workers: 1 + i % 3) { (x: Int) throws -> Int in
+                            if i % 4 == 0 && x == 50 { throw TestError.bad(x) }
+                            return x
+                        },
+                        Layer { (_: Int) in }
+                    )
+                } catch TestError.bad {}
+            }
+            #expect(threadCount() == before)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import AsyncFlow
+
+/// A thread-safe counter / accumulator for closures that run on many threads.
+final class Counter: Sendable {
+    let value = Atomic<Int>(0)
+    func add(_ n: Int) { value.add(n, ordering: .relaxed) }
+    var count: Int { value.load(ordering: .relaxed) }
+}
+
+/// Tracks the largest value of a running quantity.
+final class HighWater: Sendable {
+    let current = Atomic<Int>(0)
+    let max = Atomic<Int>(0)
+    func enter() {
+        let now = current.add(1, ordering: .relaxed).newValue
+        max.max(now, ordering: .relaxed)
+    }
+    func leave() { current.subtract(1, ordering: .relaxed) }
+}
+
+/// Threads in this process now (from /proc/self/status).
+func threadCount() -> Int {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    for line in status.split(separator: "\n") where line.hasPrefix("Threads:") {
+        return Int(line.dropFirst("Threads:".count).trimmingCharacters(in: .whitespaces)) ?? -1
+    }
+    return -1
+}
+
+/// Objects whose lives are counted: every one created must be destroyed exactly once.
+final class Tracked: Sendable {
+    static let alive = Atomic<Int>(0)
+    let id: Int
+    init(_ id: Int) {
+        self.id = id
+        Tracked.alive.add(1, ordering: .relaxed)
+    }
+    deinit { Tracked.alive.subtract(1, ordering: .relaxed) }
+}
+
+enum TestError: Error, Equatable {
+    case bad(Int)
+}
+
+/// A Sequence that counts how many elements were pulled from it.
+struct CountingSequence: Sequence, Sendable {
+    let range: Range<Int>
+    let pulled: Counter
+
+    struct Iterator: IteratorProtocol {
+        var inner: Range<Int>.Iterator
+        let pulled: Counter
+        mutating func next() -> Int? {
+            guard let v = inner.next() else { return nil }
+            pulled.add(1)
+            return v
+        }
+    }
+
+    func makeIterator() -> Iterator { Iterator(inner: range.makeIterator(), pulled: pulled) }
+}
+
+/// An AsyncSequence of 0..<count that throws `TestError.bad(failAt)` instead of yielding `failAt`.
+struct ThrowingAsyncSource: AsyncSequence, Sendable {
+    let count: Int
+    let failAt: Int?
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var i = 0
+        let count: Int
+        let failAt: Int?
+        mutating func next() async throws -> Int? {
+            guard i < count else { return nil }
+            defer { i += 1 }
+            if i == failAt { throw TestError.bad(i) }
+            return i
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(count: count, failAt: failAt) }
+}
+
+/// Every suite of this test target is nested in `Serial` and so runs one test at a time: tests compare
+/// the process's thread count before and after, and some set FLOW_* variables, which concurrent tests
+/// (C checks included) would disturb.
+@Suite(.serialized)
+enum Serial {}
