@@ -6,36 +6,43 @@
 /// runs it. Bad parameters (`workers: 0`, `capacity: 0`, ...) are reported by `pipeline` as a
 /// ``FlowConfigurationError`` before any item is pulled.
 public struct Layer<Input: Sendable, Output: Sendable>: Sendable {
-    enum Kind: Sendable {
-        case source
-        case cpu(workers: Int?)
-        case async(concurrency: Int)
-        case serial
-    }
-
-    let kind: Kind
-    let name: String?
-    let ordered: Bool
-    let capacity: Int?
-    let onError: ErrorPolicy
+    @usableFromInline let kind: LayerKind
+    @usableFromInline let name: String?
+    @usableFromInline let ordered: Bool
+    @usableFromInline let capacity: Int?
+    @usableFromInline let onError: ErrorPolicy
     /// Builds the stage that runs this layer, between its input link (nil for a source) and its output
-    /// link (nil when `Output` is `Void` and the layer is last).
-    let makeStage: @Sendable (StageContext<Input, Output>) -> any Stage
+    /// link (nil when `Output` is `Void` and the layer is last). Everything on the per-item path is
+    /// @inlinable so that it is specialised for the user's item types in the user's module.
+    @usableFromInline let makeStage: @Sendable (StageContext<Input, Output>) -> StageHandle
+
+    @usableFromInline
+    init(
+        kind: LayerKind, name: String?, ordered: Bool, capacity: Int?, onError: ErrorPolicy,
+        makeStage: @escaping @Sendable (StageContext<Input, Output>) -> StageHandle
+    ) {
+        self.kind = kind
+        self.name = name
+        self.ordered = ordered
+        self.capacity = capacity
+        self.onError = onError
+        self.makeStage = makeStage
+    }
 }
 
 extension Layer where Input == Never {
     /// A source layer over any `Sequence`: its elements enter the pipeline in order, in batches.
-    public init<S: Sequence & Sendable>(_ source: S, name: String? = nil) where S.Element == Output {
+    @inlinable public init<S: Sequence & Sendable>(_ source: S, name: String? = nil) where S.Element == Output {
         self.init(
             kind: .source, name: name, ordered: false, capacity: nil, onError: .fail,
-            makeStage: { SequenceSourceStage(source: source, context: $0) })
+            makeStage: { StageHandle(SequenceSourceStage(source: source, context: $0)) })
     }
 
     /// A source layer over any `AsyncSequence`. An error it throws fails the pipeline and is rethrown.
-    public init<S: AsyncSequence & Sendable>(_ source: S, name: String? = nil) where S.Element == Output {
+    @inlinable public init<S: AsyncSequence & Sendable>(_ source: S, name: String? = nil) where S.Element == Output {
         self.init(
             kind: .source, name: name, ordered: false, capacity: nil, onError: .fail,
-            makeStage: { AsyncSourceStage(source: source, context: $0) })
+            makeStage: { StageHandle(AsyncSourceStage(source: source, context: $0)) })
     }
 }
 
@@ -46,7 +53,7 @@ extension Layer {
     /// - Parameters:
     ///   - workers: threads for this layer; `nil` takes `FLOW_WORKERS` (default: the CPUs allowed).
     ///   - capacity: the bounded queue in front of this layer; `nil` picks one from workers and batch size.
-    public init(
+    @inlinable public init(
         workers: Int?, name: String? = nil, ordered: Bool = false, capacity: Int? = nil,
         onError: ErrorPolicy = .fail, _ body: @escaping @Sendable (Input) throws -> Output
     ) {
@@ -57,35 +64,47 @@ extension Layer {
 
     /// A CPU-bound layer with per-worker state: `state` runs once on each worker thread, and that
     /// worker's calls of `body` get it `inout` (scratch buffers, an encoder, a connection).
-    public init<State>(
+    @inlinable public init<State>(
         workers: Int?, state: @escaping @Sendable () -> State, name: String? = nil, ordered: Bool = false,
         capacity: Int? = nil, onError: ErrorPolicy = .fail,
         _ body: @escaping @Sendable (inout State, Input) throws -> Output
     ) {
         self.init(
             kind: .cpu(workers: workers), name: name, ordered: ordered, capacity: capacity, onError: onError,
-            makeStage: { CPUStage(context: $0, makeState: state, body: body) })
+            makeStage: { StageHandle(CPUStage(context: $0, makeState: state, body: body)) })
     }
 
     /// An async layer (I/O: API calls, database writes): Swift tasks, at most `concurrency` items in
     /// flight. Waiting for items never blocks a thread.
-    public init(
+    @inlinable public init(
         concurrency: Int, name: String? = nil, ordered: Bool = false, capacity: Int? = nil,
         onError: ErrorPolicy = .fail, _ body: @escaping @Sendable (Input) async throws -> Output
     ) {
         self.init(
             kind: .async(concurrency: concurrency), name: name, ordered: ordered, capacity: capacity,
-            onError: onError, makeStage: { AsyncStage(context: $0, concurrency: concurrency, body: body) })
+            onError: onError, makeStage: { StageHandle(AsyncStage(context: $0, concurrency: concurrency, body: body)) })
+    }
+
+    /// A serial layer with a synchronous closure: one task calls `body` for each item in order, in a
+    /// plain loop over each batch (no async call per item). With `Output == Void` this is the collector.
+    /// Keep `body` short: it runs on a cooperative thread.
+    @inlinable public init(
+        name: String? = nil, capacity: Int? = nil, onError: ErrorPolicy = .fail,
+        _ body: @escaping @Sendable (Input) throws -> Output
+    ) {
+        self.init(
+            kind: .serial, name: name, ordered: false, capacity: capacity, onError: onError,
+            makeStage: { StageHandle(SerialStage(context: $0, body: body)) })
     }
 
     /// A serial async layer: one task calls `body` for each item in order. With `Output == Void` this
     /// is the collector that ends a pipeline.
-    public init(
+    @inlinable public init(
         name: String? = nil, capacity: Int? = nil, onError: ErrorPolicy = .fail,
         _ body: @escaping @Sendable (Input) async throws -> Output
     ) {
         self.init(
             kind: .serial, name: name, ordered: false, capacity: capacity, onError: onError,
-            makeStage: { AsyncStage(context: $0, concurrency: 1, body: body) })
+            makeStage: { StageHandle(AsyncStage(context: $0, concurrency: 1, body: body)) })
     }
 }

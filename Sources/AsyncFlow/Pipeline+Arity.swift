@@ -8,6 +8,7 @@
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
 /// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
+@inlinable
 public func pipeline<T0: Sendable>(
     _ l0: Layer<Never, T0>,
     _ l1: Layer<T0, Void>,
@@ -22,6 +23,7 @@ public func pipeline<T0: Sendable>(
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
 /// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
+@inlinable
 public func pipeline<T0: Sendable, T1: Sendable>(
     _ l0: Layer<Never, T0>,
     _ l1: Layer<T0, T1>,
@@ -37,6 +39,7 @@ public func pipeline<T0: Sendable, T1: Sendable>(
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
 /// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
+@inlinable
 public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable>(
     _ l0: Layer<Never, T0>,
     _ l1: Layer<T0, T1>,
@@ -53,6 +56,7 @@ public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable>(
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
 /// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
+@inlinable
 public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable>(
     _ l0: Layer<Never, T0>,
     _ l1: Layer<T0, T1>,
@@ -70,6 +74,7 @@ public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable>(
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
 /// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
+@inlinable
 public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable, T4: Sendable>(
     _ l0: Layer<Never, T0>,
     _ l1: Layer<T0, T1>,
@@ -89,6 +94,7 @@ public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable, T4:
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
 /// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
+@inlinable
 public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable, T4: Sendable, T5: Sendable>(
     _ l0: Layer<Never, T0>,
     _ l1: Layer<T0, T1>,
@@ -110,6 +116,7 @@ public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable, T4:
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
 /// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
+@inlinable
 public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable, T4: Sendable, T5: Sendable, T6: Sendable>(
     _ l0: Layer<Never, T0>,
     _ l1: Layer<T0, T1>,

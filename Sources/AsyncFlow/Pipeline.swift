@@ -12,21 +12,43 @@
 import CFlow
 
 /// A layer with its types erased, as the runner sees it.
+@usableFromInline
 struct ErasedLayer: Sendable {
+    @usableFromInline typealias LinkMaker =
+        @Sendable (_ capacity: Int, _ spin: Int64) throws(FlowConfigurationError) -> any AnyLink
+    @usableFromInline typealias StageMaker =
+        @Sendable (
+            _ input: (any AnyLink)?, _ output: (any AnyLink)?, _ policy: PolicyRun, _ batch: Int, _ workers: Int,
+            _ pool: flow_config, _ window: OrderedWindow?
+        ) -> StageHandle
+
     let index: Int
     let name: String
     let kind: LayerKind
     let capacity: Int?
     let ordered: Bool
     let onError: ErrorPolicy
-    let makeOutputLink: @Sendable (_ capacity: Int, _ spin: Int64) throws(FlowConfigurationError) -> any AnyLink
-    let makeStage:
-        @Sendable (
-            _ input: (any AnyLink)?, _ output: (any AnyLink)?, _ policy: PolicyRun, _ batch: Int, _ workers: Int,
-            _ pool: flow_config
-        ) -> any Stage
+    let makeOutputLink: LinkMaker
+    let makeStage: StageMaker
+
+    @usableFromInline
+    init(
+        index: Int, name: String, kind: LayerKind, capacity: Int?, ordered: Bool, onError: ErrorPolicy,
+        makeOutputLink: @escaping LinkMaker, makeStage: @escaping StageMaker
+    ) {
+        self.index = index
+        self.name = name
+        self.kind = kind
+        self.capacity = capacity
+        self.ordered = ordered
+        self.onError = onError
+        self.makeOutputLink = makeOutputLink
+        self.makeStage = makeStage
+    }
 }
 
+/// What kind of layer, with its parallelism.
+@usableFromInline
 enum LayerKind: Sendable {
     case source
     case cpu(workers: Int?)
@@ -35,23 +57,15 @@ enum LayerKind: Sendable {
 }
 
 extension Layer {
+    @inlinable
     func erased(_ index: Int) -> ErasedLayer {
-        let kindName: String
-        let kind: LayerKind
-        switch self.kind {
-        case .source:
-            kind = .source
-            kindName = "source"
-        case .cpu(let w):
-            kind = .cpu(workers: w)
-            kindName = "cpu"
-        case .async(let c):
-            kind = .async(concurrency: c)
-            kindName = "async"
-        case .serial:
-            kind = .serial
-            kindName = "serial"
-        }
+        let kindName =
+            switch kind {
+            case .source: "source"
+            case .cpu: "cpu"
+            case .async: "async"
+            case .serial: "serial"
+            }
         let make = makeStage
         return ErasedLayer(
             index: index, name: name ?? "layer \(index) (\(kindName))", kind: kind, capacity: capacity,
@@ -59,16 +73,17 @@ extension Layer {
             makeOutputLink: { (capacity, spin) throws(FlowConfigurationError) in
                 try Link<Output>(capacity: capacity, spinNanoseconds: spin)
             },
-            makeStage: { input, output, policy, batch, workers, pool in
+            makeStage: { input, output, policy, batch, workers, pool, window in
                 make(
                     StageContext(
                         input: input.map { $0 as! Link<Input> }, output: output.map { $0 as! Link<Output> },
-                        policy: policy, batch: batch, workers: workers, pool: pool))
+                        policy: policy, batch: batch, workers: workers, pool: pool, window: window))
             })
     }
 }
 
 /// Validate (P1), build links and stages, run them all, and report.
+@usableFromInline
 func runPipeline(_ layers: [ErasedLayer], options: PipelineOptions) async throws -> PipelineReport {
     let clock = ContinuousClock()
     let started = clock.now
@@ -84,12 +99,15 @@ func runPipeline(_ layers: [ErasedLayer], options: PipelineOptions) async throws
         run.register(link)
         return link
     }
-    var stages: [any Stage] = []
+    var stages: [StageHandle] = []
     for (i, layer) in layers.enumerated() {
         let policy = PolicyRun(policy: layer.onError, counters: counters[i], run: run, layer: layer.name)
         let workers: Int = if case .cpu(let w) = layer.kind { w ?? Int(pool.workers) } else { 1 }
+        let window: OrderedWindow? = layer.ordered && i < links.count ? OrderedWindow() : nil
+        if let window { run.register(window) }
         let stage = layer.makeStage(
-            i > 0 ? links[i - 1] : nil, i < links.count ? links[i] : nil, policy, options.batchSize, workers, pool)
+            i > 0 ? links[i - 1] : nil, i < links.count ? links[i] : nil, policy, options.batchSize, workers, pool,
+            window)
         try stage.prepare()  // P1: pools are created (not started) here
         stages.append(stage)
     }
@@ -130,7 +148,7 @@ func runPipeline(_ layers: [ErasedLayer], options: PipelineOptions) async throws
                 emitted: c.emitted.load(ordering: .relaxed), failed: c.failed.load(ordering: .relaxed),
                 skipped: c.skipped.load(ordering: .relaxed), retried: c.retried.load(ordering: .relaxed),
                 dropped: c.dropped.load(ordering: .relaxed),
-                busy: stages[i].poolBusyNanoseconds.map { .nanoseconds($0) })
+                busy: stages[i].poolBusyNanoseconds().map { .nanoseconds($0) })
         }, errors: run.keptErrors, elapsed: elapsed)
 }
 
@@ -188,9 +206,6 @@ private func validate(_ layers: [ErasedLayer], options: PipelineOptions) throws(
         case .async(let c) where c < 1:
             throw bad("concurrency", "concurrency: \(c): must be at least 1")
         default: break
-        }
-        if layer.ordered {
-            throw bad("ordered", "ordered: true is not implemented yet; leave it false")
         }
         if let c = layer.capacity, c < 1 {
             throw bad("capacity", "capacity: \(c): must be at least 1")

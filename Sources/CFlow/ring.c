@@ -22,6 +22,8 @@
  *      commits. A batch commits slot by slot, so consumers may take its prefix early.
  *  R4. "Full" / "empty" are decided only after a seq_cst fence followed by a load of the opposite index,
  *      which together with the fence in flow_parker_notify makes the parking protocol lossless (parker.c).
+ *  R6. Positions are a total order of the queue: pop_n_seq reports a claimed batch's first position as a
+ *      linear number (laps x cap + index), so parallel consumers can restore queue order downstream.
  *  R5. close() sets the tail mark bit (seq_cst RMW) and notifies both parkers: later pushes see the mark;
  *      pops drain every committed item and then see tail == head with the mark set.
  * Memory orderings: stamps acquire/release (they carry the bytes); head/tail CAS seq_cst on success,
@@ -276,15 +278,22 @@ int64_t flow_ring_push_n(flow_ring *r, const void *items, int64_t n) {
     return k;
 }
 
-int64_t flow_ring_pop_n(flow_ring *r, void *items, int64_t n) {
+/* The queue-order number of a position: laps completed x capacity + index. */
+static inline uint64_t position_seq(const flow_ring *r, uint64_t pos) {
+    return (pos / r->one_lap) * r->cap + (pos & (r->mark_bit - 1));
+}
+
+static int64_t ring_pop(flow_ring *r, void *items, int64_t n, uint64_t *seq) {
     if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
     int64_t k;
     if (r->kind == FLOW_QUEUE_URCU) {
+        if (seq) return FLOW_ENOTSUP;
         k = flow_urcu_pop_n(r->urcu, items, n);
     } else {
         uint64_t pos;
         k = ring_claim_pop(r, n, &pos);
         if (k <= 0) return k;
+        if (seq) *seq = position_seq(r, pos);
         uint64_t idx = pos & (r->mark_bit - 1);
         copy_items(items, r->data + idx * r->elem_size, r->elem_size, (uint64_t)k);
         for (int64_t j = 0; j < k; j++) /* R2: hand each slot to the next lap */
@@ -293,6 +302,13 @@ int64_t flow_ring_pop_n(flow_ring *r, void *items, int64_t n) {
     }
     if (k > 0) flow_parker_notify(&r->not_full, (int32_t)(k < INT32_MAX ? k : INT32_MAX));
     return k;
+}
+
+int64_t flow_ring_pop_n(flow_ring *r, void *items, int64_t n) { return ring_pop(r, items, n, NULL); }
+
+int64_t flow_ring_pop_n_seq(flow_ring *r, void *items, int64_t n, uint64_t *first_seq) {
+    if (!first_seq) return FLOW_EINVAL;
+    return ring_pop(r, items, n, first_seq);
 }
 
 int flow_ring_try_push(flow_ring *r, const void *item) {
@@ -320,12 +336,12 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-typedef int64_t (*ring_op)(flow_ring *, void *, int64_t);
+typedef int64_t (*ring_op)(flow_ring *, void *, int64_t, uint64_t *);
 
 /* Spin for the budget, then park on `parker` until `op` stops answering `would_block`. */
-static int64_t ring_wait(flow_ring *r, ring_op op, void *buf, int64_t n, int64_t would_block,
+static int64_t ring_wait(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_t *seq, int64_t would_block,
                          struct flow_parker *parker, int64_t timeout_ns) {
-    int64_t k = op(r, buf, n);
+    int64_t k = op(r, buf, n, seq);
     if (k != would_block) return k;
     uint64_t start = now_ns();
     uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
@@ -333,13 +349,13 @@ static int64_t ring_wait(flow_ring *r, ring_op op, void *buf, int64_t n, int64_t
     if (spin_end > deadline) spin_end = deadline;
     for (unsigned i = 1; r->spin_ns > 0; i++) { /* spin budget 0: park at once */
         for (int j = 0; j < 16; j++) flow_cpu_relax();
-        k = op(r, buf, n);
+        k = op(r, buf, n, seq);
         if (k != would_block) return k;
         if ((i & 7) == 0 && now_ns() >= spin_end) break;
     }
     for (;;) {
         uint32_t key = flow_parker_prepare(parker);
-        k = op(r, buf, n); /* re-check after announcing (parker.c I1) */
+        k = op(r, buf, n, seq); /* re-check after announcing (parker.c I1) */
         if (k != would_block) {
             flow_parker_cancel(parker);
             return k;
@@ -354,22 +370,31 @@ static int64_t ring_wait(flow_ring *r, ring_op op, void *buf, int64_t n, int64_t
             left = (int64_t)(deadline - now);
         }
         flow_parker_wait(parker, key, left);
-        k = op(r, buf, n);
+        k = op(r, buf, n, seq);
         if (k != would_block) return k;
     }
 }
 
-static int64_t push_op(flow_ring *r, void *buf, int64_t n) { return flow_ring_push_n(r, buf, n); }
-static int64_t pop_op(flow_ring *r, void *buf, int64_t n) { return flow_ring_pop_n(r, buf, n); }
+static int64_t push_op(flow_ring *r, void *buf, int64_t n, uint64_t *seq) {
+    (void)seq;
+    return flow_ring_push_n(r, buf, n);
+}
+static int64_t pop_op(flow_ring *r, void *buf, int64_t n, uint64_t *seq) { return ring_pop(r, buf, n, seq); }
 
 int64_t flow_ring_push_n_wait(flow_ring *r, const void *items, int64_t n, int64_t timeout_ns) {
     if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
-    return ring_wait(r, push_op, (void *)items, n, FLOW_FULL, &r->not_full, timeout_ns);
+    return ring_wait(r, push_op, (void *)items, n, NULL, FLOW_FULL, &r->not_full, timeout_ns);
 }
 
 int64_t flow_ring_pop_n_wait(flow_ring *r, void *items, int64_t n, int64_t timeout_ns) {
     if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
-    return ring_wait(r, pop_op, items, n, FLOW_EMPTY, &r->not_empty, timeout_ns);
+    return ring_wait(r, pop_op, items, n, NULL, FLOW_EMPTY, &r->not_empty, timeout_ns);
+}
+
+int64_t flow_ring_pop_n_wait_seq(flow_ring *r, void *items, int64_t n, int64_t timeout_ns, uint64_t *first_seq) {
+    if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
+    if (!first_seq) return FLOW_EINVAL;
+    return ring_wait(r, pop_op, items, n, first_seq, FLOW_EMPTY, &r->not_empty, timeout_ns);
 }
 
 int flow_ring_push_wait(flow_ring *r, const void *item, int64_t timeout_ns) {

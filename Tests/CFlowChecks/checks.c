@@ -358,6 +358,45 @@ static int check_urcu_exact(void) {
     return FLOW_CHECK_PASS;
 }
 
+/* ---------- queue-order numbers (pop_n_seq) ---------- */
+
+typedef struct { flow_ring *r; _Atomic int bad; _Atomic uint64_t got; } seq_ctx;
+
+static void *seq_consumer(void *a) {
+    seq_ctx *c = a;
+    uint64_t buf[32], first;
+    for (;;) {
+        int64_t k = flow_ring_pop_n_wait_seq(c->r, buf, 1 + (int64_t)(atomic_load(&c->got) % 32), 5000000000ll, &first);
+        if (k <= 0) break;
+        for (int64_t j = 0; j < k; j++)
+            if (buf[j] != first + (uint64_t)j) atomic_store(&c->bad, 1); /* one producer: value == position */
+        atomic_fetch_add(&c->got, (uint64_t)k);
+    }
+    return NULL;
+}
+
+static int check_pop_seq(void) {
+    static const uint64_t caps[] = {1, 3, 5, 64, 1000};
+    for (size_t ci = 0; ci < 5; ci++) {
+        seq_ctx c = {mk_ring(caps[ci], 8, 500, FLOW_QUEUE_RING), 0, 0};
+        pthread_t th[3];
+        for (int i = 0; i < 3; i++) pthread_create(&th[i], NULL, seq_consumer, &c);
+        uint64_t n = (uint64_t)(300000 * scale());
+        for (uint64_t i = 0; i < n; i++) CHECK(flow_ring_push_wait(c.r, &i, 5000000000ll) == FLOW_OK, "push %llu", (unsigned long long)i);
+        flow_ring_close(c.r);
+        for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+        CHECK(!atomic_load(&c.bad), "cap %llu: an item's number differs from its queue position", (unsigned long long)caps[ci]);
+        CHECK(atomic_load(&c.got) == n, "cap %llu: got %llu of %llu", (unsigned long long)caps[ci],
+              (unsigned long long)atomic_load(&c.got), (unsigned long long)n);
+        uint64_t x, first;
+        CHECK(flow_ring_pop_n_seq(c.r, &x, 1, NULL) == FLOW_EINVAL, "NULL first_seq accepted");
+        CHECK(flow_ring_pop_n_seq(c.r, &x, 1, &first) == FLOW_CLOSED, "drained ring not CLOSED");
+        flow_ring_destroy(c.r);
+    }
+    snprintf(g_msg, g_len, "1 producer, 3 consumers, caps 1..1000: every batch's number is its queue position");
+    return FLOW_CHECK_PASS;
+}
+
 /* ---------- close while blocked ---------- */
 
 typedef struct { flow_ring *r; _Atomic int results[8]; int which; } blocked_ctx;
@@ -831,6 +870,7 @@ static const check_entry checks[] = {
     {"exact_blocking_batch", check_exact_blocking_batch},
     {"exact_10m", check_exact_10m},
     {"urcu_exact", check_urcu_exact},
+    {"pop_seq", check_pop_seq},
     {"close_blocked", check_close_blocked},
     {"close_midstream", check_close_midstream},
     {"wake_one", check_wake_one},

@@ -1,6 +1,6 @@
 // AsyncStage.swift — an async layer: `concurrency` Swift tasks, each popping from the input link,
-// awaiting the user's closure per item, and pushing results. With concurrency 1 it is the serial layer
-// (the collector): one task, items in input order, popped in batches.
+// awaiting the user's closure per item, and pushing results. With concurrency 1 it is the serial async
+// layer (a collector with an async closure): one task, items in input order, popped in batches.
 //
 // Invariants:
 //  A1. At most `concurrency` closure calls are in flight: each task holds one batch and calls the closure
@@ -10,14 +10,16 @@
 //  A3. Accounting as in CPUStage C3: every popped item is emitted, skipped, failed or dropped.
 //  A4. Each task is one producer of the output link (Link L4).
 //  A5. After RunState.stopped, no closure is called: popped items are dropped.
+import CFlow
+import Synchronization
 
-final class AsyncStage<Input, Output>: Stage, @unchecked Sendable {
+@usableFromInline final class AsyncStage<Input, Output>: Stage, @unchecked Sendable {
     // @unchecked: immutable after init; the links and counters are thread-safe.
-    let context: StageContext<Input, Output>
-    let concurrency: Int
-    let body: @Sendable (Input) async throws -> Output
+    @usableFromInline let context: StageContext<Input, Output>
+    @usableFromInline let concurrency: Int
+    @usableFromInline let body: @Sendable (Input) async throws -> Output
 
-    init(
+    @inlinable init(
         context: StageContext<Input, Output>, concurrency: Int,
         body: @escaping @Sendable (Input) async throws -> Output
     ) {
@@ -27,7 +29,7 @@ final class AsyncStage<Input, Output>: Stage, @unchecked Sendable {
         context.output?.addProducers(concurrency)
     }
 
-    func run() async {
+    @inlinable func run() async {
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<concurrency {
                 group.addTask { await self.loop() }
@@ -35,13 +37,14 @@ final class AsyncStage<Input, Output>: Stage, @unchecked Sendable {
         }
     }
 
-    private func loop() async {
+    @inlinable func loop() async {
         let take = concurrency == 1 ? context.batch : 1  // A1
         let input = context.input!
         let output = context.output
         let counters = context.counters
         let run = context.run
         let policy = context.policy
+        let window = concurrency > 1 ? context.window : nil  // one task is in order already
         let inBuf = UnsafeMutablePointer<Input>.allocate(capacity: take)
         let outBuf = UnsafeMutablePointer<Output>.allocate(capacity: take)
         defer {
@@ -50,7 +53,10 @@ final class AsyncStage<Input, Output>: Stage, @unchecked Sendable {
             output?.finishProducer()
         }
         while true {
-            let k = await input.pop(into: inBuf, max: take)
+            var position: UInt64 = 0
+            let k =
+                window == nil
+                ? await input.pop(into: inBuf, max: take) : await input.pop(into: inBuf, max: take, position: &position)
             if k == 0 { return }
             counters.received.add(k, ordering: .relaxed)
             var made = 0
@@ -71,15 +77,15 @@ final class AsyncStage<Input, Output>: Stage, @unchecked Sendable {
                     break
                 }
             }
-            if let output {
-                let pushed = await output.push(outBuf, count: made)
-                if pushed < made {
-                    (outBuf + pushed).deinitialize(count: made - pushed)
-                    counters.dropped.add(made - pushed, ordering: .relaxed)
+            if let window {  // ordered (O1, O2): push in input order
+                guard await window.waitTurn(position, run: run) else {
+                    settlePush(outBuf, made: made, pushed: 0, counters: counters)
+                    continue
                 }
-                counters.emitted.add(pushed, ordering: .relaxed)
+                await pushOn(outBuf, made: made, to: output, counters: counters)
+                window.advance(from: position, by: k)
             } else {
-                counters.emitted.add(made, ordering: .relaxed)
+                await pushOn(outBuf, made: made, to: output, counters: counters)
             }
         }
     }

@@ -15,55 +15,58 @@
 import CFlow
 import Synchronization
 
-/// The non-generic base the C trampoline calls through (a @convention(c) function cannot be generic).
-class WorkerLoop: @unchecked Sendable {
-    func runWorker(_ worker: OpaquePointer) {}
+/// What the C trampoline calls through (a @convention(c) function cannot be generic): a closure made
+/// in the stage's specialised init, so the worker loop it calls is specialised too.
+@usableFromInline final class WorkerLoop: @unchecked Sendable {
+    @usableFromInline var body: (OpaquePointer) -> Void = { _ in }
+    @usableFromInline init() {}
 }
 
 /// The C entry point of every pool thread: ctx is an unretained WorkerLoop kept alive by its stage.
-private func cflowWorkerEntry(_ worker: OpaquePointer?, _ context: UnsafeMutableRawPointer?) {
-    Unmanaged<WorkerLoop>.fromOpaque(context!).takeUnretainedValue().runWorker(worker!)
+@usableFromInline func cflowWorkerEntry(_ worker: OpaquePointer?, _ context: UnsafeMutableRawPointer?) {
+    Unmanaged<WorkerLoop>.fromOpaque(context!).takeUnretainedValue().body(worker!)
 }
 
-final class CPUStage<Input, Output, State>: WorkerLoop, Stage, @unchecked Sendable {
+@usableFromInline final class CPUStage<Input, Output, State>: Stage, @unchecked Sendable {
     // @unchecked: `pool` is written in prepare() before any thread starts and read after they are joined;
     // `completion` is behind its Mutex; the rest is immutable or thread-safe.
-    let context: StageContext<Input, Output>
-    let makeState: @Sendable () -> State
-    let body: @Sendable (inout State, Input) throws -> Output
-    private var pool: OpaquePointer?
-    private let running = Atomic<Int>(0)
-    private let completion = Mutex<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
-    private let busy = Atomic<Int>(0)
+    @usableFromInline let context: StageContext<Input, Output>
+    @usableFromInline let makeState: @Sendable () -> State
+    @usableFromInline let body: @Sendable (inout State, Input) throws -> Output
+    @usableFromInline var pool: OpaquePointer?
+    @usableFromInline let running = Atomic<Int>(0)
+    @usableFromInline let completion = Mutex<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    @usableFromInline let busy = Atomic<Int>(0)
+    @usableFromInline let loop = WorkerLoop()
 
-    init(
+    @inlinable init(
         context: StageContext<Input, Output>, makeState: @escaping @Sendable () -> State,
         body: @escaping @Sendable (inout State, Input) throws -> Output
     ) {
         self.context = context
         self.makeState = makeState
         self.body = body
-        super.init()
         context.output?.addProducers(context.workers)
+        loop.body = { [unowned self] worker in self.runWorker(worker) }  // the pool never outlives self
     }
 
     deinit {
         if let pool { flow_pool_destroy(pool) }
     }
 
-    var poolBusyNanoseconds: Int? { busy.load(ordering: .relaxed) }
+    @inlinable var poolBusyNanoseconds: Int? { busy.load(ordering: .relaxed) }
 
-    func prepare() throws(FlowConfigurationError) {
+    @inlinable func prepare() throws(FlowConfigurationError) {
         var config = context.pool
         config.workers = UInt32(context.workers)
         var err = flow_error()
-        let ctx = Unmanaged.passUnretained(self as WorkerLoop).toOpaque()
+        let ctx = Unmanaged.passUnretained(loop).toOpaque()
         guard flow_pool_create(&config, cflowWorkerEntry, ctx, &pool, &err) == FLOW_OK else {
             throw FlowConfigurationError(parameter: "workers", message: cMessage(&err), layer: context.policy.layer)
         }
     }
 
-    func run() async {
+    @inlinable func run() async {
         guard let pool else { return }
         running.store(context.workers, ordering: .relaxed)
         var err = flow_error()
@@ -88,18 +91,23 @@ final class CPUStage<Input, Output, State>: WorkerLoop, Stage, @unchecked Sendab
         busy.store(total, ordering: .relaxed)
     }
 
-    override func runWorker(_ worker: OpaquePointer) {
+    @inlinable func runWorker(_ worker: OpaquePointer) {
         let batch = context.batch
         let input = context.input!
         let output = context.output
         let counters = context.counters
         let run = context.run
         let policy = context.policy
+        let window = context.window
         let inBuf = UnsafeMutablePointer<Input>.allocate(capacity: batch)
         let outBuf = UnsafeMutablePointer<Output>.allocate(capacity: batch)
         var state = makeState()  // C1: built on this thread, stays here
         while true {
-            let k = input.popBlocking(into: inBuf, max: batch)
+            var position: UInt64 = 0
+            let k =
+                window == nil
+                ? input.popBlocking(into: inBuf, max: batch)
+                : input.popBlocking(into: inBuf, max: batch, position: &position)
             if k == 0 { break }  // closed and drained
             counters.received.add(k, ordering: .relaxed)
             if run.stopped {  // C5
@@ -108,31 +116,17 @@ final class CPUStage<Input, Output, State>: WorkerLoop, Stage, @unchecked Sendab
                 continue
             }
             let start = flow_now_ns()
-            var made = 0
-            var i = 0
-            while i < k {
-                let item = (inBuf + i).move()
-                i += 1
-                switch policy.call({ try body(&state, item) }) {
-                case .value(let v):
-                    if output != nil { (outBuf + made).initialize(to: v) }
-                    made += 1
-                case .skipped:
-                    break
-                case .failed:
-                    (inBuf + i).deinitialize(count: k - i)  // the rest of the batch is dropped (C3)
-                    counters.dropped.add(k - i, ordering: .relaxed)
-                    i = k
-                }
+            let made = transformBatch(inBuf, count: k, into: outBuf, keep: output != nil, policy: policy) {
+                try body(&state, $0)
             }
             flow_worker_record(worker, UInt64(k), flow_now_ns() - start)
             if let output {
-                let pushed = output.pushBlocking(outBuf, count: made)
-                if pushed < made {
-                    (outBuf + pushed).deinitialize(count: made - pushed)
-                    counters.dropped.add(made - pushed, ordering: .relaxed)
+                guard window?.waitTurn(position, run: run) ?? true else {  // O2: stopped while waiting
+                    settlePush(outBuf, made: made, pushed: 0, counters: counters)
+                    continue
                 }
-                counters.emitted.add(pushed, ordering: .relaxed)
+                settlePush(outBuf, made: made, pushed: output.pushBlocking(outBuf, count: made), counters: counters)
+                window?.advance(from: position, by: k)
             } else {
                 counters.emitted.add(made, ordering: .relaxed)
             }

@@ -16,22 +16,26 @@
 import CFlow
 import Synchronization
 
-/// The type-erased face of a link, for the runner's teardown and progress reports.
-protocol AnyLink: AnyObject, Sendable {
+/// Something RunState.stop() must close or wake: links, ordered windows.
+@usableFromInline protocol Closable: AnyObject, Sendable {
     func close()
+}
+
+/// The type-erased face of a link, for the runner's teardown and progress reports.
+@usableFromInline protocol AnyLink: Closable {
     var depth: Int { get }
     var capacity: Int { get }
     /// Deinitialise and count whatever is left inside (after every stage has ended).
     func drainDropped() -> Int
 }
 
-final class Link<T>: AnyLink, @unchecked Sendable {
+@usableFromInline final class Link<T>: AnyLink, @unchecked Sendable {
     // @unchecked: the ring is a thread-safe C object; `producers` is atomic; nothing else mutates.
-    let ring: OpaquePointer
-    let capacity: Int
-    private let producers = Atomic<Int>(0)
+    @usableFromInline let ring: OpaquePointer
+    @usableFromInline let capacity: Int
+    @usableFromInline let producers = Atomic<Int>(0)
 
-    init(capacity: Int, spinNanoseconds: Int64) throws(FlowConfigurationError) {
+    @inlinable init(capacity: Int, spinNanoseconds: Int64) throws(FlowConfigurationError) {
         var opts = flow_ring_options(
             capacity: UInt64(capacity), elem_size: MemoryLayout<T>.stride, spin_ns: spinNanoseconds,
             kind: FLOW_QUEUE_RING)
@@ -48,22 +52,19 @@ final class Link<T>: AnyLink, @unchecked Sendable {
         flow_ring_destroy(ring)
     }
 
-    var depth: Int { Int(flow_ring_size_approx(ring)) }
-    var isClosed: Bool { flow_ring_is_closed(ring) != 0 }
+    @inlinable var depth: Int { Int(flow_ring_size_approx(ring)) }
+    @inlinable var isClosed: Bool { flow_ring_is_closed(ring) != 0 }
 
-    func close() { flow_ring_close(ring) }
+    @inlinable func close() { flow_ring_close(ring) }
 
-    func addProducers(_ n: Int) { producers.add(n, ordering: .relaxed) }
+    @inlinable func addProducers(_ n: Int) { producers.add(n, ordering: .relaxed) }
 
     /// Called once by each producer when it is done; the last one closes the ring (L4).
-    func finishProducer() {
+    @inlinable func finishProducer() {
         if producers.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { close() }
     }
 
-    /// Whether a consumer is parked or registered waiting for items (push now rather than batch more).
-    var consumersWaiting: Bool { flow_parker_waiters(flow_ring_not_empty(ring)) > 0 }
-
-    func drainDropped() -> Int {
+    @inlinable func drainDropped() -> Int {
         var dropped = 0
         withUnsafeTemporaryAllocation(of: T.self, capacity: 64) { buf in
             let base = buf.baseAddress!
@@ -81,7 +82,7 @@ final class Link<T>: AnyLink, @unchecked Sendable {
 
     /// Push `buffer[0..<count]`, suspending while the ring is full. Returns how many were pushed: all,
     /// or fewer when the ring was closed (the rest stay initialised in the buffer, owned by the caller).
-    func push(_ buffer: UnsafeMutablePointer<T>, count: Int) async -> Int {
+    @inlinable func push(_ buffer: UnsafeMutablePointer<T>, count: Int) async -> Int {
         var done = 0
         while done < count {
             let k = flow_ring_push_n(ring, buffer + done, Int64(count - done))
@@ -98,7 +99,7 @@ final class Link<T>: AnyLink, @unchecked Sendable {
 
     /// Pop up to `max` items into uninitialised `buffer`, suspending while the ring is empty.
     /// Returns the count (>= 1), or 0 when the ring is closed and drained.
-    func pop(into buffer: UnsafeMutablePointer<T>, max: Int) async -> Int {
+    @inlinable func pop(into buffer: UnsafeMutablePointer<T>, max: Int) async -> Int {
         while true {
             let k = flow_ring_pop_n(ring, buffer, Int64(max))
             if k > 0 { return Int(k) }
@@ -107,42 +108,70 @@ final class Link<T>: AnyLink, @unchecked Sendable {
         }
     }
 
-    private func wait(_ register: (OpaquePointer?, UnsafeMutablePointer<flow_waiter>?) -> Int32) async {
-        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-            let record = UnsafeMutablePointer<WaitRecord>.allocate(capacity: 1)
-            record.initialize(to: WaitRecord(node: flow_waiter(), continuation: continuation))
-            let node = record.pointer(to: \.node)!
-            node.pointee.fn = linkWaiterFired
-            node.pointee.ctx = UnsafeMutableRawPointer(record)
-            if register(ring, node) != FLOW_OK {  // FLOW_READY: the condition already changed (L3)
-                linkWaiterFired(UnsafeMutableRawPointer(record))
-            }
+    /// `pop`, also giving the queue position of the first item popped (for ordered layers).
+    @inlinable func pop(into buffer: UnsafeMutablePointer<T>, max: Int, position: inout UInt64) async -> Int {
+        while true {
+            let k = flow_ring_pop_n_seq(ring, buffer, Int64(max), &position)
+            if k > 0 { return Int(k) }
+            if k != Int64(FLOW_EMPTY) { return 0 }
+            await wait(flow_ring_await_pop)
         }
+    }
+
+    @inlinable func wait(_ register: (OpaquePointer?, UnsafeMutablePointer<flow_waiter>?) -> Int32) async {
+        await suspendForWaiter { register(ring, $0) }
     }
 
     // MARK: blocking side (C worker threads)
 
     /// Pop up to `max` items, spinning then parking the calling thread. 0 when closed and drained.
-    func popBlocking(into buffer: UnsafeMutablePointer<T>, max: Int) -> Int {
+    @inlinable func popBlocking(into buffer: UnsafeMutablePointer<T>, max: Int) -> Int {
         let k = flow_ring_pop_n_wait(ring, buffer, Int64(max), FLOW_FOREVER)
         return k > 0 ? Int(k) : 0
     }
 
+    /// `popBlocking`, also giving the queue position of the first item popped (for ordered layers).
+    @inlinable func popBlocking(into buffer: UnsafeMutablePointer<T>, max: Int, position: inout UInt64) -> Int {
+        let k = flow_ring_pop_n_wait_seq(ring, buffer, Int64(max), FLOW_FOREVER, &position)
+        return k > 0 ? Int(k) : 0
+    }
+
     /// Push all of `buffer[0..<count]`, parking while full. Returns how many were pushed (fewer: closed).
-    func pushBlocking(_ buffer: UnsafeMutablePointer<T>, count: Int) -> Int {
+    @inlinable func pushBlocking(_ buffer: UnsafeMutablePointer<T>, count: Int) -> Int {
         var pushed: Int64 = 0
         _ = flow_ring_push_all_wait(ring, buffer, Int64(count), FLOW_FOREVER, &pushed)
         return Int(pushed)
     }
 }
 
-struct WaitRecord {
-    var node: flow_waiter
-    let continuation: UnsafeContinuation<Void, Never>
+/// Suspend the current task until a flow_waiter callback fires (L3). `register` hands the waiter node to
+/// a parker and returns FLOW_OK (registered: the callback resumes us later) or anything else (the
+/// condition already changed: resume at once).
+@inlinable func suspendForWaiter(_ register: (UnsafeMutablePointer<flow_waiter>) -> Int32) async {
+    await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+        let record = UnsafeMutablePointer<WaitRecord>.allocate(capacity: 1)
+        record.initialize(to: WaitRecord(node: flow_waiter(), continuation: continuation))
+        let node = record.pointer(to: \.node)!
+        node.pointee.fn = linkWaiterFired
+        node.pointee.ctx = UnsafeMutableRawPointer(record)
+        if register(node) != FLOW_OK {
+            linkWaiterFired(UnsafeMutableRawPointer(record))
+        }
+    }
+}
+
+@usableFromInline struct WaitRecord {
+    @usableFromInline var node: flow_waiter
+    @usableFromInline let continuation: UnsafeContinuation<Void, Never>
+
+    @inlinable init(node: flow_waiter, continuation: UnsafeContinuation<Void, Never>) {
+        self.node = node
+        self.continuation = continuation
+    }
 }
 
 /// The flow_waiter callback: resume the suspended task and free its record (L3). Runs exactly once.
-private func linkWaiterFired(_ context: UnsafeMutableRawPointer?) {
+@usableFromInline func linkWaiterFired(_ context: UnsafeMutableRawPointer?) {
     let record = context!.assumingMemoryBound(to: WaitRecord.self)
     let continuation = record.pointee.continuation
     record.deinitialize(count: 1)
@@ -151,7 +180,7 @@ private func linkWaiterFired(_ context: UnsafeMutableRawPointer?) {
 }
 
 /// The message of a C error record.
-func cMessage(_ err: inout flow_error) -> String {
+@usableFromInline func cMessage(_ err: inout flow_error) -> String {
     withUnsafeBytes(of: &err.message) { raw in
         String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
     }

@@ -8,53 +8,56 @@
 //  S3. The first failure wins: later errors (often consequences of the stop) are not reported as the cause.
 //  S4. Counters are added per batch by the stage that owns them; the report reads them after every
 //      stage has ended (happens-after through the task group), so its figures are exact.
+import CFlow
 import Synchronization
 
 /// Per-layer counters (atomics: a CPU layer's workers add to them concurrently, once per batch).
-final class LayerCounters: Sendable {
-    let received = Atomic<Int>(0)
-    let emitted = Atomic<Int>(0)
-    let failed = Atomic<Int>(0)
-    let skipped = Atomic<Int>(0)
-    let retried = Atomic<Int>(0)
-    let dropped = Atomic<Int>(0)
-    let busyNanoseconds = Atomic<Int>(0)
+@usableFromInline final class LayerCounters: Sendable {
+    @usableFromInline let received = Atomic<Int>(0)
+    @usableFromInline let emitted = Atomic<Int>(0)
+    @usableFromInline let failed = Atomic<Int>(0)
+    @usableFromInline let skipped = Atomic<Int>(0)
+    @usableFromInline let retried = Atomic<Int>(0)
+    @usableFromInline let dropped = Atomic<Int>(0)
+    @usableFromInline let busyNanoseconds = Atomic<Int>(0)
+
+    @usableFromInline init() {}
 }
 
-final class RunState: Sendable {
-    private let stoppedFlag = Atomic<Bool>(false)
-    private let cancelledFlag = Atomic<Bool>(false)
-    private let firstError = Mutex<(error: any Error, layer: String)?>(nil)
-    private let kept = Mutex<[LayerError]>([])
-    private let linkList = Mutex<[any AnyLink]>([])
-    static let keptErrorLimit = 16
+@usableFromInline final class RunState: Sendable {
+    @usableFromInline let stoppedFlag = Atomic<Bool>(false)
+    @usableFromInline let cancelledFlag = Atomic<Bool>(false)
+    @usableFromInline let firstError = Mutex<(error: any Error, layer: String)?>(nil)
+    @usableFromInline let kept = Mutex<[LayerError]>([])
+    @usableFromInline let linkList = Mutex<[any Closable]>([])
+    @usableFromInline static let keptErrorLimit = 16
 
-    var stopped: Bool { stoppedFlag.load(ordering: .relaxed) }
-    var cancelled: Bool { cancelledFlag.load(ordering: .relaxed) }
-    var failure: (error: any Error, layer: String)? { firstError.withLock { $0 } }
-    var keptErrors: [LayerError] { kept.withLock { $0 } }
+    @inlinable var stopped: Bool { stoppedFlag.load(ordering: .relaxed) }
+    @inlinable var cancelled: Bool { cancelledFlag.load(ordering: .relaxed) }
+    @inlinable var failure: (error: any Error, layer: String)? { firstError.withLock { $0 } }
+    @inlinable var keptErrors: [LayerError] { kept.withLock { $0 } }
 
-    func register(_ link: any AnyLink) { linkList.withLock { $0.append(link) } }
+    @usableFromInline func register(_ link: any Closable) { linkList.withLock { $0.append(link) } }
 
     /// Stop everything (S1, S2): no new pulls, no more user closures, every waiter released.
-    func stop() {
+    @usableFromInline func stop() {
         stoppedFlag.store(true, ordering: .sequentiallyConsistent)
         for link in linkList.withLock({ $0 }) { link.close() }
     }
 
-    func cancel() {
+    @usableFromInline func cancel() {
         cancelledFlag.store(true, ordering: .relaxed)
         stop()
     }
 
     /// Record a failure (S3) and stop.
-    func fail(_ error: any Error, layer: String) {
+    @usableFromInline func fail(_ error: any Error, layer: String) {
         firstError.withLock { if $0 == nil { $0 = (error, layer) } }
         stop()
     }
 
     /// Keep a skipped item's error for the report (the first few only).
-    func keep(_ error: any Error, layer: String) {
+    @usableFromInline func keep(_ error: any Error, layer: String) {
         kept.withLock {
             if $0.count < Self.keptErrorLimit { $0.append(LayerError(layer: layer, error: error)) }
         }
@@ -62,21 +65,21 @@ final class RunState: Sendable {
 }
 
 /// How a user closure call ended, after the layer's error policy.
-enum Outcome<T> {
+@usableFromInline enum Outcome<T> {
     case value(T)
     case skipped
     case failed
 }
 
 /// One layer's error policy applied to one item: `attempt` is called again while retries are left.
-struct PolicyRun {
-    let policy: ErrorPolicy
-    let counters: LayerCounters
-    let run: RunState
-    let layer: String
+@usableFromInline struct PolicyRun {
+    @usableFromInline let policy: ErrorPolicy
+    @usableFromInline let counters: LayerCounters
+    @usableFromInline let run: RunState
+    @usableFromInline let layer: String
 
     /// Decide what an error means: `nil` to retry the same item, or how the item ended.
-    private func settle<T>(_ error: any Error, retriesLeft: inout Int) -> Outcome<T>? {
+    @inlinable func settle<T>(_ error: any Error, retriesLeft: inout Int) -> Outcome<T>? {
         if retriesLeft > 0 && !run.stopped {
             retriesLeft -= 1
             counters.retried.add(1, ordering: .relaxed)
@@ -92,10 +95,10 @@ struct PolicyRun {
         return .failed
     }
 
-    private var retries: Int { if case .retry(let n) = policy { n } else { 0 } }
+    @inlinable var retries: Int { if case .retry(let n) = policy { n } else { 0 } }
 
     @inline(__always)
-    func call<T>(_ attempt: () throws -> T) -> Outcome<T> {
+    @inlinable func call<T>(_ attempt: () throws -> T) -> Outcome<T> {
         var retriesLeft = retries
         while true {
             do { return .value(try attempt()) } catch {
@@ -105,7 +108,7 @@ struct PolicyRun {
     }
 
     @inline(__always)
-    func callAsync<T>(_ attempt: () async throws -> T) async -> Outcome<T> {
+    @inlinable func callAsync<T>(_ attempt: () async throws -> T) async -> Outcome<T> {
         var retriesLeft = retries
         while true {
             do { return .value(try await attempt()) } catch {

@@ -4,35 +4,39 @@
 //  G1. An element is counted as received when its batch is flushed (one atomic add per batch), and then
 //      either pushed (emitted) or, when the run stops first, dropped: received == emitted + dropped.
 //  G2. Nothing is pulled after RunState.stopped is seen (checked before every pull).
-//  G3. Batching: a Sequence source pushes full batches (pulling from a Sequence does not wait); an
-//      AsyncSequence source also pushes at once when a consumer waits, so a slow source does not hold
-//      items back while a fast one pays one push per batch.
+//  G3. Batching: a Sequence source pushes full batches (pulling from a Sequence does not wait). An
+//      AsyncSequence source pushes each element before it awaits the next one: that await may suspend
+//      for as long as the sequence likes (even until this element has gone through the pipeline), so
+//      holding a pulled element across it could delay it without bound or deadlock.
+import CFlow
+import Synchronization
 
 /// Shared batching logic of both source kinds.
-struct SourceBatcher<Element>: ~Copyable {
-    let buffer: UnsafeMutablePointer<Element>
-    let capacity: Int
-    var count = 0
+@usableFromInline struct SourceBatcher<Element> {
+    @usableFromInline let buffer: UnsafeMutablePointer<Element>
+    @usableFromInline let capacity: Int
+    @usableFromInline var count = 0
 
-    init(capacity: Int) {
+    @inlinable init(capacity: Int) {
         self.capacity = capacity
         buffer = .allocate(capacity: capacity)
     }
 
-    deinit {
+    /// Free the buffer (after the final flush, which leaves nothing in it).
+    @inlinable func deallocate() {
         buffer.deinitialize(count: count)
         buffer.deallocate()
     }
 
     /// Add a pulled element; true when the batch is full.
-    mutating func add(_ element: Element) -> Bool {
+    @inlinable mutating func add(_ element: Element) -> Bool {
         (buffer + count).initialize(to: element)
         count += 1
         return count == capacity
     }
 
     /// Push what is pending; false when the link was closed (the rest is dropped and counted, G1).
-    mutating func flush(to link: Link<Element>, counters: LayerCounters) async -> Bool {
+    @inlinable mutating func flush(to link: Link<Element>, counters: LayerCounters) async -> Bool {
         guard count > 0 else { return true }
         counters.received.add(count, ordering: .relaxed)
         let pushed = await link.push(buffer, count: count)
@@ -46,17 +50,17 @@ struct SourceBatcher<Element>: ~Copyable {
     }
 }
 
-final class SequenceSourceStage<S: Sequence & Sendable>: Stage {
-    let source: S
-    let context: StageContext<Never, S.Element>
+@usableFromInline final class SequenceSourceStage<S: Sequence & Sendable>: Stage {
+    @usableFromInline let source: S
+    @usableFromInline let context: StageContext<Never, S.Element>
 
-    init(source: S, context: StageContext<Never, S.Element>) {
+    @inlinable init(source: S, context: StageContext<Never, S.Element>) {
         self.source = source
         self.context = context
         context.output!.addProducers(1)
     }
 
-    func run() async {
+    @inlinable func run() async {
         let link = context.output!
         let counters = context.counters
         var batch = SourceBatcher<S.Element>(capacity: context.batch)
@@ -67,28 +71,29 @@ final class SequenceSourceStage<S: Sequence & Sendable>: Stage {
             }
         }
         _ = await batch.flush(to: link, counters: counters)
+        batch.deallocate()
         link.finishProducer()
     }
 }
 
-final class AsyncSourceStage<S: AsyncSequence & Sendable>: Stage {
-    let source: S
-    let context: StageContext<Never, S.Element>
+@usableFromInline final class AsyncSourceStage<S: AsyncSequence & Sendable>: Stage {
+    @usableFromInline let source: S
+    @usableFromInline let context: StageContext<Never, S.Element>
 
-    init(source: S, context: StageContext<Never, S.Element>) {
+    @inlinable init(source: S, context: StageContext<Never, S.Element>) {
         self.source = source
         self.context = context
         context.output!.addProducers(1)
     }
 
-    func run() async {
+    @inlinable func run() async {
         let link = context.output!
         let counters = context.counters
-        var batch = SourceBatcher<S.Element>(capacity: context.batch)
+        var batch = SourceBatcher<S.Element>(capacity: 1)  // G3
         var iterator = source.makeAsyncIterator()
         do {
             while !context.run.stopped, let element = try await iterator.next() {  // G2
-                if batch.add(element) || link.consumersWaiting {  // G3
+                if batch.add(element) {
                     if !(await batch.flush(to: link, counters: counters)) { break }
                 }
             }
@@ -98,6 +103,7 @@ final class AsyncSourceStage<S: AsyncSequence & Sendable>: Stage {
             }
         }
         _ = await batch.flush(to: link, counters: counters)
+        batch.deallocate()
         link.finishProducer()
     }
 }

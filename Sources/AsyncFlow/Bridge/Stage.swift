@@ -1,9 +1,15 @@
-// Stage.swift — what the runner needs from each layer's running form, and what a stage is given.
 import CFlow
+// Stage.swift — what the runner needs from each layer's running form, and what a stage is given.
+import Synchronization
 
 /// A layer being run. The runner calls prepare() on every stage (configuration errors surface here,
 /// before any item is pulled), then run() on all of them concurrently.
-protocol Stage: AnyObject, Sendable {
+///
+/// The runner sees a stage only through a ``StageHandle``: closures made by ``StageHandle/init(_:)`` in
+/// the user's module (it is @inlinable and generic), so they call the concrete stage's methods directly
+/// and the compiler specialises the per-item loops for the user's item types. A protocol existential
+/// would dispatch to the library's unspecialised generic code (metadata lookups per item).
+@usableFromInline protocol Stage: AnyObject, Sendable {
     func prepare() throws(FlowConfigurationError)
     /// Move items from input to output until the input is closed and drained or the run is stopped;
     /// then finish as a producer of the output link. Never throws: failures go to RunState.
@@ -13,21 +19,111 @@ protocol Stage: AnyObject, Sendable {
 }
 
 extension Stage {
-    func prepare() throws(FlowConfigurationError) {}
-    var poolBusyNanoseconds: Int? { nil }
+    @inlinable func prepare() throws(FlowConfigurationError) {}
+    @inlinable var poolBusyNanoseconds: Int? { nil }
+}
+
+/// A stage with its type erased into closures (see ``Stage``).
+@usableFromInline
+struct StageHandle: Sendable {
+    let prepare: @Sendable () throws(FlowConfigurationError) -> Void
+    let run: @Sendable () async -> Void
+    let poolBusyNanoseconds: @Sendable () -> Int?
+
+    @inlinable
+    init<S: Stage>(_ stage: S) {
+        self.init(
+            prepare: { () throws(FlowConfigurationError) in try stage.prepare() }, run: { await stage.run() },
+            poolBusyNanoseconds: { stage.poolBusyNanoseconds })
+    }
+
+    @usableFromInline
+    init(
+        prepare: @escaping @Sendable () throws(FlowConfigurationError) -> Void,
+        run: @escaping @Sendable () async -> Void, poolBusyNanoseconds: @escaping @Sendable () -> Int?
+    ) {
+        self.prepare = prepare
+        self.run = run
+        self.poolBusyNanoseconds = poolBusyNanoseconds
+    }
 }
 
 /// Everything a stage is built from.
-struct StageContext<Input, Output>: @unchecked Sendable {
+@usableFromInline struct StageContext<Input, Output>: @unchecked Sendable {
     // @unchecked: the links and RunState are thread-safe; the rest is immutable.
-    let input: Link<Input>?
+    @usableFromInline let input: Link<Input>?
     /// nil for the last layer: its outputs (Void) are counted and dropped.
-    let output: Link<Output>?
-    let policy: PolicyRun
-    let batch: Int
-    let workers: Int
-    let pool: flow_config
+    @usableFromInline let output: Link<Output>?
+    @usableFromInline let policy: PolicyRun
+    @usableFromInline let batch: Int
+    @usableFromInline let workers: Int
+    @usableFromInline let pool: flow_config
+    /// Set for an `ordered: true` parallel layer that passes results on: restores input order.
+    @usableFromInline let window: OrderedWindow?
 
-    var run: RunState { policy.run }
-    var counters: LayerCounters { policy.counters }
+    @inlinable
+    init(
+        input: Link<Input>?, output: Link<Output>?, policy: PolicyRun, batch: Int, workers: Int, pool: flow_config,
+        window: OrderedWindow?
+    ) {
+        self.window = window
+        self.input = input
+        self.output = output
+        self.policy = policy
+        self.batch = batch
+        self.workers = workers
+        self.pool = pool
+    }
+
+    @inlinable var run: RunState { policy.run }
+    @inlinable var counters: LayerCounters { policy.counters }
+}
+
+/// Move `count` items out of `inBuf` through `transform` under the layer's error policy, writing the
+/// results to `outBuf` when `keep` (else they are discarded: the last layer's Void). A failure drops the
+/// rest of the batch, counted (CPUStage C3). Returns how many results were made.
+@inlinable
+func transformBatch<I, O>(
+    _ inBuf: UnsafeMutablePointer<I>, count: Int, into outBuf: UnsafeMutablePointer<O>, keep: Bool,
+    policy: PolicyRun, _ transform: (I) throws -> O
+) -> Int {
+    var made = 0
+    var i = 0
+    while i < count {
+        let item = (inBuf + i).move()
+        i += 1
+        switch policy.call({ try transform(item) }) {
+        case .value(let v):
+            if keep { (outBuf + made).initialize(to: v) }
+            made += 1
+        case .skipped:
+            break
+        case .failed:
+            (inBuf + i).deinitialize(count: count - i)
+            policy.counters.dropped.add(count - i, ordering: .relaxed)
+            i = count
+        }
+    }
+    return made
+}
+
+/// Count a batch's push: what went in is emitted, what a closed link refused is dropped.
+@inlinable
+func settlePush<O>(_ outBuf: UnsafeMutablePointer<O>, made: Int, pushed: Int, counters: LayerCounters) {
+    if pushed < made {
+        (outBuf + pushed).deinitialize(count: made - pushed)
+        counters.dropped.add(made - pushed, ordering: .relaxed)
+    }
+    counters.emitted.add(pushed, ordering: .relaxed)
+}
+
+/// Push a batch of results on from a task (suspending while the link is full), or, for the last
+/// layer, just count them.
+@inlinable
+func pushOn<O>(_ outBuf: UnsafeMutablePointer<O>, made: Int, to output: Link<O>?, counters: LayerCounters) async {
+    guard let output else {
+        counters.emitted.add(made, ordering: .relaxed)
+        return
+    }
+    settlePush(outBuf, made: made, pushed: await output.push(outBuf, count: made), counters: counters)
 }

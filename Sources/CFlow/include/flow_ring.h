@@ -61,6 +61,13 @@ int flow_ring_try_pop(flow_ring *r, void *item);
 int64_t flow_ring_push_n(flow_ring *r, const void *items, int64_t n);
 int64_t flow_ring_pop_n(flow_ring *r, void *items, int64_t n);
 
+/** pop_n that also reports the queue-order number of the first item popped (0 for the first item ever
+ *  pushed; the batch's items are numbered consecutively). Lets parallel consumers restore queue order.
+ *  FLOW_ENOTSUP for FLOW_QUEUE_URCU. */
+int64_t flow_ring_pop_n_seq(flow_ring *r, void *items, int64_t n, uint64_t *first_seq);
+/** The blocking form of flow_ring_pop_n_seq. */
+int64_t flow_ring_pop_n_wait_seq(flow_ring *r, void *items, int64_t n, int64_t timeout_ns, uint64_t *first_seq);
+
 /** Blocking single push: FLOW_OK, FLOW_CLOSED or FLOW_TIMEDOUT. */
 int flow_ring_push_wait(flow_ring *r, const void *item, int64_t timeout_ns);
 /** Blocking single pop: FLOW_OK, FLOW_CLOSED (closed and drained) or FLOW_TIMEDOUT. */
