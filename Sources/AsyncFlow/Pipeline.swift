@@ -10,6 +10,7 @@
 //  P4. Items left in a link at the end are deinitialised and counted as received and dropped by the
 //      layer in front of which they waited: for every layer i > 0, received(i) == emitted(i - 1).
 import CFlow
+import Synchronization
 
 /// A layer with its types erased, as the runner sees it.
 @usableFromInline
@@ -82,91 +83,122 @@ extension Layer {
     }
 }
 
-/// Validate (P1), build links and stages, run them all, and report.
+/// Run a pipeline to its end (P1–P4) and report.
 @usableFromInline
 func runPipeline(_ layers: [ErasedLayer], options: PipelineOptions) async throws -> PipelineReport {
-    let clock = ContinuousClock()
-    let started = clock.now
-    let pool = try validate(layers, options: options)
-    let run = RunState()
-    let counters = layers.map { _ in LayerCounters() }
-
-    // Links: link i joins layer i to layer i + 1; its capacity is layer i + 1's.
-    let links: [any AnyLink] = try (0..<(layers.count - 1)).map { i throws(FlowConfigurationError) in
-        let next = layers[i + 1]
-        let capacity = next.capacity ?? defaultCapacity(next, batch: options.batchSize, defaultWorkers: pool.workers)
-        let link = try layers[i].makeOutputLink(capacity, pool.spin_ns)
-        run.register(link)
-        return link
-    }
-    var stages: [StageHandle] = []
-    for (i, layer) in layers.enumerated() {
-        let policy = PolicyRun(policy: layer.onError, counters: counters[i], run: run, layer: layer.name)
-        let workers: Int = if case .cpu(let w) = layer.kind { w ?? Int(pool.workers) } else { 1 }
-        let window: OrderedWindow? = layer.ordered && i < links.count ? OrderedWindow() : nil
-        if let window { run.register(window) }
-        let stage = layer.makeStage(
-            i > 0 ? links[i - 1] : nil, i < links.count ? links[i] : nil, policy, options.batchSize, workers, pool,
-            window)
-        try stage.prepare()  // P1: pools are created (not started) here
-        stages.append(stage)
-    }
-
-    let progress = options.progress.map { handler in
-        Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: options.progressInterval)
-                if Task.isCancelled { break }
-                handler(snapshot(layers, counters, links, since: started, final: false))
-            }
-        }
-    }
-    await withTaskCancellationHandler {
-        await withTaskGroup(of: Void.self) { group in
-            for stage in stages {
-                group.addTask { await stage.run() }  // P2
-            }
-        }
-    } onCancel: {
-        run.cancel()  // P3
-    }
-    progress?.cancel()
-    for (i, link) in links.enumerated() {  // P4
-        let left = link.drainDropped()
-        counters[i + 1].received.add(left, ordering: .relaxed)
-        counters[i + 1].dropped.add(left, ordering: .relaxed)
-    }
-    let elapsed = clock.now - started
-    if let handler = options.progress { handler(snapshot(layers, counters, links, since: started, final: true)) }
-    if run.cancelled { throw CancellationError() }
-    if let failure = run.failure { throw failure.error }
-    return PipelineReport(
-        layers: layers.enumerated().map { i, layer in
-            let c = counters[i]
-            return LayerReport(
-                name: layer.name, received: c.received.load(ordering: .relaxed),
-                emitted: c.emitted.load(ordering: .relaxed), failed: c.failed.load(ordering: .relaxed),
-                skipped: c.skipped.load(ordering: .relaxed), retried: c.retried.load(ordering: .relaxed),
-                dropped: c.dropped.load(ordering: .relaxed),
-                busy: stages[i].poolBusyNanoseconds().map { .nanoseconds($0) })
-        }, errors: run.keptErrors, elapsed: elapsed)
+    let pipeline = try PipelineRun(layers, options: options, streaming: false)
+    await pipeline.execute()
+    return try pipeline.outcome()
 }
 
-private func snapshot(
-    _ layers: [ErasedLayer], _ counters: [LayerCounters], _ links: [any AnyLink], since start: ContinuousClock.Instant,
-    final: Bool
-) -> ProgressSnapshot {
-    let elapsed = ContinuousClock.now - start
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    let done = counters.last!.emitted.load(ordering: .relaxed)
-    return ProgressSnapshot(
-        layers: zip(layers, counters).map {
-            .init(
-                name: $0.name, received: $1.received.load(ordering: .relaxed),
-                emitted: $1.emitted.load(ordering: .relaxed))
-        },
-        queueDepths: links.map(\.depth), elapsed: elapsed, rate: seconds > 0 ? Double(done) / seconds : 0,
-        isFinal: final)
+/// One run of a pipeline: built (validated, links, stages, pools) by init, run by execute().
+final class PipelineRun: Sendable {
+    let layers: [ErasedLayer]
+    let options: PipelineOptions
+    let run = RunState()
+    let counters: [LayerCounters]
+    /// links[i] joins layer i to layer i + 1; when streaming, the last link is the stream's.
+    let links: [any AnyLink]
+    let stages: [StageHandle]
+    let started = ContinuousClock.now
+    private let elapsed = Mutex<Duration?>(nil)
+
+    /// Validate (P1) and build everything; when `streaming`, the last layer gets an output link too.
+    init(_ layers: [ErasedLayer], options: PipelineOptions, streaming: Bool) throws(FlowConfigurationError) {
+        self.layers = layers
+        self.options = options
+        let pool = try validate(layers, options: options, streaming: streaming)
+        let counters = layers.map { _ in LayerCounters() }
+        let run = self.run
+        // Link i's capacity is layer i + 1's (the stream's: room for a few batches).
+        let links: [any AnyLink] = try (0..<(layers.count - (streaming ? 0 : 1))).map {
+            i throws(FlowConfigurationError) in
+            let capacity =
+                i + 1 < layers.count
+                ? layers[i + 1].capacity
+                    ?? defaultCapacity(layers[i + 1], batch: options.batchSize, defaultWorkers: pool.workers)
+                : max(1024, 4 * options.batchSize)
+            let link = try layers[i].makeOutputLink(capacity, pool.spin_ns)
+            run.register(link)
+            return link
+        }
+        var stages: [StageHandle] = []
+        for (i, layer) in layers.enumerated() {
+            let policy = PolicyRun(policy: layer.onError, counters: counters[i], run: run, layer: layer.name)
+            let workers: Int = if case .cpu(let w) = layer.kind { w ?? Int(pool.workers) } else { 1 }
+            let window: OrderedWindow? = layer.ordered && i < links.count ? OrderedWindow() : nil
+            if let window { run.register(window) }
+            let stage = layer.makeStage(
+                i > 0 ? links[i - 1] : nil, i < links.count ? links[i] : nil, policy, options.batchSize, workers,
+                pool, window)
+            try stage.prepare()  // P1: pools are created (not started) here
+            stages.append(stage)
+        }
+        self.counters = counters
+        self.links = links
+        self.stages = stages
+    }
+
+    /// Run every stage to its end (P2), stopping on cancellation (P3), then settle the leftovers (P4).
+    func execute() async {
+        let progress = options.progress.map { handler in
+            Task { [options] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: options.progressInterval)
+                    if Task.isCancelled { break }
+                    handler(self.snapshot(final: false))
+                }
+            }
+        }
+        let run = self.run
+        await withTaskCancellationHandler {
+            await withTaskGroup(of: Void.self) { group in
+                for stage in stages {
+                    group.addTask { await stage.run() }  // P2
+                }
+            }
+        } onCancel: {
+            run.cancel()  // P3
+        }
+        progress?.cancel()
+        for (i, link) in links.enumerated() where i + 1 < counters.count {  // P4 (the stream's link is its consumer's)
+            let left = link.drainDropped()
+            counters[i + 1].received.add(left, ordering: .relaxed)
+            counters[i + 1].dropped.add(left, ordering: .relaxed)
+        }
+        elapsed.withLock { $0 = ContinuousClock.now - started }
+        if let handler = options.progress { handler(snapshot(final: true)) }
+    }
+
+    /// After execute(): the report, or the error that ended the run.
+    func outcome() throws -> PipelineReport {
+        if run.cancelled { throw CancellationError() }
+        if let failure = run.failure { throw failure.error }
+        return PipelineReport(
+            layers: layers.enumerated().map { i, layer in
+                let c = counters[i]
+                return LayerReport(
+                    name: layer.name, received: c.received.load(ordering: .relaxed),
+                    emitted: c.emitted.load(ordering: .relaxed), failed: c.failed.load(ordering: .relaxed),
+                    skipped: c.skipped.load(ordering: .relaxed), retried: c.retried.load(ordering: .relaxed),
+                    dropped: c.dropped.load(ordering: .relaxed),
+                    busy: stages[i].poolBusyNanoseconds().map { .nanoseconds($0) })
+            }, errors: run.keptErrors, elapsed: elapsed.withLock { $0 } ?? (ContinuousClock.now - started))
+    }
+
+    func snapshot(final: Bool) -> ProgressSnapshot {
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let done = counters.last!.emitted.load(ordering: .relaxed)
+        return ProgressSnapshot(
+            layers: zip(layers, counters).map {
+                .init(
+                    name: $0.name, received: $1.received.load(ordering: .relaxed),
+                    emitted: $1.emitted.load(ordering: .relaxed))
+            },
+            queueDepths: links.map(\.depth), elapsed: elapsed, rate: seconds > 0 ? Double(done) / seconds : 0,
+            isFinal: final)
+    }
 }
 
 /// The queue in front of a layer when none is given: room for a few batches per parallel caller.
@@ -181,11 +213,13 @@ func defaultCapacity(_ layer: ErasedLayer, batch: Int, defaultWorkers: UInt32) -
 }
 
 /// Check every parameter (P1) and build the pool configuration.
-private func validate(_ layers: [ErasedLayer], options: PipelineOptions) throws(FlowConfigurationError) -> flow_config {
+private func validate(
+    _ layers: [ErasedLayer], options: PipelineOptions, streaming: Bool
+) throws(FlowConfigurationError) -> flow_config {
     if layers.count < 2 {
+        let what = streaming ? "a source and a layer" : "a source and a collector"
         throw FlowConfigurationError(
-            parameter: "layers",
-            message: "a pipeline needs at least 2 layers (a source and a collector), got \(layers.count)")
+            parameter: "layers", message: "a pipeline needs at least 2 layers (\(what)), got \(layers.count)")
     }
     if options.batchSize < 1 {
         throw FlowConfigurationError(
