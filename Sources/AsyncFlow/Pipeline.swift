@@ -16,11 +16,12 @@ import Synchronization
 @usableFromInline
 struct ErasedLayer: Sendable {
     @usableFromInline typealias LinkMaker =
-        @Sendable (_ capacity: Int, _ spin: Int64) throws(FlowConfigurationError) -> any AnyLink
+        @Sendable (_ capacity: Int, _ spin: Int64, _ backend: PipelineOptions.Backend) throws(FlowConfigurationError)
+        -> any AnyLink
     @usableFromInline typealias StageMaker =
         @Sendable (
             _ input: (any AnyLink)?, _ output: (any AnyLink)?, _ policy: PolicyRun, _ batch: Int, _ workers: Int,
-            _ pool: flow_config, _ window: OrderedWindow?
+            _ pool: flow_config, _ window: OrderedWindow?, _ backend: PipelineOptions.Backend
         ) -> StageHandle
 
     let index: Int
@@ -71,14 +72,15 @@ extension Layer {
         return ErasedLayer(
             index: index, name: name ?? "layer \(index) (\(kindName))", kind: kind, capacity: capacity,
             ordered: ordered, onError: onError,
-            makeOutputLink: { (capacity, spin) throws(FlowConfigurationError) in
-                try Link<Output>(capacity: capacity, spinNanoseconds: spin)
+            makeOutputLink: { (capacity, spin, backend) throws(FlowConfigurationError) in
+                try Link<Output>(capacity: capacity, spinNanoseconds: spin, backend: backend)
             },
-            makeStage: { input, output, policy, batch, workers, pool, window in
+            makeStage: { input, output, policy, batch, workers, pool, window, backend in
                 make(
                     StageContext(
                         input: input.map { $0 as! Link<Input> }, output: output.map { $0 as! Link<Output> },
-                        policy: policy, batch: batch, workers: workers, pool: pool, window: window))
+                        policy: policy, batch: batch, workers: workers, pool: pool, window: window,
+                        backend: backend))
             })
     }
 }
@@ -118,7 +120,7 @@ final class PipelineRun: Sendable {
                 ? layers[i + 1].capacity
                     ?? defaultCapacity(layers[i + 1], batch: options.batchSize, defaultWorkers: pool.workers)
                 : max(1024, 4 * options.batchSize)
-            let link = try layers[i].makeOutputLink(capacity, pool.spin_ns)
+            let link = try layers[i].makeOutputLink(capacity, pool.spin_ns, options.backend)
             run.register(link)
             return link
         }
@@ -130,7 +132,7 @@ final class PipelineRun: Sendable {
             if let window { run.register(window) }
             let stage = layer.makeStage(
                 i > 0 ? links[i - 1] : nil, i < links.count ? links[i] : nil, policy, options.batchSize, workers,
-                pool, window)
+                pool, window, options.backend)
             try stage.prepare()  // P1: pools are created (not started) here
             stages.append(stage)
         }

@@ -4,8 +4,11 @@ import CFlow
 ///
 /// Pool settings override the `FLOW_*` environment variables, which override the built-in defaults.
 public struct PipelineOptions: Sendable {
-    /// The most items a stage moves per queue operation (and so per C-loop batch). Default 256.
-    public var batchSize: Int = 256
+    /// What runs the pipeline: CFlow (the default) or the pure-Swift baseline.
+    public var backend: Backend = .native
+    /// The most items a stage moves per queue operation (and so per C-loop batch). Default 1024.
+    /// A stage never waits for a batch to fill: it takes what is there, up to this.
+    public var batchSize: Int = 1024
     /// Threads of a CPU layer declared with `workers: nil` (else `FLOW_WORKERS`, else the CPUs allowed).
     public var workers: Int? = nil
     /// CPUs for the worker threads, as a cpulist (`"0-3,8"`), overriding `FLOW_CPUS`.
@@ -20,6 +23,21 @@ public struct PipelineOptions: Sendable {
     public var progressInterval: Duration = .seconds(1)
 
     public init() {}
+
+    /// Creates options for `backend`, the rest at their defaults.
+    public init(backend: Backend) {
+        self.backend = backend
+    }
+
+    /// The machinery under the same API and semantics.
+    public enum Backend: String, Sendable, CaseIterable {
+        /// CFlow: lock-free C rings between layers, CPU layers on (optionally pinned) C threads.
+        case native
+        /// Only the standard library and Swift concurrency: Mutex-guarded bounded queues with
+        /// continuations, batching as the native backend does, CPU layers as `workers` Swift tasks.
+        /// The baseline flow-bench compares the native backend against.
+        case swift
+    }
 
     /// Worker-thread pinning (`FLOW_PIN`).
     public enum Pinning: String, Sendable {

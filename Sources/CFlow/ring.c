@@ -347,11 +347,19 @@ static int64_t ring_wait(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_
     uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
     uint64_t spin_end = start + (uint64_t)r->spin_ns;
     if (spin_end > deadline) spin_end = deadline;
-    for (unsigned i = 1; r->spin_ns > 0; i++) { /* spin budget 0: park at once */
-        for (int j = 0; j < 16; j++) flow_cpu_relax();
+    /* Spin for the budget (0: park at once): busy-wait with pause for the first ~2 us, then yield
+       between re-checks, so a thread this one waits for (often on the same core when CPUs are
+       oversubscribed, e.g. a Swift task consuming our output) gets the CPU instead of our spinning. */
+    uint64_t busy_end = start + 2000 < spin_end ? start + 2000 : spin_end;
+    for (unsigned i = 1; r->spin_ns > 0; i++) {
+        uint64_t t = (i & 7) == 0 ? now_ns() : 0;
+        if (t && t >= spin_end) break;
+        if (t && t >= busy_end)
+            sched_yield();
+        else
+            for (int j = 0; j < 16; j++) flow_cpu_relax();
         k = op(r, buf, n, seq);
         if (k != would_block) return k;
-        if ((i & 7) == 0 && now_ns() >= spin_end) break;
     }
     for (;;) {
         uint32_t key = flow_parker_prepare(parker);

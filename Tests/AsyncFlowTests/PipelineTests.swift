@@ -8,8 +8,9 @@ import Testing
 extension Serial {
     @Suite("Pipeline semantics")
     struct PipelineTests {
-        @Test("every item reaches the collector exactly once, counts exact")
-        func exactlyOnce() async throws {
+        @Test(
+            "every item reaches the collector exactly once, counts exact", arguments: PipelineOptions.Backend.allCases)
+        func exactlyOnce(backend: PipelineOptions.Backend) async throws {
             let n = 200_000
             let sum = Counter()
             let count = Counter()
@@ -19,7 +20,7 @@ extension Serial {
                 Layer { (x: Int) in
                     sum.add(x)
                     count.add(1)
-                }
+                }, options: PipelineOptions(backend: backend)
             )
             #expect(count.count == n)
             #expect(sum.count == n * (n - 1))
@@ -29,8 +30,10 @@ extension Serial {
             #expect(report.dropped == 0 && report.failed == 0 && report.skipped == 0)
         }
 
-        @Test("values with references move through the rings without leaks or double frees")
-        func referenceItems() async throws {
+        @Test(
+            "values with references move through the rings without leaks or double frees",
+            arguments: PipelineOptions.Backend.allCases)
+        func referenceItems(backend: PipelineOptions.Backend) async throws {
             let before = Tracked.alive.load(ordering: .relaxed)
             let ids = Counter()
             let n = 50_000
@@ -38,14 +41,16 @@ extension Serial {
                 Layer((0..<n).lazy.map { Tracked($0) }),
                 Layer(workers: 3) { (t: Tracked) in "item-\(t.id)" },
                 Layer(concurrency: 4) { (s: String) async in Tracked(Int(s.dropFirst(5))!) },
-                Layer { (t: Tracked) in ids.add(t.id) }
+                Layer { (t: Tracked) in ids.add(t.id) }, options: PipelineOptions(backend: backend)
             )
             #expect(ids.count == n * (n - 1) / 2)
             #expect(Tracked.alive.load(ordering: .relaxed) == before)
         }
 
-        @Test("per-worker state is built once on each worker thread and stays there")
-        func perWorkerState() async throws {
+        @Test(
+            "per-worker state is built once on each worker thread and stays there",
+            arguments: PipelineOptions.Backend.allCases)
+        func perWorkerState(backend: PipelineOptions.Backend) async throws {
             final class Scratch: @unchecked Sendable {
                 let thread = pthread_self()
                 var uses = 0
@@ -66,15 +71,17 @@ extension Serial {
                     scratch.uses += 1
                     return x
                 },
-                Layer { (_: Int) in uses.add(1) }
+                Layer { (_: Int) in uses.add(1) }, options: PipelineOptions(backend: backend)
             )
             #expect(made.count == 3)
-            #expect(wrongThread.count == 0)
+            if backend == .native { #expect(wrongThread.count == 0) }  // .swift: a task may change threads
             #expect(uses.count == 10_000)
         }
 
-        @Test("a CPU layer's closure runs on C threads, never inside a Swift task")
-        func cpuLayerOffTheCooperativePool() async throws {
+        @Test(
+            "a CPU layer's closure runs on C threads (native), never inside a Swift task",
+            arguments: PipelineOptions.Backend.allCases)
+        func cpuLayerOffTheCooperativePool(backend: PipelineOptions.Backend) async throws {
             let inTask = Counter()
             let calls = Counter()
             _ = try await pipeline(
@@ -84,14 +91,17 @@ extension Serial {
                     withUnsafeCurrentTask { if $0 != nil { inTask.add(1) } }
                     return x
                 },
-                Layer { (_: Int) in }
+                Layer { (_: Int) in }, options: PipelineOptions(backend: backend)
             )
             #expect(calls.count == 20_000)
-            #expect(inTask.count == 0)
+            // native: C threads; .swift: `workers` tasks on the cooperative pool, by design
+            #expect(inTask.count == (backend == .native ? 0 : 20_000))
         }
 
-        @Test("an async layer keeps at most `concurrency` items in flight, and uses them")
-        func asyncConcurrencyBound() async throws {
+        @Test(
+            "an async layer keeps at most `concurrency` items in flight, and uses them",
+            arguments: PipelineOptions.Backend.allCases)
+        func asyncConcurrencyBound(backend: PipelineOptions.Backend) async throws {
             let inFlight = HighWater()
             let done = Counter()
             _ = try await pipeline(
@@ -102,19 +112,21 @@ extension Serial {
                     inFlight.leave()
                     return x
                 },
-                Layer { (_: Int) in done.add(1) }
+                Layer { (_: Int) in done.add(1) }, options: PipelineOptions(backend: backend)
             )
             #expect(done.count == 400)
             #expect(inFlight.max.load(ordering: .relaxed) <= 8)
             #expect(inFlight.max.load(ordering: .relaxed) >= 2)
         }
 
-        @Test("back-pressure: a slow collector bounds the items taken but not finished")
-        func backPressure() async throws {
+        @Test(
+            "back-pressure: a slow collector bounds the items taken but not finished",
+            arguments: PipelineOptions.Backend.allCases)
+        func backPressure(backend: PipelineOptions.Backend) async throws {
             let pulled = Counter()
             let finished = Counter()
             let maxOutstanding = Atomic<Int>(0)
-            var options = PipelineOptions()
+            var options = PipelineOptions(backend: backend)
             options.batchSize = 16
             let workers = 2
             let capacities = [64, 32]
@@ -136,8 +148,10 @@ extension Serial {
             #expect(maxOutstanding.load(ordering: .relaxed) > capacities[1])  // the queues really filled
         }
 
-        @Test(".fail rethrows the user's own error, stops pulling, releases every thread")
-        func failFast() async throws {
+        @Test(
+            ".fail rethrows the user's own error, stops pulling, releases every thread",
+            arguments: PipelineOptions.Backend.allCases)
+        func failFast(backend: PipelineOptions.Backend) async throws {
             let threadsBefore = threadCount()
             let pulled = Counter()
             let n = 1_000_000
@@ -148,7 +162,7 @@ extension Serial {
                         if x == 5_000 { throw TestError.bad(x) }
                         return x
                     },
-                    Layer { (_: Int) in }
+                    Layer { (_: Int) in }, options: PipelineOptions(backend: backend)
                 )
                 Issue.record("pipeline did not throw")
             } catch TestError.bad(let x) {
@@ -158,8 +172,10 @@ extension Serial {
             #expect(threadCount() == threadsBefore)
         }
 
-        @Test(".fail in the collector and in an async layer rethrows the original error")
-        func failInAsyncLayers() async throws {
+        @Test(
+            ".fail in the collector and in an async layer rethrows the original error",
+            arguments: PipelineOptions.Backend.allCases)
+        func failInAsyncLayers(backend: PipelineOptions.Backend) async throws {
             await #expect(throws: TestError.bad(77)) {
                 _ = try await pipeline(
                     Layer(0..<1_000),
@@ -167,19 +183,22 @@ extension Serial {
                         if x == 77 { throw TestError.bad(77) }
                         return x
                     },
-                    Layer { (_: Int) in }
+                    Layer { (_: Int) in }, options: PipelineOptions(backend: backend)
                 )
             }
             await #expect(throws: TestError.bad(500)) {
                 _ = try await pipeline(
                     Layer(0..<1_000),
-                    Layer { (x: Int) async throws in if x == 500 { throw TestError.bad(500) } }
+                    Layer { (x: Int) async throws in if x == 500 { throw TestError.bad(500) } },
+                    options: PipelineOptions(backend: backend)
                 )
             }
         }
 
-        @Test(".skip counts the failures exactly and keeps the first errors with their layer")
-        func skip() async throws {
+        @Test(
+            ".skip counts the failures exactly and keeps the first errors with their layer",
+            arguments: PipelineOptions.Backend.allCases)
+        func skip(backend: PipelineOptions.Backend) async throws {
             let done = Counter()
             let report = try await pipeline(
                 Layer(0..<10_000),
@@ -187,7 +206,7 @@ extension Serial {
                     if x % 10 == 0 { throw TestError.bad(x) }
                     return x
                 },
-                Layer { (_: Int) in done.add(1) }
+                Layer { (_: Int) in done.add(1) }, options: PipelineOptions(backend: backend)
             )
             #expect(done.count == 9_000)
             #expect(report.skipped == 1_000)
@@ -196,8 +215,10 @@ extension Serial {
             #expect(report.errors.allSatisfy { $0.layer == "parse" && $0.error is TestError })
         }
 
-        @Test(".retry calls again for the same item, then fails with the original error")
-        func retry() async throws {
+        @Test(
+            ".retry calls again for the same item, then fails with the original error",
+            arguments: PipelineOptions.Backend.allCases)
+        func retry(backend: PipelineOptions.Backend) async throws {
             let attempts = Mutex<[Int: Int]>([:])
             let report = try await pipeline(
                 Layer(0..<100),
@@ -209,7 +230,7 @@ extension Serial {
                     if x % 10 == 0 && n <= 2 { throw TestError.bad(x) }  // succeeds on the third call
                     return x
                 },
-                Layer { (_: Int) in }
+                Layer { (_: Int) in }, options: PipelineOptions(backend: backend)
             )
             #expect(report.completed == 100)
             #expect(report.layers[1].retried == 20)
@@ -221,13 +242,15 @@ extension Serial {
                         if x == 3 { throw TestError.bad(3) }
                         return x
                     },
-                    Layer { (_: Int) in }
+                    Layer { (_: Int) in }, options: PipelineOptions(backend: backend)
                 )
             }
         }
 
-        @Test("cancelling the awaiting task ends the pipeline, runs no more closures, releases threads")
-        func cancellation() async throws {
+        @Test(
+            "cancelling the awaiting task ends the pipeline, runs no more closures, releases threads",
+            arguments: PipelineOptions.Backend.allCases)
+        func cancellation(backend: PipelineOptions.Backend) async throws {
             let threadsBefore = threadCount()
             let calls = Counter()
             let started = AsyncStream<Void>.makeStream()
@@ -241,7 +264,7 @@ extension Serial {
                     Layer { (x: Int) async in
                         if x == 1_000 { started.continuation.yield() }
                         await Task.yield()
-                    }
+                    }, options: PipelineOptions(backend: backend)
                 )
             }
             for await _ in started.stream { break }
@@ -254,25 +277,25 @@ extension Serial {
             #expect(threadCount() == threadsBefore)
         }
 
-        @Test("AsyncSequence sources, and their errors")
-        func asyncSources() async throws {
+        @Test("AsyncSequence sources, and their errors", arguments: PipelineOptions.Backend.allCases)
+        func asyncSources(backend: PipelineOptions.Backend) async throws {
             let done = Counter()
             let report = try await pipeline(
                 Layer(ThrowingAsyncSource(count: 3_000, failAt: nil)),
                 Layer(workers: 2) { (x: Int) in x },
-                Layer { (_: Int) in done.add(1) }
+                Layer { (_: Int) in done.add(1) }, options: PipelineOptions(backend: backend)
             )
             #expect(done.count == 3_000 && report.pulled == 3_000)
             await #expect(throws: TestError.bad(1_234)) {
                 _ = try await pipeline(
                     Layer(ThrowingAsyncSource(count: 3_000, failAt: 1_234)),
-                    Layer { (_: Int) in }
+                    Layer { (_: Int) in }, options: PipelineOptions(backend: backend)
                 )
             }
         }
 
-        @Test("8 layers of every kind chain their types")
-        func longChain() async throws {
+        @Test("8 layers of every kind chain their types", arguments: PipelineOptions.Backend.allCases)
+        func longChain(backend: PipelineOptions.Backend) async throws {
             let sum = Counter()
             let report = try await pipeline(
                 Layer(0..<5_000),
@@ -282,16 +305,18 @@ extension Serial {
                 Layer { (x: Int) async in Double(x) },
                 Layer(workers: 1) { (d: Double) in Int(d) },
                 Layer(concurrency: 3) { (x: Int) async in x - 1 },
-                Layer { (x: Int) in sum.add(x) }
+                Layer { (x: Int) in sum.add(x) }, options: PipelineOptions(backend: backend)
             )
             #expect(sum.count == 5_000 * 4_999 / 2)
             #expect(report.layers.count == 8 && report.layers.allSatisfy { $0.emitted == 5_000 })
         }
 
-        @Test("progress is reported with per-layer counts, and once more at the end")
-        func progress() async throws {
+        @Test(
+            "progress is reported with per-layer counts, and once more at the end",
+            arguments: PipelineOptions.Backend.allCases)
+        func progress(backend: PipelineOptions.Backend) async throws {
             let finals = Mutex<[ProgressSnapshot]>([])
-            var options = PipelineOptions()
+            var options = PipelineOptions(backend: backend)
             options.progressInterval = .milliseconds(5)
             options.progress = { snap in if snap.isFinal { finals.withLock { $0.append(snap) } } }
             _ = try await pipeline(
@@ -302,8 +327,10 @@ extension Serial {
             #expect(last.queueDepths == [0, 0])
         }
 
-        @Test("200 pipelines back to back, a quarter failing, leave the thread count where it was")
-        func noThreadLeak() async throws {
+        @Test(
+            "200 pipelines back to back, a quarter failing, leave the thread count where it was",
+            arguments: PipelineOptions.Backend.allCases)
+        func noThreadLeak(backend: PipelineOptions.Backend) async throws {
             let before = threadCount()
             for i in 0..<200 {
                 do {
@@ -313,7 +340,7 @@ extension Serial {
                             if i % 4 == 0 && x == 50 { throw TestError.bad(x) }
                             return x
                         },
-                        Layer { (_: Int) in }
+                        Layer { (_: Int) in }, options: PipelineOptions(backend: backend)
                     )
                 } catch TestError.bad {}
             }

@@ -6,9 +6,12 @@ import Testing
 extension Serial {
     @Suite("pipelineStream")
     struct StreamTests {
-        @Test("the last layer's outputs arrive as an AsyncSequence, each once; the report is exact")
-        func basic() async throws {
-            let stream = pipelineStream(Layer(0..<10_000), Layer(workers: 2) { (x: Int) in x * 3 })
+        @Test(
+            "the last layer's outputs arrive as an AsyncSequence, each once; the report is exact",
+            arguments: PipelineOptions.Backend.allCases)
+        func basic(backend: PipelineOptions.Backend) async throws {
+            let stream = pipelineStream(
+                Layer(0..<10_000), Layer(workers: 2) { (x: Int) in x * 3 }, options: PipelineOptions(backend: backend))
             var sum = 0
             var count = 0
             for try await x in stream {
@@ -20,12 +23,13 @@ extension Serial {
             #expect(report.completed == 10_000 && report.dropped == 0)
         }
 
-        @Test("ordered layers stream in input order")
-        func ordered() async throws {
+        @Test("ordered layers stream in input order", arguments: PipelineOptions.Backend.allCases)
+        func ordered(backend: PipelineOptions.Backend) async throws {
             var seen: [String] = []
             for try await s in pipelineStream(
                 Layer(0..<3_000), Layer(workers: 3, ordered: true) { (x: Int) in x },
-                Layer(concurrency: 4, ordered: true) { (x: Int) async in "\(x)" })
+                Layer(concurrency: 4, ordered: true) { (x: Int) async in "\(x)" },
+                options: PipelineOptions(backend: backend))
             {
                 seen.append(s)
             }
@@ -37,12 +41,15 @@ extension Serial {
             )
         }
 
-        @Test("breaking out of the loop cancels the pipeline and releases every thread")
-        func breakOut() async throws {
+        @Test(
+            "breaking out of the loop cancels the pipeline and releases every thread",
+            arguments: PipelineOptions.Backend.allCases)
+        func breakOut(backend: PipelineOptions.Backend) async throws {
             let before = threadCount()
             let pulled = Counter()
             let stream = pipelineStream(
-                Layer(CountingSequence(range: 0..<10_000_000, pulled: pulled)), Layer(workers: 2) { (x: Int) in x })
+                Layer(CountingSequence(range: 0..<10_000_000, pulled: pulled)), Layer(workers: 2) { (x: Int) in x },
+                options: PipelineOptions(backend: backend))
             var got = 0
             for try await _ in stream {
                 got += 1
@@ -54,8 +61,10 @@ extension Serial {
             #expect(threadCount() == before)
         }
 
-        @Test("a layer's error is thrown from the loop, as the user's own error")
-        func error() async throws {
+        @Test(
+            "a layer's error is thrown from the loop, as the user's own error",
+            arguments: PipelineOptions.Backend.allCases)
+        func error(backend: PipelineOptions.Backend) async throws {
             var got = 0
             await #expect(throws: TestError.bad(4_242)) {
                 for try await _ in pipelineStream(
@@ -63,7 +72,7 @@ extension Serial {
                     Layer(workers: 2) { (x: Int) throws -> Int in
                         if x == 4_242 { throw TestError.bad(x) }
                         return x
-                    })
+                    }, options: PipelineOptions(backend: backend))
                 {
                     got += 1
                 }
@@ -71,11 +80,14 @@ extension Serial {
             #expect(got < 10_000)
         }
 
-        @Test("cancelling the consuming task ends the loop with CancellationError")
-        func cancelConsumer() async throws {
+        @Test(
+            "cancelling the consuming task ends the loop with CancellationError",
+            arguments: PipelineOptions.Backend.allCases)
+        func cancelConsumer(backend: PipelineOptions.Backend) async throws {
             let before = threadCount()
             let (reached, signal) = AsyncStream<Void>.makeStream()
-            let stream = pipelineStream(Layer(0..<Int.max), Layer(workers: 2) { (x: Int) in x })
+            let stream = pipelineStream(
+                Layer(0..<Int.max), Layer(workers: 2) { (x: Int) in x }, options: PipelineOptions(backend: backend))
             let consumer = Task {
                 var n = 0
                 for try await _ in stream {
@@ -91,12 +103,15 @@ extension Serial {
             #expect(threadCount() == before)
         }
 
-        @Test("bad parameters are thrown at the first next(), before any item is pulled")
-        func badInput() async throws {
+        @Test(
+            "bad parameters are thrown at the first next(), before any item is pulled",
+            arguments: PipelineOptions.Backend.allCases)
+        func badInput(backend: PipelineOptions.Backend) async throws {
             let pulled = Counter()
             await #expect(throws: FlowConfigurationError.self) {
                 for try await _ in pipelineStream(
-                    Layer(CountingSequence(range: 0..<10, pulled: pulled)), Layer(workers: 0) { (x: Int) in x })
+                    Layer(CountingSequence(range: 0..<10, pulled: pulled)), Layer(workers: 0) { (x: Int) in x },
+                    options: PipelineOptions(backend: backend))
                 {}
             }
             #expect(pulled.count == 0)

@@ -77,16 +77,9 @@ import Synchronization
                     break
                 }
             }
-            if let window {  // ordered (O1, O2): push in input order
-                guard await window.waitTurn(position, run: run) else {
-                    settlePush(outBuf, made: made, pushed: 0, counters: counters)
-                    continue
-                }
-                await pushOn(outBuf, made: made, to: output, counters: counters)
-                window.advance(from: position, by: k)
-            } else {
-                await pushOn(outBuf, made: made, to: output, counters: counters)
-            }
+            await pushOn(  // ordered: in input order (OrderedWindow O1, O2)
+                outBuf, made: made, to: output, counters: counters, window: window, position: position, inputCount: k,
+                run: run)
         }
     }
 }

@@ -12,6 +12,8 @@
 //      and then resumes the task awaiting the pool, which joins every thread before run() returns.
 //  C5. After RunState.stopped, workers call no closure: they drain their input (closed by stop) and
 //      count it as dropped, so they never block and always reach their exit.
+//  C6. On the `.swift` backend there is no pool: `workers` tasks run the same batch loop with async pops
+//      and pushes (runTask), each with its own State, on Swift's cooperative pool.
 import CFlow
 import Synchronization
 
@@ -57,6 +59,7 @@ import Synchronization
     @inlinable var poolBusyNanoseconds: Int? { busy.load(ordering: .relaxed) }
 
     @inlinable func prepare() throws(FlowConfigurationError) {
+        if context.backend == .swift { return }  // C6: no pool
         var config = context.pool
         config.workers = UInt32(context.workers)
         var err = flow_error()
@@ -67,6 +70,12 @@ import Synchronization
     }
 
     @inlinable func run() async {
+        if context.backend == .swift {  // C6
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<context.workers { group.addTask { await self.runTask() } }
+            }
+            return
+        }
         guard let pool else { return }
         running.store(context.workers, ordering: .relaxed)
         var err = flow_error()
@@ -140,6 +149,47 @@ import Synchronization
                 return state.waiter
             }
             waiter?.resume()
+        }
+    }
+
+    /// The `.swift` backend's worker: one task, the same batch loop with async pops and pushes (C6).
+    @inlinable func runTask() async {
+        let batch = context.batch
+        let input = context.input!
+        let output = context.output
+        let counters = context.counters
+        let run = context.run
+        let policy = context.policy
+        let window = context.window
+        let inBuf = UnsafeMutablePointer<Input>.allocate(capacity: batch)
+        let outBuf = UnsafeMutablePointer<Output>.allocate(capacity: batch)
+        defer {
+            inBuf.deallocate()
+            outBuf.deallocate()
+            output?.finishProducer()
+        }
+        var state = makeState()
+        while true {
+            var position: UInt64 = 0
+            let k = await input.pop(into: inBuf, max: batch, position: &position)
+            if k == 0 { return }
+            counters.received.add(k, ordering: .relaxed)
+            if run.stopped {
+                inBuf.deinitialize(count: k)
+                counters.dropped.add(k, ordering: .relaxed)
+                continue
+            }
+            let start = ContinuousClock.now
+            let made = transformBatch(inBuf, count: k, into: outBuf, keep: output != nil, policy: policy) {
+                try body(&state, $0)
+            }
+            let spent = ContinuousClock.now - start
+            busy.add(
+                Int(spent.components.seconds) * 1_000_000_000 + Int(spent.components.attoseconds / 1_000_000_000),
+                ordering: .relaxed)
+            await pushOn(
+                outBuf, made: made, to: output, counters: counters, window: window, position: position, inputCount: k,
+                run: run)
         }
     }
 }

@@ -30,12 +30,26 @@ import Synchronization
 }
 
 @usableFromInline final class Link<T>: AnyLink, @unchecked Sendable {
-    // @unchecked: the ring is a thread-safe C object; `producers` is atomic; nothing else mutates.
-    @usableFromInline let ring: OpaquePointer
+    // @unchecked: the ring is a thread-safe C object, the queue guards itself; `producers` is atomic.
+    /// The native backend's CFlow ring, or nil on the `.swift` backend (then `queue` is set).
+    @usableFromInline let ring: OpaquePointer?
+    @usableFromInline let queue: SwiftQueue<T>?
     @usableFromInline let capacity: Int
     @usableFromInline let producers = Atomic<Int>(0)
 
-    @inlinable init(capacity: Int, spinNanoseconds: Int64) throws(FlowConfigurationError) {
+    @inlinable init(capacity: Int, spinNanoseconds: Int64, backend: PipelineOptions.Backend)
+        throws(FlowConfigurationError)
+    {
+        self.capacity = capacity
+        if backend == .swift {
+            guard capacity >= 1 else {
+                throw FlowConfigurationError(
+                    parameter: "capacity", message: "capacity: \(capacity): must be at least 1")
+            }
+            ring = nil
+            queue = SwiftQueue(capacity: capacity)
+            return
+        }
         var opts = flow_ring_options(
             capacity: UInt64(capacity), elem_size: MemoryLayout<T>.stride, spin_ns: spinNanoseconds,
             kind: FLOW_QUEUE_RING)
@@ -44,18 +58,24 @@ import Synchronization
             throw FlowConfigurationError(parameter: "capacity", message: cMessage(&err))
         }
         ring = r
-        self.capacity = capacity
+        queue = nil
     }
 
     deinit {
-        _ = drainDropped()
-        flow_ring_destroy(ring)
+        if let ring {
+            _ = drainDropped()
+            flow_ring_destroy(ring)
+        }
     }
 
-    @inlinable var depth: Int { Int(flow_ring_size_approx(ring)) }
-    @inlinable var isClosed: Bool { flow_ring_is_closed(ring) != 0 }
+    @inlinable var depth: Int {
+        if let queue { return queue.depth }
+        return Int(flow_ring_size_approx(ring))
+    }
 
-    @inlinable func close() { flow_ring_close(ring) }
+    @inlinable func close() {
+        if let queue { queue.close() } else { flow_ring_close(ring) }
+    }
 
     @inlinable func addProducers(_ n: Int) { producers.add(n, ordering: .relaxed) }
 
@@ -65,6 +85,7 @@ import Synchronization
     }
 
     @inlinable func drainDropped() -> Int {
+        if let queue { return queue.drainDropped() }
         var dropped = 0
         withUnsafeTemporaryAllocation(of: T.self, capacity: 64) { buf in
             let base = buf.baseAddress!
@@ -83,6 +104,7 @@ import Synchronization
     /// Push `buffer[0..<count]`, suspending while the ring is full. Returns how many were pushed: all,
     /// or fewer when the ring was closed (the rest stay initialised in the buffer, owned by the caller).
     @inlinable func push(_ buffer: UnsafeMutablePointer<T>, count: Int) async -> Int {
+        if let queue { return await queue.push(buffer, count: count) }
         var done = 0
         while done < count {
             let k = flow_ring_push_n(ring, buffer + done, Int64(count - done))
@@ -100,6 +122,10 @@ import Synchronization
     /// Pop up to `max` items into uninitialised `buffer`, suspending while the ring is empty.
     /// Returns the count (>= 1), or 0 when the ring is closed and drained.
     @inlinable func pop(into buffer: UnsafeMutablePointer<T>, max: Int) async -> Int {
+        if let queue {
+            var position: UInt64 = 0
+            return await queue.pop(into: buffer, max: max, position: &position)
+        }
         while true {
             let k = flow_ring_pop_n(ring, buffer, Int64(max))
             if k > 0 { return Int(k) }
@@ -110,6 +136,7 @@ import Synchronization
 
     /// `pop`, also giving the queue position of the first item popped (for ordered layers).
     @inlinable func pop(into buffer: UnsafeMutablePointer<T>, max: Int, position: inout UInt64) async -> Int {
+        if let queue { return await queue.pop(into: buffer, max: max, position: &position) }
         while true {
             let k = flow_ring_pop_n_seq(ring, buffer, Int64(max), &position)
             if k > 0 { return Int(k) }
@@ -122,7 +149,7 @@ import Synchronization
         await suspendForWaiter { register(ring, $0) }
     }
 
-    // MARK: blocking side (C worker threads)
+    // MARK: blocking side (C worker threads; native backend only)
 
     /// Pop up to `max` items, spinning then parking the calling thread. 0 when closed and drained.
     @inlinable func popBlocking(into buffer: UnsafeMutablePointer<T>, max: Int) -> Int {

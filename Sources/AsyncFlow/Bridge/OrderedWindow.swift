@@ -10,9 +10,11 @@
 //  O2. Holders wait for their turn holding their results: at most workers × batch (CPU) or concurrency
 //      (async) items are held, so the window is bounded and back-pressure reaches the input. The prefix
 //      that is in order is pushed at once; nothing waits for the whole input.
-//  O3. Waiting is the eventcount protocol (prepare, re-check `next` and the stop flag, wait or cancel),
-//      so no turn is missed; close() (from RunState.stop) wakes every waiter, which then sees `stopped`
-//      and drops what it holds.
+//  O3. C threads wait with the eventcount protocol (prepare, re-check `next` and the stop flag, wait or
+//      cancel) on a CFlow parker; tasks wait with a continuation filed under the position they wait for,
+//      re-checked under the lock that advance() takes to find it, so no turn is missed either way
+//      (and the `.swift` backend uses no C). close() (from RunState.stop) wakes every waiter, which
+//      then sees `stopped` and drops what it holds.
 import CFlow
 import Synchronization
 
@@ -20,6 +22,7 @@ import Synchronization
     // @unchecked: `next` is atomic and the parker is a thread-safe C object.
     @usableFromInline let next = Atomic<UInt64>(0)
     @usableFromInline let parker: OpaquePointer
+    @usableFromInline let tasks = Mutex<[UInt64: UnsafeContinuation<Void, Never>]>([:])
 
     @usableFromInline init() {
         parker = flow_parker_create()!
@@ -27,7 +30,14 @@ import Synchronization
 
     deinit { flow_parker_destroy(parker) }
 
-    @usableFromInline func close() { flow_parker_notify(parker, Int32.max) }
+    @usableFromInline func close() {
+        flow_parker_notify(parker, Int32.max)
+        let waiting = tasks.withLock { t in
+            defer { t = [:] }
+            return Array(t.values)
+        }
+        for c in waiting { c.resume() }
+    }
 
     @inlinable func isTurn(_ position: UInt64, _ run: RunState) -> Bool {
         next.load(ordering: .acquiring) == position || run.stopped
@@ -49,13 +59,13 @@ import Synchronization
     /// Suspend the calling task until it is `position`'s turn. False when the run stopped instead.
     @inlinable func waitTurn(_ position: UInt64, run: RunState) async -> Bool {
         while !isTurn(position, run) {
-            await suspendForWaiter { node in
-                let key = flow_parker_prepare(parker)
-                if isTurn(position, run) {
-                    flow_parker_cancel(parker)
-                    return Int32(FLOW_READY)
+            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                let ready = tasks.withLock { t -> Bool in  // O3: re-check under the lock
+                    if isTurn(position, run) { return true }
+                    t[position] = c
+                    return false
                 }
-                return flow_parker_register(parker, key, node)
+                if ready { c.resume() }
             }
         }
         return !run.stopped
@@ -63,7 +73,9 @@ import Synchronization
 
     /// The holder of `position` has pushed the results of `count` input items (O1).
     @inlinable func advance(from position: UInt64, by count: Int) {
-        next.store(position + UInt64(count), ordering: .releasing)
+        let turn = position + UInt64(count)
+        next.store(turn, ordering: .releasing)
         flow_parker_notify(parker, Int32.max)
+        tasks.withLock { $0.removeValue(forKey: turn) }?.resume()
     }
 }

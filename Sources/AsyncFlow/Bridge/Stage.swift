@@ -60,13 +60,15 @@ struct StageHandle: Sendable {
     @usableFromInline let pool: flow_config
     /// Set for an `ordered: true` parallel layer that passes results on: restores input order.
     @usableFromInline let window: OrderedWindow?
+    @usableFromInline let backend: PipelineOptions.Backend
 
     @inlinable
     init(
         input: Link<Input>?, output: Link<Output>?, policy: PolicyRun, batch: Int, workers: Int, pool: flow_config,
-        window: OrderedWindow?
+        window: OrderedWindow?, backend: PipelineOptions.Backend
     ) {
         self.window = window
+        self.backend = backend
         self.input = input
         self.output = output
         self.policy = policy
@@ -126,4 +128,23 @@ func pushOn<O>(_ outBuf: UnsafeMutablePointer<O>, made: Int, to output: Link<O>?
         return
     }
     settlePush(outBuf, made: made, pushed: await output.push(outBuf, count: made), counters: counters)
+}
+
+/// pushOn for a layer that may be ordered: with a window, wait for this batch's turn (OrderedWindow O1,
+/// O2), push, and pass the turn on; if the run stops while waiting, the results are dropped, counted.
+@inlinable
+func pushOn<O>(
+    _ outBuf: UnsafeMutablePointer<O>, made: Int, to output: Link<O>?, counters: LayerCounters,
+    window: OrderedWindow?, position: UInt64, inputCount: Int, run: RunState
+) async {
+    guard let window, output != nil else {
+        await pushOn(outBuf, made: made, to: output, counters: counters)
+        return
+    }
+    guard await window.waitTurn(position, run: run) else {
+        settlePush(outBuf, made: made, pushed: 0, counters: counters)
+        return
+    }
+    await pushOn(outBuf, made: made, to: output, counters: counters)
+    window.advance(from: position, by: inputCount)
 }

@@ -1,0 +1,147 @@
+// SwiftQueue.swift — the `.swift` backend's bounded queue: only the standard library and Swift
+// concurrency (a Mutex, a circular buffer, continuations), batching like the native ring.
+//
+// Invariants:
+//  Q1. All state (buffer, head, count, closed, popped, waiters) is read and written under `state`'s lock.
+//  Q2. Items move in and out by bitwise moves of whole batches under one lock acquisition: one lock per
+//      batch, not per item.
+//  Q3. A task waits only when the queue is empty (pop) or full (push): it registers its continuation
+//      under the lock after re-checking that condition, so no wake-up is lost; whoever changes the
+//      condition (a push, a pop, close) takes every waiter of the other side out under the lock and
+//      resumes them after unlocking. Woken tasks re-check (several may compete for the same items).
+//  Q4. close() wakes everyone; pushes then fail, pops drain what is left and then report closed.
+//  Q5. `popped` counts items ever popped, so a pop knows its batch's position (for ordered layers).
+import Synchronization
+
+@usableFromInline final class SwiftQueue<T>: @unchecked Sendable {
+    // @unchecked: every mutable field lives in `state` and is touched only under its lock (Q1).
+    @usableFromInline struct State {
+        @usableFromInline var head = 0
+        @usableFromInline var count = 0
+        @usableFromInline var popped: UInt64 = 0
+        @usableFromInline var closed = false
+        @usableFromInline var popWaiters: [UnsafeContinuation<Void, Never>] = []
+        @usableFromInline var pushWaiters: [UnsafeContinuation<Void, Never>] = []
+
+        @inlinable init() {}
+    }
+
+    @usableFromInline let state = Mutex(State())
+    @usableFromInline let buffer: UnsafeMutablePointer<T>
+    @usableFromInline let capacity: Int
+
+    @inlinable init(capacity: Int) {
+        self.capacity = capacity
+        buffer = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        _ = drainDropped()
+        buffer.deallocate()
+    }
+
+    @inlinable var depth: Int { state.withLock { $0.count } }
+
+    @inlinable func close() {
+        let waiters = state.withLock { s in
+            s.closed = true
+            defer {
+                s.popWaiters = []
+                s.pushWaiters = []
+            }
+            return s.popWaiters + s.pushWaiters
+        }
+        for w in waiters { w.resume() }  // Q4
+    }
+
+    /// Move `n` items between the circular buffer and a linear one, in up to two runs.
+    @inlinable func move(
+        count n: Int, at start: Int, _ body: (_ ring: UnsafeMutablePointer<T>, _ linear: Int, _ k: Int) -> Void
+    ) {
+        let first = min(n, capacity - start)
+        body(buffer + start, 0, first)
+        if first < n { body(buffer, first, n - first) }
+    }
+
+    /// Push up to `count` items; nil when it must wait (full), else how many went in (0: closed).
+    @inlinable func tryPush(_ items: UnsafeMutablePointer<T>, count: Int) -> (Int, [UnsafeContinuation<Void, Never>])? {
+        state.withLock { s in
+            if s.closed { return (0, []) }
+            let n = min(count, capacity - s.count)
+            if n == 0 { return nil }
+            move(count: n, at: (s.head + s.count) % capacity) { ring, linear, k in
+                ring.moveInitialize(from: items + linear, count: k)  // Q2
+            }
+            s.count += n
+            defer { s.popWaiters = [] }
+            return (n, s.popWaiters)
+        }
+    }
+
+    /// Pop up to `max` items; nil when it must wait (empty and open), else the count (0: closed, drained).
+    @inlinable func tryPop(into items: UnsafeMutablePointer<T>, max: Int, position: inout UInt64)
+        -> (Int, [UnsafeContinuation<Void, Never>])?
+    {
+        state.withLock { s in
+            if s.count == 0 { return s.closed ? (0, []) : nil }
+            let n = min(max, s.count)
+            move(count: n, at: s.head) { ring, linear, k in
+                (items + linear).moveInitialize(from: ring, count: k)  // Q2
+            }
+            s.head = (s.head + n) % capacity
+            s.count -= n
+            position = s.popped  // Q5
+            s.popped += UInt64(n)
+            defer { s.pushWaiters = [] }
+            return (n, s.pushWaiters)
+        }
+    }
+
+    @inlinable func push(_ items: UnsafeMutablePointer<T>, count: Int) async -> Int {
+        var done = 0
+        while done < count {
+            if let (n, woken) = tryPush(items + done, count: count - done) {
+                for w in woken { w.resume() }
+                if n == 0 { break }  // closed
+                done += n
+            } else {
+                await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                    let ready = state.withLock { s -> Bool in  // Q3: re-check under the lock
+                        if s.closed || s.count < capacity { return true }
+                        s.pushWaiters.append(c)
+                        return false
+                    }
+                    if ready { c.resume() }
+                }
+            }
+        }
+        return done
+    }
+
+    @inlinable func pop(into items: UnsafeMutablePointer<T>, max: Int, position: inout UInt64) async -> Int {
+        while true {
+            if let (n, woken) = tryPop(into: items, max: max, position: &position) {
+                for w in woken { w.resume() }
+                return n
+            }
+            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                let ready = state.withLock { s -> Bool in  // Q3
+                    if s.closed || s.count > 0 { return true }
+                    s.popWaiters.append(c)
+                    return false
+                }
+                if ready { c.resume() }
+            }
+        }
+    }
+
+    @inlinable func drainDropped() -> Int {
+        state.withLock { s in
+            let n = s.count
+            move(count: n, at: s.head) { ring, _, k in ring.deinitialize(count: k) }
+            s.head = 0
+            s.count = 0
+            return n
+        }
+    }
+}
