@@ -6,12 +6,19 @@ let package = Package(
     products: [
         .library(name: "AsyncFlow", targets: ["AsyncFlow"]),
         .library(name: "CFlow", targets: ["CFlow"]),
+        .executable(name: "flow-bench", targets: ["flow-bench"]),
     ],
     traits: [
         .trait(
             name: "URCU",
             description: "Build CFlow's second queue implementation on liburcu's wfcqueue (needs liburcu-dev)."
         )
+    ],
+    dependencies: [
+        // flow-bench only (the libraries depend on nothing but the toolchain)
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .target(
@@ -36,6 +43,23 @@ let package = Package(
             path: "Tests/CFlowChecks",
             exclude: ["main.c"],
             cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-std=c11", "-Wall", "-Wextra", "-O2"])]
+        ),
+        .target(
+            name: "CFlowBench",
+            dependencies: ["CFlow"],
+            path: "Benchmarks/CFlowBench",
+            exclude: ["ring_bench_main.c"],
+            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-std=c11", "-Wall", "-Wextra", "-O2"])]
+        ),
+        .executableTarget(
+            name: "flow-bench",
+            dependencies: [
+                "AsyncFlow", "CFlowBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/flow-bench"
         ),
         .testTarget(
             name: "AsyncFlowTests",

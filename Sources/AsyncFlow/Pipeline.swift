@@ -223,15 +223,7 @@ private func validate(
         throw FlowConfigurationError(
             parameter: "layers", message: "a pipeline needs at least 2 layers (\(what)), got \(layers.count)")
     }
-    if options.batchSize < 1 {
-        throw FlowConfigurationError(
-            parameter: "PipelineOptions.batchSize", message: "batchSize \(options.batchSize): must be at least 1")
-    }
-    if options.progress != nil && options.progressInterval <= .zero {
-        throw FlowConfigurationError(
-            parameter: "PipelineOptions.progressInterval",
-            message: "progressInterval \(options.progressInterval): must be positive")
-    }
+    let pool = try options.poolConfigValidated()
     for layer in layers {
         func bad(_ parameter: String, _ message: String) -> FlowConfigurationError {
             FlowConfigurationError(parameter: parameter, message: message, layer: layer.name)
@@ -250,5 +242,5 @@ private func validate(
             throw bad("onError", "onError: .retry(attempts: \(n)): attempts must be 0 or more")
         }
     }
-    return try options.poolConfig()
+    return pool
 }

@@ -76,8 +76,28 @@ public struct ProgressSnapshot: Sendable, CustomStringConvertible {
 }
 
 extension PipelineOptions {
+    /// Check these options and the `FLOW_*` environment variables without running anything: throws the
+    /// ``FlowConfigurationError`` a pipeline run with them would throw before pulling any item.
+    public func validate() throws(FlowConfigurationError) {
+        _ = try poolConfigValidated()
+    }
+
+    /// The pool configuration after checking every option: defaults, then FLOW_* variables, then these.
+    func poolConfigValidated() throws(FlowConfigurationError) -> flow_config {
+        if batchSize < 1 {
+            throw FlowConfigurationError(
+                parameter: "PipelineOptions.batchSize", message: "batchSize \(batchSize): must be at least 1")
+        }
+        if progress != nil && progressInterval <= .zero {
+            throw FlowConfigurationError(
+                parameter: "PipelineOptions.progressInterval",
+                message: "progressInterval \(progressInterval): must be positive")
+        }
+        return try poolConfig()
+    }
+
     /// The pool configuration: defaults, then FLOW_* variables, then these options.
-    func poolConfig() throws(FlowConfigurationError) -> flow_config {
+    private func poolConfig() throws(FlowConfigurationError) -> flow_config {
         var config = flow_config()
         var err = flow_error()
         guard flow_config_init(&config, &err) == FLOW_OK, flow_config_apply_env(&config, &err) == FLOW_OK else {

@@ -148,3 +148,26 @@ func pushOn<O>(
     await pushOn(outBuf, made: made, to: output, counters: counters)
     window.advance(from: position, by: inputCount)
 }
+
+/// How many items a CPU worker should take per pop: about `target` ns of work by the running average of
+/// its cost per item, between 1 and `limit` (CPUStage C7). Cheap items move in full batches; slow ones
+/// in small batches, so the last items of a run are not left queued behind one busy worker.
+@usableFromInline
+struct BatchSizer {
+    @usableFromInline let limit: Int
+    @usableFromInline var nanosecondsPerItem = 0.0
+    @usableFromInline static var target: Double { 100_000 }
+
+    @inlinable init(limit: Int) { self.limit = limit }
+
+    @inlinable var size: Int {
+        guard nanosecondsPerItem > 0 else { return min(limit, 16) }  // first batch: small, to measure
+        return max(1, min(limit, Int(Self.target / nanosecondsPerItem)))
+    }
+
+    @inlinable mutating func record(items: Int, nanoseconds: Double) {
+        guard items > 0 else { return }
+        let perItem = nanoseconds / Double(items)
+        nanosecondsPerItem = nanosecondsPerItem == 0 ? perItem : 0.8 * nanosecondsPerItem + 0.2 * perItem
+    }
+}

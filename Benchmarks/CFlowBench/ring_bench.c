@@ -1,9 +1,6 @@
 /*
- * ring_bench.c — ns/item of the CFlow ring alone (not run by ctest).
- *   ring_bench [items] [runs]      default 10 M items, median of 5 runs (min and max shown too)
- * Rows: 1P1C single, 1P1C batch 64, 2P2C single, 2P2C batch 64, park/wake round trip (spin 0);
- * the liburcu queue too when the library was built with it. Threads are pinned to distinct CPUs
- * when the process may use at least two.
+ * ring_bench.c — the measurements of the CFlow ring alone, shared by `ring_bench` (CMake) and the
+ * `ring` scenario of flow-bench. Threads are pinned to distinct allowed CPUs when there are two or more.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -15,6 +12,7 @@
 #include <string.h>
 
 #include "cflow.h"
+#include "cflow_bench.h"
 
 typedef struct { flow_ring *r; uint64_t n; int batch; int cpu; uint64_t sum; } side;
 
@@ -58,9 +56,25 @@ static void *consumer(void *a) {
     return NULL;
 }
 
-static int cpus[64], ncpus;
+static int cpus[64], ncpus = -1;
 
-static double run_pc(flow_queue_kind kind, unsigned pairs, int batch, uint64_t items) {
+static void load_cpus(void) {
+    if (ncpus >= 0) return;
+    cpu_set_t cs;
+    ncpus = 0;
+    sched_getaffinity(0, sizeof cs, &cs);
+    for (int c = 0; c < CPU_SETSIZE && ncpus < 64; c++)
+        if (CPU_ISSET(c, &cs)) cpus[ncpus++] = c;
+}
+
+int flow_bench_pinned(void) {
+    load_cpus();
+    return ncpus >= 2;
+}
+
+double flow_bench_ring(flow_queue_kind kind, unsigned pairs, int batch, uint64_t items) {
+    load_cpus();
+    if (!flow_ring_kind_available(kind) || pairs < 1 || pairs > 4 || items < pairs) return -1;
     flow_ring_options o = {1024, 8, -1, kind};
     flow_ring *r = flow_ring_create(&o, NULL);
     side s[8];
@@ -91,7 +105,8 @@ static void *ponger(void *x) {
     return NULL;
 }
 
-static double run_parkwake(uint64_t n) {
+double flow_bench_park_wake(uint64_t n) {
+    load_cpus();
     flow_ring_options o = {1, 8, 0, FLOW_QUEUE_RING};
     pp p = {flow_ring_create(&o, NULL), flow_ring_create(&o, NULL), n, ncpus >= 2 ? cpus[1] : -1};
     pin(ncpus >= 2 ? cpus[0] : -1);
@@ -113,43 +128,3 @@ static double run_parkwake(uint64_t n) {
     return ns;
 }
 
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-int main(int argc, char **argv) {
-    uint64_t items = argc > 1 ? strtoull(argv[1], NULL, 10) : 10000000;
-    int runs = argc > 2 ? atoi(argv[2]) : 5;
-    if (items == 0 || runs < 1 || runs > 99) {
-        fprintf(stderr, "usage: ring_bench [items >= 1] [runs 1..99]\n");
-        return 2;
-    }
-    cpu_set_t cs;
-    sched_getaffinity(0, sizeof cs, &cs);
-    for (int c = 0; c < CPU_SETSIZE && ncpus < 64; c++)
-        if (CPU_ISSET(c, &cs)) cpus[ncpus++] = c;
-    struct { const char *name; flow_queue_kind kind; unsigned pairs; int batch; } rows[] = {
-        {"ring 1P1C single", FLOW_QUEUE_RING, 1, 0}, {"ring 1P1C batch 64", FLOW_QUEUE_RING, 1, 1},
-        {"ring 2P2C single", FLOW_QUEUE_RING, 2, 0}, {"ring 2P2C batch 64", FLOW_QUEUE_RING, 2, 1},
-        {"urcu 1P1C single", FLOW_QUEUE_URCU, 1, 0}, {"urcu 1P1C batch 64", FLOW_QUEUE_URCU, 1, 1},
-        {"urcu 2P2C single", FLOW_QUEUE_URCU, 2, 0},
-    };
-    printf("# ring_bench: %llu items, capacity 1024, 8-byte items, median of %d runs, %d CPUs%s\n",
-           (unsigned long long)items, runs, ncpus, ncpus >= 2 ? ", pinned" : "");
-    printf("%-22s %10s %10s %10s\n", "row", "median", "min", "max");
-    double t[99];
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        if (!flow_ring_kind_available(rows[i].kind)) continue;
-        for (int k = 0; k < runs; k++) t[k] = run_pc(rows[i].kind, rows[i].pairs, rows[i].batch, items);
-        qsort(t, (size_t)runs, sizeof t[0], cmp);
-        printf("%-22s %7.2f ns %7.2f ns %7.2f ns /item\n", rows[i].name, t[runs / 2], t[0], t[runs - 1]);
-        fflush(stdout);
-    }
-    uint64_t trips = items / 200 < 20000 ? 20000 : items / 200;
-    for (int k = 0; k < runs; k++) t[k] = run_parkwake(trips);
-    qsort(t, (size_t)runs, sizeof t[0], cmp);
-    printf("%-22s %7.2f us %7.2f us %7.2f us /round trip (%llu trips, spin 0: both sides park)\n", "park/wake round trip",
-           t[runs / 2] / 1000, t[0] / 1000, t[runs - 1] / 1000, (unsigned long long)trips);
-    return 0;
-}
