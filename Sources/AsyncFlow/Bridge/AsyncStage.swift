@@ -45,13 +45,9 @@ import Synchronization
         let run = context.run
         let policy = context.policy
         let window = concurrency > 1 ? context.window : nil  // one task is in order already
-        let inBuf = UnsafeMutablePointer<Input>.allocate(capacity: take)
-        let outBuf = UnsafeMutablePointer<Output>.allocate(capacity: take)
-        defer {
-            inBuf.deallocate()
-            outBuf.deallocate()
-            output?.finishProducer()
-        }
+        let buffers = BatchBuffers<Input, Output>(capacity: take)
+        let (inBuf, outBuf) = (buffers.input, buffers.output)
+        defer { buffers.release(finishing: output) }
         while true {
             var position: UInt64 = 0
             let k =

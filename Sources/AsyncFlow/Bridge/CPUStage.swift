@@ -110,8 +110,8 @@ import Synchronization
         let run = context.run
         let policy = context.policy
         let window = context.window
-        let inBuf = UnsafeMutablePointer<Input>.allocate(capacity: batch)
-        let outBuf = UnsafeMutablePointer<Output>.allocate(capacity: batch)
+        let buffers = BatchBuffers<Input, Output>(capacity: batch)
+        let (inBuf, outBuf) = (buffers.input, buffers.output)
         var state = makeState()  // C1: built on this thread, stays here
         var sizer = BatchSizer(limit: batch)
         while true {
@@ -122,11 +122,7 @@ import Synchronization
                 : input.popBlocking(into: inBuf, max: sizer.size, position: &position)
             if k == 0 { break }  // closed and drained
             counters.received.add(k, ordering: .relaxed)
-            if run.stopped {  // C5
-                inBuf.deinitialize(count: k)
-                counters.dropped.add(k, ordering: .relaxed)
-                continue
-            }
+            if droppedAfterStop(inBuf, count: k, run: run, counters: counters) { continue }  // C5
             let start = flow_now_ns()
             let made = transformBatch(inBuf, count: k, into: outBuf, keep: output != nil, policy: policy) {
                 try body(&state, $0)
@@ -145,9 +141,7 @@ import Synchronization
                 counters.emitted.add(made, ordering: .relaxed)
             }
         }
-        inBuf.deallocate()
-        outBuf.deallocate()
-        output?.finishProducer()
+        buffers.release(finishing: output)
         if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {  // C4
             let waiter = completion.withLock { state -> CheckedContinuation<Void, Never>? in
                 state.done = true
@@ -166,13 +160,9 @@ import Synchronization
         let run = context.run
         let policy = context.policy
         let window = context.window
-        let inBuf = UnsafeMutablePointer<Input>.allocate(capacity: batch)
-        let outBuf = UnsafeMutablePointer<Output>.allocate(capacity: batch)
-        defer {
-            inBuf.deallocate()
-            outBuf.deallocate()
-            output?.finishProducer()
-        }
+        let buffers = BatchBuffers<Input, Output>(capacity: batch)
+        let (inBuf, outBuf) = (buffers.input, buffers.output)
+        defer { buffers.release(finishing: output) }
         var state = makeState()
         var sizer = BatchSizer(limit: batch)
         while true {
@@ -180,11 +170,7 @@ import Synchronization
             let k = await input.pop(into: inBuf, max: sizer.size, position: &position)
             if k == 0 { return }
             counters.received.add(k, ordering: .relaxed)
-            if run.stopped {
-                inBuf.deinitialize(count: k)
-                counters.dropped.add(k, ordering: .relaxed)
-                continue
-            }
+            if droppedAfterStop(inBuf, count: k, run: run, counters: counters) { continue }
             let start = ContinuousClock.now
             let made = transformBatch(inBuf, count: k, into: outBuf, keep: output != nil, policy: policy) {
                 try body(&state, $0)

@@ -24,22 +24,14 @@ import Synchronization
         let counters = context.counters
         let run = context.run
         let policy = context.policy
-        let inBuf = UnsafeMutablePointer<Input>.allocate(capacity: batch)
-        let outBuf = UnsafeMutablePointer<Output>.allocate(capacity: batch)
-        defer {
-            inBuf.deallocate()
-            outBuf.deallocate()
-            output?.finishProducer()
-        }
+        let buffers = BatchBuffers<Input, Output>(capacity: batch)
+        let (inBuf, outBuf) = (buffers.input, buffers.output)
+        defer { buffers.release(finishing: output) }
         while true {
             let k = await input.pop(into: inBuf, max: batch)
             if k == 0 { return }
             counters.received.add(k, ordering: .relaxed)
-            if run.stopped {
-                inBuf.deinitialize(count: k)
-                counters.dropped.add(k, ordering: .relaxed)
-                continue
-            }
+            if droppedAfterStop(inBuf, count: k, run: run, counters: counters) { continue }
             let made = transformBatch(inBuf, count: k, into: outBuf, keep: output != nil, policy: policy) {
                 try self.body($0)
             }

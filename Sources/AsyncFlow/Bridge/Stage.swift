@@ -171,3 +171,32 @@ struct BatchSizer {
         nanosecondsPerItem = nanosecondsPerItem == 0 ? perItem : 0.8 * nanosecondsPerItem + 0.2 * perItem
     }
 }
+
+/// A stage loop's batch buffers; release() frees them and finishes the loop as a producer of `output`
+/// (Link L4), which every loop does exactly once on its way out.
+@usableFromInline
+struct BatchBuffers<Input, Output> {
+    @usableFromInline let input: UnsafeMutablePointer<Input>
+    @usableFromInline let output: UnsafeMutablePointer<Output>
+
+    @inlinable init(capacity: Int) {
+        input = .allocate(capacity: capacity)
+        output = .allocate(capacity: capacity)
+    }
+
+    @inlinable func release(finishing link: Link<Output>?) {
+        input.deallocate()
+        output.deallocate()
+        link?.finishProducer()
+    }
+}
+
+/// After RunState.stopped a popped batch is not processed but dropped, counted (CPUStage C5, A5).
+/// Returns whether it was.
+@inlinable
+func droppedAfterStop<I>(_ batch: UnsafeMutablePointer<I>, count: Int, run: RunState, counters: LayerCounters) -> Bool {
+    guard run.stopped else { return false }
+    batch.deinitialize(count: count)
+    counters.dropped.add(count, ordering: .relaxed)
+    return true
+}
