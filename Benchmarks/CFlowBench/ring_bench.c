@@ -75,7 +75,7 @@ int flow_bench_pinned(void) {
 double flow_bench_ring(flow_queue_kind kind, unsigned pairs, int batch, uint64_t items) {
     load_cpus();
     if (!flow_ring_kind_available(kind) || pairs < 1 || pairs > 4 || items < pairs) return -1;
-    flow_ring_options o = {1024, 8, -1, kind};
+    flow_ring_options o = {1024, 8, -1, kind, 0};
     flow_ring *r = flow_ring_create(&o, NULL);
     side s[8];
     pthread_t th[8];
@@ -107,7 +107,7 @@ static void *ponger(void *x) {
 
 double flow_bench_park_wake(uint64_t n) {
     load_cpus();
-    flow_ring_options o = {1, 8, 0, FLOW_QUEUE_RING};
+    flow_ring_options o = {1, 8, 0, FLOW_QUEUE_RING, 0};
     pp p = {flow_ring_create(&o, NULL), flow_ring_create(&o, NULL), n, ncpus >= 2 ? cpus[1] : -1};
     pin(ncpus >= 2 ? cpus[0] : -1);
     pthread_t th;

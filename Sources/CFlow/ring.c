@@ -24,6 +24,10 @@
  *      which together with the fence in flow_parker_notify makes the parking protocol lossless (parker.c).
  *  R6. Positions are a total order of the queue: pop_n_seq reports a claimed batch's first position as a
  *      linear number (laps x cap + index), so parallel consumers can restore queue order downstream.
+ *  R7. With resume_at set, waiting producers wait for "size <= resume_at" (not just "a free slot"): a
+ *      pop notifies them only when the size it computes after its own head CAS is <= resume_at. That
+ *      size never overestimates (head is ours or later; tail may be stale, i.e. lower), so the pop that
+ *      brings the ring down to resume_at always notifies; close() notifies regardless.
  *  R5. close() sets the tail mark bit (seq_cst RMW) and notifies both parkers: later pushes see the mark;
  *      pops drain every committed item and then see tail == head with the mark set.
  * Memory orderings: stamps acquire/release (they carry the bytes); head/tail CAS seq_cst on success,
@@ -53,6 +57,7 @@ struct flow_ring {
     uint64_t mark_bit;
     size_t elem_size;
     int64_t spin_ns;
+    uint64_t resume_at; /* R7: wake waiting producers at this size or below (0: on any free slot) */
     flow_queue_kind kind;
     _Atomic uint64_t *stamps;
     unsigned char *data;
@@ -114,6 +119,7 @@ flow_ring *flow_ring_create(const flow_ring_options *o, flow_error *err) {
     r->one_lap = r->mark_bit * 2;
     r->elem_size = o->elem_size;
     r->spin_ns = o->spin_ns < 0 ? FLOW_DEFAULT_SPIN_NS : o->spin_ns;
+    r->resume_at = o->resume_producers_at < o->capacity ? o->resume_producers_at : 0;
     r->kind = o->kind;
     atomic_init(&r->head, 0);
     atomic_init(&r->tail, 0);
@@ -170,6 +176,16 @@ uint64_t flow_ring_size_approx(const flow_ring *r) {
         if (hix > tix) return r->cap - hix + tix;
         return tail == head ? 0 : r->cap;
     }
+}
+
+/* Items in the ring from one read of tail then head (no retry): may underestimate, never overestimate
+ * the size at the moment head is read (R7). */
+static inline uint64_t ring_size_now(flow_ring *r) {
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed) & ~r->mark_bit;
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    if (head >= tail) return 0; /* positions are monotonic; head may have passed our (older) tail */
+    uint64_t laps = tail / r->one_lap - head / r->one_lap;
+    return laps * r->cap + (tail & (r->mark_bit - 1)) - (head & (r->mark_bit - 1));
 }
 
 /* Spin-wait helper for contended CAS / in-progress neighbours: exponential pause, then yield. */
@@ -300,7 +316,8 @@ static int64_t ring_pop(flow_ring *r, void *items, int64_t n, uint64_t *seq) {
             atomic_store_explicit(&r->stamps[idx + (uint64_t)j], pos + (uint64_t)j + r->one_lap,
                                   memory_order_release);
     }
-    if (k > 0) flow_parker_notify(&r->not_full, (int32_t)(k < INT32_MAX ? k : INT32_MAX));
+    if (k > 0 && (r->resume_at == 0 || ring_size_now(r) <= r->resume_at)) /* R7 */
+        flow_parker_notify(&r->not_full, (int32_t)(k < INT32_MAX ? k : INT32_MAX));
     return k;
 }
 
@@ -461,7 +478,9 @@ static int ready_to_push(flow_ring *r) {
     atomic_thread_fence(memory_order_seq_cst);
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    return (tail & r->mark_bit) || head + r->one_lap != (tail & ~r->mark_bit);
+    if (tail & r->mark_bit) return 1;
+    if (r->resume_at) return ring_size_now(r) <= r->resume_at; /* R7 */
+    return head + r->one_lap != tail;
 }
 
 int flow_ring_await_pop(flow_ring *r, flow_waiter *w) { return ring_await(r, &r->not_empty, ready_to_pop, w); }

@@ -11,6 +11,9 @@
 //      callback (flow_ring_await_push / await_pop) and suspend on an UnsafeContinuation; the callback,
 //      run by whichever thread next pops (pushes) or closes the ring, resumes it exactly once. A
 //      FLOW_READY answer resumes at once. One continuation per wait, never per item.
+//  L5. Hysteresis: a producer that waited for space (a task or a C thread) is woken only when the queue
+//      has drained to half its capacity (flow_ring resume_producers_at; SwiftQueue the same), so each
+//      costly wake-up is followed by half a queue of pushes rather than one batch.
 //  L4. `producers` counts the entities that push into this link; the last to finish closes the ring,
 //      so consumers see "closed" only after every producer is done.
 import CFlow
@@ -50,9 +53,10 @@ import Synchronization
             queue = SwiftQueue(capacity: capacity)
             return
         }
+        // L5: a producer that had to wait resumes at half capacity, so one wake-up moves half a queue
         var opts = flow_ring_options(
             capacity: UInt64(capacity), elem_size: MemoryLayout<T>.stride, spin_ns: spinNanoseconds,
-            kind: FLOW_QUEUE_RING)
+            kind: FLOW_QUEUE_RING, resume_producers_at: UInt64(capacity / 2))
         var err = flow_error()
         guard let r = flow_ring_create(&opts, &err) else {
             throw FlowConfigurationError(parameter: "capacity", message: cMessage(&err))

@@ -38,6 +38,10 @@ typedef struct flow_ring_options {
     size_t elem_size;      /**< bytes per item, >= 1 (Swift: MemoryLayout<T>.stride) */
     int64_t spin_ns;       /**< spin budget before parking; < 0: the default (FLOW_DEFAULT_SPIN_NS) */
     flow_queue_kind kind;
+    /** Hysteresis for waiting producers: a parked or awaiting producer is woken once the ring holds at
+     *  most this many items (0, the default: as soon as one slot is free). Producers spinning within
+     *  their budget still take any free slot. FLOW_QUEUE_RING only. */
+    uint64_t resume_producers_at;
 } flow_ring_options;
 
 /** Default spin budget before a blocking call parks: about one futex wake on these machines. */
