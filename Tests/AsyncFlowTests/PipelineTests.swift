@@ -119,6 +119,38 @@ extension Serial {
             #expect(inFlight.max.load(ordering: .relaxed) >= 2)
         }
 
+        /// Releases everyone once `count` callers have arrived.
+        actor Barrier {
+            let count: Int
+            var waiting: [CheckedContinuation<Void, Never>] = []
+            init(count: Int) { self.count = count }
+            func arrive() async {
+                if waiting.count + 1 == count {
+                    for c in waiting { c.resume() }
+                    waiting = []
+                } else {
+                    await withCheckedContinuation { waiting.append($0) }
+                }
+            }
+        }
+
+        @Test(
+            "an async layer's waiting closures block no thread: 16 wait together on 2 cooperative threads",
+            .timeLimit(.minutes(1)), arguments: PipelineOptions.Backend.allCases)
+        func asyncLayerBlocksNoThread(backend: PipelineOptions.Backend) async throws {
+            // Every item waits until all 16 are in flight at once; with blocked threads this would hang.
+            let barrier = Barrier(count: 16)
+            let done = Counter()
+            _ = try await pipeline(
+                Layer(0..<64),
+                Layer(concurrency: 16) { (x: Int) async -> Int in
+                    await barrier.arrive()
+                    return x
+                },
+                Layer { (_: Int) in done.add(1) }, options: PipelineOptions(backend: backend))
+            #expect(done.count == 64)
+        }
+
         @Test(
             "back-pressure: a slow collector bounds the items taken but not finished",
             arguments: PipelineOptions.Backend.allCases)
