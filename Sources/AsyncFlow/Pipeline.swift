@@ -128,7 +128,8 @@ final class PipelineRun: Sendable {
         for (i, layer) in layers.enumerated() {
             let policy = PolicyRun(policy: layer.onError, counters: counters[i], run: run, layer: layer.name)
             let workers: Int = if case .cpu(let w) = layer.kind { w ?? Int(pool.workers) } else { 1 }
-            let window: OrderedWindow? = layer.ordered && i < links.count ? OrderedWindow() : nil
+            let window: OrderedWindow? =
+                layer.ordered && i < links.count ? OrderedWindow(backend: options.backend) : nil
             if let window { run.register(window) }
             let stage = layer.makeStage(
                 i > 0 ? links[i - 1] : nil, i < links.count ? links[i] : nil, policy, options.batchSize, workers,

@@ -1,4 +1,5 @@
-// Link.swift — a typed, bounded queue between two layers, over a CFlow ring.
+// Link.swift — a typed, bounded queue between two layers: a CFlow ring (native backend) or a
+// SwiftQueue (`.swift` backend); L1–L3 describe the ring, SwiftQueue.swift states its own.
 //
 // Invariants:
 //  L1. Items move through the ring as raw bytes: a successful push transfers ownership of the pushed
@@ -11,11 +12,11 @@
 //      callback (flow_ring_await_push / await_pop) and suspend on an UnsafeContinuation; the callback,
 //      run by whichever thread next pops (pushes) or closes the ring, resumes it exactly once. A
 //      FLOW_READY answer resumes at once. One continuation per wait, never per item.
+//  L4. `producers` counts the entities that push into this link; the last to finish closes the ring,
+//      so consumers see "closed" only after every producer is done.
 //  L5. Hysteresis: a producer that waited for space (a task or a C thread) is woken only when the queue
 //      has drained to half its capacity (flow_ring resume_producers_at; SwiftQueue the same), so each
 //      costly wake-up is followed by half a queue of pushes rather than one batch.
-//  L4. `producers` counts the entities that push into this link; the last to finish closes the ring,
-//      so consumers see "closed" only after every producer is done.
 import CFlow
 import Synchronization
 

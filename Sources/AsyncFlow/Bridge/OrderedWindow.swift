@@ -21,17 +21,18 @@ import Synchronization
 @usableFromInline final class OrderedWindow: Closable, @unchecked Sendable {
     // @unchecked: `next` is atomic and the parker is a thread-safe C object.
     @usableFromInline let next = Atomic<UInt64>(0)
-    @usableFromInline let parker: OpaquePointer
+    /// For C threads (native backend only: the `.swift` backend's window uses no C at all).
+    @usableFromInline let parker: OpaquePointer?
     @usableFromInline let tasks = Mutex<[UInt64: UnsafeContinuation<Void, Never>]>([:])
 
-    @usableFromInline init() {
-        parker = flow_parker_create()!
+    @usableFromInline init(backend: PipelineOptions.Backend) {
+        parker = backend == .native ? flow_parker_create()! : nil
     }
 
-    deinit { flow_parker_destroy(parker) }
+    deinit { if let parker { flow_parker_destroy(parker) } }
 
     @usableFromInline func close() {
-        flow_parker_notify(parker, Int32.max)
+        if let parker { flow_parker_notify(parker, Int32.max) }
         let waiting = tasks.withLock { t in
             defer { t = [:] }
             return Array(t.values)
@@ -45,6 +46,7 @@ import Synchronization
 
     /// Block the calling (C) thread until it is `position`'s turn. False when the run stopped instead.
     @inlinable func waitTurn(_ position: UInt64, run: RunState) -> Bool {
+        let parker = parker!  // only C threads (native backend) wait here
         while !isTurn(position, run) {
             let key = flow_parker_prepare(parker)
             if isTurn(position, run) {
@@ -75,7 +77,7 @@ import Synchronization
     @inlinable func advance(from position: UInt64, by count: Int) {
         let turn = position + UInt64(count)
         next.store(turn, ordering: .releasing)
-        flow_parker_notify(parker, Int32.max)
+        if let parker { flow_parker_notify(parker, Int32.max) }
         tasks.withLock { $0.removeValue(forKey: turn) }?.resume()
     }
 }

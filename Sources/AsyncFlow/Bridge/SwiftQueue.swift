@@ -10,9 +10,9 @@
 //      condition (a push, a pop, close) takes every waiter of the other side out under the lock and
 //      resumes them after unlocking. Woken tasks re-check (several may compete for the same items).
 //  Q4. close() wakes everyone; pushes then fail, pops drain what is left and then report closed.
+//  Q5. `popped` counts items ever popped, so a pop knows its batch's position (for ordered layers).
 //  Q6. Hysteresis (as Link L5): pops wake waiting pushers only once the queue is down to half its
 //      capacity. A pusher registers only when the queue is full, so the pops that drain it get there.
-//  Q5. `popped` counts items ever popped, so a pop knows its batch's position (for ordered layers).
 import Synchronization
 
 @usableFromInline final class SwiftQueue<T>: @unchecked Sendable {
