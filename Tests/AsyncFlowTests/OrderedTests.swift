@@ -22,15 +22,26 @@ extension Serial {
             arguments: PipelineOptions.Backend.allCases)
         func cpuOrdered(backend: PipelineOptions.Backend) async throws {
             let order = InOrder()
-            let threads = Mutex<Set<Int>>([])
+            let firstWorker = Atomic<UInt>(0)  // the thread running item 0
+            let othersRan = Atomic<Bool>(false)  // another worker ran an item while item 0 was running
             var options = PipelineOptions(backend: backend)
             options.batchSize = 7  // many small batches, so workers overtake each other
             let report = try await pipeline(
                 Layer(0..<100_000),
                 Layer(workers: 3, ordered: true) { (x: Int) -> Int in
-                    var spin = (x &* 2_654_435_761) % 997  // uneven work per item
-                    while spin > 0 { spin -= 1 }
-                    if x % 5_000 == 0 { threads.withLock { _ = $0.insert(Int(bitPattern: UInt(pthread_self()))) } }
+                    let me = UInt(pthread_self())
+                    if x == 0 {
+                        firstWorker.store(me, ordering: .sequentiallyConsistent)
+                        // native: hold item 0 until another worker has run later items (parallel), or 10 s
+                        let deadline = ContinuousClock.now + .seconds(10)
+                        while backend == .native && !othersRan.load(ordering: .sequentiallyConsistent)
+                            && ContinuousClock.now < deadline
+                        {}
+                    } else if case let first = firstWorker.load(ordering: .sequentiallyConsistent), first != 0,
+                        first != me
+                    {
+                        othersRan.store(true, ordering: .sequentiallyConsistent)
+                    }
                     return x
                 },
                 Layer { (x: Int) in order.see(x) },
@@ -39,7 +50,8 @@ extension Serial {
             #expect(report.completed == 100_000)
             #expect(order.next.load(ordering: .relaxed) == 100_000)
             #expect(order.wrong.load(ordering: .relaxed) == 0)
-            if backend == .native { #expect(threads.withLock { $0.count } >= 2) }
+            let parallel = othersRan.load(ordering: .relaxed)
+            if backend == .native { #expect(parallel) }
         }
 
         @Test(

@@ -787,9 +787,18 @@ static int check_pool_parks(void) {
     CHECK(flow_pool_create(&cfg, park_loop, &c, &p, &e) == FLOW_OK, "create: %s", e.message);
     CHECK(flow_pool_start(p, &e) == FLOW_OK, "start: %s", e.message);
     for (uint64_t i = 0; i < 10; i++) {
-        CHECK(wait_for_waiters(flow_ring_not_empty(c.r), 1), "no worker parked");
+        /* wait for the park itself to be counted (a waiter that re-checks in time does not park), then
+           hand over one item: the parked worker must wake for it */
+        uint64_t deadline = flow_now_ns() + 10000000000ull;
+        while (flow_pool_worker_stats(p, 0).parked + flow_pool_worker_stats(p, 1).parked < i + 1) {
+            CHECK(flow_now_ns() < deadline, "item %llu: no worker parked on the empty ring", (unsigned long long)i);
+            sched_yield();
+        }
         flow_ring_push_wait(c.r, &i, FLOW_FOREVER);
-        while (atomic_load(&c.got) < i + 1) sched_yield();
+        while (atomic_load(&c.got) < i + 1) {
+            CHECK(flow_now_ns() < deadline, "item %llu: no parked worker woke for it", (unsigned long long)i);
+            sched_yield();
+        }
     }
     flow_ring_close(c.r); /* close releases the parked workers: the stop path */
     flow_pool_request_stop(p);
