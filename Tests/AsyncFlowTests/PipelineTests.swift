@@ -169,6 +169,8 @@ extension Serial {
                     let outstanding = pulled.count - finished.count
                     maxOutstanding.max(outstanding, ordering: .relaxed)
                     finished.add(1)
+                    // slow from the start: the queues fill while the first item is held
+                    if finished.count == 1 { try? await Task.sleep(for: .milliseconds(50)) }
                     if finished.count % 64 == 0 { await Task.yield() }
                 },
                 options: options
