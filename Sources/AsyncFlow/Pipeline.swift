@@ -173,11 +173,18 @@ final class PipelineRun: Sendable {
         if let handler = options.progress { handler(snapshot(final: true)) }
     }
 
-    /// After execute(): the report, or the error that ended the run.
+    /// After execute(): the report, or the error that ended the run. The report goes to
+    /// PipelineOptions.onReport either way.
     func outcome() throws -> PipelineReport {
+        let report = makeReport()
+        options.onReport?(report)
         if run.cancelled { throw CancellationError() }
         if let failure = run.failure { throw failure.error }
-        return PipelineReport(
+        return report
+    }
+
+    func makeReport() -> PipelineReport {
+        PipelineReport(
             layers: layers.enumerated().map { i, layer in
                 let c = counters[i]
                 return LayerReport(

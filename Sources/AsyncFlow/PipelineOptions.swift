@@ -21,6 +21,10 @@ public struct PipelineOptions: Sendable {
     public var progress: (@Sendable (ProgressSnapshot) -> Void)? = nil
     /// How often `progress` is called. Default 1 s.
     public var progressInterval: Duration = .seconds(1)
+    /// Called once with the final report however the pipeline ended: also when it throws (the first
+    /// `.fail` error, `CancellationError`), so the counts of a failed run are not lost. Its figures keep
+    /// `received == emitted + failed + skipped + dropped` for every layer.
+    public var onReport: (@Sendable (PipelineReport) -> Void)? = nil
 
     public init() {}
 

@@ -28,6 +28,7 @@ extension Serial {
             #expect(report.layers.map(\.received) == [n, n, n])
             #expect(report.layers.map(\.emitted) == [n, n, n])
             #expect(report.dropped == 0 && report.failed == 0 && report.skipped == 0)
+            expectBalanced(report, pulled: n)
         }
 
         @Test(
@@ -188,6 +189,7 @@ extension Serial {
         func failFast(backend: PipelineOptions.Backend) async throws {
             let threadsBefore = threadCount()
             let pulled = Counter()
+            let box = ReportBox()
             let n = 1_000_000
             do {
                 _ = try await pipeline(
@@ -196,7 +198,7 @@ extension Serial {
                         if x == 5_000 { throw TestError.bad(x) }
                         return x
                     },
-                    Layer { (_: Int) in }, options: PipelineOptions(backend: backend)
+                    Layer { (_: Int) in }, options: box.options(backend)
                 )
                 Issue.record("pipeline did not throw")
             } catch TestError.bad(let x) {
@@ -204,6 +206,9 @@ extension Serial {
             }
             #expect(pulled.count < n)
             #expect(threadCount() == threadsBefore)
+            // nothing lost: the failed run's report accounts for every pulled item
+            expectBalanced(box.report.withLock { $0 }, pulled: pulled.count)
+            #expect(box.report.withLock { $0?.failed } == 1)
         }
 
         @Test(
@@ -287,10 +292,12 @@ extension Serial {
         func cancellation(backend: PipelineOptions.Backend) async throws {
             let threadsBefore = threadCount()
             let calls = Counter()
+            let pulled = Counter()
+            let box = ReportBox()
             let started = AsyncStream<Void>.makeStream()
             let task = Task {
                 try await pipeline(
-                    Layer(0..<Int.max),
+                    Layer(CountingSequence(range: 0..<Int.max, pulled: pulled)),
                     Layer(workers: 2) { (x: Int) -> Int in
                         calls.add(1)
                         return x
@@ -298,7 +305,7 @@ extension Serial {
                     Layer { (x: Int) async in
                         if x == 1_000 { started.continuation.yield() }
                         await Task.yield()
-                    }, options: PipelineOptions(backend: backend)
+                    }, options: box.options(backend)
                 )
             }
             for await _ in started.stream { break }
@@ -309,6 +316,8 @@ extension Serial {
             try await Task.sleep(for: .milliseconds(50))
             #expect(calls.count == callsAfter)
             #expect(threadCount() == threadsBefore)
+            expectBalanced(box.report.withLock { $0 }, pulled: pulled.count)
+            #expect((box.report.withLock { $0?.dropped } ?? 0) > 0)  // cancelled with items in flight
         }
 
         @Test("AsyncSequence sources, and their errors", arguments: PipelineOptions.Backend.allCases)

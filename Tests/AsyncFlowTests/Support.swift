@@ -89,3 +89,29 @@ struct ThrowingAsyncSource: AsyncSequence, Sendable {
 /// (C checks included) would disturb.
 @Suite(.serialized)
 enum Serial {}
+
+/// Collects the report that PipelineOptions.onReport hands over, also from a run that threw.
+final class ReportBox: Sendable {
+    let report = Mutex<PipelineReport?>(nil)
+    func options(_ backend: PipelineOptions.Backend) -> PipelineOptions {
+        var o = PipelineOptions(backend: backend)
+        o.onReport = { r in self.report.withLock { $0 = r } }
+        return o
+    }
+}
+
+/// Every item is accounted for: per layer received == emitted + failed + skipped + dropped, each layer
+/// receives what the one before emitted, and the source received exactly what was pulled.
+func expectBalanced(_ report: PipelineReport?, pulled: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+    guard let report else {
+        Issue.record("no report", sourceLocation: sourceLocation)
+        return
+    }
+    for l in report.layers {
+        #expect(l.received == l.emitted + l.failed + l.skipped + l.dropped, "\(l)", sourceLocation: sourceLocation)
+    }
+    for (a, b) in zip(report.layers, report.layers.dropFirst()) {
+        #expect(b.received == a.emitted, "\(a.name) → \(b.name)", sourceLocation: sourceLocation)
+    }
+    #expect(report.layers[0].received == pulled, "source", sourceLocation: sourceLocation)
+}
