@@ -20,8 +20,8 @@ struct ErasedLayer: Sendable {
         -> any AnyLink
     @usableFromInline typealias StageMaker =
         @Sendable (
-            _ input: (any AnyLink)?, _ output: (any AnyLink)?, _ policy: PolicyRun, _ batch: Int, _ workers: Int,
-            _ pool: flow_config, _ window: OrderedWindow?, _ backend: PipelineOptions.Backend
+            _ input: (any AnyLink)?, _ output: (any AnyLink)?, _ policy: PolicyRun, _ options: PipelineOptions,
+            _ workers: Int, _ pool: flow_config, _ window: OrderedWindow?
         ) -> StageHandle
 
     let index: Int
@@ -75,12 +75,11 @@ extension Layer {
             makeOutputLink: { (capacity, spin, backend) throws(FlowConfigurationError) in
                 try Link<Output>(capacity: capacity, spinNanoseconds: spin, backend: backend)
             },
-            makeStage: { input, output, policy, batch, workers, pool, window, backend in
+            makeStage: { input, output, policy, options, workers, pool, window in
                 make(
                     StageContext(
                         input: input.map { $0 as! Link<Input> }, output: output.map { $0 as! Link<Output> },
-                        policy: policy, batch: batch, workers: workers, pool: pool, window: window,
-                        backend: backend))
+                        policy: policy, options: options, workers: workers, pool: pool, window: window))
             })
     }
 }
@@ -132,8 +131,7 @@ final class PipelineRun: Sendable {
                 layer.ordered && i < links.count ? OrderedWindow(backend: options.backend) : nil
             if let window { run.register(window) }
             let stage = layer.makeStage(
-                i > 0 ? links[i - 1] : nil, i < links.count ? links[i] : nil, policy, options.batchSize, workers,
-                pool, window, options.backend)
+                i > 0 ? links[i - 1] : nil, i < links.count ? links[i] : nil, policy, options, workers, pool, window)
             try stage.prepare()  // P1: pools are created (not started) here
             stages.append(stage)
         }

@@ -44,6 +44,7 @@ struct flow_pool {
     void *ctx;
     uint32_t size;
     uint32_t started;
+    uint32_t fail_after; /* fault injection: start fails after this many threads (0: off) */
     int joined;
     struct flow_worker *workers;
 };
@@ -164,11 +165,13 @@ int flow_pool_start(flow_pool *p, flow_error *err) {
             CPU_SET((unsigned)w->cpu, &cs);
             rc = pthread_attr_setaffinity_np(&attr, sizeof cs, &cs);
         }
+        if (rc == 0 && p->fail_after && i == p->fail_after) rc = EAGAIN; /* injected (tests) */
         if (rc == 0) rc = pthread_create(&w->thread, &attr, worker_main, w);
         pthread_attr_destroy(&attr);
         if (rc != 0) {
+            /* The threads already started keep running: their loops may be blocked in ring calls that
+               only closing the rings ends, which is the caller's to do before flow_pool_join (P1). */
             flow_pool_request_stop(p);
-            flow_pool_join(p);
             if (w->cpu >= 0)
                 return flow_fail(err, FLOW_ESYS, "pool: starting worker %u pinned to CPU %d (FLOW_CPUS/FLOW_PIN): %s",
                                  i, w->cpu, strerror(rc));
@@ -178,6 +181,8 @@ int flow_pool_start(flow_pool *p, flow_error *err) {
     }
     return FLOW_OK;
 }
+
+void flow_pool_inject_start_failure(flow_pool *p, uint32_t started) { p->fail_after = started; }
 
 void flow_pool_request_stop(flow_pool *p) { atomic_store_explicit(&p->stop, 1, memory_order_release); }
 

@@ -211,6 +211,25 @@ extension Serial {
             #expect(box.report.withLock { $0?.failed } == 1)
         }
 
+        @Test("a CPU pool that fails to start part-way fails the run, joins the threads it started, loses nothing")
+        func poolStartFailure() async throws {
+            let before = threadCount()
+            let pulled = Counter()
+            let box = ReportBox()
+            var options = box.options(.native)
+            options.poolStartFailureAfter = 2  // the third thread "cannot be created"
+            do {
+                _ = try await pipeline(
+                    Layer(CountingSequence(range: 0..<1_000_000, pulled: pulled)), Layer(workers: 3) { (x: Int) in x },
+                    Layer { (_: Int) in }, options: options)
+                Issue.record("pipeline did not throw")
+            } catch let error as FlowConfigurationError {
+                #expect(error.parameter == "workers" && error.message.contains("starting worker 2"), "\(error)")
+            }
+            #expect(threadCount() == before)
+            expectBalanced(box.report.withLock { $0 }, pulled: pulled.count)
+        }
+
         @Test(
             ".fail in the collector and in an async layer rethrows the original error",
             arguments: PipelineOptions.Backend.allCases)

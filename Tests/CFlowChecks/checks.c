@@ -813,6 +813,44 @@ static int check_pool_parks(void) {
     return FLOW_CHECK_PASS;
 }
 
+/* A pool whose start fails part-way: the threads already started are still running (blocked in a ring
+   call), start returns the error at once, and closing the ring then joining releases them. Before the
+   fix, start joined them itself and hung, since request_stop does not interrupt a blocked call. */
+typedef struct { flow_pool *p; _Atomic int rc; _Atomic int done; } start_ctx;
+static void *start_in_thread(void *a) {
+    start_ctx *s = a;
+    flow_error e;
+    atomic_store(&s->rc, flow_pool_start(s->p, &e));
+    atomic_store(&s->done, 1);
+    return NULL;
+}
+
+static int check_pool_start_failure(void) {
+    flow_config cfg;
+    flow_config_init(&cfg, NULL);
+    cfg.workers = 3;
+    park_ctx c = {mk_ring(4, 8, 0, FLOW_QUEUE_RING), 0};
+    flow_pool *p;
+    flow_error e;
+    CHECK(flow_pool_create(&cfg, park_loop, &c, &p, &e) == FLOW_OK, "create: %s", e.message);
+    flow_pool_inject_start_failure(p, 2);
+    start_ctx s = {p, 0, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, start_in_thread, &s);
+    uint64_t deadline = flow_now_ns() + 10000000000ull;
+    while (!atomic_load(&s.done) && flow_now_ns() < deadline) sched_yield();
+    int hung = !atomic_load(&s.done);
+    flow_ring_close(c.r); /* releases the started workers (and a start that hung in join) */
+    pthread_join(th, NULL);
+    CHECK(!hung, "flow_pool_start hung joining workers blocked in a ring call");
+    CHECK(atomic_load(&s.rc) == FLOW_ESYS, "start returned %s", flow_status_name(atomic_load(&s.rc)));
+    flow_pool_join(p);
+    flow_pool_destroy(p);
+    flow_ring_destroy(c.r);
+    snprintf(g_msg, g_len, "start failing after 2 of 3 threads returns at once; close + join releases them");
+    return FLOW_CHECK_PASS;
+}
+
 /* ---------- configuration ---------- */
 
 static int expect_env_error(const char *name, const char *value, const char *needle) {
@@ -921,6 +959,7 @@ static const check_entry checks[] = {
     {"callbacks", check_callbacks},
     {"pool", check_pool},
     {"pool_parks", check_pool_parks},
+    {"pool_start_failure", check_pool_start_failure},
     {"config", check_config},
 };
 

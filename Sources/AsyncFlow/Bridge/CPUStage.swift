@@ -69,6 +69,7 @@ import Synchronization
         guard flow_pool_create(&config, cflowWorkerEntry, ctx, &pool, &err) == FLOW_OK else {
             throw FlowConfigurationError(parameter: "workers", message: cMessage(&err), layer: context.policy.layer)
         }
+        if context.poolStartFailureAfter > 0 { flow_pool_inject_start_failure(pool, context.poolStartFailureAfter) }
     }
 
     @inlinable func run() async {
@@ -82,10 +83,12 @@ import Synchronization
         running.store(context.workers, ordering: .relaxed)
         var err = flow_error()
         if flow_pool_start(pool, &err) != FLOW_OK {
-            // threads already started were joined by flow_pool_start; account for the rest as never run
+            // The run fails, which closes every link, so the workers that did start leave their loops;
+            // join them here (briefly blocking this thread, on this failure path only).
             context.run.fail(
                 FlowConfigurationError(parameter: "workers", message: cMessage(&err), layer: context.policy.layer),
                 layer: context.policy.layer)
+            flow_pool_join(pool)
             return
         }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in

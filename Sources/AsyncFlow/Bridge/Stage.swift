@@ -62,19 +62,23 @@ struct StageHandle: Sendable {
     @usableFromInline let window: OrderedWindow?
     @usableFromInline let backend: PipelineOptions.Backend
 
+    /// Tests only: make this stage's pool fail to start after this many threads (0: never).
+    @usableFromInline let poolStartFailureAfter: UInt32
+
     @inlinable
     init(
-        input: Link<Input>?, output: Link<Output>?, policy: PolicyRun, batch: Int, workers: Int, pool: flow_config,
-        window: OrderedWindow?, backend: PipelineOptions.Backend
+        input: Link<Input>?, output: Link<Output>?, policy: PolicyRun, options: PipelineOptions, workers: Int,
+        pool: flow_config, window: OrderedWindow?
     ) {
-        self.window = window
-        self.backend = backend
         self.input = input
         self.output = output
         self.policy = policy
-        self.batch = batch
+        self.batch = options.batchSize
+        self.backend = options.backend
+        self.poolStartFailureAfter = options.poolStartFailureAfter
         self.workers = workers
         self.pool = pool
+        self.window = window
     }
 
     @inlinable var run: RunState { policy.run }

@@ -31,9 +31,13 @@ typedef struct flow_worker_stats {
 
 int flow_pool_create(const flow_config *cfg, flow_worker_fn fn, void *ctx, flow_pool **out,
                      flow_error *err);
-/** Spawn the threads, pinned as cfg says. On failure, threads already started are stopped and joined. */
+/** Spawn the threads, pinned as cfg says. On failure the threads already started keep running with
+ *  stop requested: close the rings their loops may block on, then flow_pool_join as usual. */
 int flow_pool_start(flow_pool *p, flow_error *err);
 void flow_pool_request_stop(flow_pool *p);
+/** Fault injection for tests: make flow_pool_start fail (FLOW_ESYS, as if pthread_create had) after
+ *  `started` threads have been started. */
+void flow_pool_inject_start_failure(flow_pool *p, uint32_t started);
 /** Join every started thread. Idempotent. */
 int flow_pool_join(flow_pool *p);
 /** Join (if needed) and free. */
