@@ -22,10 +22,12 @@ import Synchronization
         buffer = .allocate(capacity: capacity)
     }
 
-    /// Free the buffer (after the final flush, which leaves nothing in it).
-    @inlinable func deallocate() {
-        buffer.deinitialize(count: count)
+    /// The source's end, however it came: push (or count as dropped) what is pending, free the buffer,
+    /// and finish as the link's producer (Link L4).
+    @inlinable mutating func finish(to link: Link<Element>, counters: LayerCounters) async {
+        _ = await flush(to: link, counters: counters)
         buffer.deallocate()
+        link.finishProducer()
     }
 
     /// Add a pulled element; true when the batch is full.
@@ -70,9 +72,7 @@ import Synchronization
                 if !(await batch.flush(to: link, counters: counters)) { break }
             }
         }
-        _ = await batch.flush(to: link, counters: counters)
-        batch.deallocate()
-        link.finishProducer()
+        await batch.finish(to: link, counters: counters)
     }
 }
 
@@ -102,8 +102,6 @@ import Synchronization
                 context.run.fail(error, layer: context.policy.layer)
             }
         }
-        _ = await batch.flush(to: link, counters: counters)
-        batch.deallocate()
-        link.finishProducer()
+        await batch.finish(to: link, counters: counters)
     }
 }
