@@ -196,7 +196,7 @@ final class PipelineRun: Sendable {
 
     func snapshot(final: Bool) -> ProgressSnapshot {
         let elapsed = ContinuousClock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.secondsDouble
         let done = counters.last!.emitted.load(ordering: .relaxed)
         return ProgressSnapshot(
             layers: zip(layers, counters).map {

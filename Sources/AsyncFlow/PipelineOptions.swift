@@ -76,7 +76,7 @@ public struct ProgressSnapshot: Sendable, CustomStringConvertible {
 
     public var description: String {
         let parts = layers.map { "\($0.name) \($0.received)→\($0.emitted)" }.joined(separator: " | ")
-        let tenths = elapsed.components.seconds * 10 + elapsed.components.attoseconds / 100_000_000_000_000_000
+        let tenths = elapsed.wholeNanoseconds / 100_000_000
         return "\(parts) | queues \(queueDepths) | \(tenths / 10).\(tenths % 10) s | \(Int(rate)) items/s"
     }
 }

@@ -18,7 +18,7 @@ public struct PipelineReport: Sendable, CustomStringConvertible {
     public var dropped: Int { layers.reduce(0) { $0 + $1.dropped } }
     /// Completed items per second.
     public var itemsPerSecond: Double {
-        let s = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let s = elapsed.secondsDouble
         return s > 0 ? Double(completed) / s : 0
     }
 

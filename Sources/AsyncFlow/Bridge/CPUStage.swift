@@ -178,13 +178,9 @@ import Synchronization
             let made = transformBatch(inBuf, count: k, into: outBuf, keep: output != nil, policy: policy) {
                 try body(&state, $0)
             }
-            let spent = ContinuousClock.now - start
-            sizer.record(
-                items: k,
-                nanoseconds: Double(spent.components.seconds) * 1e9 + Double(spent.components.attoseconds) / 1e9)
-            busy.add(
-                Int(spent.components.seconds) * 1_000_000_000 + Int(spent.components.attoseconds / 1_000_000_000),
-                ordering: .relaxed)
+            let spent = (ContinuousClock.now - start).wholeNanoseconds
+            sizer.record(items: k, nanoseconds: Double(spent))
+            busy.add(spent, ordering: .relaxed)
             await pushOn(
                 outBuf, made: made, to: output, counters: counters, window: window, position: position, inputCount: k,
                 run: run)

@@ -19,7 +19,6 @@ import Synchronization
     @usableFromInline let skipped = Atomic<Int>(0)
     @usableFromInline let retried = Atomic<Int>(0)
     @usableFromInline let dropped = Atomic<Int>(0)
-    @usableFromInline let busyNanoseconds = Atomic<Int>(0)
 
     @usableFromInline init() {}
 }
