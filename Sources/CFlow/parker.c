@@ -29,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "flow_pool.h" /* flow_now_ns */
 #include "internal.h"
 
 #ifdef __linux__
@@ -122,22 +123,16 @@ static void futex_wake(uint32_t *addr, int32_t n) {
 }
 #endif
 
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 int flow_parker_wait(flow_parker *p, uint32_t key, int64_t timeout_ns) {
     int rc = FLOW_OK;
-    uint64_t deadline = timeout_ns < 0 ? 0 : mono_ns() + (uint64_t)timeout_ns;
+    uint64_t deadline = timeout_ns < 0 ? 0 : flow_now_ns() + (uint64_t)timeout_ns;
     if (flow_tls_parked) atomic_fetch_add_explicit(flow_tls_parked, 1, memory_order_relaxed);
 #ifdef __linux__
     /* acquire: what the notifier wrote before bumping the epoch is visible after we return */
     while (EPOCH(atomic_load_explicit(&p->state, memory_order_acquire)) == key) {
         struct timespec rel, *relp = NULL;
         if (timeout_ns >= 0) {
-            uint64_t now = mono_ns();
+            uint64_t now = flow_now_ns();
             if (now >= deadline) {
                 rc = FLOW_TIMEDOUT;
                 break;
@@ -155,7 +150,7 @@ int flow_parker_wait(flow_parker *p, uint32_t key, int64_t timeout_ns) {
         if (timeout_ns < 0) {
             pthread_cond_wait(p->cond, p->lock);
         } else {
-            uint64_t now = mono_ns();
+            uint64_t now = flow_now_ns();
             if (now >= deadline) { rc = FLOW_TIMEDOUT; break; }
             struct timespec abs;
             clock_gettime(CLOCK_REALTIME, &abs);

@@ -347,12 +347,6 @@ void flow_ring_close(flow_ring *r) {
     flow_parker_notify(&r->not_full, INT32_MAX);
 }
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 typedef int64_t (*ring_op)(flow_ring *, void *, int64_t, uint64_t *);
 
 /* Spin for the budget, then park on `parker` until `op` stops answering `would_block`. */
@@ -360,7 +354,7 @@ static int64_t ring_wait(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_
                          struct flow_parker *parker, int64_t timeout_ns) {
     int64_t k = op(r, buf, n, seq);
     if (k != would_block) return k;
-    uint64_t start = now_ns();
+    uint64_t start = flow_now_ns();
     uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
     uint64_t spin_end = start + (uint64_t)r->spin_ns;
     if (spin_end > deadline) spin_end = deadline;
@@ -369,7 +363,7 @@ static int64_t ring_wait(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_
        oversubscribed, e.g. a Swift task consuming our output) gets the CPU instead of our spinning. */
     uint64_t busy_end = start + 2000 < spin_end ? start + 2000 : spin_end;
     for (unsigned i = 1; r->spin_ns > 0; i++) {
-        uint64_t t = (i & 7) == 0 ? now_ns() : 0;
+        uint64_t t = (i & 7) == 0 ? flow_now_ns() : 0;
         if (t && t >= spin_end) break;
         if (t && t >= busy_end)
             sched_yield();
@@ -387,7 +381,7 @@ static int64_t ring_wait(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_
         }
         int64_t left = -1;
         if (deadline != UINT64_MAX) {
-            uint64_t now = now_ns();
+            uint64_t now = flow_now_ns();
             if (now >= deadline) {
                 flow_parker_cancel(parker);
                 return FLOW_TIMEDOUT;
@@ -436,11 +430,11 @@ int64_t flow_ring_push_all_wait(flow_ring *r, const void *items, int64_t n, int6
                                 int64_t *pushed) {
     const unsigned char *p = items;
     int64_t done = 0;
-    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ns;
+    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : flow_now_ns() + (uint64_t)timeout_ns;
     while (done < n) {
         int64_t left = -1;
         if (deadline != UINT64_MAX) {
-            uint64_t now = now_ns();
+            uint64_t now = flow_now_ns();
             left = now >= deadline ? 0 : (int64_t)(deadline - now);
         }
         int64_t k = flow_ring_push_n_wait(r, p + (size_t)done * r->elem_size, n - done, left);
