@@ -102,7 +102,7 @@ final class PipelineRun: Sendable {
     let links: [any AnyLink]
     let stages: [StageHandle]
     let started = ContinuousClock.now
-    private let elapsed = Mutex<Duration?>(nil)
+    private let elapsed = Locked<Duration?>(nil)
 
     /// Validate (P1) and build everything; when `streaming`, the last layer gets an output link too.
     init(_ layers: [ErasedLayer], options: PipelineOptions, streaming: Bool) throws(FlowConfigurationError) {

@@ -48,7 +48,7 @@ public struct PipelineStream<Element: Sendable>: AsyncSequence, Sendable {
 }
 
 final class StreamState: Sendable {
-    let latest = Mutex<Task<Result<PipelineReport, any Error>, Never>?>(nil)
+    let latest = Locked<Task<Result<PipelineReport, any Error>, Never>?>(nil)
 }
 
 /// One iteration's run and the consumer's buffer (T2). Used only by the iterating task.

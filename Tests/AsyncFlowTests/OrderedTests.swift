@@ -58,7 +58,7 @@ extension Serial {
             "an async layer with ordered: true emits in input order; skipped items keep the order",
             arguments: PipelineOptions.Backend.allCases)
         func asyncOrdered(backend: PipelineOptions.Backend) async throws {
-            let seen = Mutex<[Int]>([])
+            let seen = Locked<[Int]>([])
             let report = try await pipeline(
                 Layer(0..<600),
                 Layer(concurrency: 8, ordered: true, onError: .skip) { (x: Int) async throws -> Int in

@@ -277,7 +277,7 @@ extension Serial {
             ".retry calls again for the same item, then fails with the original error",
             arguments: PipelineOptions.Backend.allCases)
         func retry(backend: PipelineOptions.Backend) async throws {
-            let attempts = Mutex<[Int: Int]>([:])
+            let attempts = Locked<[Int: Int]>([:])
             let report = try await pipeline(
                 Layer(0..<100),
                 Layer(workers: 2, onError: .retry(attempts: 2)) { (x: Int) throws -> Int in
@@ -377,7 +377,7 @@ extension Serial {
             "progress is reported with per-layer counts, and once more at the end",
             arguments: PipelineOptions.Backend.allCases)
         func progress(backend: PipelineOptions.Backend) async throws {
-            let finals = Mutex<[ProgressSnapshot]>([])
+            let finals = Locked<[ProgressSnapshot]>([])
             var options = PipelineOptions(backend: backend)
             options.progressInterval = .milliseconds(5)
             options.progress = { snap in if snap.isFinal { finals.withLock { $0.append(snap) } } }

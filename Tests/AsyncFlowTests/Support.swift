@@ -92,7 +92,7 @@ enum Serial {}
 
 /// Collects the report that PipelineOptions.onReport hands over, also from a run that threw.
 final class ReportBox: Sendable {
-    let report = Mutex<PipelineReport?>(nil)
+    let report = Locked<PipelineReport?>(nil)
     func options(_ backend: PipelineOptions.Backend) -> PipelineOptions {
         var o = PipelineOptions(backend: backend)
         o.onReport = { r in self.report.withLock { $0 = r } }

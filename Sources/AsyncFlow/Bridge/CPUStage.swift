@@ -33,13 +33,13 @@ import Synchronization
 
 @usableFromInline final class CPUStage<Input, Output, State>: Stage, @unchecked Sendable {
     // @unchecked: `pool` is written in prepare() before any thread starts and read after they are joined;
-    // `completion` is behind its Mutex; the rest is immutable or thread-safe.
+    // `completion` is behind its lock; the rest is immutable or thread-safe.
     @usableFromInline let context: StageContext<Input, Output>
     @usableFromInline let makeState: @Sendable () -> State
     @usableFromInline let body: @Sendable (inout State, Input) throws -> Output
     @usableFromInline var pool: OpaquePointer?
     @usableFromInline let running = Atomic<Int>(0)
-    @usableFromInline let completion = Mutex<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    @usableFromInline let completion = Locked<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
     @usableFromInline let busy = Atomic<Int>(0)
     @usableFromInline let loop = WorkerLoop()
 

@@ -23,7 +23,7 @@ import Synchronization
     @usableFromInline let next = Atomic<UInt64>(0)
     /// For C threads (native backend only: the `.swift` backend's window uses no C at all).
     @usableFromInline let parker: OpaquePointer?
-    @usableFromInline let tasks = Mutex<[UInt64: UnsafeContinuation<Void, Never>]>([:])
+    @usableFromInline let tasks = Locked<[UInt64: UnsafeContinuation<Void, Never>]>([:])
 
     @usableFromInline init(backend: PipelineOptions.Backend) {
         parker = backend == .native ? flow_parker_create()! : nil

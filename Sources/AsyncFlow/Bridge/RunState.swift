@@ -26,9 +26,9 @@ import Synchronization
 @usableFromInline final class RunState: Sendable {
     @usableFromInline let stoppedFlag = Atomic<Bool>(false)
     @usableFromInline let cancelledFlag = Atomic<Bool>(false)
-    @usableFromInline let firstError = Mutex<(error: any Error, layer: String)?>(nil)
-    @usableFromInline let kept = Mutex<[LayerError]>([])
-    @usableFromInline let linkList = Mutex<[any Closable]>([])
+    @usableFromInline let firstError = Locked<(error: any Error, layer: String)?>(nil)
+    @usableFromInline let kept = Locked<[LayerError]>([])
+    @usableFromInline let linkList = Locked<[any Closable]>([])
     @usableFromInline static let keptErrorLimit = 16
 
     @inlinable var stopped: Bool { stoppedFlag.load(ordering: .relaxed) }

@@ -1,5 +1,5 @@
 // SwiftQueue.swift — the `.swift` backend's bounded queue: only the standard library and Swift
-// concurrency (a Mutex, a circular buffer, continuations), batching like the native ring.
+// concurrency (a lock, a circular buffer, continuations), batching like the native ring.
 //
 // Invariants:
 //  Q1. All state (buffer, head, count, closed, popped, waiters) is read and written under `state`'s lock.
@@ -28,7 +28,7 @@ import Synchronization
         @inlinable init() {}
     }
 
-    @usableFromInline let state = Mutex(State())
+    @usableFromInline let state = Locked(State())
     @usableFromInline let buffer: UnsafeMutablePointer<T>
     @usableFromInline let capacity: Int
 
