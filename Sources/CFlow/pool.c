@@ -146,6 +146,11 @@ int flow_pool_create(const flow_config *cfg, flow_worker_fn fn, void *ctx, flow_
 
 static void *worker_main(void *arg) {
     struct flow_worker *w = arg;
+#ifdef __linux__
+    char name[16]; /* "flow-worker-N": what top -H, gdb and /proc/self/task/N/comm show */
+    snprintf(name, sizeof name, "flow-worker-%u", w->index);
+    pthread_setname_np(pthread_self(), name);
+#endif
     flow_tls_parked = &w->parked; /* P4 */
     w->pool->fn(w, w->pool->ctx);
     flow_tls_parked = NULL;

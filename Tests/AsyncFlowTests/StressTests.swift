@@ -236,7 +236,6 @@ extension Serial {
             arguments: PipelineOptions.Backend.allCases)
         func randomPipelines(backend: PipelineOptions.Backend) async throws {
             let watchdog = Watchdog.shared
-            let threadsBefore = threadCount()
             let aliveBefore = Tracked.alive.load(ordering: .relaxed)
             var tally: [String: Int] = [:]
             for i in 0..<Self.runs {
@@ -246,6 +245,10 @@ extension Serial {
                 }
                 guard let outcome else { return }  // the failure is recorded with the configuration
                 tally[outcome, default: 0] += 1
+                guard flowWorkerThreads() == 0 else {
+                    Issue.record("\(flowWorkerThreads()) CFlow worker threads still alive after the run\n\(config)")
+                    return
+                }
                 guard Tracked.alive.load(ordering: .relaxed) == aliveBefore else {
                     Issue.record(
                         "items leaked or freed twice: \(Tracked.alive.load(ordering: .relaxed) - aliveBefore)\n\(config)"
@@ -253,7 +256,6 @@ extension Serial {
                     return
                 }
             }
-            #expect(threadCount() == threadsBefore)
             print("stress \(backend): \(Self.runs) runs from seed \(Self.firstSeed):", tally.sorted { $0.key < $1.key })
         }
 

@@ -31,6 +31,16 @@ func threadCount() -> Int {
     return -1
 }
 
+/// CFlow worker threads alive in this process now: threads named flow-worker-N (pool.c names them).
+/// Exact, unlike the process's thread count, which Dispatch changes as it starts and retires threads.
+func flowWorkerThreads() -> Int {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+    return tasks.count { tid in
+        let comm = (try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8)) ?? ""
+        return comm.hasPrefix("flow-worker-")
+    }
+}
+
 /// Objects whose lives are counted: every one created must be destroyed exactly once.
 final class Tracked: Sendable {
     static let alive = Atomic<Int>(0)

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -692,10 +693,20 @@ static int check_resume_watermark(void) {
 
 /* ---------- pool ---------- */
 
-typedef struct { _Atomic uint32_t ran; _Atomic uint64_t mask; _Atomic int bad_cpu; _Atomic int stopped_seen; } pool_ctx;
+typedef struct {
+    _Atomic uint32_t ran;
+    _Atomic uint64_t mask;
+    _Atomic int bad_cpu;
+    _Atomic int stopped_seen;
+    _Atomic int bad_name;
+} pool_ctx;
 
 static void pool_loop(flow_worker *w, void *ctx) {
     pool_ctx *c = ctx;
+    char name[16], want[16];
+    snprintf(want, sizeof want, "flow-worker-%u", flow_worker_index(w));
+    if (pthread_getname_np(pthread_self(), name, sizeof name) != 0 || strcmp(name, want) != 0)
+        atomic_store(&c->bad_name, 1);
     atomic_fetch_or(&c->mask, 1ull << flow_worker_index(w));
     atomic_fetch_add(&c->ran, 1);
     int cpu = flow_worker_cpu(w);
@@ -749,6 +760,7 @@ static int check_pool(void) {
             CHECK(atomic_load(&c.stopped_seen) == (int)n, "%d of %u workers saw stop", atomic_load(&c.stopped_seen), n);
             CHECK(atomic_load(&c.mask) == (1ull << n) - 1, "worker indices %llx", (unsigned long long)atomic_load(&c.mask));
             CHECK(atomic_load(&c.bad_cpu) == 0, "worker pinned to CPU %d ran elsewhere", atomic_load(&c.bad_cpu) - 1);
+            CHECK(atomic_load(&c.bad_name) == 0, "a worker thread is not named flow-worker-<index>");
             uint32_t ncpu = flow_cpuset_count(&cfg.cpus);
             for (uint32_t i = 0; i < n; i++) {
                 flow_worker_stats s = flow_pool_worker_stats(p, i);
@@ -765,7 +777,7 @@ static int check_pool(void) {
     }
     CHECK(count_threads() == threads0, "thread count %d after pools, %d before", count_threads(), threads0);
     /* parked counter: a pool worker blocking on an empty ring counts its park */
-    snprintf(g_msg, g_len, "1-6 workers x none/compact/spread: start, stop, join, pinning checked with sched_getcpu; threads back to %d", threads0);
+    snprintf(g_msg, g_len, "1-6 workers x none/compact/spread: start, stop, join, pinning checked with sched_getcpu, names flow-worker-N; threads back to %d", threads0);
     return FLOW_CHECK_PASS;
 }
 
@@ -974,4 +986,9 @@ int flow_check_run(const char *name, char *msg, size_t len) {
         if (strcmp(checks[i].name, name) == 0) return checks[i].fn();
     snprintf(msg, len, "no check named %s", name);
     return FLOW_CHECK_FAIL;
+}
+
+size_t flow_check_heap_in_use(void) {
+    malloc_trim(0);
+    return mallinfo2().uordblks;
 }
