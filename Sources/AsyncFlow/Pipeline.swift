@@ -27,6 +27,9 @@ struct ErasedLayer: Sendable {
     let index: Int
     let name: String
     let kind: LayerKind
+    /// MemoryLayout<Input>.stride and MemoryLayout<Output>.stride: queue sizes are bounded in bytes too.
+    let inputStride: Int
+    let outputStride: Int
     let capacity: Int?
     let ordered: Bool
     let onError: ErrorPolicy
@@ -35,12 +38,14 @@ struct ErasedLayer: Sendable {
 
     @usableFromInline
     init(
-        index: Int, name: String, kind: LayerKind, capacity: Int?, ordered: Bool, onError: ErrorPolicy,
-        makeOutputLink: @escaping LinkMaker, makeStage: @escaping StageMaker
+        index: Int, name: String, kind: LayerKind, inputStride: Int, outputStride: Int, capacity: Int?, ordered: Bool,
+        onError: ErrorPolicy, makeOutputLink: @escaping LinkMaker, makeStage: @escaping StageMaker
     ) {
         self.index = index
         self.name = name
         self.kind = kind
+        self.inputStride = inputStride
+        self.outputStride = outputStride
         self.capacity = capacity
         self.ordered = ordered
         self.onError = onError
@@ -70,7 +75,8 @@ extension Layer {
             }
         let make = makeStage
         return ErasedLayer(
-            index: index, name: name ?? "layer \(index) (\(kindName))", kind: kind, capacity: capacity,
+            index: index, name: name ?? "layer \(index) (\(kindName))", kind: kind,
+            inputStride: MemoryLayout<Input>.stride, outputStride: MemoryLayout<Output>.stride, capacity: capacity,
             ordered: ordered, onError: onError,
             makeOutputLink: { (capacity, spin, backend) throws(FlowConfigurationError) in
                 try Link<Output>(capacity: capacity, spinNanoseconds: spin, backend: backend)
@@ -114,14 +120,19 @@ final class PipelineRun: Sendable {
         // Link i's capacity is layer i + 1's (the stream's: room for a few batches).
         let links: [any AnyLink] = try (0..<(layers.count - (streaming ? 0 : 1))).map {
             i throws(FlowConfigurationError) in
-            let capacity =
+            let capacity: Int =
                 i + 1 < layers.count
                 ? layers[i + 1].capacity
                     ?? defaultCapacity(layers[i + 1], batch: options.batchSize, defaultWorkers: pool.workers)
-                : max(1024, 4 * options.batchSize)
-            let link = try layers[i].makeOutputLink(capacity, pool.spin_ns, options.backend)
-            run.register(link)
-            return link
+                : streamCapacity(batch: options.batchSize, stride: layers[i].outputStride)
+            do throws(FlowConfigurationError) {
+                let link = try layers[i].makeOutputLink(capacity, pool.spin_ns, options.backend)
+                run.register(link)
+                return link
+            } catch {
+                throw FlowConfigurationError(
+                    parameter: error.parameter, message: error.message, layer: error.layer ?? layers[i].name)
+            }
         }
         var stages: [StageHandle] = []
         for (i, layer) in layers.enumerated() {
@@ -209,7 +220,11 @@ final class PipelineRun: Sendable {
     }
 }
 
-/// The queue in front of a layer when none is given: room for a few batches per parallel caller.
+/// Bytes a queue of small items may take before its default capacity stops at 1,024 items.
+let linkByteBudget = 16 << 20
+
+/// The queue in front of a layer when none is given: room for four batches per parallel caller, and
+/// at least 1,024 items unless those would take more than linkByteBudget (large items).
 func defaultCapacity(_ layer: ErasedLayer, batch: Int, defaultWorkers: UInt32) -> Int {
     let parallel: Int =
         switch layer.kind {
@@ -217,7 +232,13 @@ func defaultCapacity(_ layer: ErasedLayer, batch: Int, defaultWorkers: UInt32) -
         case .async(let c): c
         case .source, .serial: 1
         }
-    return max(1024, 4 * batch * max(1, parallel))
+    let stride = max(1, layer.inputStride)
+    return max(min(1024, linkByteBudget / stride), 4 * batchLimit(batch, stride: stride) * max(1, parallel))
+}
+
+/// The queue in front of a pipelineStream's consumer.
+func streamCapacity(batch: Int, stride: Int) -> Int {
+    max(min(1024, linkByteBudget / max(1, stride)), 4 * batchLimit(batch, stride: stride))
 }
 
 /// Check every parameter (P1) and build the pool configuration.

@@ -69,7 +69,7 @@ final class StreamDriver<Element: Sendable>: @unchecked Sendable {
         self.layers = layers
         self.options = options
         self.state = state
-        capacity = max(1, options.batchSize)
+        capacity = batchLimit(options.batchSize, stride: MemoryLayout<Element>.stride)
         buffer = .allocate(capacity: capacity)
     }
 

@@ -86,7 +86,7 @@ flow_ring *flow_ring_create(const flow_ring_options *o, flow_error *err) {
                   (unsigned long long)o->capacity);
         return NULL;
     }
-    if (o->elem_size < 1 || o->elem_size > ((size_t)1 << 20)) {
+    if (o->elem_size < 1 || o->elem_size > FLOW_MAX_ELEM_SIZE) {
         flow_fail(err, FLOW_EINVAL, "ring elem_size %zu: must be between 1 and 1 MiB", o->elem_size);
         return NULL;
     }

@@ -32,6 +32,7 @@ extension Serial {
                 (Layer<Int, Int>(workers: -3) { $0 }, "workers", "workers: -3"),
                 (Layer<Int, Int>(workers: 100_000) { $0 }, "workers", "between 1 and 4096"),
                 (Layer<Int, Int>(concurrency: 0) { $0 }, "concurrency", "concurrency: 0"),
+                (Layer<Int, Int>(concurrency: -2) { $0 }, "concurrency", "concurrency: -2"),
                 (Layer<Int, Int>(workers: 1, capacity: 0) { $0 }, "capacity", "capacity: 0"),
                 (Layer<Int, Int>(workers: 1, capacity: -5) { $0 }, "capacity", "capacity: -5"),
                 (
@@ -85,10 +86,25 @@ extension Serial {
             arguments: [
                 ("FLOW_WORKERS", "zero", "FLOW_WORKERS=\"zero\": not a whole number"),
                 ("FLOW_WORKERS", "", "FLOW_WORKERS=\"\": empty"),
+                ("FLOW_WORKERS", "0", "FLOW_WORKERS=\"0\": out of range (1-4096)"),
+                ("FLOW_WORKERS", "4097", "FLOW_WORKERS=\"4097\": out of range (1-4096)"),
+                ("FLOW_WORKERS", "-1", "FLOW_WORKERS=\"-1\": not a whole number"),
+                ("FLOW_WORKERS", " 4", "FLOW_WORKERS=\" 4\": not a whole number"),
+                ("FLOW_WORKERS", "99999999999999999999999", "not a whole number"),
                 ("FLOW_CPUS", "0-x", "FLOW_CPUS=\"0-x\": not a CPU list"),
+                ("FLOW_CPUS", "", "FLOW_CPUS=\"\": empty"),
+                ("FLOW_CPUS", "3-1", "FLOW_CPUS=\"3-1\": range 3-1 runs backwards"),
+                ("FLOW_CPUS", "0-3:0", "FLOW_CPUS=\"0-3:0\": stride 0"),
+                ("FLOW_CPUS", "0,,1", "FLOW_CPUS=\"0,,1\": not a CPU list"),
+                ("FLOW_CPUS", "5000", "FLOW_CPUS=\"5000\": CPU 5000 is out of range"),
                 ("FLOW_CPUS", "1023", "not in this process's allowed set"),
                 ("FLOW_PIN", "tight", "FLOW_PIN=\"tight\": expected none, compact or spread"),
+                ("FLOW_PIN", "", "FLOW_PIN=\"\": expected none, compact or spread"),
+                ("FLOW_PIN", "Compact", "FLOW_PIN=\"Compact\": expected none, compact or spread"),
                 ("FLOW_SPIN_NS", "-5", "FLOW_SPIN_NS=\"-5\": not a whole number"),
+                ("FLOW_SPIN_NS", "", "FLOW_SPIN_NS=\"\": empty"),
+                ("FLOW_SPIN_NS", "1e3", "FLOW_SPIN_NS=\"1e3\": not a whole number"),
+                ("FLOW_SPIN_NS", "99999999999", "FLOW_SPIN_NS=\"99999999999\": out of range"),
             ])
         func badEnvironment(variable: String, value: String, needle: String) async {
             setenv(variable, value, 1)
@@ -110,6 +126,91 @@ extension Serial {
                 Layer { (_: Int) in }
             )
             #expect(workers.count == 3)
+        }
+
+        @Test("a pipeline of one layer (only reachable internally: the API has no 1-layer pipeline)")
+        func oneLayer() async {
+            await #expect(throws: FlowConfigurationError.self) {
+                _ = try await runPipeline([Layer(0..<10).erased(0)], options: PipelineOptions())
+            }
+            do {
+                _ = try await runPipeline([Layer(0..<10).erased(0)], options: PipelineOptions())
+            } catch let error as FlowConfigurationError {
+                #expect(error.parameter == "layers")
+                #expect(error.message == "a pipeline needs at least 2 layers (a source and a collector), got 1")
+            } catch { Issue.record("unexpected \(error)") }
+        }
+
+        @Test(
+            "a source that throws before its first item: its error, nothing delivered, nothing lost",
+            arguments: PipelineOptions.Backend.allCases)
+        func sourceThrowsAtOnce(backend: PipelineOptions.Backend) async {
+            let box = ReportBox()
+            let delivered = Counter()
+            await #expect(throws: TestError.bad(0)) {
+                _ = try await pipeline(
+                    Layer(ThrowingAsyncSource(count: 100, failAt: 0)), Layer(workers: 2) { (x: Int) in x },
+                    Layer { (_: Int) in delivered.add(1) }, options: box.options(backend))
+            }
+            let report = box.report.withLock { $0 }
+            expectBalanced(report, pulled: 0)
+            #expect(report?.layers.map(\.received) == [0, 0, 0])
+            #expect(delivered.count == 0)
+        }
+
+        /// 2 MiB: larger than a native ring's slot (FLOW_MAX_ELEM_SIZE).
+        struct Huge: Sendable {
+            var payload: InlineArray<262_144, UInt64>
+        }
+
+        /// 64 KiB: large, but within a slot.
+        struct Big: Sendable {
+            var id: Int
+            var payload: InlineArray<8_191, UInt64>
+        }
+
+        @Test("an item type too large for a native ring slot is named, with what to do instead")
+        func hugeItem() async {
+            let pulled = Counter()
+            do {
+                _ = try await pipeline(
+                    Layer(CountingSequence(range: 0..<10, pulled: pulled)),
+                    Layer(workers: 1, name: "inflate") { (_: Int) -> Huge in fatalError("never called") },
+                    Layer { (_: Huge) in })
+                Issue.record("a 2 MiB item type was accepted")
+            } catch let error as FlowConfigurationError {
+                #expect(error.parameter == "item type")
+                #expect(error.layer == "inflate")
+                #expect(error.message.hasPrefix("Huge is 2097152 bytes;"), "\(error)")
+                #expect(error.message.contains("use PipelineOptions(backend: .swift)"))
+            } catch { Issue.record("unexpected \(error)") }
+            #expect(pulled.count == 0)
+        }
+
+        @Test("large items move in smaller batches and queues bounded in bytes")
+        func bigItems() async throws {
+            #expect(MemoryLayout<Big>.stride == 65_536)
+            #expect(batchLimit(1024, stride: 8) == 1024)
+            #expect(batchLimit(1024, stride: 65_536) == 64)
+            #expect(batchLimit(16, stride: 65_536) == 16)
+            let cpu = Layer<Big, Big>(workers: 2) { $0 }.erased(1)
+            #expect(defaultCapacity(cpu, batch: 1024, defaultWorkers: 2) == 512)  // 4 batches of 64 per worker
+            let ints = Layer<Int, Int>(workers: 2) { $0 }.erased(1)
+            #expect(defaultCapacity(ints, batch: 1024, defaultWorkers: 2) == 8192)  // unchanged for small items
+            for backend in PipelineOptions.Backend.allCases {
+                let sum = Counter()
+                let report = try await pipeline(
+                    Layer((0..<2_000).lazy.map { Big(id: $0, payload: .init(repeating: UInt64($0))) }),
+                    Layer(workers: 2) { (b: Big) -> Big in
+                        var b = b
+                        b.payload[8_190] &+= 1
+                        return b
+                    },
+                    Layer(concurrency: 3) { (b: Big) async -> Big in b },
+                    Layer { (b: Big) in sum.add(Int(b.payload[8_190]) - b.id) },
+                    options: PipelineOptions(backend: backend))
+                #expect(report.completed == 2_000 && sum.count == 2_000, "\(backend)")
+            }
         }
     }
 }

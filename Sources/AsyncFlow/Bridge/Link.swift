@@ -54,6 +54,13 @@ import Synchronization
             queue = SwiftQueue(capacity: capacity)
             return
         }
+        guard MemoryLayout<T>.stride <= FLOW_MAX_ELEM_SIZE else {
+            throw FlowConfigurationError(
+                parameter: "item type",
+                message: "\(T.self) is \(MemoryLayout<T>.stride) bytes; the native backend's rings hold items of up to "
+                    + "\(FLOW_MAX_ELEM_SIZE) bytes inline: keep a large payload behind a reference (a class, an "
+                    + "Array, Data) or use PipelineOptions(backend: .swift)")
+        }
         // L5: a producer that had to wait resumes at half capacity, so one wake-up moves half a queue
         var opts = flow_ring_options(
             capacity: UInt64(capacity), elem_size: MemoryLayout<T>.stride, spin_ns: spinNanoseconds,

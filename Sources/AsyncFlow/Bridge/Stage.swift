@@ -73,7 +73,8 @@ struct StageHandle: Sendable {
         self.input = input
         self.output = output
         self.policy = policy
-        self.batch = options.batchSize
+        self.batch = batchLimit(
+            options.batchSize, stride: max(MemoryLayout<Input>.stride, MemoryLayout<Output>.stride))
         self.backend = options.backend
         self.poolStartFailureAfter = options.poolStartFailureAfter
         self.workers = workers
@@ -83,6 +84,15 @@ struct StageHandle: Sendable {
 
     @inlinable var run: RunState { policy.run }
     @inlinable var counters: LayerCounters { policy.counters }
+}
+
+/// Bytes one batch buffer may take: large items move in smaller batches, so a stage's buffers stay
+/// about this size whatever the item type (a 64 KiB item moves 64 at a time, an Int 1024).
+@usableFromInline let batchByteBudget = 4 << 20
+
+/// The batch size for items of `stride` bytes: `batchSize`, or fewer so a batch fits batchByteBudget.
+@inlinable func batchLimit(_ batchSize: Int, stride: Int) -> Int {
+    min(batchSize, max(1, batchByteBudget / max(1, stride)))
 }
 
 /// Move `count` items out of `inBuf` through `transform` under the layer's error policy, writing the

@@ -25,6 +25,9 @@
 extern "C" {
 #endif
 
+/** The largest item a ring holds inline (elem_size), in bytes. */
+#define FLOW_MAX_ELEM_SIZE ((size_t)1 << 20)
+
 typedef struct flow_ring flow_ring;
 
 /** Queue implementations behind the ring interface. */
