@@ -14,4 +14,8 @@ int flow_check_count(void);
 const char *flow_check_name(int i);
 /** Run the named check. Returns FLOW_CHECK_PASS / _FAIL / _SKIP; msg receives a summary or the failure. */
 int flow_check_run(const char *name, char *msg, size_t len);
+
+/** For the Swift leak test: bytes the C heap has handed out and not got back (glibc mallinfo2), after
+ *  returning free memory at the top of the heap to the system (malloc_trim). */
+size_t flow_check_heap_in_use(void);
 #endif
