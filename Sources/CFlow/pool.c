@@ -10,6 +10,8 @@
  *      interrupts a blocked call; whoever stops a pool also closes the rings its loops block on.
  *  P4. Each worker's counters sit on their own 128-byte lines; only the worker writes items/busy_ns
  *      (relaxed), `parked` is incremented by its own thread inside blocking ring calls (flow_tls_parked).
+ *  P5. `live_workers` counts, process-wide, the workers between the first and the last statement of
+ *      worker_main (release decrement), so after flow_pool_join it no longer counts that pool's threads.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -26,6 +28,9 @@
 #include "internal.h"
 
 _Thread_local _Atomic uint64_t *flow_tls_parked = NULL;
+static _Atomic uint32_t live_workers = 0; /* P5 */
+
+uint32_t flow_pool_live_workers(void) { return atomic_load_explicit(&live_workers, memory_order_acquire); }
 
 struct flow_worker {
     _Alignas(FLOW_CACHELINE) _Atomic uint64_t items;
@@ -146,6 +151,7 @@ int flow_pool_create(const flow_config *cfg, flow_worker_fn fn, void *ctx, flow_
 
 static void *worker_main(void *arg) {
     struct flow_worker *w = arg;
+    atomic_fetch_add_explicit(&live_workers, 1, memory_order_relaxed); /* P5 */
 #ifdef __linux__
     char name[16]; /* "flow-worker-N": what top -H, gdb and /proc/self/task/N/comm show */
     snprintf(name, sizeof name, "flow-worker-%u", w->index);
@@ -154,6 +160,7 @@ static void *worker_main(void *arg) {
     flow_tls_parked = &w->parked; /* P4 */
     w->pool->fn(w, w->pool->ctx);
     flow_tls_parked = NULL;
+    atomic_fetch_sub_explicit(&live_workers, 1, memory_order_release); /* P5 */
     return NULL;
 }
 

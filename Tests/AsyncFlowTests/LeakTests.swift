@@ -91,7 +91,7 @@ extension Serial {
         func thousandPipelines() async {
             let alive = Tracked.alive.load(ordering: .relaxed)
             for i in 0..<100 { _ = await mixedRun(i) }  // warm-up: allocator caches, the cooperative pool
-            let threads = threadCount()
+            let threads = threadsOutsideDispatch()
             let heap = heapInUse()
             let rss = residentBytes()
             var heapHalfway = 0
@@ -106,7 +106,7 @@ extension Serial {
                 }
             }
             #expect(workersSeen == (0..<runs).count { $0 % 12 == 0 })
-            #expect(threadCount() <= threads, "threads \(threadCount()), before \(threads)")
+            #expect(threadsOutsideDispatch() == threads, "threads \(threadsOutsideDispatch()), before \(threads)")
             #expect(Tracked.alive.load(ordering: .relaxed) == alive)  // every item freed, once
             // Under a sanitizer, malloc is the sanitizer's (quarantine, no mallinfo): LeakSanitizer checks instead.
             guard ProcessInfo.processInfo.environment["FLOW_SANITIZED"] == nil else { return }

@@ -1,3 +1,4 @@
+import CFlow
 import Foundation
 import Synchronization
 import Testing
@@ -31,15 +32,20 @@ func threadCount() -> Int {
     return -1
 }
 
-/// CFlow worker threads alive in this process now: threads named flow-worker-N (pool.c names them).
-/// Exact, unlike the process's thread count, which Dispatch changes as it starts and retires threads.
-func flowWorkerThreads() -> Int {
+/// Threads in this process now other than Dispatch's worker pool (named com.apple.root.*-qos*), which
+/// grows and shrinks on its own: the main thread, test helpers and anything AsyncFlow might leak.
+func threadsOutsideDispatch() -> Int {
     let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
     return tasks.count { tid in
-        let comm = (try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8)) ?? ""
-        return comm.hasPrefix("flow-worker-")
+        let name = (try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8)) ?? ""
+        return !name.contains("-qos")
     }
 }
+
+/// CFlow worker threads running in this process now (flow_pool_live_workers). Exact after a join,
+/// unlike the process's thread count (Dispatch starts and retires threads) or /proc/self/task (a joined
+/// thread's entry can outlive pthread_join by a moment).
+func flowWorkerThreads() -> Int { Int(flow_pool_live_workers()) }
 
 /// Objects whose lives are counted: every one created must be destroyed exactly once.
 final class Tracked: Sendable {

@@ -755,8 +755,10 @@ static int check_pool(void) {
             CHECK(flow_pool_start(p, &e) == FLOW_OK, "start: %s", e.message);
             CHECK(flow_pool_start(p, &e) == FLOW_ESTATE, "second start accepted");
             while (atomic_load(&c.ran) < n) sched_yield();
+            CHECK(flow_pool_live_workers() == n, "%u live workers, %u started", flow_pool_live_workers(), n);
             flow_pool_request_stop(p);
             flow_pool_join(p);
+            CHECK(flow_pool_live_workers() == 0, "%u workers still live after join", flow_pool_live_workers());
             CHECK(atomic_load(&c.stopped_seen) == (int)n, "%d of %u workers saw stop", atomic_load(&c.stopped_seen), n);
             CHECK(atomic_load(&c.mask) == (1ull << n) - 1, "worker indices %llx", (unsigned long long)atomic_load(&c.mask));
             CHECK(atomic_load(&c.bad_cpu) == 0, "worker pinned to CPU %d ran elsewhere", atomic_load(&c.bad_cpu) - 1);

@@ -44,6 +44,9 @@ int flow_pool_join(flow_pool *p);
 void flow_pool_destroy(flow_pool *p);
 
 uint32_t flow_pool_size(const flow_pool *p);
+/** Worker threads of every pool in this process that are running now (started and not yet finished).
+ *  After flow_pool_join returns, that pool's threads are no longer counted. */
+uint32_t flow_pool_live_workers(void);
 /** CPU worker i was pinned to, or -1 when not pinned. */
 int flow_pool_worker_cpu(const flow_pool *p, uint32_t i);
 flow_worker_stats flow_pool_worker_stats(const flow_pool *p, uint32_t i);
