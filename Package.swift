@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         .target(
@@ -36,7 +37,7 @@ let package = Package(
         ),
         .target(
             name: "AsyncFlow",
-            dependencies: ["CFlow"]
+            dependencies: ["CFlow", .product(name: "CoreMetrics", package: "swift-metrics")]
         ),
         .target(
             name: "CFlowChecks",
@@ -64,7 +65,9 @@ let package = Package(
         ),
         .testTarget(
             name: "AsyncFlowTests",
-            dependencies: ["AsyncFlow", "CFlow", "CFlowChecks"]
+            dependencies: [
+                "AsyncFlow", "CFlow", "CFlowChecks", .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

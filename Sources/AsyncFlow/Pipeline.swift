@@ -162,6 +162,15 @@ final class PipelineRun: Sendable {
                 }
             }
         }
+        let publisher = options.metrics.map { MetricsPublisher($0, layerNames: layers.map(\.name)) }
+        let sampler = options.metrics.map { metrics in
+            Task { [links, counters] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: metrics.interval)
+                    publisher!.publish(counters, depths: links.map(\.depth))
+                }
+            }
+        }
         let run = self.run
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
@@ -179,6 +188,11 @@ final class PipelineRun: Sendable {
             counters[i + 1].dropped.add(left, ordering: .relaxed)
         }
         elapsed.withLock { $0 = ContinuousClock.now - started }
+        if let sampler {
+            sampler.cancel()
+            await sampler.value
+            publisher!.publish(counters, depths: links.map(\.depth))  // M1: the final counts
+        }
         if let handler = options.progress { handler(snapshot(final: true)) }
     }
 
@@ -201,7 +215,7 @@ final class PipelineRun: Sendable {
                     emitted: c.emitted.load(ordering: .relaxed), failed: c.failed.load(ordering: .relaxed),
                     skipped: c.skipped.load(ordering: .relaxed), retried: c.retried.load(ordering: .relaxed),
                     dropped: c.dropped.load(ordering: .relaxed),
-                    busy: stages[i].poolBusyNanoseconds().map { .nanoseconds($0) })
+                    busy: i == 0 ? nil : .nanoseconds(c.busy.load(ordering: .relaxed)))
             }, errors: run.keptErrors, elapsed: elapsed.withLock { $0 } ?? (ContinuousClock.now - started))
     }
 

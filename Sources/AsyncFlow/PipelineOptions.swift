@@ -25,6 +25,9 @@ public struct PipelineOptions: Sendable {
     /// `.fail` error, `CancellationError`), so the counts of a failed run are not lost. Its figures keep
     /// `received == emitted + failed + skipped + dropped` for every layer.
     public var onReport: (@Sendable (PipelineReport) -> Void)? = nil
+    /// Per-layer counters, queue-depth gauges and a per-item time through apple/swift-metrics; off
+    /// (nil) by default. See ``PipelineMetrics``.
+    public var metrics: PipelineMetrics? = nil
     /// Tests only (fault injection): CPU pools fail to start after this many threads (0: never).
     @usableFromInline var poolStartFailureAfter: UInt32 = 0
 

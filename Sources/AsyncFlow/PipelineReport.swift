@@ -38,7 +38,8 @@ public struct LayerReport: Sendable, CustomStringConvertible {
     public let skipped: Int
     public let retried: Int
     public let dropped: Int
-    /// Time the layer's CPU workers spent in the user's closure (CPU layers only).
+    /// Time spent in the layer's closure, summed over its workers or tasks (nil for the source). For an
+    /// async closure this includes its waits.
     public let busy: Duration?
 
     public var description: String {

@@ -65,7 +65,10 @@ import Synchronization
                 }
                 let item = (inBuf + i).move()
                 i += 1
-                switch await policy.callAsync({ try await self.body(item) }) {
+                let start = ContinuousClock.now
+                let outcome = await policy.callAsync { try await self.body(item) }
+                counters.busy.add((ContinuousClock.now - start).wholeNanoseconds, ordering: .relaxed)
+                switch outcome {
                 case .value(let v):
                     if output != nil { (outBuf + made).initialize(to: v) }
                     made += 1

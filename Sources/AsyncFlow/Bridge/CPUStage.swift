@@ -40,7 +40,6 @@ import Synchronization
     @usableFromInline var pool: OpaquePointer?
     @usableFromInline let running = Atomic<Int>(0)
     @usableFromInline let completion = Locked<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
-    @usableFromInline let busy = Atomic<Int>(0)
     @usableFromInline let loop = WorkerLoop()
 
     @inlinable init(
@@ -57,8 +56,6 @@ import Synchronization
     deinit {
         if let pool { flow_pool_destroy(pool) }
     }
-
-    @inlinable var poolBusyNanoseconds: Int? { busy.load(ordering: .relaxed) }
 
     @inlinable func prepare() throws(FlowConfigurationError) {
         if context.backend == .swift { return }  // C6: no pool
@@ -100,9 +97,6 @@ import Synchronization
             if resumeNow { c.resume() }
         }
         flow_pool_join(pool)  // C4: the threads have left their loops; join is immediate
-        var total = 0
-        for i in 0..<flow_pool_size(pool) { total += Int(flow_pool_worker_stats(pool, i).busy_ns) }
-        busy.store(total, ordering: .relaxed)
     }
 
     @inlinable func runWorker(_ worker: OpaquePointer) {
@@ -132,6 +126,7 @@ import Synchronization
             }
             let spent = flow_now_ns() - start
             flow_worker_record(worker, UInt64(k), spent)
+            counters.busy.add(Int(spent), ordering: .relaxed)
             sizer.record(items: k, nanoseconds: Double(spent))
             if let output {
                 guard window?.waitTurn(position, run: run) ?? true else {  // O2: stopped while waiting
@@ -180,7 +175,7 @@ import Synchronization
             }
             let spent = (ContinuousClock.now - start).wholeNanoseconds
             sizer.record(items: k, nanoseconds: Double(spent))
-            busy.add(spent, ordering: .relaxed)
+            counters.busy.add(spent, ordering: .relaxed)
             await pushOn(
                 outBuf, made: made, to: output, counters: counters, window: window, position: position, inputCount: k,
                 run: run)

@@ -14,13 +14,10 @@ import Synchronization
     /// Move items from input to output until the input is closed and drained or the run is stopped;
     /// then finish as a producer of the output link. Never throws: failures go to RunState.
     func run() async
-    /// Busy time from the C pool, for CPU stages (nil elsewhere).
-    var poolBusyNanoseconds: Int? { get }
 }
 
 extension Stage {
     @inlinable func prepare() throws(FlowConfigurationError) {}
-    @inlinable var poolBusyNanoseconds: Int? { nil }
 }
 
 /// A stage with its type erased into closures (see ``Stage``).
@@ -28,23 +25,19 @@ extension Stage {
 struct StageHandle: Sendable {
     let prepare: @Sendable () throws(FlowConfigurationError) -> Void
     let run: @Sendable () async -> Void
-    let poolBusyNanoseconds: @Sendable () -> Int?
 
     @inlinable
     init<S: Stage>(_ stage: S) {
-        self.init(
-            prepare: { () throws(FlowConfigurationError) in try stage.prepare() }, run: { await stage.run() },
-            poolBusyNanoseconds: { stage.poolBusyNanoseconds })
+        self.init(prepare: { () throws(FlowConfigurationError) in try stage.prepare() }, run: { await stage.run() })
     }
 
     @usableFromInline
     init(
         prepare: @escaping @Sendable () throws(FlowConfigurationError) -> Void,
-        run: @escaping @Sendable () async -> Void, poolBusyNanoseconds: @escaping @Sendable () -> Int?
+        run: @escaping @Sendable () async -> Void
     ) {
         self.prepare = prepare
         self.run = run
-        self.poolBusyNanoseconds = poolBusyNanoseconds
     }
 }
 

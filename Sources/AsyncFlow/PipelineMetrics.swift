@@ -1,0 +1,96 @@
+// PipelineMetrics.swift — a running pipeline's counts, queue depths and per-item time through
+// apple/swift-metrics (opt in with PipelineOptions.metrics).
+//
+// Invariants:
+//  M1. Metrics are published from the layer counters by one sampler task every `interval`, and once more
+//      after every stage has ended: nothing is added on the per-item path, and the counters' totals
+//      equal the final report's counts.
+//  M2. publish() runs under `last`'s lock, so the sampler and the final publish never interleave and each
+//      increment is the difference since the previous publish (never negative: the counts only grow).
+import CoreMetrics
+
+/// Opt-in metrics for a pipeline through apple/swift-metrics: set ``PipelineOptions/metrics``.
+///
+/// Each metric carries `dimensions` plus `("layer", name)`:
+/// - Counter `<label>_items`, with `("event", e)` for `e` in `received`, `emitted`, `failed`, `skipped`,
+///   `retried`, `dropped` (the report's counts: their totals equal ``PipelineReport``'s);
+/// - Gauge `<label>_queue_depth`: items waiting in the queue in front of the layer (not for the source);
+/// - Timer `<label>_item_duration`: time in the layer's closure per item, the mean over each interval
+///   (not for the source).
+///
+/// They are brought up to date every `interval` while the pipeline runs and once more when it ends,
+/// whichever way it ends. Without a `factory`, the one bootstrapped with `MetricsSystem.bootstrap` is used.
+public struct PipelineMetrics: Sendable {
+    public var label: String
+    public var dimensions: [(String, String)]
+    public var interval: Duration
+    public var factory: any MetricsFactory
+
+    public init(
+        label: String = "asyncflow", dimensions: [(String, String)] = [], interval: Duration = .seconds(1),
+        factory: (any MetricsFactory)? = nil
+    ) {
+        self.label = label
+        self.dimensions = dimensions
+        self.interval = interval
+        self.factory = factory ?? MetricsSystem.factory
+    }
+}
+
+/// Publishes one run's counters (M1, M2).
+final class MetricsPublisher: Sendable {
+    static let events = ["received", "emitted", "failed", "skipped", "retried", "dropped"]
+
+    struct LayerMetrics {
+        let counters: [Counter]  // in `events` order
+        let depth: Gauge?
+        let duration: CoreMetrics.Timer?
+    }
+
+    let layers: [LayerMetrics]
+    /// What was published last, per layer: the six counts, then busy nanoseconds.
+    let last: Locked<[[Int]]>
+
+    init(_ options: PipelineMetrics, layerNames: [String]) {
+        layers = layerNames.enumerated().map { i, name in
+            let dims = options.dimensions + [("layer", name)]
+            return LayerMetrics(
+                counters: Self.events.map {
+                    Counter(
+                        label: "\(options.label)_items", dimensions: dims + [("event", $0)], factory: options.factory)
+                },
+                depth: i == 0
+                    ? nil : Gauge(label: "\(options.label)_queue_depth", dimensions: dims, factory: options.factory),
+                duration: i == 0
+                    ? nil
+                    : CoreMetrics.Timer(
+                        label: "\(options.label)_item_duration", dimensions: dims, factory: options.factory))
+        }
+        last = Locked(layerNames.map { _ in Array(repeating: 0, count: Self.events.count + 1) })
+    }
+
+    /// Publish what changed since the last call; `depths[i]` is the queue in front of layer i + 1.
+    func publish(_ counters: [LayerCounters], depths: [Int]) {
+        last.withLock { last in
+            for (i, c) in counters.enumerated() {
+                let now = [
+                    c.received.load(ordering: .relaxed), c.emitted.load(ordering: .relaxed),
+                    c.failed.load(ordering: .relaxed), c.skipped.load(ordering: .relaxed),
+                    c.retried.load(ordering: .relaxed), c.dropped.load(ordering: .relaxed),
+                    c.busy.load(ordering: .relaxed),
+                ]
+                let m = layers[i]
+                for e in 0..<Self.events.count where now[e] > last[i][e] {
+                    m.counters[e].increment(by: now[e] - last[i][e])
+                }
+                // items the closure finished with this interval: emitted, failed or skipped
+                let items = (now[1] + now[2] + now[3]) - (last[i][1] + last[i][2] + last[i][3])
+                if let duration = m.duration, items > 0 {
+                    duration.recordNanoseconds((now[6] - last[i][6]) / items)
+                }
+                if i > 0, i - 1 < depths.count { m.depth?.record(depths[i - 1]) }
+                last[i] = now
+            }
+        }
+    }
+}
