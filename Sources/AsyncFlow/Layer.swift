@@ -52,7 +52,11 @@ extension Layer {
     ///
     /// - Parameters:
     ///   - workers: threads for this layer; `nil` takes `FLOW_WORKERS` (default: the CPUs allowed).
+    ///   - name: the layer's name in reports, progress and metrics (default: its index and kind).
+    ///   - ordered: pass results on in the order of the input queue (a bounded window holds the rest).
     ///   - capacity: the bounded queue in front of this layer; `nil` picks one from workers and batch size.
+    ///   - onError: what a throw from `body` does to the item and the run (default: ``ErrorPolicy/fail``).
+    ///   - body: the work, called once per item on a worker thread.
     @inlinable public init(
         workers: Int?, name: String? = nil, ordered: Bool = false, capacity: Int? = nil,
         onError: ErrorPolicy = .fail, _ body: @escaping @Sendable (Input) throws -> Output
