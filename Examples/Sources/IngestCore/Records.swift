@@ -1,0 +1,112 @@
+// The scenario shared by the examples: text records -> tokenise and hash (CPU-bound, per-worker scratch
+// state) -> rows a collector commits to a database in batches.
+import AsyncFlow
+import Foundation
+
+/// A text record, as a log line or a document would arrive.
+public struct Record: Sendable {
+    public let id: Int
+    public let text: String
+}
+
+/// What the CPU-bound layer makes of a record: counts and a hash of its normalised tokens.
+public struct Row: Sendable {
+    public let id: Int
+    public let tokens: Int
+    public let distinctTokens: Int
+    /// FNV-1a 64 over the lower-cased tokens, in order, as a signed 64-bit value (databases store those).
+    public let hash: Int64
+}
+
+/// `count` records of 8 to 40 words each, the same for the same seed: a generator, not a stored list.
+public struct RecordSource: Sequence, Sendable {
+    public let count: Int
+    public let seed: UInt64
+
+    public init(count: Int, seed: UInt64 = 42) {
+        self.count = count
+        self.seed = seed
+    }
+
+    static let words = [
+        "Pipeline", "queue", "worker", "batch", "Swift", "thread", "ring", "latency", "throughput", "record",
+        "token", "hash", "database", "commit", "insert", "row", "layer", "collector", "source", "async",
+        "await", "task", "core", "cache", "line", "memory", "back-pressure", "order", "error", "retry",
+    ]
+
+    public func makeIterator() -> AnyIterator<Record> {
+        var state = seed
+        var id = 0
+        return AnyIterator {
+            guard id < count else { return nil }
+            defer { id += 1 }
+            func next() -> UInt64 {  // xorshift64
+                state ^= state << 13
+                state ^= state >> 7
+                state ^= state << 17
+                return state
+            }
+            let n = 8 + Int(next() % 33)
+            var text = ""
+            for i in 0..<n {
+                if i > 0 { text += " " }
+                text += Self.words[Int(next() % UInt64(Self.words.count))]
+            }
+            return Record(id: id, text: text)
+        }
+    }
+}
+
+/// Per-worker scratch state of the tokenising layer: buffers reused for every record on one thread.
+public struct Tokenizer {
+    var token: [UInt8] = []
+    var seen: Set<UInt64> = []
+
+    public init() {
+        token.reserveCapacity(64)
+        seen.reserveCapacity(64)
+    }
+
+    /// Split on spaces, lower-case, count tokens and distinct tokens, hash them (FNV-1a 64).
+    public mutating func row(for record: Record) -> Row {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var tokens = 0
+        seen.removeAll(keepingCapacity: true)
+        func finishToken() {
+            guard !token.isEmpty else { return }
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in token {
+                h = (h ^ UInt64(b)) &* 0x100_0000_01b3
+                hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3
+            }
+            hash = (hash ^ 0x20) &* 0x100_0000_01b3  // token separator
+            seen.insert(h)
+            tokens += 1
+            token.removeAll(keepingCapacity: true)
+        }
+        for b in record.text.utf8 {
+            if b == UInt8(ascii: " ") {
+                finishToken()
+            } else {
+                token.append(b >= 65 && b <= 90 ? b + 32 : b)
+            }
+        }
+        finishToken()
+        return Row(id: record.id, tokens: tokens, distinctTokens: seen.count, hash: Int64(bitPattern: hash))
+    }
+}
+
+/// The pipeline of the examples without its collector: records -> rows, on `workers` threads.
+public func rows(count: Int, workers: Int?, options: PipelineOptions) -> PipelineStream<Row> {
+    pipelineStream(
+        Layer(RecordSource(count: count), name: "records"),
+        Layer(workers: workers, state: { Tokenizer() }, name: "tokenize") { (t: inout Tokenizer, r: Record) in
+            t.row(for: r)
+        },
+        options: options)
+}
+
+/// A live progress line on standard error (redrawn in place), for PipelineOptions.progress.
+@Sendable public func progressLine(_ snapshot: ProgressSnapshot) {
+    FileHandle.standardError.write(Data(("\r\(snapshot)" + (snapshot.isFinal ? "\n" : "")).utf8))
+}
