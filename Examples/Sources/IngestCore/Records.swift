@@ -96,14 +96,33 @@ public struct Tokenizer {
     }
 }
 
-/// The pipeline of the examples without its collector: records -> rows, on `workers` threads.
-public func rows(count: Int, workers: Int?, options: PipelineOptions) -> PipelineStream<Row> {
-    pipelineStream(
+/// The examples' pipeline: `count` records -> rows on worker threads (`FLOW_WORKERS`, default: the CPUs
+/// allowed) -> `commit`, called with batches of `batchSize` rows (the last may be smaller) from the loop
+/// that consumes the pipeline's stream, so a slow database holds the whole pipeline back. A live progress
+/// line goes to standard error. Returns the run's report.
+public func ingest(
+    count: Int, batchSize: Int = 500, commit: ([Row]) async throws -> Void
+) async throws -> PipelineReport {
+    var options = PipelineOptions()
+    options.progress = progressLine
+    options.progressInterval = .milliseconds(250)
+    let rows = pipelineStream(
         Layer(RecordSource(count: count), name: "records"),
-        Layer(workers: workers, state: { Tokenizer() }, name: "tokenize") { (t: inout Tokenizer, r: Record) in
+        Layer(workers: nil, state: { Tokenizer() }, name: "tokenize") { (t: inout Tokenizer, r: Record) in
             t.row(for: r)
         },
         options: options)
+    var batch: [Row] = []
+    batch.reserveCapacity(batchSize)
+    for try await row in rows {  // the collector
+        batch.append(row)
+        if batch.count == batchSize {
+            try await commit(batch)
+            batch.removeAll(keepingCapacity: true)
+        }
+    }
+    if !batch.isEmpty { try await commit(batch) }
+    return try await rows.report()
 }
 
 /// A live progress line on standard error (redrawn in place), for PipelineOptions.progress.

@@ -61,21 +61,7 @@ let stored = try await withThrowingTaskGroup(of: Void.self) { group in
     try await client.query(
         "CREATE TABLE ingest_rows (id BIGINT PRIMARY KEY, tokens INT NOT NULL, distinct_tokens INT NOT NULL, hash BIGINT NOT NULL)"
     )
-    var options = PipelineOptions()
-    options.progress = progressLine
-    options.progressInterval = .milliseconds(250)
-    let stream = rows(count: count, workers: nil, options: options)
-    var batch: [Row] = []
-    batch.reserveCapacity(500)
-    for try await row in stream {  // the collector: pulls rows as fast as PostgreSQL takes them
-        batch.append(row)
-        if batch.count == 500 {
-            try await commit(batch)
-            batch.removeAll(keepingCapacity: true)
-        }
-    }
-    if !batch.isEmpty { try await commit(batch) }
-    print(try await stream.report())
+    print(try await ingest(count: count, commit: commit))
     var stored = -1
     for try await n in try await client.query("SELECT COUNT(*) FROM ingest_rows").decode(Int.self) { stored = n }
     return stored

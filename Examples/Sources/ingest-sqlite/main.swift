@@ -39,21 +39,7 @@ func commit(_ batch: [Row]) async throws {
     try await sql("COMMIT")
 }
 
-var options = PipelineOptions()
-options.progress = progressLine
-options.progressInterval = .milliseconds(250)
-let stream = rows(count: count, workers: nil, options: options)
-var batch: [Row] = []
-batch.reserveCapacity(500)
-for try await row in stream {  // this loop is the collector: it pulls rows as fast as SQLite takes them
-    batch.append(row)
-    if batch.count == 500 {
-        try await commit(batch)
-        batch.removeAll(keepingCapacity: true)
-    }
-}
-if !batch.isEmpty { try await commit(batch) }
-print(try await stream.report())
+print(try await ingest(count: count, commit: commit))
 
 let stored = try await sql("SELECT COUNT(*) AS n FROM rows").first?.column("n")?.integer ?? -1
 try await db.close() as Void  // the async close (not the future-returning one)
