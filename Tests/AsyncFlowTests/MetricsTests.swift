@@ -83,6 +83,7 @@ extension Serial {
             let metrics = TestMetrics()
             var options = PipelineOptions()
             options.metrics = PipelineMetrics(interval: .milliseconds(2), factory: metrics)
+            options.batchSize = 1  // counts then move item by item, not in one batch of 100
             _ = try await pipeline(
                 Layer(0..<100), Layer(workers: 1) { (x: Int) in x },
                 Layer(name: "slow") { (_: Int) async in try? await Task.sleep(for: .milliseconds(2)) }, options: options
