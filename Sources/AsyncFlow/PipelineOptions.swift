@@ -42,7 +42,7 @@ public struct PipelineOptions: Sendable {
     public enum Backend: String, Sendable, CaseIterable {
         /// CFlow: lock-free C rings between layers, CPU layers on (optionally pinned) C threads.
         case native
-        /// No C runtime, only Swift concurrency: lock-guarded (pthread mutex) bounded queues with
+        /// Only the standard library and Swift concurrency: Mutex-guarded bounded queues with
         /// continuations, batching as the native backend does, CPU layers as `workers` Swift tasks.
         /// The baseline flow-bench compares the native backend against.
         case swift
