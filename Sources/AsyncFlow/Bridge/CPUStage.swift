@@ -120,13 +120,10 @@ import Synchronization
             if k == 0 { break }  // closed and drained
             counters.received.add(k, ordering: .relaxed)
             if droppedAfterStop(inBuf, count: k, run: run, counters: counters) { continue }  // C5
-            let start = flow_now_ns()
-            let made = transformBatch(inBuf, count: k, into: outBuf, keep: output != nil, policy: policy) {
+            let (made, spent) = transformBatch(inBuf, count: k, into: outBuf, keep: output != nil, policy: policy) {
                 try body(&state, $0)
             }
-            let spent = flow_now_ns() - start
-            flow_worker_record(worker, UInt64(k), spent)
-            counters.busy.add(Int(spent), ordering: .relaxed)
+            flow_worker_record(worker, UInt64(k), UInt64(spent))
             sizer.record(items: k, nanoseconds: Double(spent))
             if let output {
                 guard window?.waitTurn(position, run: run) ?? true else {  // O2: stopped while waiting
@@ -169,13 +166,10 @@ import Synchronization
             if k == 0 { return }
             counters.received.add(k, ordering: .relaxed)
             if droppedAfterStop(inBuf, count: k, run: run, counters: counters) { continue }
-            let start = ContinuousClock.now
-            let made = transformBatch(inBuf, count: k, into: outBuf, keep: output != nil, policy: policy) {
+            let (made, spent) = transformBatch(inBuf, count: k, into: outBuf, keep: output != nil, policy: policy) {
                 try body(&state, $0)
             }
-            let spent = (ContinuousClock.now - start).wholeNanoseconds
             sizer.record(items: k, nanoseconds: Double(spent))
-            counters.busy.add(spent, ordering: .relaxed)
             await pushOn(
                 outBuf, made: made, to: output, counters: counters, window: window, position: position, inputCount: k,
                 run: run)

@@ -32,11 +32,9 @@ import Synchronization
             if k == 0 { return }
             counters.received.add(k, ordering: .relaxed)
             if droppedAfterStop(inBuf, count: k, run: run, counters: counters) { continue }
-            let start = ContinuousClock.now
-            let made = transformBatch(inBuf, count: k, into: outBuf, keep: output != nil, policy: policy) {
+            let (made, _) = transformBatch(inBuf, count: k, into: outBuf, keep: output != nil, policy: policy) {
                 try self.body($0)
             }
-            counters.busy.add((ContinuousClock.now - start).wholeNanoseconds, ordering: .relaxed)
             await pushOn(outBuf, made: made, to: output, counters: counters)
         }
     }

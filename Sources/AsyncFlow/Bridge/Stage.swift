@@ -90,12 +90,14 @@ struct StageHandle: Sendable {
 
 /// Move `count` items out of `inBuf` through `transform` under the layer's error policy, writing the
 /// results to `outBuf` when `keep` (else they are discarded: the last layer's Void). A failure drops the
-/// rest of the batch, counted (CPUStage C3). Returns how many results were made.
+/// rest of the batch, counted (CPUStage C3). The time it takes is added to the layer's `busy` counter.
+/// Returns how many results were made and that time in nanoseconds (for batch sizing).
 @inlinable
 func transformBatch<I, O>(
     _ inBuf: UnsafeMutablePointer<I>, count: Int, into outBuf: UnsafeMutablePointer<O>, keep: Bool,
     policy: PolicyRun, _ transform: (I) throws -> O
-) -> Int {
+) -> (made: Int, nanoseconds: Int) {
+    let start = ContinuousClock.now
     var made = 0
     var i = 0
     while i < count {
@@ -113,7 +115,9 @@ func transformBatch<I, O>(
             i = count
         }
     }
-    return made
+    let spent = (ContinuousClock.now - start).wholeNanoseconds
+    policy.counters.busy.add(spent, ordering: .relaxed)
+    return (made, spent)
 }
 
 /// Count a batch's push: what went in is emitted, what a closed link refused is dropped.
