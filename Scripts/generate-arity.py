@@ -24,8 +24,9 @@ for n in range(2, 9):
 /// The first layer is a source, the last returns `Void` (the collector). Throws a
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
-/// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.''' % n
-    out.append(doc + f"\n@inlinable\npublic func pipeline<{generics}>(\n    " + ",\n    ".join(params) +
+/// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
+/// The report may be ignored: with the default policy nothing is skipped silently.''' % n
+    out.append(doc + f"\n@inlinable @discardableResult\npublic func pipeline<{generics}>(\n    " + ",\n    ".join(params) +
                ",\n    options: PipelineOptions = PipelineOptions()\n) async throws -> PipelineReport {\n" +
                f"    try await runPipeline([{erased}], options: options)\n}}\n")
 open(os.path.join(root, 'Sources/AsyncFlow/Pipeline+Arity.swift'), 'w').write("\n".join(out))

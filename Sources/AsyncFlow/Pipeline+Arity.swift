@@ -8,7 +8,8 @@
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
 /// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
-@inlinable
+/// The report may be ignored: with the default policy nothing is skipped silently.
+@inlinable @discardableResult
 public func pipeline<T0: Sendable>(
     _ l0: Layer<Never, T0>,
     _ l1: Layer<T0, Void>,
@@ -23,7 +24,8 @@ public func pipeline<T0: Sendable>(
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
 /// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
-@inlinable
+/// The report may be ignored: with the default policy nothing is skipped silently.
+@inlinable @discardableResult
 public func pipeline<T0: Sendable, T1: Sendable>(
     _ l0: Layer<Never, T0>,
     _ l1: Layer<T0, T1>,
@@ -39,7 +41,8 @@ public func pipeline<T0: Sendable, T1: Sendable>(
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
 /// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
-@inlinable
+/// The report may be ignored: with the default policy nothing is skipped silently.
+@inlinable @discardableResult
 public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable>(
     _ l0: Layer<Never, T0>,
     _ l1: Layer<T0, T1>,
@@ -56,7 +59,8 @@ public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable>(
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
 /// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
-@inlinable
+/// The report may be ignored: with the default policy nothing is skipped silently.
+@inlinable @discardableResult
 public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable>(
     _ l0: Layer<Never, T0>,
     _ l1: Layer<T0, T1>,
@@ -74,7 +78,8 @@ public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable>(
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
 /// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
-@inlinable
+/// The report may be ignored: with the default policy nothing is skipped silently.
+@inlinable @discardableResult
 public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable, T4: Sendable>(
     _ l0: Layer<Never, T0>,
     _ l1: Layer<T0, T1>,
@@ -94,7 +99,8 @@ public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable, T4:
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
 /// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
-@inlinable
+/// The report may be ignored: with the default policy nothing is skipped silently.
+@inlinable @discardableResult
 public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable, T4: Sendable, T5: Sendable>(
     _ l0: Layer<Never, T0>,
     _ l1: Layer<T0, T1>,
@@ -116,7 +122,8 @@ public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable, T4:
 /// ``FlowConfigurationError`` for bad parameters before any item is pulled, the first error a layer
 /// throws under ``ErrorPolicy/fail`` (the original error value), or `CancellationError` when the awaiting
 /// task is cancelled. Every C thread the pipeline started has been joined when it returns or throws.
-@inlinable
+/// The report may be ignored: with the default policy nothing is skipped silently.
+@inlinable @discardableResult
 public func pipeline<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable, T4: Sendable, T5: Sendable, T6: Sendable>(
     _ l0: Layer<Never, T0>,
     _ l1: Layer<T0, T1>,

@@ -9,6 +9,10 @@
 //      finishes promptly; the pipeline then throws CancellationError.
 //  P4. Items left in a link at the end are deinitialised and counted as received and dropped by the
 //      layer in front of which they waited: for every layer i > 0, received(i) == emitted(i - 1).
+//  P5. A stream's run ends when every stage has ended and its consumer is done (read to the end, left,
+//      or saw the run stop: PipelineStream T6); only then is what is left in the stream's own link
+//      deinitialised and moved from the last layer's emitted to its dropped count, and the report
+//      made. So the last layer's `emitted` is exactly what the consumer received.
 import CFlow
 import Synchronization
 
@@ -109,11 +113,17 @@ final class PipelineRun: Sendable {
     let stages: [StageHandle]
     let started = ContinuousClock.now
     private let elapsed = Locked<Duration?>(nil)
+    /// Streaming only: opened by the stream's consumer when it is done (P5).
+    let consumerDone: Gate?
+    /// Streaming only: the consumer left its loop before the stream ended, which cancelled the run;
+    /// that is the consumer's choice, not an error: the run reports rather than throws (PipelineStream T3).
+    let consumerLeft = Atomic<Bool>(false)
 
     /// Validate (P1) and build everything; when `streaming`, the last layer gets an output link too.
     init(_ layers: [ErasedLayer], options: PipelineOptions, streaming: Bool) throws(FlowConfigurationError) {
         self.layers = layers
         self.options = options
+        consumerDone = streaming ? Gate() : nil
         let pool = try validate(layers, options: options, streaming: streaming)
         let counters = layers.map { _ in LayerCounters() }
         let run = self.run
@@ -181,12 +191,18 @@ final class PipelineRun: Sendable {
         } onCancel: {
             run.cancel()  // P3
         }
-        progress?.cancel()
         for (i, link) in links.enumerated() where i + 1 < counters.count {  // P4 (the stream's link is its consumer's)
             let left = link.drainDropped()
             counters[i + 1].received.add(left, ordering: .relaxed)
             counters[i + 1].dropped.add(left, ordering: .relaxed)
         }
+        if let consumerDone {  // P5: a stream's run ends when its consumer is done with it
+            await consumerDone.wait()
+            let unread = links.last!.drainDropped()
+            counters.last!.emitted.subtract(unread, ordering: .relaxed)
+            counters.last!.dropped.add(unread, ordering: .relaxed)
+        }
+        progress?.cancel()
         elapsed.withLock { $0 = ContinuousClock.now - started }
         if let sampler {
             sampler.cancel()
@@ -196,12 +212,12 @@ final class PipelineRun: Sendable {
         if let handler = options.progress { handler(snapshot(final: true)) }
     }
 
-    /// After execute(): the report, or the error that ended the run. The report goes to
-    /// PipelineOptions.onReport either way.
+    /// After execute(): the report, or the error that ended the run (not the cancellation a stream's
+    /// consumer made by leaving its loop). The report goes to PipelineOptions.onReport either way.
     func outcome() throws -> PipelineReport {
         let report = makeReport()
         options.onReport?(report)
-        if run.cancelled { throw CancellationError() }
+        if run.cancelled && !consumerLeft.load(ordering: .relaxed) { throw CancellationError() }
         if let failure = run.failure { throw failure.error }
         return report
     }

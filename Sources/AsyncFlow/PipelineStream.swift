@@ -8,9 +8,20 @@
 //      one: a continuation is made only when the link is empty.
 //  T3. Leaving the loop early (break, a thrown error, the iterator dropped) or cancelling the consuming
 //      task cancels the run: every link closes, no more user closures run, the run's task joins every
-//      thread. Items the consumer never received are counted as dropped by the last layer.
-//  T4. The stream's link belongs to the consumer: the run's teardown does not drain it (the stages may
-//      end long before the consumer has read everything); the iterator reads it to the end.
+//      thread. Items the consumer never received are counted as dropped by the last layer (those in
+//      the iterator's buffer here, those in the link by the run: Pipeline P5). Leaving is the
+//      consumer's choice: report() then returns the report; a cancelled consuming task makes it throw
+//      CancellationError.
+//  T4. The stream's link belongs to the consumer: the run's teardown does not drain it before the
+//      consumer is done (T6); the stages may end long before the consumer has read everything.
+//  T5. report() called by the task that iterates the stream, before the stream has ended, means that task
+//      has left the loop (it cannot be inside next() at the same time): it ends the run as T3 does. This
+//      is what makes `break` then `report()` work where Swift does not release the loop's iterator when
+//      the loop is left (top-level code in main.swift, seen with Swift 6.3), which T3 relies on. Called
+//      by any other task, report() only waits. The consumer is recorded once per batch, not per item.
+//  T6. The consumer opens the run's gate (Pipeline P5) once it is done: next() found the stream ended
+//      (closed and drained, or the run stopped), or leave() ran. The report is made after that, so
+//      report() from another task waits for the consumer, and the counts include what it received.
 import CFlow
 import Synchronization
 
@@ -31,12 +42,25 @@ public struct PipelineStream<Element: Sendable>: AsyncSequence, Sendable {
         AsyncIterator(driver: StreamDriver(layers: layers, options: options, state: state))
     }
 
-    /// The report of the latest run, once it has ended: throws the error that ended it
-    /// (`CancellationError` when the loop was left early). Waits for the run to end.
+    /// The report of the latest run, once it has ended and its consumer is done: the last layer's
+    /// `emitted` is exactly what the loop received. Throws the error that ended the run: a layer's
+    /// error under ``ErrorPolicy/fail``, the source's error, or `CancellationError` when the consuming
+    /// task was cancelled. Leaving the loop early (`break`) is not an error: the run is cancelled, and
+    /// the report counts what was left unread as dropped.
+    ///
+    /// Called by the task that iterates the stream, it ends the iteration: if the stream has not ended
+    /// yet, the run is stopped as if the loop had been left, and a later `next()` returns `nil`. (Swift
+    /// releases a loop's iterator when the loop is left, which is what stops the run, except in
+    /// top-level code, where `break` alone leaves the run waiting for a reader until `report()`.)
+    /// Called by any other task, it waits until the consumer is done.
     public func report() async throws -> PipelineReport {
-        guard let task = state.latest.withLock({ $0 }) else {
+        let caller = currentTaskIdentity()
+        let latest = state.latest.withLock { $0 }
+        guard let task = latest.task else {
             throw FlowConfigurationError(parameter: "report", message: "report(): the stream has not been iterated yet")
         }
+        // T5: the iterating task asks, so it is not inside next(): it has left the loop.
+        if let caller, caller == latest.consumer { latest.driver?.leave() }
         return try await task.value.get()
     }
 
@@ -48,11 +72,54 @@ public struct PipelineStream<Element: Sendable>: AsyncSequence, Sendable {
 }
 
 final class StreamState: Sendable {
-    let latest = Locked<Task<Result<PipelineReport, any Error>, Never>?>(nil)
+    struct Latest: Sendable {
+        var task: Task<Result<PipelineReport, any Error>, Never>?
+        /// The iterator's driver (weak: the iterator owns it, and its deinit is T3) and the task that
+        /// last fetched a batch through it (T5).
+        weak var driver: (any StreamLeaving)?
+        var consumer: Int?
+    }
+    let latest = Locked(Latest())
+}
+
+/// A one-shot gate: wait() returns once open() has been called (before or after).
+final class Gate: Sendable {
+    private let state = Locked<(open: Bool, waiter: UnsafeContinuation<Void, Never>?)>((false, nil))
+
+    func open() {
+        let waiter = state.withLock { s -> UnsafeContinuation<Void, Never>? in
+            s.open = true
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// One waiter at most (the run's task).
+    func wait() async {
+        await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+            let openAlready = state.withLock { s -> Bool in
+                if !s.open { s.waiter = c }
+                return s.open
+            }
+            if openAlready { c.resume() }
+        }
+    }
+}
+
+/// What report() needs of a driver without knowing its element type (T5).
+protocol StreamLeaving: AnyObject, Sendable {
+    func leave()
+}
+
+/// The current task, as a number that stays the same while it runs and differs from every other
+/// running task's (a hash of its identity).
+func currentTaskIdentity() -> Int? {
+    withUnsafeCurrentTask { $0?.hashValue }
 }
 
 /// One iteration's run and the consumer's buffer (T2). Used only by the iterating task.
-final class StreamDriver<Element: Sendable>: @unchecked Sendable {
+final class StreamDriver<Element: Sendable>: StreamLeaving, @unchecked Sendable {
     // @unchecked: an iterator is used by one task at a time, as AsyncIteratorProtocol requires.
     let layers: [ErasedLayer]
     let options: PipelineOptions
@@ -74,14 +141,25 @@ final class StreamDriver<Element: Sendable>: @unchecked Sendable {
     }
 
     deinit {
-        var undelivered = count - index
-        (buffer + index).deinitialize(count: undelivered)
+        leave()
         buffer.deallocate()
-        if let pipeline, !finished {  // T3: left early
-            pipeline.run.cancel()
-            undelivered += link!.drainDropped()  // more may still arrive; Link's deinit drops those
+    }
+
+    /// T3/T5: the consumer is done with this iteration. If the stream had not ended, count the items
+    /// in its buffer as dropped by the last layer, cancel the run and open its gate (T6); what is left
+    /// in the link is counted by the run after that (Pipeline P5). Idempotent; called from deinit or by
+    /// the iterating task itself (report()), never during next().
+    func leave() {
+        let undelivered = count - index
+        (buffer + index).deinitialize(count: undelivered)
+        index = count
+        if let pipeline, !finished {
+            finished = true
             pipeline.counters.last!.emitted.subtract(undelivered, ordering: .relaxed)
             pipeline.counters.last!.dropped.add(undelivered, ordering: .relaxed)
+            pipeline.consumerLeft.store(true, ordering: .relaxed)  // before cancel(): read after the run
+            pipeline.run.cancel()
+            pipeline.consumerDone!.open()  // T6
         }
     }
 
@@ -93,6 +171,8 @@ final class StreamDriver<Element: Sendable>: @unchecked Sendable {
         if finished { return nil }
         if pipeline == nil { try start() }
         let pipeline = pipeline!
+        let consumer = currentTaskIdentity()  // T5, once per batch
+        state.latest.withLock { $0.consumer = consumer }
         if Task.isCancelled { pipeline.run.cancel() }
         let k =
             pipeline.run.stopped
@@ -108,7 +188,8 @@ final class StreamDriver<Element: Sendable>: @unchecked Sendable {
             return buffer.move()
         }
         finished = true  // closed and drained, or stopped: the run's outcome decides (T3)
-        _ = try await state.latest.withLock({ $0 })!.value.get()
+        pipeline.consumerDone!.open()  // T6
+        _ = try await state.latest.withLock({ $0.task })!.value.get()
         return nil
     }
 
@@ -121,6 +202,6 @@ final class StreamDriver<Element: Sendable>: @unchecked Sendable {
             await pipeline.execute()
             return Result { try pipeline.outcome() }
         }
-        state.latest.withLock { $0 = task }
+        state.latest.withLock { $0 = StreamState.Latest(task: task, driver: self, consumer: nil) }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Testing
 
@@ -42,23 +43,115 @@ extension Serial {
         }
 
         @Test(
-            "breaking out of the loop cancels the pipeline and releases every thread",
+            "breaking out of the loop stops the pipeline, releases every thread, and report() counts the rest as dropped",
             arguments: PipelineOptions.Backend.allCases)
         func breakOut(backend: PipelineOptions.Backend) async throws {
             let before = threadCount()
             let pulled = Counter()
+            let final = Locked<PipelineReport?>(nil)
+            var options = PipelineOptions(backend: backend)
+            options.onReport = { report in final.withLock { $0 = report } }
+            var got = 0
             let stream = pipelineStream(
                 Layer(CountingSequence(range: 0..<10_000_000, pulled: pulled)), Layer(workers: 2) { (x: Int) in x },
-                options: PipelineOptions(backend: backend))
-            var got = 0
-            for try await _ in stream {
-                got += 1
-                if got == 1_000 { break }
+                options: options)
+            do {  // the iterator is released at the end of this scope
+                for try await _ in stream {
+                    got += 1
+                    if got == 1_000 { break }
+                }
             }
-            await #expect(throws: CancellationError.self) { try await stream.report() }
+            let report = try await stream.report()  // leaving is not an error: the report comes back
             #expect(got == 1_000)
             #expect(pulled.count < 10_000_000)
             #expect(threadCount() == before)
+            expectConsumerCounts(report, delivered: got, pulled: pulled.count)
+            #expect(report.dropped > 0)  // the unread rest
+            expectConsumerCounts(final.withLock { $0 }, delivered: got, pulled: pulled.count)
+        }
+
+        @Test(
+            "report() from the iterating task ends a loop left while its iterator lives on (as in top-level code)",
+            arguments: PipelineOptions.Backend.allCases)
+        func reportEndsLoopLeftEarly(backend: PipelineOptions.Backend) async throws {
+            let pulled = Counter()
+            let final = Locked<PipelineReport?>(nil)
+            var options = PipelineOptions(backend: backend)
+            options.onReport = { report in final.withLock { $0 = report } }
+            let stream = pipelineStream(
+                Layer(CountingSequence(range: 0..<10_000_000, pulled: pulled)), Layer(workers: 2) { (x: Int) in x },
+                options: options)
+            // Top-level code in main.swift never releases a `for await` loop's iterator (Swift 6.3), so
+            // leaving the loop does not reach the stream; this iterator is kept alive the same way.
+            var iterator = stream.makeAsyncIterator()
+            var got = 0
+            while try await iterator.next() != nil {
+                got += 1
+                if got == 1_000 { break }
+            }
+            let report = try await Watchdog.shared.watch(
+                "report() after leaving a loop whose iterator lives on", bound: .seconds(30)
+            ) { try await stream.report() }
+            expectConsumerCounts(report, delivered: got, pulled: pulled.count)
+            #expect(try await iterator.next() == nil)  // the iteration has ended
+            #expect(got == 1_000)
+            #expect(pulled.count < 10_000_000)
+            #expect(flowWorkerThreads() == 0)  // every pool thread joined
+            expectConsumerCounts(final.withLock { $0 }, delivered: got, pulled: pulled.count)
+        }
+
+        @Test(
+            "an error made by the stop itself (a retry no longer allowed) is not what report() throws",
+            arguments: PipelineOptions.Backend.allCases)
+        func leaveDuringRetry(backend: PipelineOptions.Backend) async throws {
+            let started = Atomic<Bool>(false)
+            let leaving = Atomic<Bool>(false)
+            var options = PipelineOptions(backend: backend)
+            options.batchSize = 1  // one item per pop and push, so the worker reaches item 101 after 0...100
+            let stream = pipelineStream(
+                Layer(0..<10_000),
+                Layer(workers: 1, onError: .retry(attempts: 3)) { (x: Int) throws -> Int in
+                    if x == 101 && !started.exchange(true, ordering: .relaxed) {
+                        // The first attempt for item 101 fails after the consumer has left: a retry
+                        // would follow, but the run has stopped, so that attempt was the last.
+                        while !leaving.load(ordering: .relaxed) { usleep(100) }
+                        usleep(200_000)
+                        throw TestError.bad(x)
+                    }
+                    return x
+                }, options: options)
+            var got = 0
+            var iterator = stream.makeAsyncIterator()
+            while try await iterator.next() != nil {
+                got += 1
+                if got == 100 { break }
+            }
+            while !started.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(1)) }
+            leaving.store(true, ordering: .relaxed)
+            let report = try await stream.report()  // not TestError.bad(101): the consumer's leaving came first
+            expectConsumerCounts(report, delivered: 100, pulled: nil)
+            #expect(report.layers[1].failed == 1 && report.layers[1].retried == 0)
+        }
+
+        @Test(
+            "report() from another task waits for the consumer, which goes on and reads every item",
+            arguments: PipelineOptions.Backend.allCases)
+        func reportFromAnotherTaskWaits(backend: PipelineOptions.Backend) async throws {
+            let stream = pipelineStream(
+                Layer(0..<100_000), Layer(workers: 2) { (x: Int) in x }, options: PipelineOptions(backend: backend))
+            let (reached, signal) = AsyncStream<Void>.makeStream()
+            let consumer = Task {
+                var n = 0
+                for try await _ in stream {
+                    n += 1
+                    if n == 1_000 { signal.yield() }
+                }
+                return n
+            }
+            for await _ in reached { break }
+            let report = try await stream.report()  // not the iterating task: it only waits
+            #expect(try await consumer.value == 100_000)
+            #expect(report.completed == 100_000 && report.dropped == 0)
         }
 
         @Test(
@@ -86,12 +179,16 @@ extension Serial {
         func cancelConsumer(backend: PipelineOptions.Backend) async throws {
             let before = threadCount()
             let (reached, signal) = AsyncStream<Void>.makeStream()
-            let stream = pipelineStream(
-                Layer(0..<Int.max), Layer(workers: 2) { (x: Int) in x }, options: PipelineOptions(backend: backend))
+            let final = Locked<PipelineReport?>(nil)
+            let consumed = Counter()
+            var options = PipelineOptions(backend: backend)
+            options.onReport = { report in final.withLock { $0 = report } }
+            let stream = pipelineStream(Layer(0..<Int.max), Layer(workers: 2) { (x: Int) in x }, options: options)
             let consumer = Task {
                 var n = 0
                 for try await _ in stream {
                     n += 1
+                    consumed.add(1)
                     if n == 500 { signal.yield() }
                 }
                 return n
@@ -101,6 +198,7 @@ extension Serial {
             await #expect(throws: CancellationError.self) { try await consumer.value }
             await #expect(throws: CancellationError.self) { try await stream.report() }
             #expect(threadCount() == before)
+            expectConsumerCounts(final.withLock { $0 }, delivered: consumed.count, pulled: nil)
         }
 
         @Test(
@@ -117,4 +215,25 @@ extension Serial {
             #expect(pulled.count == 0)
         }
     }
+}
+
+/// A stream's run that the consumer left or cancelled: the last layer emitted exactly what the consumer
+/// received, every layer balances, and the source handed out what it was asked for.
+func expectConsumerCounts(
+    _ report: PipelineReport?, delivered: Int, pulled: Int?, sourceLocation: SourceLocation = #_sourceLocation
+) {
+    guard let report else {
+        Issue.record("no report was handed to onReport", sourceLocation: sourceLocation)
+        return
+    }
+    #expect(report.layers.last!.emitted == delivered, "emitted to the consumer", sourceLocation: sourceLocation)
+    for layer in report.layers {
+        #expect(
+            layer.received == layer.emitted + layer.failed + layer.skipped + layer.dropped, "\(layer)",
+            sourceLocation: sourceLocation)
+    }
+    for (a, b) in zip(report.layers, report.layers.dropFirst()) {
+        #expect(b.received == a.emitted, "\(a.name) -> \(b.name)", sourceLocation: sourceLocation)
+    }
+    if let pulled { #expect(report.pulled == pulled, sourceLocation: sourceLocation) }
 }

@@ -109,6 +109,22 @@ struct StressConfig: CustomStringConvertible {
         }
     }
 
+    /// How a pipelineStream's consumer ends its loop (the stream's last layer is the last step).
+    enum StreamEnd: CustomStringConvertible {
+        /// Reads every item.
+        case readAll
+        /// Leaves the loop after `after` items (1 or more; if there are that many), then calls report(): with the
+        /// loop's iterator released (`keepIterator` false) or still alive, as top-level code keeps it.
+        case leave(after: Int, keepIterator: Bool)
+
+        var description: String {
+            switch self {
+            case .readAll: "read to the end"
+            case .leave(let k, let keep): "leave after \(k) items, iterator \(keep ? "kept" : "released")"
+            }
+        }
+    }
+
     let seed: UInt64
     let backend: PipelineOptions.Backend
     let n: Int
@@ -121,6 +137,9 @@ struct StressConfig: CustomStringConvertible {
     let cancel: Cancel
     /// An item that always throws in one layer: fails the run unless an earlier layer skips it.
     let poison: (layer: Int, id: Int)?
+    /// nil: the last step is a collector layer; otherwise the pipeline is a pipelineStream whose loop
+    /// collects, ending as this says.
+    let stream: StreamEnd?
 
     var middles: Int { steps.count - 1 }
 
@@ -134,6 +153,7 @@ struct StressConfig: CustomStringConvertible {
         lines.append(
             "  batch \(batchSize), spin \(spinNanoseconds.map(String.init) ?? "default"), "
                 + "references \(references), cancel \(cancel), poison \(poisonText)")
+        lines.append("  ends in " + (stream.map { "a pipelineStream loop that \($0)s" } ?? "a collector layer"))
         return lines.joined(separator: "\n")
     }
 
@@ -174,7 +194,6 @@ struct StressConfig: CustomStringConvertible {
                     throwRate: [0, 8, 64, 256].randomElement(using: &g)!,
                     slowRate: [0, 0, 1, 4].randomElement(using: &g)!))
         }
-        self.steps = steps
         batchSize = [1, 2, 3, 16, 64, 1024].randomElement(using: &g)!
         spinNanoseconds = [nil, 0, 1_000].randomElement(using: &g)!
         references = Int.random(in: 0..<100, using: &g) < 30
@@ -190,6 +209,20 @@ struct StressConfig: CustomStringConvertible {
         poison =
             n > 0 && Int.random(in: 0..<100, using: &g) < 25
             ? (Int.random(in: 1...steps.count, using: &g), Int.random(in: 0..<n, using: &g)) : nil
+        // Drawn last, so the draws above stay what they were for every seed.
+        let streamRoll = Int.random(in: 0..<100, using: &g)
+        stream =
+            streamRoll < 70
+            ? nil
+            : streamRoll < 85
+                ? .readAll
+                : .leave(after: Int.random(in: 1...max(1, n), using: &g), keepIterator: Bool.random(using: &g))
+        if stream != nil, case .cpu = steps[steps.count - 1].kind {  // a stream's last layer may be ordered
+            steps[steps.count - 1].ordered = allOrdered || Bool.random(using: &g)
+        } else if stream != nil, case .async = steps[steps.count - 1].kind {
+            steps[steps.count - 1].ordered = allOrdered || Bool.random(using: &g)
+        }
+        self.steps = steps
     }
 
     /// How many of the first calls of layer `layer` (1-based) for item `id` throw; Int.max: all of them.
@@ -210,7 +243,8 @@ struct StressConfig: CustomStringConvertible {
     }
 
     /// Every layer from the source to the collector keeps input order, so the collector must see
-    /// increasing ids (serial layers and ordered parallel ones keep order; the collector must be serial).
+    /// increasing ids (serial layers and ordered parallel ones keep order; a collector must be serial, a
+    /// stream's last layer may be ordered).
     var keepsOrder: Bool {
         steps.allSatisfy { step in
             switch step.kind {

@@ -59,14 +59,15 @@ final class Watchdog: Sendable {
             while true {
                 Thread.sleep(forTimeInterval: 0.2)
                 if let (label, deadline) = current.withLock({ $0 }), ContinuousClock.now > deadline {
-                    FileHandle.standardError.write(Data("HANG: a stress run passed its time bound\n\(label)\n".utf8))
+                    FileHandle.standardError.write(Data("HANG: a run passed its time bound\n\(label)\n".utf8))
                     exit(3)
                 }
             }
         }
     }
 
-    func watch<R>(_ label: String, bound: Duration, _ body: () async throws -> R) async rethrows -> R {
+    @discardableResult func watch<R>(_ label: String, bound: Duration, _ body: () async throws -> R) async rethrows -> R
+    {
         current.withLock { $0 = (label, ContinuousClock.now + bound) }
         defer { current.withLock { $0 = nil } }
         return try await body()
@@ -84,6 +85,10 @@ final class StressRun: Sendable {
     let outOfOrder = Counter()
     let lastDelivered = Atomic<Int>(-1)
     let cancel = CancelSwitch()
+    /// A stream's consumer left its loop before the stream ended.
+    let leftEarly = Atomic<Bool>(false)
+    /// Items a stream's iterator gave after report() had ended the iteration (must stay 0).
+    let afterReport = Counter()
 
     init(_ config: StressConfig) {
         self.config = config
@@ -169,6 +174,17 @@ final class StressRun: Sendable {
 
     func run(options: PipelineOptions) async throws -> PipelineReport {
         let m = (0..<config.middles).map { middle($0 + 1) }
+        if let end = config.stream {
+            let last = middle(config.steps.count)  // the stream's last layer: the collector's kind, no collect
+            switch config.middles {
+            case 0: return try await consume(pipelineStream(source(), last, options: options), end)
+            case 1: return try await consume(pipelineStream(source(), m[0], last, options: options), end)
+            case 2: return try await consume(pipelineStream(source(), m[0], m[1], last, options: options), end)
+            case 3: return try await consume(pipelineStream(source(), m[0], m[1], m[2], last, options: options), end)
+            default:
+                return try await consume(pipelineStream(source(), m[0], m[1], m[2], m[3], last, options: options), end)
+            }
+        }
         switch config.middles {
         case 0: return try await pipeline(source(), collector(), options: options)
         case 1: return try await pipeline(source(), m[0], collector(), options: options)
@@ -176,6 +192,31 @@ final class StressRun: Sendable {
         case 3: return try await pipeline(source(), m[0], m[1], m[2], collector(), options: options)
         default: return try await pipeline(source(), m[0], m[1], m[2], m[3], collector(), options: options)
         }
+    }
+}
+
+extension StressRun {
+    /// A stream's consumer: collects each item, leaves when `end` says, then asks for the report.
+    func consume(_ stream: PipelineStream<StressItem>, _ end: StressConfig.StreamEnd) async throws -> PipelineReport {
+        var taken = 0
+        let limit: Int? = if case .leave(let k, _) = end { k } else { nil }
+        func take(_ item: StressItem) -> Bool {  // false: leave the loop now
+            collect(item)
+            taken += 1
+            if taken == limit { leftEarly.store(true, ordering: .relaxed) }
+            return taken != limit
+        }
+        if case .leave(_, keepIterator: true) = end {
+            var iterator = stream.makeAsyncIterator()
+            while let item = try await iterator.next(), take(item) {}
+            let report = try await stream.report()  // PipelineStream T5: ends the loop left above
+            if try await iterator.next() != nil { afterReport.add(1) }
+            return report
+        }
+        do {  // the iterator is released at the end of this scope (PipelineStream T3)
+            for try await item in stream where !take(item) { break }
+        }
+        return try await stream.report()
     }
 }
 
@@ -289,6 +330,7 @@ extension Serial {
             let delivered = (0..<c.n).filter { run.delivered[$0] > 0 }
             expect(delivered.allSatisfy { run.delivered[$0] == 1 }, "an item was delivered twice")
             expect(run.wrongHops.count == 0, "\(run.wrongHops.count) items skipped a layer")
+            expect(run.afterReport.count == 0, "the stream gave an item after report() ended its loop")
             if c.keepsOrder { expect(run.outOfOrder.count == 0, "\(run.outOfOrder.count) items out of order") }
             guard let report else { return fail(c, ["no report"]) }
             expect(report.layers.count == layers + 1, "report has \(report.layers.count) layers")
@@ -311,6 +353,8 @@ extension Serial {
             expect(delivered.allSatisfy { plan.delivered[$0] }, "an item was delivered that should not have been")
             let outcome: String
             switch result {
+            case .success where run.leftEarly.load(ordering: .relaxed):
+                outcome = "stream left"  // leaving is the consumer's choice: a report, not an error
             case .success:
                 outcome = "completed"
                 expect(!plan.fatal, "completed, but an item should have failed the run")

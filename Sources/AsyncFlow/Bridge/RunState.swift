@@ -5,7 +5,9 @@
 //  S1. `stopped` only goes false -> true. Stages poll it (relaxed) between batches and items; after it is
 //      set they pull nothing new, call no more user closures, and count what they hold as dropped.
 //  S2. stop() sets the flag before closing every link, so a stage woken by the close sees the flag.
-//  S3. The first failure wins: later errors (often consequences of the stop) are not reported as the cause.
+//  S3. The first stop wins: a failure is the run's cause only if nothing stopped the run before it.
+//      Later errors (often consequences of the stop, such as an attempt a retry policy may no longer
+//      repeat once stopped) are not reported as the cause.
 //  S4. Counters are added per batch by the stage that owns them; the report reads them after every
 //      stage has ended (happens-after through the task group), so its figures are exact.
 import CFlow
@@ -51,9 +53,9 @@ import Synchronization
         stop()
     }
 
-    /// Record a failure (S3) and stop.
+    /// Record a failure unless the run had stopped already (S3), and stop.
     @usableFromInline func fail(_ error: any Error, layer: String) {
-        firstError.withLock { if $0 == nil { $0 = (error, layer) } }
+        firstError.withLock { if $0 == nil && !stopped { $0 = (error, layer) } }
         stop()
     }
 
