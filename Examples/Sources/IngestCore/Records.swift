@@ -99,13 +99,15 @@ public struct Tokenizer {
 /// The examples' pipeline: `count` records -> rows on worker threads (`FLOW_WORKERS`, default: the CPUs
 /// allowed) -> `commit`, called with batches of `batchSize` rows (the last may be smaller) from the loop
 /// that consumes the pipeline's stream, so a slow database holds the whole pipeline back. A live progress
-/// line goes to standard error. Returns the run's report.
+/// line goes to standard error; with `metrics`, the run is published through swift-metrics too. Returns
+/// the run's report.
 public func ingest(
-    count: Int, batchSize: Int = 500, commit: ([Row]) async throws -> Void
+    count: Int, batchSize: Int = 500, metrics: PipelineMetrics? = nil, commit: ([Row]) async throws -> Void
 ) async throws -> PipelineReport {
     var options = PipelineOptions()
     options.progress = progressLine
     options.progressInterval = .milliseconds(250)
+    options.metrics = metrics
     let rows = pipelineStream(
         Layer(RecordSource(count: count), name: "records"),
         Layer(workers: nil, state: { Tokenizer() }, name: "tokenize") { (t: inout Tokenizer, r: Record) in

@@ -1,12 +1,15 @@
 // ingest-postgres: the ingest-sqlite scenario with PostgreSQL (vapor/postgres-nio) as the database:
 // text records -> tokenise and hash on worker threads -> rows committed in transactions of 500, with a
 // live progress line and the final report; checks at the end that the table holds one row per record.
+// `--metrics HOST:PORT` serves the run's Prometheus metrics, as in ingest-sqlite.
 //
 //   DATABASE_URL=postgres://user:password@127.0.0.1:5432/database swift run -c release ingest-postgres [records]
+//       [--metrics HOST:PORT [--linger SECONDS]]
 import AsyncFlow
 import Foundation
 import IngestCore
 import Logging
+import MetricsEndpoint
 import PostgresNIO
 
 func fail(_ message: String, code: Int32 = 2) -> Never {
@@ -20,9 +23,11 @@ guard let url = ProcessInfo.processInfo.environment["DATABASE_URL"] else {
 guard let parts = URLComponents(string: url), parts.scheme == "postgres" || parts.scheme == "postgresql",
     let host = parts.host, !host.isEmpty
 else { fail("ingest-postgres: DATABASE_URL=\"\(url)\": expected postgres://user:password@host:port/database") }
-guard let count = CommandLine.arguments.dropFirst().first.map({ Int($0) }) ?? 100_000, count >= 0 else {
-    fail("usage: ingest-postgres [records (a whole number)]")
-}
+var arguments = Array(CommandLine.arguments.dropFirst())
+guard let flags = MetricsFlags.extract(from: &arguments), arguments.count <= 1,
+    let count = arguments.first.map({ Int($0) }) ?? 100_000, count >= 0
+else { fail("usage: ingest-postgres [records (a whole number)] \(MetricsFlags.usage)") }
+let endpoint = try await flags.start(label: "ingest")
 
 var logger = Logger(label: "ingest-postgres")
 // postgres-nio warns when the first query leases a connection before client.run() (a sibling task below)
@@ -54,17 +59,20 @@ func commit(_ batch: [Row]) async throws {
     }
 }
 
-let stored = try await withThrowingTaskGroup(of: Void.self) { group in
+let (stored, report) = try await withThrowingTaskGroup(of: Void.self) { group in
     group.addTask { await client.run() }  // the connection pool lives as long as this task
     defer { group.cancelAll() }
     try await client.query("DROP TABLE IF EXISTS ingest_rows")
     try await client.query(
         "CREATE TABLE ingest_rows (id BIGINT PRIMARY KEY, tokens INT NOT NULL, distinct_tokens INT NOT NULL, hash BIGINT NOT NULL)"
     )
-    print(try await ingest(count: count, commit: commit))
+    let report = try await ingest(
+        count: count, metrics: endpoint.map { _ in PipelineMetrics(label: "ingest") }, commit: commit)
+    print(report)
     var stored = -1
     for try await n in try await client.query("SELECT COUNT(*) FROM ingest_rows").decode(Int.self) { stored = n }
-    return stored
+    return (stored, report)
 }
+let metricsAgree = try await endpoint?.finish(checking: report, label: "ingest", linger: flags.linger) ?? true
 print("ingest_rows: \(stored) rows for \(count) records")
-exit(stored == count ? 0 : 1)
+exit(stored == count && metricsAgree ? 0 : 1)

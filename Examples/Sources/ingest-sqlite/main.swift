@@ -1,18 +1,26 @@
 // ingest-sqlite: generate text records, tokenise and hash them on worker threads (per-worker scratch
 // state), and commit the rows to an SQLite database in batches of 500, with a live progress line and
-// the final report. Checks at the end that the table holds exactly one row per record.
+// the final report. Checks at the end that the table holds exactly one row per record. With `--metrics`,
+// Prometheus can scrape the run's metrics (swift-metrics + swift-prometheus) at http://HOST:PORT/metrics,
+// and the final exposition is checked against the report.
 //
 //   swift run -c release ingest-sqlite [records (100000)] [database file (ingest.sqlite)]
+//       [--metrics HOST:PORT [--linger SECONDS]]
 import AsyncFlow
 import Foundation
 import IngestCore
+import MetricsEndpoint
 import SQLiteNIO
 
-let arguments = CommandLine.arguments.dropFirst()
-guard let count = arguments.first.map({ Int($0) }) ?? 100_000, count >= 0 else {
-    FileHandle.standardError.write(Data("usage: ingest-sqlite [records (a whole number)] [database file]\n".utf8))
+var arguments = Array(CommandLine.arguments.dropFirst())
+guard let flags = MetricsFlags.extract(from: &arguments), arguments.count <= 2,
+    let count = arguments.first.map({ Int($0) }) ?? 100_000, count >= 0
+else {
+    FileHandle.standardError.write(
+        Data("usage: ingest-sqlite [records (a whole number)] [database file] \(MetricsFlags.usage)\n".utf8))
     exit(2)
 }
+let endpoint = try await flags.start(label: "ingest")
 let path = arguments.dropFirst().first ?? "ingest.sqlite"
 try? FileManager.default.removeItem(atPath: path)
 
@@ -39,9 +47,12 @@ func commit(_ batch: [Row]) async throws {
     try await sql("COMMIT")
 }
 
-print(try await ingest(count: count, commit: commit))
+let report = try await ingest(
+    count: count, metrics: endpoint.map { _ in PipelineMetrics(label: "ingest") }, commit: commit)
+print(report)
+let metricsAgree = try await endpoint?.finish(checking: report, label: "ingest", linger: flags.linger) ?? true
 
 let stored = try await sql("SELECT COUNT(*) AS n FROM rows").first?.column("n")?.integer ?? -1
 try await db.close() as Void  // the async close (not the future-returning one)
 print("\(path): \(stored) rows for \(count) records")
-exit(stored == count ? 0 : 1)
+exit(stored == count && metricsAgree ? 0 : 1)

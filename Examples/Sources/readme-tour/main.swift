@@ -1,0 +1,240 @@
+// readme-tour: every Swift snippet of the repository's README.md, run as written, each followed by
+// checks of what it must have done (exact counts). `.ci/readme-snippets` fails CI when a README snippet
+// is not found here line for line (indentation aside), so the README cannot drift from code that runs.
+//
+//   swift run readme-tour
+import AsyncFlow
+import Foundation
+import Synchronization
+
+nonisolated(unsafe) var failures = 0
+func check(_ condition: Bool, _ what: String) {
+    if !condition {
+        failures += 1
+        FileHandle.standardError.write(Data("readme-tour: FAILED: \(what)\n".utf8))
+    }
+}
+
+// What the snippets assume exists in the reader's program.
+
+struct BadLine: Error { let line: String }
+
+/// An event as a CSV line `id,city` or JSON `{"id":…,"city":…}` carries it.
+struct Event: Decodable, Sendable {
+    var id: Int
+    var city: String
+    var country: String? = nil
+
+    init(csvLine line: String) throws {
+        let fields = line.split(separator: ",")
+        guard fields.count == 2, let id = Int(fields[0]) else { throw BadLine(line: line) }
+        self.id = id
+        self.city = String(fields[1])
+    }
+}
+
+/// A slow lookup service: 1 ms a call; `failFirst` ids fail once before they succeed.
+actor GeoService {
+    var attempts: [Int: Int] = [:]
+    let failFirst: Set<Int>
+    init(failFirst: Set<Int> = []) { self.failFirst = failFirst }
+
+    struct Unavailable: Error {}
+
+    func locate(_ e: Event) async throws -> Event {
+        try await Task.sleep(for: .milliseconds(1))
+        attempts[e.id, default: 0] += 1
+        if failFirst.contains(e.id) && attempts[e.id] == 1 { throw Unavailable() }
+        var located = e
+        located.country = e.city == "Lyon" ? "FR" : "DE"
+        return located
+    }
+}
+
+actor Database {
+    var rows: [Int: Event] = [:]
+    func insert(_ e: Event) { rows[e.id] = e }
+}
+
+func csvLines(_ n: Int) -> [String] { (0..<n).map { "\($0),\($0 % 2 == 0 ? "Lyon" : "Köln")" } }
+
+func slowScore(_ x: Int) -> Int {
+    var h = UInt64(x)
+    for _ in 0..<20_000 { h = h &* 6_364_136_223_846_793_005 &+ 1 }
+    return Int(h & 0xff)
+}
+
+func render(_ page: Int) -> String { "page \(page): \(slowScore(page % 7))" }
+
+// MARK: - What it is
+
+do {
+    let total = Atomic<Int>(0)
+    let report = try await pipeline(
+        Layer(0..<1_000_000),  // a source: any Sequence or AsyncSequence
+        Layer(workers: 2) { (x: Int) in x &* 2 },  // CPU-bound: C threads, a C loop over batches
+        Layer { (x: Int) in total.add(x, ordering: .relaxed) }  // the collector: one serial task
+    )
+    print(report)  // per layer: in, out, failed, skipped, retried, dropped; time; items/s
+    check(total.load(ordering: .relaxed) == 999_999 * 1_000_000, "the first example's sum")
+    check(
+        report.completed == 1_000_000 && report.layers.map(\.emitted) == [1_000_000, 1_000_000, 1_000_000],
+        "first example")
+}
+
+// MARK: - Sources, CPU-bound layers, async layers, the collector
+
+let geo = GeoService()
+let db = Database()
+do {
+    let numbers = Layer(1...100_000)  // any Sequence: pulled lazily, in batches
+    let (lines, feed) = AsyncStream.makeStream(of: String.self)
+    let incoming = Layer(lines, name: "incoming")  // any AsyncSequence: the run ends when it ends
+
+    let parse = Layer(workers: 4, name: "parse") { (line: String) throws -> Event in
+        try Event(csvLine: line)  // on 4 C threads, called per item from a C loop
+    }
+    let decode = Layer(workers: nil, state: JSONDecoder.init) { (decoder: inout JSONDecoder, json: Data) in
+        try decoder.decode(Event.self, from: json)  // one decoder per worker thread, reused
+    }
+
+    let enrich = Layer(concurrency: 16, name: "enrich") { (e: Event) async throws -> Event in
+        try await geo.locate(e)  // Swift tasks, at most 16 calls in flight
+    }
+    let store = Layer(name: "store") { (e: Event) async throws in await db.insert(e) }  // serial: the collector
+
+    for line in csvLines(500) { feed.yield(line) }
+    feed.finish()
+    let report = try await pipeline(incoming, parse, enrich, store)
+
+    check(
+        report.layers.map(\.name) == ["incoming", "parse", "enrich", "store"],
+        "layer names \(report.layers.map(\.name))")
+    check(report.completed == 500, "500 events stored, not \(report.completed)")
+    let rows = await db.rows
+    check(rows.count == 500 && rows[7]?.city == "Köln" && rows[8]?.country == "FR", "the stored rows")
+
+    // The other two layers, run too.
+    let sum = Atomic<Int>(0)
+    _ = try await pipeline(numbers, Layer { (n: Int) in sum.add(n, ordering: .relaxed) })
+    check(sum.load(ordering: .relaxed) == 100_000 * 100_001 / 2, "numbers")
+    let json = (0..<300).map { Data(#"{"id":\#($0),"city":"Lyon"}"#.utf8) }
+    let decoded = Atomic<Int>(0)
+    let r = try await pipeline(
+        Layer(json), decode, Layer { (e: Event) in decoded.add(e.id, ordering: .relaxed) })
+    check(r.completed == 300 && decoded.load(ordering: .relaxed) == 299 * 300 / 2, "decode")
+}
+
+// MARK: - Order
+
+do {
+    let pages = Array(0..<5_000)
+    let received = Mutex<[String]>([])
+    try await pipeline(
+        Layer(pages),
+        Layer(workers: 4, ordered: true) { (page: Int) in render(page) },  // results leave in input order
+        Layer { (html: String) in received.withLock { $0.append(html) } }
+    )
+    check(received.withLock { $0 } == pages.map(render), "ordered output")
+}
+
+// MARK: - Errors
+
+do {
+    let flaky = GeoService(failFirst: [3, 30, 300])
+    let lines = csvLines(1_000) + ["not a line", "x,y,z"]
+    let stored = Atomic<Int>(0)
+
+    let lenient = Layer(workers: 2, onError: .skip) { (line: String) in try Event(csvLine: line) }
+    let patient = Layer(concurrency: 8, onError: .retry(attempts: 3)) { (e: Event) in try await flaky.locate(e) }
+    let report = try await pipeline(
+        Layer(lines), lenient, patient, Layer { (_: Event) in stored.add(1, ordering: .relaxed) })
+    print(report.skipped, report.errors)  // 2 lines skipped, their errors with the layer's name
+
+    check(report.skipped == 2 && report.errors.count == 2, "skipped \(report.skipped)")
+    check(
+        report.layers[2].retried == 3 && stored.load(ordering: .relaxed) == 1_000, "retried \(report.layers[2].retried)"
+    )
+    do {
+        try await pipeline(
+            Layer(lines), Layer(workers: 2) { (line: String) in try Event(csvLine: line) }, Layer { (_: Event) in })
+        check(false, "the default policy (.fail) must throw")
+    } catch let error as BadLine {
+        check(["not a line", "x,y,z"].contains(error.line), "the closure's own error is rethrown")
+    }
+}
+
+// MARK: - Cancellation and the report of a run that did not finish
+
+do {
+    let numbers = Layer(1...100_000)
+    let lastReport = Mutex<PipelineReport?>(nil)
+    let total = Atomic<Int>(0)
+
+    var options = PipelineOptions()
+    options.onReport = { report in lastReport.withLock { $0 = report } }  // also when the run fails or is cancelled
+    let run = Task {
+        try await pipeline(
+            numbers, Layer(workers: 2) { slowScore($0) }, Layer { total.add($0, ordering: .relaxed) }, options: options)
+    }
+    try await Task.sleep(for: .milliseconds(50))
+    run.cancel()  // pipeline throws CancellationError: no closure runs after it, every thread is joined
+    let result = await run.result
+
+    check((try? result.get()) == nil, "a cancelled run throws")
+    let report = lastReport.withLock { $0 }
+    check(
+        report.map { $0.pulled < 100_000 && $0.layers.allSatisfy { $0.received == $0.emitted + $0.dropped } } == true,
+        "the cancelled run's report balances")
+}
+
+// MARK: - Progress
+
+do {
+    let snapshots = Atomic<Int>(0)
+    let finals = Atomic<Int>(0)
+    var options = PipelineOptions()
+    options.progress = { snapshot in print(snapshot) }  // per layer: counts, queue depth; rate, elapsed
+    options.progressInterval = .milliseconds(500)
+
+    let show = options.progress!
+    options.progress = { snapshot in
+        show(snapshot)
+        snapshots.add(1, ordering: .relaxed)
+        if snapshot.isFinal { finals.add(1, ordering: .relaxed) }
+    }
+    try await pipeline(Layer(0..<20_000), Layer(workers: 2) { slowScore($0) }, Layer { (_: Int) in }, options: options)
+    check(finals.load(ordering: .relaxed) == 1 && snapshots.load(ordering: .relaxed) >= 1, "progress")
+}
+
+// MARK: - A stream instead of a collector
+
+do {
+    let numbers = Layer(1...100_000)
+    var seen = 0
+    let squares = pipelineStream(numbers, Layer(workers: 2) { (n: Int) in n * n })
+    for try await square in squares {  // runs the pipeline while the loop runs
+        if square > 1_000_000 { break }  // leaving the loop cancels the rest
+        seen += 1
+    }
+    let report = try await squares.report()
+    check(report.pulled < 100_000, "leaving the loop stopped the source (pulled \(report.pulled))")
+    check(report.layers.allSatisfy { $0.received == $0.emitted + $0.dropped }, "the stream's report balances")
+    check(
+        report.layers[1].emitted == seen + 1, "the loop received \(seen + 1), report says \(report.layers[1].emitted)")
+}
+
+// MARK: - Metrics (the factory is swift-metrics' bootstrapped one; ingest-sqlite --metrics serves it)
+
+do {
+    var options = PipelineOptions()
+    options.metrics = PipelineMetrics(label: "ingest", dimensions: [("service", "api")])  // factory: MetricsSystem's
+    let r = try await pipeline(Layer(0..<1_000), Layer { (_: Int) in }, options: options)
+    check(r.completed == 1_000, "a run with metrics on")
+}
+
+if failures > 0 {
+    FileHandle.standardError.write(Data("readme-tour: \(failures) check(s) failed\n".utf8))
+    exit(1)
+}
+print("readme-tour: every README snippet ran and did what it says")
