@@ -42,7 +42,8 @@ for n in range(2, 9):
 /// The outputs of the last of %d layers as an `AsyncSequence`, instead of a collector.
 ///
 /// `for try await x in pipelineStream(...)` runs the pipeline as it is iterated. Configuration errors
-/// and the first `.fail` error are thrown from the loop; leaving the loop early cancels the pipeline.''' % n
+/// and the first `.fail` error are thrown from the loop; leaving the loop early stops the pipeline, and
+/// ``PipelineStream/report()`` then counts what was left unread as dropped.''' % n
     out.append(doc + f"\n@inlinable\npublic func pipelineStream<{generics}>(\n    " + ",\n    ".join(params) +
                f",\n    options: PipelineOptions = PipelineOptions()\n) -> PipelineStream<T{n-1}> {{\n" +
                f"    PipelineStream(layers: [{erased}], options: options)\n}}\n")

@@ -3,7 +3,8 @@
 /// The outputs of the last of 2 layers as an `AsyncSequence`, instead of a collector.
 ///
 /// `for try await x in pipelineStream(...)` runs the pipeline as it is iterated. Configuration errors
-/// and the first `.fail` error are thrown from the loop; leaving the loop early cancels the pipeline.
+/// and the first `.fail` error are thrown from the loop; leaving the loop early stops the pipeline, and
+/// ``PipelineStream/report()`` then counts what was left unread as dropped.
 @inlinable
 public func pipelineStream<T0: Sendable, T1: Sendable>(
     _ l0: Layer<Never, T0>,
@@ -16,7 +17,8 @@ public func pipelineStream<T0: Sendable, T1: Sendable>(
 /// The outputs of the last of 3 layers as an `AsyncSequence`, instead of a collector.
 ///
 /// `for try await x in pipelineStream(...)` runs the pipeline as it is iterated. Configuration errors
-/// and the first `.fail` error are thrown from the loop; leaving the loop early cancels the pipeline.
+/// and the first `.fail` error are thrown from the loop; leaving the loop early stops the pipeline, and
+/// ``PipelineStream/report()`` then counts what was left unread as dropped.
 @inlinable
 public func pipelineStream<T0: Sendable, T1: Sendable, T2: Sendable>(
     _ l0: Layer<Never, T0>,
@@ -30,7 +32,8 @@ public func pipelineStream<T0: Sendable, T1: Sendable, T2: Sendable>(
 /// The outputs of the last of 4 layers as an `AsyncSequence`, instead of a collector.
 ///
 /// `for try await x in pipelineStream(...)` runs the pipeline as it is iterated. Configuration errors
-/// and the first `.fail` error are thrown from the loop; leaving the loop early cancels the pipeline.
+/// and the first `.fail` error are thrown from the loop; leaving the loop early stops the pipeline, and
+/// ``PipelineStream/report()`` then counts what was left unread as dropped.
 @inlinable
 public func pipelineStream<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable>(
     _ l0: Layer<Never, T0>,
@@ -45,7 +48,8 @@ public func pipelineStream<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendabl
 /// The outputs of the last of 5 layers as an `AsyncSequence`, instead of a collector.
 ///
 /// `for try await x in pipelineStream(...)` runs the pipeline as it is iterated. Configuration errors
-/// and the first `.fail` error are thrown from the loop; leaving the loop early cancels the pipeline.
+/// and the first `.fail` error are thrown from the loop; leaving the loop early stops the pipeline, and
+/// ``PipelineStream/report()`` then counts what was left unread as dropped.
 @inlinable
 public func pipelineStream<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable, T4: Sendable>(
     _ l0: Layer<Never, T0>,
@@ -61,7 +65,8 @@ public func pipelineStream<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendabl
 /// The outputs of the last of 6 layers as an `AsyncSequence`, instead of a collector.
 ///
 /// `for try await x in pipelineStream(...)` runs the pipeline as it is iterated. Configuration errors
-/// and the first `.fail` error are thrown from the loop; leaving the loop early cancels the pipeline.
+/// and the first `.fail` error are thrown from the loop; leaving the loop early stops the pipeline, and
+/// ``PipelineStream/report()`` then counts what was left unread as dropped.
 @inlinable
 public func pipelineStream<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable, T4: Sendable, T5: Sendable>(
     _ l0: Layer<Never, T0>,
@@ -79,7 +84,8 @@ public func pipelineStream<T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendabl
 /// The outputs of the last of 7 layers as an `AsyncSequence`, instead of a collector.
 ///
 /// `for try await x in pipelineStream(...)` runs the pipeline as it is iterated. Configuration errors
-/// and the first `.fail` error are thrown from the loop; leaving the loop early cancels the pipeline.
+/// and the first `.fail` error are thrown from the loop; leaving the loop early stops the pipeline, and
+/// ``PipelineStream/report()`` then counts what was left unread as dropped.
 @inlinable
 public func pipelineStream<
     T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable, T4: Sendable, T5: Sendable, T6: Sendable
@@ -101,7 +107,8 @@ public func pipelineStream<
 /// The outputs of the last of 8 layers as an `AsyncSequence`, instead of a collector.
 ///
 /// `for try await x in pipelineStream(...)` runs the pipeline as it is iterated. Configuration errors
-/// and the first `.fail` error are thrown from the loop; leaving the loop early cancels the pipeline.
+/// and the first `.fail` error are thrown from the loop; leaving the loop early stops the pipeline, and
+/// ``PipelineStream/report()`` then counts what was left unread as dropped.
 @inlinable
 public func pipelineStream<
     T0: Sendable, T1: Sendable, T2: Sendable, T3: Sendable, T4: Sendable, T5: Sendable, T6: Sendable, T7: Sendable

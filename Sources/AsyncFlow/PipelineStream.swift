@@ -27,7 +27,7 @@ import Synchronization
 
 /// The outputs of a pipeline's last layer, as an `AsyncSequence` (see `pipelineStream`).
 ///
-/// Iterating runs the pipeline; breaking out of the loop or cancelling the task cancels it.
+/// Iterating runs the pipeline; breaking out of the loop stops it, and cancelling the task cancels it.
 public struct PipelineStream<Element: Sendable>: AsyncSequence, Sendable {
     @usableFromInline let layers: [ErasedLayer]
     @usableFromInline let options: PipelineOptions
@@ -45,7 +45,7 @@ public struct PipelineStream<Element: Sendable>: AsyncSequence, Sendable {
     /// The report of the latest run, once it has ended and its consumer is done: the last layer's
     /// `emitted` is exactly what the loop received. Throws the error that ended the run: a layer's
     /// error under ``ErrorPolicy/fail``, the source's error, or `CancellationError` when the consuming
-    /// task was cancelled. Leaving the loop early (`break`) is not an error: the run is cancelled, and
+    /// task was cancelled. Leaving the loop early (`break`) is not an error: the run is stopped, and
     /// the report counts what was left unread as dropped.
     ///
     /// Called by the task that iterates the stream, it ends the iteration: if the stream has not ended

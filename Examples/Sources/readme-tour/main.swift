@@ -214,7 +214,7 @@ do {
     var seen = 0
     let squares = pipelineStream(numbers, Layer(workers: 2) { (n: Int) in n * n })
     for try await square in squares {  // runs the pipeline while the loop runs
-        if square > 1_000_000 { break }  // leaving the loop cancels the rest
+        if square > 1_000_000 { break }  // leaving the loop stops the run
         seen += 1
     }
     let report = try await squares.report()
