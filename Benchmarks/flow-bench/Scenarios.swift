@@ -41,8 +41,8 @@ final class Sum: @unchecked Sendable {
 }
 
 enum Scenarios {
-    /// The default order. latency runs last: after it, this process's ring figures come out ~3x slower
-    /// than in a fresh process (16 vs 48 ns per item, 1P1C; not explained yet, see the README).
+    /// The default order; latency, the longest, runs last. (The ring's figures are bimodal on the 2-vCPU
+    /// VMs, ~16 or ~46 ns per item 1P1C, whatever ran before them: see the README's Performance notes.)
     static let all = ["throughput", "scaling", "ring", "memory", "idle", "latency"]
 
     // MARK: throughput
