@@ -113,8 +113,8 @@ struct StressConfig: CustomStringConvertible {
     enum StreamEnd: CustomStringConvertible {
         /// Reads every item.
         case readAll
-        /// Leaves the loop after `after` items (1 or more; if there are that many), then calls report(): with the
-        /// loop's iterator released (`keepIterator` false) or still alive, as top-level code keeps it.
+        /// Leaves the loop after `after` items (1 or more; if there are that many), then calls report():
+        /// with the loop's iterator released (`keepIterator` false) or still alive, as top-level code keeps it.
         case leave(after: Int, keepIterator: Bool)
 
         var description: String {
@@ -153,7 +153,7 @@ struct StressConfig: CustomStringConvertible {
         lines.append(
             "  batch \(batchSize), spin \(spinNanoseconds.map(String.init) ?? "default"), "
                 + "references \(references), cancel \(cancel), poison \(poisonText)")
-        lines.append("  ends in " + (stream.map { "a pipelineStream loop that \($0)s" } ?? "a collector layer"))
+        lines.append("  ends in " + (stream.map { "a pipelineStream loop: \($0)" } ?? "a collector layer"))
         return lines.joined(separator: "\n")
     }
 
@@ -217,10 +217,10 @@ struct StressConfig: CustomStringConvertible {
             : streamRoll < 85
                 ? .readAll
                 : .leave(after: Int.random(in: 1...max(1, n), using: &g), keepIterator: Bool.random(using: &g))
-        if stream != nil, case .cpu = steps[steps.count - 1].kind {  // a stream's last layer may be ordered
+        switch (stream, steps[steps.count - 1].kind) {
+        case (.some, .cpu), (.some, .async):  // a stream's last layer may be ordered
             steps[steps.count - 1].ordered = allOrdered || Bool.random(using: &g)
-        } else if stream != nil, case .async = steps[steps.count - 1].kind {
-            steps[steps.count - 1].ordered = allOrdered || Bool.random(using: &g)
+        default: break
         }
         self.steps = steps
     }
