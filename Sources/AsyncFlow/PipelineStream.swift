@@ -82,31 +82,6 @@ final class StreamState: Sendable {
     let latest = Locked(Latest())
 }
 
-/// A one-shot gate: wait() returns once open() has been called (before or after).
-final class Gate: Sendable {
-    private let state = Locked<(open: Bool, waiter: UnsafeContinuation<Void, Never>?)>((false, nil))
-
-    func open() {
-        let waiter = state.withLock { s -> UnsafeContinuation<Void, Never>? in
-            s.open = true
-            defer { s.waiter = nil }
-            return s.waiter
-        }
-        waiter?.resume()
-    }
-
-    /// One waiter at most (the run's task).
-    func wait() async {
-        await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-            let openAlready = state.withLock { s -> Bool in
-                if !s.open { s.waiter = c }
-                return s.open
-            }
-            if openAlready { c.resume() }
-        }
-    }
-}
-
 /// What report() needs of a driver without knowing its element type (T5).
 protocol StreamLeaving: AnyObject, Sendable {
     func leave()

@@ -33,13 +33,13 @@ import Synchronization
 
 @usableFromInline final class CPUStage<Input, Output, State>: Stage, @unchecked Sendable {
     // @unchecked: `pool` is written in prepare() before any thread starts and read after they are joined;
-    // `completion` is behind its lock; the rest is immutable or thread-safe.
+    // the rest is immutable or thread-safe.
     @usableFromInline let context: StageContext<Input, Output>
     @usableFromInline let makeState: @Sendable () -> State
     @usableFromInline let body: @Sendable (inout State, Input) throws -> Output
     @usableFromInline var pool: OpaquePointer?
     @usableFromInline let running = Atomic<Int>(0)
-    @usableFromInline let completion = Locked<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    @usableFromInline let completion = Gate()  // opened by the last worker to finish (C4)
     @usableFromInline let loop = WorkerLoop()
 
     @inlinable init(
@@ -88,14 +88,7 @@ import Synchronization
             flow_pool_join(pool)
             return
         }
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let resumeNow = completion.withLock { state -> Bool in
-                if state.done { return true }
-                state.waiter = c
-                return false
-            }
-            if resumeNow { c.resume() }
-        }
+        await completion.wait()
         flow_pool_join(pool)  // C4: the threads have left their loops; join is immediate
     }
 
@@ -138,11 +131,7 @@ import Synchronization
         }
         buffers.release(finishing: output)
         if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {  // C4
-            let waiter = completion.withLock { state -> CheckedContinuation<Void, Never>? in
-                state.done = true
-                return state.waiter
-            }
-            waiter?.resume()
+            completion.open()
         }
     }
 
