@@ -134,7 +134,7 @@ final class PipelineRun: Sendable {
                 i + 1 < layers.count
                 ? layers[i + 1].capacity
                     ?? defaultCapacity(layers[i + 1], batch: options.batchSize, defaultWorkers: pool.workers)
-                : streamCapacity(batch: options.batchSize, stride: layers[i].outputStride)
+                : queueCapacity(batch: options.batchSize, stride: layers[i].outputStride)
             do throws(FlowConfigurationError) {
                 let link = try layers[i].makeOutputLink(capacity, pool.spin_ns, options.backend)
                 run.register(link)
@@ -253,8 +253,7 @@ final class PipelineRun: Sendable {
 /// Bytes a queue of small items may take before its default capacity stops at 1,024 items.
 let linkByteBudget = 16 << 20
 
-/// The queue in front of a layer when none is given: room for four batches per parallel caller, and
-/// at least 1,024 items unless those would take more than linkByteBudget (large items).
+/// The queue in front of a layer when none is given (see queueCapacity).
 func defaultCapacity(_ layer: ErasedLayer, batch: Int, defaultWorkers: UInt32) -> Int {
     let parallel: Int =
         switch layer.kind {
@@ -262,13 +261,15 @@ func defaultCapacity(_ layer: ErasedLayer, batch: Int, defaultWorkers: UInt32) -
         case .async(let c): c
         case .source, .serial: 1
         }
-    let stride = max(1, layer.inputStride)
-    return max(min(1024, linkByteBudget / stride), 4 * batchLimit(batch, stride: stride) * max(1, parallel))
+    return queueCapacity(batch: batch, stride: layer.inputStride, callers: parallel)
 }
 
-/// The queue in front of a pipelineStream's consumer.
-func streamCapacity(batch: Int, stride: Int) -> Int {
-    max(min(1024, linkByteBudget / max(1, stride)), 4 * batchLimit(batch, stride: stride))
+/// A default queue for items of `stride` bytes popped by `callers` parallel callers (a pipelineStream's
+/// consumer is one): room for four batches per caller, and at least 1,024 items unless those would take
+/// more than linkByteBudget (large items).
+func queueCapacity(batch: Int, stride: Int, callers: Int = 1) -> Int {
+    let stride = max(1, stride)
+    return max(min(1024, linkByteBudget / stride), 4 * batchLimit(batch, stride: stride) * max(1, callers))
 }
 
 /// Check every parameter (P1) and build the pool configuration.
