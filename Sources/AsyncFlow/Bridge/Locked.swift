@@ -34,10 +34,10 @@ import Synchronization
     /// Run `body` with the value, under the lock (K1–K3).
     @inlinable func withLock<R: Sendable>(_ body: (inout Value) throws -> R) rethrows -> R {
         try mutex.withLock { value in
-            let tsan = ThreadSanitizerHooks.hooks
-            let address = tsan.map { _ in Unmanaged.passUnretained(self).toOpaque() }
-            if let tsan { tsan.acquire(address) }
-            defer { if let tsan { tsan.release(address) } }
+            guard let tsan = ThreadSanitizerHooks.hooks else { return try body(&value) }
+            let address = Unmanaged.passUnretained(self).toOpaque()
+            tsan.acquire(address)
+            defer { tsan.release(address) }
             return try body(&value)
         }
     }
