@@ -13,14 +13,7 @@ private func currentThreadName() -> String {
 }
 
 /// The process's resident set (VmRSS), in bytes.
-private func residentBytes() -> Int {
-    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-        let kib = line.dropFirst("VmRSS:".count).trimmingCharacters(in: .whitespaces).split(separator: " ").first
-        return (kib.flatMap { Int($0) } ?? -1) * 1024
-    }
-    return -1
-}
+private func residentBytes() -> Int { procStatus("VmRSS") * 1024 }
 
 extension Serial {
     @Suite("Leaks")
@@ -80,7 +73,7 @@ extension Serial {
                         if taken == 100 { break }
                     }
                 } catch {}
-                _ = try? await stream.report()  // waits for the cancelled run to end (PipelineStream T3)
+                _ = try? await stream.report()  // waits for the stopped run to end (PipelineStream T3, T6)
             default:
                 preconditionFailure()
             }
