@@ -9,9 +9,11 @@ import NIOHTTP1
 import NIOPosix
 import Prometheus
 
-/// Serves one registry's metrics at `http://host:port/metrics` until ``stop()``.
+/// Serves one registry's metrics at `http://host:port/metrics` until ``stop()``, for pipelines that
+/// publish under `label`.
 public final class MetricsEndpoint: Sendable {
     public let registry: PrometheusCollectorRegistry
+    public let label: String
     let channel: any Channel
     let host: String
 
@@ -26,11 +28,12 @@ public final class MetricsEndpoint: Sendable {
             .milliseconds(100), .seconds(1),
         ]
         MetricsSystem.bootstrap(factory)
-        return try await MetricsEndpoint(registry: registry, host: host, port: port)
+        return try await MetricsEndpoint(registry: registry, label: label, host: host, port: port)
     }
 
-    public init(registry: PrometheusCollectorRegistry, host: String, port: Int) async throws {
+    public init(registry: PrometheusCollectorRegistry, label: String, host: String, port: Int) async throws {
         self.registry = registry
+        self.label = label
         self.host = host
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -46,6 +49,9 @@ public final class MetricsEndpoint: Sendable {
     /// `host:port` it listens on (with the port the system chose when `port` was 0).
     public var address: String { "\(host):\(channel.localAddress?.port ?? 0)" }
 
+    /// What a pipeline sets as `PipelineOptions.metrics` to be served here.
+    public var pipelineMetrics: PipelineMetrics { PipelineMetrics(label: label) }
+
     public func stop() async throws {
         try await channel.close()
     }
@@ -53,7 +59,7 @@ public final class MetricsEndpoint: Sendable {
     /// After a run: checks that the exposition's item counters equal `report` (printing any mismatch to
     /// standard error), serves for `linger` more so a scraper sees the final values, then stops.
     /// Returns whether they agreed.
-    public func finish(checking report: PipelineReport, label: String, linger: Duration) async throws -> Bool {
+    public func finish(checking report: PipelineReport, linger: Duration) async throws -> Bool {
         let mismatches = exposition(registry.emitToString(), disagreesWith: report, label: label)
         for m in mismatches { FileHandle.standardError.write(Data("metrics: \(m)\n".utf8)) }
         print(

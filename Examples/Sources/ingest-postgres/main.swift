@@ -67,12 +67,12 @@ let (stored, report) = try await withThrowingTaskGroup(of: Void.self) { group in
         "CREATE TABLE ingest_rows (id BIGINT PRIMARY KEY, tokens INT NOT NULL, distinct_tokens INT NOT NULL, hash BIGINT NOT NULL)"
     )
     let report = try await ingest(
-        count: count, metrics: endpoint.map { _ in PipelineMetrics(label: "ingest") }, commit: commit)
+        count: count, metrics: endpoint?.pipelineMetrics, commit: commit)
     print(report)
     var stored = -1
     for try await n in try await client.query("SELECT COUNT(*) FROM ingest_rows").decode(Int.self) { stored = n }
     return (stored, report)
 }
-let metricsAgree = try await endpoint?.finish(checking: report, label: "ingest", linger: flags.linger) ?? true
+let metricsAgree = try await endpoint?.finish(checking: report, linger: flags.linger) ?? true
 print("ingest_rows: \(stored) rows for \(count) records")
 exit(stored == count && metricsAgree ? 0 : 1)

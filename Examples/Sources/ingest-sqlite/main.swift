@@ -48,9 +48,9 @@ func commit(_ batch: [Row]) async throws {
 }
 
 let report = try await ingest(
-    count: count, metrics: endpoint.map { _ in PipelineMetrics(label: "ingest") }, commit: commit)
+    count: count, metrics: endpoint?.pipelineMetrics, commit: commit)
 print(report)
-let metricsAgree = try await endpoint?.finish(checking: report, label: "ingest", linger: flags.linger) ?? true
+let metricsAgree = try await endpoint?.finish(checking: report, linger: flags.linger) ?? true
 
 let stored = try await sql("SELECT COUNT(*) AS n FROM rows").first?.column("n")?.integer ?? -1
 try await db.close() as Void  // the async close (not the future-returning one)
