@@ -57,6 +57,15 @@ extension Serial {
             #expect(pulled == 0)
         }
 
+        @Test("a capacity the native ring cannot hold names the layer whose capacity it is")
+        func capacityTooLargeForRing() async {
+            let (error, pulled) = await attempt(Layer(workers: 1, name: "score", capacity: 1 << 41) { $0 })
+            #expect(error?.parameter == "capacity")
+            #expect(error?.layer == "score", "\(String(describing: error))")  // not the source that feeds it
+            #expect(error?.message.contains("must be between 1 and 2^40") == true)
+            #expect(pulled == 0)
+        }
+
         @Test("bad options name the option")
         func badOptions() async {
             var o = PipelineOptions()

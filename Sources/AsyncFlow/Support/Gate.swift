@@ -1,5 +1,5 @@
 // Gate.swift — a one-shot gate one task waits at until someone opens it: a CPU stage's task waiting for
-// its last worker thread (CPUStage C4), a stream's run waiting for its consumer (PipelineStream T6).
+// its last worker thread (NativeBackend N2), a stream's run waiting for its consumer (PipelineRun P5).
 //
 // Invariants:
 //  G1. `open` only goes false -> true. wait() returns once open() has been called, before or after it.

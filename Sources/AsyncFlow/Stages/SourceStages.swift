@@ -1,14 +1,13 @@
 // SourceStages.swift — the first layer: pull from a Sequence or AsyncSequence, push in batches.
 //
 // Invariants:
-//  G1. An element is counted as received when its batch is flushed (one atomic add per batch), and then
+//  SR1. An element is counted as received when its batch is flushed (one atomic add per batch), and then
 //      either pushed (emitted) or, when the run stops first, dropped: received == emitted + dropped.
-//  G2. Nothing is pulled after RunState.stopped is seen (checked before every pull).
-//  G3. Batching: a Sequence source pushes full batches (pulling from a Sequence does not wait). An
+//  SR2. Nothing is pulled after RunState.stopped is seen (checked before every pull).
+//  SR3. Batching: a Sequence source pushes full batches (pulling from a Sequence does not wait). An
 //      AsyncSequence source pushes each element before it awaits the next one: that await may suspend
 //      for as long as the sequence likes (even until this element has gone through the pipeline), so
 //      holding a pulled element across it could delay it without bound or deadlock.
-import CFlow
 import Synchronization
 
 /// Shared batching logic of both source kinds.
@@ -37,7 +36,7 @@ import Synchronization
         return count == capacity
     }
 
-    /// Push what is pending; false when the link was closed (the rest is dropped and counted, G1).
+    /// Push what is pending; false when the link was closed (the rest is dropped and counted, SR1).
     @inlinable mutating func flush(to link: Link<Element>, counters: LayerCounters) async -> Bool {
         guard count > 0 else { return true }
         counters.received.add(count, ordering: .relaxed)
@@ -67,7 +66,7 @@ import Synchronization
         let counters = context.counters
         var batch = SourceBatcher<S.Element>(capacity: context.batch)
         var iterator = source.makeIterator()
-        while !context.run.stopped, let element = iterator.next() {  // G2
+        while !context.run.stopped, let element = iterator.next() {  // SR2
             if batch.add(element) {
                 if !(await batch.flush(to: link, counters: counters)) { break }
             }
@@ -89,17 +88,17 @@ import Synchronization
     @inlinable func run() async {
         let link = context.output!
         let counters = context.counters
-        var batch = SourceBatcher<S.Element>(capacity: 1)  // G3
+        var batch = SourceBatcher<S.Element>(capacity: 1)  // SR3
         var iterator = source.makeAsyncIterator()
         do {
-            while !context.run.stopped, let element = try await iterator.next() {  // G2
+            while !context.run.stopped, let element = try await iterator.next() {  // SR2
                 if batch.add(element) {
                     if !(await batch.flush(to: link, counters: counters)) { break }
                 }
             }
         } catch {
             if !(error is CancellationError && context.run.stopped) {
-                context.run.fail(error, layer: context.policy.layer)
+                context.run.fail(error, layer: context.layer.name)
             }
         }
         await batch.finish(to: link, counters: counters)

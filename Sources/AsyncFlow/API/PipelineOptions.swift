@@ -113,7 +113,6 @@ extension PipelineOptions {
             throw FlowConfigurationError(parameter: variableName(in: cMessage(&err)), message: cMessage(&err))
         }
         let overrides: [(String, String, String?)] = [
-            ("PipelineOptions.workers", "FLOW_WORKERS", workers.map(String.init)),
             ("PipelineOptions.cpus", "FLOW_CPUS", cpus),
             ("PipelineOptions.pin", "FLOW_PIN", pin?.rawValue),
             ("PipelineOptions.spinNanoseconds", "FLOW_SPIN_NS", spinNanoseconds.map(String.init)),
@@ -125,6 +124,11 @@ extension PipelineOptions {
                 let text = raw.hasPrefix(variable) ? parameter + raw.dropFirst(variable.count) : raw
                 throw FlowConfigurationError(parameter: parameter, message: text)
             }
+        }
+        if let workers {  // after FLOW_CPUS, which sets the count only where none was given
+            try checkWorkers(workers, parameter: "PipelineOptions.workers")
+            config.workers = UInt32(workers)
+            config.workers_explicit = 1
         }
         return config
     }

@@ -1,41 +1,12 @@
-// PipelineMetrics.swift — a running pipeline's counts, queue depths and per-item time through
-// apple/swift-metrics (opt in with PipelineOptions.metrics).
+// MetricsPublisher.swift — publishes a run's counters through apple/swift-metrics (PipelineMetrics).
 //
 // Invariants:
 //  M1. Metrics are published from the layer counters by one sampler task every `interval`, and once more
-//      after every stage has ended: nothing is added on the per-item path, and the counters' totals
-//      equal the final report's counts.
+//      after every stage has ended (RunObservers V1): nothing is added on the per-item path, and the
+//      counters' totals equal the final report's counts.
 //  M2. publish() runs under `last`'s lock, so the sampler and the final publish never interleave and each
 //      increment is the difference since the previous publish (never negative: the counts only grow).
 import CoreMetrics
-
-/// Opt-in metrics for a pipeline through apple/swift-metrics: set ``PipelineOptions/metrics``.
-///
-/// Each metric carries `dimensions` plus `("layer", name)`:
-/// - Counter `<label>_items`, with `("event", e)` for `e` in `received`, `emitted`, `failed`, `skipped`,
-///   `retried`, `dropped` (the report's counts: their totals equal ``PipelineReport``'s);
-/// - Gauge `<label>_queue_depth`: items waiting in the queue in front of the layer (not for the source);
-/// - Timer `<label>_item_duration`: time in the layer's closure per item, the mean over each interval
-///   (not for the source).
-///
-/// They are brought up to date every `interval` while the pipeline runs and once more when it ends,
-/// whichever way it ends. Without a `factory`, the one bootstrapped with `MetricsSystem.bootstrap` is used.
-public struct PipelineMetrics: Sendable {
-    public var label: String
-    public var dimensions: [(String, String)]
-    public var interval: Duration
-    public var factory: any MetricsFactory
-
-    public init(
-        label: String = "asyncflow", dimensions: [(String, String)] = [], interval: Duration = .seconds(1),
-        factory: (any MetricsFactory)? = nil
-    ) {
-        self.label = label
-        self.dimensions = dimensions
-        self.interval = interval
-        self.factory = factory ?? MetricsSystem.factory
-    }
-}
 
 /// Publishes one run's counters (M1, M2).
 final class MetricsPublisher: Sendable {

@@ -1,5 +1,6 @@
-// SwiftQueue.swift — the `.swift` backend's bounded queue: only the standard library and Swift
-// concurrency (a lock, a circular buffer, continuations), batching like the native ring.
+// SwiftQueue.swift — the `.swift` backend's link storage: only the standard library and Swift
+// concurrency (a lock, a circular buffer, continuations), batching like the native ring. Keeps Link
+// L1–L5 as follows.
 //
 // Invariants:
 //  Q1. All state (buffer, head, count, closed, popped, waiters) is read and written under `state`'s lock.
@@ -11,24 +12,25 @@
 //      resumes them after unlocking. Woken tasks re-check (several may compete for the same items).
 //  Q4. close() wakes everyone; pushes then fail, pops drain what is left and then report closed.
 //  Q5. `popped` counts items ever popped, so a pop knows its batch's position (for ordered layers).
-//  Q6. Hysteresis (as Link L5): pops wake waiting pushers only once the queue is down to half its
+//  Q6. Hysteresis (Link L5): pops wake waiting pushers only once the queue is down to half its
 //      capacity. A pusher registers only when the queue is full, so the pops that drain it get there.
 import Synchronization
 
-@usableFromInline final class SwiftQueue<T>: @unchecked Sendable {
+/// A SwiftQueue's state under its lock (Q1). Not generic: the items live in the queue's buffer.
+@usableFromInline struct SwiftQueueState {
+    @usableFromInline var head = 0
+    @usableFromInline var count = 0
+    @usableFromInline var popped: UInt64 = 0
+    @usableFromInline var closed = false
+    @usableFromInline var popWaiters: [UnsafeContinuation<Void, Never>] = []
+    @usableFromInline var pushWaiters: [UnsafeContinuation<Void, Never>] = []
+
+    @inlinable init() {}
+}
+
+@usableFromInline final class SwiftQueue<T>: LinkQueue, @unchecked Sendable {
     // @unchecked: every mutable field lives in `state` and is touched only under its lock (Q1).
-    @usableFromInline struct State {
-        @usableFromInline var head = 0
-        @usableFromInline var count = 0
-        @usableFromInline var popped: UInt64 = 0
-        @usableFromInline var closed = false
-        @usableFromInline var popWaiters: [UnsafeContinuation<Void, Never>] = []
-        @usableFromInline var pushWaiters: [UnsafeContinuation<Void, Never>] = []
-
-        @inlinable init() {}
-    }
-
-    @usableFromInline let state = Locked(State())
+    @usableFromInline let state = Locked(SwiftQueueState())
     @usableFromInline let buffer: UnsafeMutablePointer<T>
     @usableFromInline let capacity: Int
 

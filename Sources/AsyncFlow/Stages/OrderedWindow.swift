@@ -1,38 +1,34 @@
 // OrderedWindow.swift — restores input order after a parallel layer (`ordered: true`).
 //
 // Each batch (CPU layer) or item (async layer) knows its position in the input queue
-// (flow_ring_pop_n_seq: positions are consecutive and each is claimed once). Its results are pushed on
+// (LinkQueue.pop: positions are consecutive and each is popped once). Its results are pushed on
 // strictly in position order: only the holder of the batch that starts at `next` may push.
 // Invariants:
 //  O1. `next` is the position of the first input item whose results are not yet pushed on. Only the
 //      holder of the batch starting at `next` advances it, by that batch's input count (skipped and
-//      failed items included), with a release store, then notifies the parker.
+//      failed items included), with a release store, then wakes the waiters.
 //  O2. Holders wait for their turn holding their results: at most workers × batch (CPU) or concurrency
 //      (async) items are held, so the window is bounded and back-pressure reaches the input. The prefix
 //      that is in order is pushed at once; nothing waits for the whole input.
-//  O3. C threads wait with the eventcount protocol (prepare, re-check `next` and the stop flag, wait or
-//      cancel) on a CFlow parker; tasks wait with a continuation filed under the position they wait for,
-//      re-checked under the lock that advance() takes to find it, so no turn is missed either way
-//      (and the `.swift` backend uses no C). close() (from RunState.stop) wakes every waiter, which
-//      then sees `stopped` and drops what it holds.
-import CFlow
+//  O3. Threads park on the backend's parker (ThreadParking: no wake-up lost between the check of `next`
+//      and the stop flag and the sleep); tasks wait with a continuation filed under the position they
+//      wait for, re-checked under the lock that advance() takes to find it, so no turn is missed either
+//      way. close() (from RunState.stop) wakes every waiter, which then sees `stopped` and drops what it
+//      holds.
 import Synchronization
 
-@usableFromInline final class OrderedWindow: Closable, @unchecked Sendable {
-    // @unchecked: `next` is atomic and the parker is a thread-safe C object.
+@usableFromInline final class OrderedWindow: Closable {
     @usableFromInline let next = Atomic<UInt64>(0)
-    /// For C threads (native backend only: the `.swift` backend's window uses no C at all).
-    @usableFromInline let parker: OpaquePointer?
+    /// Where threads wait (nil when the backend's workers are tasks).
+    @usableFromInline let threads: (any ThreadParking)?
     @usableFromInline let tasks = Locked<[UInt64: UnsafeContinuation<Void, Never>]>([:])
 
-    @usableFromInline init(backend: PipelineOptions.Backend) {
-        parker = backend == .native ? flow_parker_create()! : nil
+    @usableFromInline init(threads: (any ThreadParking)?) {
+        self.threads = threads
     }
 
-    deinit { if let parker { flow_parker_destroy(parker) } }
-
     @usableFromInline func close() {
-        if let parker { flow_parker_notify(parker, Int32.max) }
+        threads?.wakeAll()
         let waiting = tasks.withLock { t in
             defer { t = [:] }
             return Array(t.values)
@@ -44,17 +40,9 @@ import Synchronization
         next.load(ordering: .acquiring) == position || run.stopped
     }
 
-    /// Block the calling (C) thread until it is `position`'s turn. False when the run stopped instead.
-    @inlinable func waitTurn(_ position: UInt64, run: RunState) -> Bool {
-        let parker = parker!  // only C threads (native backend) wait here
-        while !isTurn(position, run) {
-            let key = flow_parker_prepare(parker)
-            if isTurn(position, run) {
-                flow_parker_cancel(parker)
-                break
-            }
-            _ = flow_parker_wait(parker, key, FLOW_FOREVER)
-        }
+    /// Block the calling thread until it is `position`'s turn. False when the run stopped instead.
+    @inlinable func waitTurnBlocking(_ position: UInt64, run: RunState) -> Bool {
+        threads!.park { isTurn(position, run) }  // only a backend whose workers are threads gets here
         return !run.stopped
     }
 
@@ -77,7 +65,7 @@ import Synchronization
     @inlinable func advance(from position: UInt64, by count: Int) {
         let turn = position + UInt64(count)
         next.store(turn, ordering: .releasing)
-        if let parker { flow_parker_notify(parker, Int32.max) }
+        threads?.wakeAll()
         tasks.withLock { $0.removeValue(forKey: turn) }?.resume()
     }
 }

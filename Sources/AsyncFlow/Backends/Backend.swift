@@ -1,0 +1,62 @@
+// Backend.swift — the seam between the engine and the machinery that runs a pipeline.
+//
+// A backend supplies three things for one run, and nothing outside Backends/ knows which one runs:
+//  - a link's storage: a bounded queue whose push and pop suspend the calling task (LinkQueue);
+//  - a CPU layer's workers: where its `workers` copies of the batch loop run (C threads, Swift tasks);
+//  - a parker for workers that block a thread while they wait for their turn in an ordered layer.
+// A new backend is a type conforming to Backend in a folder of its own under Backends/, and a case of
+// PipelineOptions.Backend mapped to it in `implementation(pool:startFailureAfter:)` below.
+import CFlow
+
+@usableFromInline protocol Backend: Sendable {
+    /// The storage of a link that carries items of type `T`, holding at most `capacity` of them.
+    func makeQueue<T>(of type: T.Type, capacity: Int) throws(FlowConfigurationError) -> any LinkQueue<T>
+    /// A CPU layer's workers, built but not started: configuration errors surface here (PipelineRun P1).
+    func makeWorkers(_ loops: WorkerLoops, layer: String) throws(FlowConfigurationError) -> any WorkerGroup
+    /// What blocked threads wait on in an ordered window; nil when this backend's workers are tasks.
+    func makeThreadParker() -> (any ThreadParking)?
+}
+
+/// A CPU layer's batch loop in the two forms a backend may run it: each call is one worker.
+@usableFromInline struct WorkerLoops: Sendable {
+    @usableFromInline let count: Int
+    /// On a thread the backend owns, blocking in its pops and pushes; the argument is the backend's
+    /// handle of that worker (the native backend's `flow_worker`, for its per-worker counters).
+    @usableFromInline let onThread: @Sendable (OpaquePointer) -> Void
+    /// As a Swift task, suspending in its pops and pushes.
+    @usableFromInline let inTask: @Sendable () async -> Void
+
+    @inlinable init(
+        count: Int, onThread: @escaping @Sendable (OpaquePointer) -> Void,
+        inTask: @escaping @Sendable () async -> Void
+    ) {
+        self.count = count
+        self.onThread = onThread
+        self.inTask = inTask
+    }
+}
+
+/// A CPU layer's workers (see Backend.makeWorkers).
+@usableFromInline protocol WorkerGroup: Sendable {
+    /// Start every worker and return once all of them have finished (threads joined). A failure to
+    /// start fails `run`, which closes every link, so the workers that did start finish too.
+    func run(_ run: RunState) async
+}
+
+/// Threads blocked until a condition holds (the ordered window's turn).
+@usableFromInline protocol ThreadParking: AnyObject, Sendable {
+    /// Block the calling thread until `ready()` is true; no wake-up is lost between check and sleep.
+    func park(until ready: () -> Bool)
+    /// Wake every parked thread, to re-check its condition.
+    func wakeAll()
+}
+
+extension PipelineOptions.Backend {
+    /// This backend for one run, with the pool settings (FLOW_* and the options) it may use.
+    func implementation(pool: flow_config, startFailureAfter: UInt32) -> any Backend {
+        switch self {
+        case .native: NativeBackend(pool: pool, startFailureAfter: startFailureAfter)
+        case .swift: SwiftBackend()
+        }
+    }
+}

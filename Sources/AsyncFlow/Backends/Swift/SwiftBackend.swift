@@ -1,0 +1,34 @@
+// SwiftBackend.swift — only the standard library and Swift concurrency: links are SwiftQueues, a CPU
+// layer's workers are `workers` child tasks on Swift's cooperative pool, and no thread ever blocks (so
+// there is nothing to park). The baseline flow-bench compares the native backend against.
+//
+// Invariant:
+//  SW1. run() returns once every worker task has returned (a task group), each having finished as a
+//       producer of its output link (Link L4).
+@usableFromInline struct SwiftBackend: Backend {
+    @usableFromInline func makeQueue<T>(of type: T.Type, capacity: Int) throws(FlowConfigurationError)
+        -> any LinkQueue<T>
+    {
+        guard capacity >= 1 else {
+            throw FlowConfigurationError(parameter: "capacity", message: "capacity: \(capacity): must be at least 1")
+        }
+        return SwiftQueue<T>(capacity: capacity)
+    }
+
+    @usableFromInline func makeWorkers(_ loops: WorkerLoops, layer: String) -> any WorkerGroup {
+        TaskWorkers(loops: loops)
+    }
+
+    @usableFromInline func makeThreadParker() -> (any ThreadParking)? { nil }
+}
+
+/// A CPU layer's workers on the `.swift` backend: child tasks (SW1).
+struct TaskWorkers: WorkerGroup {
+    let loops: WorkerLoops
+
+    func run(_ run: RunState) async {
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<loops.count { group.addTask { await loops.inTask() } }
+        }
+    }
+}

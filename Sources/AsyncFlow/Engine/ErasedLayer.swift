@@ -1,0 +1,71 @@
+// ErasedLayer.swift — a layer with its item types erased, as the runner sees it: its parameters, and
+// closures (made in the user's module, so specialised for the item types) that build its output link
+// and its stage.
+
+/// A layer with its types erased, as the runner sees it.
+@usableFromInline
+struct ErasedLayer: Sendable {
+    @usableFromInline typealias LinkMaker =
+        @Sendable (_ capacity: Int, _ backend: any Backend) throws(FlowConfigurationError) -> any AnyLink
+    @usableFromInline typealias StageMaker = @Sendable (StagePlan) -> StageHandle
+
+    let index: Int
+    let name: String
+    let kind: LayerKind
+    /// MemoryLayout<Input>.stride and MemoryLayout<Output>.stride: queue sizes are bounded in bytes too.
+    let inputStride: Int
+    let outputStride: Int
+    let capacity: Int?
+    let ordered: Bool
+    let onError: ErrorPolicy
+    let makeOutputLink: LinkMaker
+    let makeStage: StageMaker
+
+    @usableFromInline
+    init(
+        index: Int, name: String, kind: LayerKind, inputStride: Int, outputStride: Int, capacity: Int?, ordered: Bool,
+        onError: ErrorPolicy, makeOutputLink: @escaping LinkMaker, makeStage: @escaping StageMaker
+    ) {
+        self.index = index
+        self.name = name
+        self.kind = kind
+        self.inputStride = inputStride
+        self.outputStride = outputStride
+        self.capacity = capacity
+        self.ordered = ordered
+        self.onError = onError
+        self.makeOutputLink = makeOutputLink
+        self.makeStage = makeStage
+    }
+}
+
+/// What kind of layer, with its parallelism.
+@usableFromInline
+enum LayerKind: Sendable {
+    case source
+    case cpu(workers: Int?)
+    case async(concurrency: Int)
+    case serial
+}
+
+extension Layer {
+    @inlinable
+    func erased(_ index: Int) -> ErasedLayer {
+        let kindName =
+            switch kind {
+            case .source: "source"
+            case .cpu: "cpu"
+            case .async: "async"
+            case .serial: "serial"
+            }
+        let make = makeStage
+        return ErasedLayer(
+            index: index, name: name ?? "layer \(index) (\(kindName))", kind: kind,
+            inputStride: MemoryLayout<Input>.stride, outputStride: MemoryLayout<Output>.stride, capacity: capacity,
+            ordered: ordered, onError: onError,
+            makeOutputLink: { (capacity, backend) throws(FlowConfigurationError) in
+                try Link<Output>(capacity: capacity, backend: backend)
+            },
+            makeStage: { plan in make(StageContext(plan)) })
+    }
+}

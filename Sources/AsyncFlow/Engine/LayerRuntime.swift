@@ -1,0 +1,87 @@
+// LayerRuntime.swift — one layer at run time: its counters, and its error policy applied to each call of
+// its closure.
+//
+// Invariants:
+//  E1. Counters only grow. Stages add received, emitted and dropped per batch (BatchLoop B1), the policy
+//      adds skipped, failed and retried per item; the report reads them after every stage has ended
+//      (happens-after through the task group), so its figures are exact.
+//  E2. A retry is made only while attempts are left and the run has not stopped; then .skip counts the
+//      item skipped and keeps its error (the first few, RunState), anything else counts it failed and
+//      fails the run with the closure's own error.
+import Synchronization
+
+/// Per-layer counters (atomics: a CPU layer's workers add to them concurrently, once per batch).
+@usableFromInline final class LayerCounters: Sendable {
+    @usableFromInline let received = Atomic<Int>(0)
+    @usableFromInline let emitted = Atomic<Int>(0)
+    @usableFromInline let failed = Atomic<Int>(0)
+    @usableFromInline let skipped = Atomic<Int>(0)
+    @usableFromInline let retried = Atomic<Int>(0)
+    @usableFromInline let dropped = Atomic<Int>(0)
+    /// Nanoseconds spent in the layer's closure (per batch for sync closures, per call for async ones).
+    @usableFromInline let busy = Atomic<Int>(0)
+
+    @usableFromInline init() {}
+}
+
+/// How a user closure call ended, after the layer's error policy.
+@usableFromInline enum Outcome<T> {
+    case value(T)
+    case skipped
+    case failed
+}
+
+/// A layer at run time, as its stages see it: its name, counters and error policy, and the run.
+@usableFromInline struct LayerRuntime: Sendable {
+    @usableFromInline let name: String
+    @usableFromInline let policy: ErrorPolicy
+    @usableFromInline let counters: LayerCounters
+    @usableFromInline let run: RunState
+
+    @usableFromInline init(name: String, policy: ErrorPolicy, counters: LayerCounters, run: RunState) {
+        self.name = name
+        self.policy = policy
+        self.counters = counters
+        self.run = run
+    }
+
+    /// Decide what an error means: `nil` to retry the same item, or how the item ended.
+    @inlinable func settle<T>(_ error: any Error, retriesLeft: inout Int) -> Outcome<T>? {
+        if retriesLeft > 0 && !run.stopped {
+            retriesLeft -= 1
+            counters.retried.add(1, ordering: .relaxed)
+            return nil
+        }
+        if case .skip = policy {
+            counters.skipped.add(1, ordering: .relaxed)
+            run.keep(error, layer: name)
+            return .skipped
+        }
+        counters.failed.add(1, ordering: .relaxed)
+        run.fail(error, layer: name)
+        return .failed
+    }
+
+    @inlinable var retries: Int { if case .retry(let n) = policy { n } else { 0 } }
+
+    /// The closure for one item under the policy: `attempt` is called again while retries are left.
+    @inline(__always)
+    @inlinable func call<T>(_ attempt: () throws -> T) -> Outcome<T> {
+        var retriesLeft = retries
+        while true {
+            do { return .value(try attempt()) } catch {
+                if let o: Outcome<T> = settle(error, retriesLeft: &retriesLeft) { return o }
+            }
+        }
+    }
+
+    @inline(__always)
+    @inlinable func callAsync<T>(_ attempt: () async throws -> T) async -> Outcome<T> {
+        var retriesLeft = retries
+        while true {
+            do { return .value(try await attempt()) } catch {
+                if let o: Outcome<T> = settle(error, retriesLeft: &retriesLeft) { return o }
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+// PipelineRun.swift — one run of a chain of layers: built (validated, sized, links, stages, workers) by
+// init, run by execute(), ended by outcome(); a stream's consumer reports to it through consumerDone().
+//
+// Invariants:
+//  P1. Every configuration error (layer parameters, FLOW_* variables, options, links, workers) is thrown
+//      by init, before any stage runs, so no item has been pulled.
+//  P2. Stages run as children of one task group; execute() returns only after every stage has ended
+//      and every worker thread has been joined (NativeBackend N2), whichever way it ends.
+//  P3. Cancelling the awaiting task stops the run (RunState S1/S2): closes every link, so each stage
+//      finishes promptly; outcome() then throws CancellationError.
+//  P4. Items left in a link at the end are deinitialised and counted as received and dropped by the
+//      layer in front of which they waited: for every layer i > 0, received(i) == emitted(i - 1).
+//  P5. A stream's run ends when every stage has ended and its consumer is done (consumerDone: it read
+//      to the end, left, or saw the run stop); only then is what is left in the stream's own link
+//      deinitialised and moved from the last layer's emitted to its dropped count, and the report made.
+//      So the last layer's `emitted` is exactly what the consumer received.
+import Synchronization
+
+/// Run a pipeline to its end (P1–P4) and report.
+@usableFromInline
+func runPipeline(_ layers: [ErasedLayer], options: PipelineOptions) async throws -> PipelineReport {
+    let pipeline = try PipelineRun(layers, options: options, streaming: false)
+    await pipeline.execute()
+    return try pipeline.outcome()
+}
+
+final class PipelineRun: Sendable {
+    let layers: [ErasedLayer]
+    let options: PipelineOptions
+    let run = RunState()
+    let counters: [LayerCounters]
+    let sizes: RunSizes
+    /// links[i] joins layer i to layer i + 1; when streaming, the last link is the stream's.
+    let links: [any AnyLink]
+    let stages: [StageHandle]
+    let started = ContinuousClock.now
+    private let elapsed = Locked<Duration?>(nil)
+    /// Streaming only: opened by consumerDone (P5).
+    private let consumerGate: Gate?
+    /// Streaming only: the consumer left its loop before the stream ended, which cancelled the run; that
+    /// is the consumer's choice, not an error: the run reports rather than throws.
+    private let consumerLeft = Atomic<Bool>(false)
+
+    /// Validate (P1) and build everything; when `streaming`, the last layer gets an output link too.
+    init(_ layers: [ErasedLayer], options: PipelineOptions, streaming: Bool) throws(FlowConfigurationError) {
+        self.layers = layers
+        self.options = options
+        consumerGate = streaming ? Gate() : nil
+        let pool = try validate(layers, options: options, streaming: streaming)
+        let backend = options.backend.implementation(pool: pool, startFailureAfter: options.poolStartFailureAfter)
+        let sizes = RunSizes(
+            layers, batchSize: options.batchSize, defaultWorkers: Int(pool.workers), streaming: streaming)
+        let counters = layers.map { _ in LayerCounters() }
+        let run = self.run
+        let links: [any AnyLink] = try sizes.links.indices.map { i throws(FlowConfigurationError) in
+            do throws(FlowConfigurationError) {
+                let link = try layers[i].makeOutputLink(sizes.links[i], backend)
+                run.register(link)
+                return link
+            } catch {
+                // the item type is the producing layer's; a capacity is the consuming layer's (the stream's
+                // link, which no layer sizes, is the last layer's)
+                let owner = error.parameter == "capacity" && i + 1 < layers.count ? layers[i + 1] : layers[i]
+                throw FlowConfigurationError(
+                    parameter: error.parameter, message: error.message, layer: error.layer ?? owner.name)
+            }
+        }
+        var stages: [StageHandle] = []
+        for (i, layer) in layers.enumerated() {
+            let runtime = LayerRuntime(name: layer.name, policy: layer.onError, counters: counters[i], run: run)
+            let window = layer.ordered && i < links.count ? OrderedWindow(threads: backend.makeThreadParker()) : nil
+            if let window { run.register(window) }
+            let stage = layer.makeStage(
+                StagePlan(
+                    input: i > 0 ? links[i - 1] : nil, output: i < links.count ? links[i] : nil, layer: runtime,
+                    batch: sizes.batches[i], workers: sizes.workers[i], window: window, backend: backend))
+            try stage.prepare()  // P1: worker pools are created (not started) here
+            stages.append(stage)
+        }
+        self.sizes = sizes
+        self.counters = counters
+        self.links = links
+        self.stages = stages
+    }
+
+    /// Run every stage to its end (P2), stopping on cancellation (P3), then settle the leftovers (P4, P5).
+    func execute() async {
+        let observers = RunObservers(self)
+        let run = self.run
+        await withTaskCancellationHandler {
+            await withTaskGroup(of: Void.self) { group in
+                for stage in stages {
+                    group.addTask { await stage.run() }  // P2
+                }
+            }
+        } onCancel: {
+            run.cancel()  // P3
+        }
+        for (i, link) in links.enumerated() where i + 1 < counters.count {  // P4 (the stream's link is its consumer's)
+            let left = link.drainDropped()
+            counters[i + 1].received.add(left, ordering: .relaxed)
+            counters[i + 1].dropped.add(left, ordering: .relaxed)
+        }
+        if let consumerGate {  // P5: a stream's run ends when its consumer is done with it
+            await consumerGate.wait()
+            dropUndelivered(links.last!.drainDropped())
+        }
+        elapsed.withLock { $0 = ContinuousClock.now - started }
+        await observers.finish()
+    }
+
+    /// Streaming only (P5): the consumer is done, holding `undelivered` items it will not hand out. When
+    /// it `left` before the stream ended, the run is cancelled, and reports rather than throws.
+    func consumerDone(undelivered: Int, left: Bool) {
+        dropUndelivered(undelivered)
+        if left {
+            consumerLeft.store(true, ordering: .relaxed)  // before cancel(): read after the run
+            run.cancel()
+        }
+        consumerGate!.open()
+    }
+
+    /// Items the last layer emitted that its stream's consumer never received: dropped instead.
+    private func dropUndelivered(_ count: Int) {
+        counters.last!.emitted.subtract(count, ordering: .relaxed)
+        counters.last!.dropped.add(count, ordering: .relaxed)
+    }
+
+    /// After execute(): the report, or the error that ended the run (not the cancellation a stream's
+    /// consumer made by leaving its loop). The report goes to PipelineOptions.onReport either way.
+    func outcome() throws -> PipelineReport {
+        let report = makeReport()
+        options.onReport?(report)
+        if run.cancelled && !consumerLeft.load(ordering: .relaxed) { throw CancellationError() }
+        if let failure = run.failure { throw failure.error }
+        return report
+    }
+
+    func makeReport() -> PipelineReport {
+        PipelineReport(
+            layers: layers.enumerated().map { i, layer in
+                let c = counters[i]
+                return LayerReport(
+                    name: layer.name, received: c.received.load(ordering: .relaxed),
+                    emitted: c.emitted.load(ordering: .relaxed), failed: c.failed.load(ordering: .relaxed),
+                    skipped: c.skipped.load(ordering: .relaxed), retried: c.retried.load(ordering: .relaxed),
+                    dropped: c.dropped.load(ordering: .relaxed),
+                    busy: i == 0 ? nil : .nanoseconds(c.busy.load(ordering: .relaxed)))
+            }, errors: run.keptErrors, elapsed: elapsed.withLock { $0 } ?? (ContinuousClock.now - started))
+    }
+
+    func snapshot(final: Bool) -> ProgressSnapshot {
+        let elapsed = ContinuousClock.now - started
+        let seconds = elapsed.secondsDouble
+        let done = counters.last!.emitted.load(ordering: .relaxed)
+        return ProgressSnapshot(
+            layers: zip(layers, counters).map {
+                .init(
+                    name: $0.name, received: $1.received.load(ordering: .relaxed),
+                    emitted: $1.emitted.load(ordering: .relaxed))
+            },
+            queueDepths: links.map(\.depth), elapsed: elapsed, rate: seconds > 0 ? Double(done) / seconds : 0,
+            isFinal: final)
+    }
+}

@@ -1,0 +1,51 @@
+// RunState.swift — what every stage of one pipeline run shares: the stop flag, the first error, and the
+// skipped errors kept for the report.
+//
+// Invariants:
+//  S1. `stopped` only goes false -> true. Stages poll it (relaxed) between batches and items; after it is
+//      set they pull nothing new, call no more user closures, and count what they hold as dropped.
+//  S2. stop() sets the flag before closing every link, so a stage woken by the close sees the flag.
+//  S3. The first stop wins: a failure is the run's cause only if nothing stopped the run before it.
+//      Later errors (often consequences of the stop, such as an attempt a retry policy may no longer
+//      repeat once stopped) are not reported as the cause.
+import Synchronization
+
+@usableFromInline final class RunState: Sendable {
+    @usableFromInline let stoppedFlag = Atomic<Bool>(false)
+    @usableFromInline let cancelledFlag = Atomic<Bool>(false)
+    @usableFromInline let firstError = Locked<(error: any Error, layer: String)?>(nil)
+    @usableFromInline let kept = Locked<[LayerError]>([])
+    @usableFromInline let linkList = Locked<[any Closable]>([])
+    @usableFromInline static let keptErrorLimit = 16
+
+    @inlinable var stopped: Bool { stoppedFlag.load(ordering: .relaxed) }
+    @inlinable var cancelled: Bool { cancelledFlag.load(ordering: .relaxed) }
+    @inlinable var failure: (error: any Error, layer: String)? { firstError.withLock { $0 } }
+    @inlinable var keptErrors: [LayerError] { kept.withLock { $0 } }
+
+    @usableFromInline func register(_ link: any Closable) { linkList.withLock { $0.append(link) } }
+
+    /// Stop everything (S1, S2): no new pulls, no more user closures, every waiter released.
+    @usableFromInline func stop() {
+        stoppedFlag.store(true, ordering: .sequentiallyConsistent)
+        for link in linkList.withLock({ $0 }) { link.close() }
+    }
+
+    @usableFromInline func cancel() {
+        cancelledFlag.store(true, ordering: .relaxed)
+        stop()
+    }
+
+    /// Record a failure unless the run had stopped already (S3), and stop.
+    @usableFromInline func fail(_ error: any Error, layer: String) {
+        firstError.withLock { if $0 == nil && !stopped { $0 = (error, layer) } }
+        stop()
+    }
+
+    /// Keep a skipped item's error for the report (the first few only).
+    @usableFromInline func keep(_ error: any Error, layer: String) {
+        kept.withLock {
+            if $0.count < Self.keptErrorLimit { $0.append(LayerError(layer: layer, error: error)) }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+// Sizing.swift — every worker count, queue capacity and batch size of a run, computed here and nowhere
+// else (RunSizes, made once by PipelineRun).
+//
+// Invariants:
+//  Z2. A batch buffer takes at most batchByteBudget bytes: large items move in smaller batches.
+//  Z3. A default queue holds four batches per parallel consumer, and at least 1,024 items unless those
+//      would take more than linkByteBudget; a `capacity:` given by the user is taken as it is.
+
+/// Bytes one batch buffer may take: large items move in smaller batches, so a stage's buffers stay
+/// about this size whatever the item type (a 64 KiB item moves 64 at a time, an Int 1024).
+let batchByteBudget = 4 << 20
+
+/// Bytes a queue of small items may take before its default capacity stops at 1,024 items.
+let linkByteBudget = 16 << 20
+
+/// The batch size for items of `stride` bytes: `batchSize`, or fewer so a batch fits batchByteBudget (Z2).
+func batchLimit(_ batchSize: Int, stride: Int) -> Int {
+    min(batchSize, max(1, batchByteBudget / max(1, stride)))
+}
+
+/// A default queue for items of `stride` bytes popped by `callers` parallel callers (Z3).
+func queueCapacity(batch: Int, stride: Int, callers: Int = 1) -> Int {
+    let stride = max(1, stride)
+    return max(min(1024, linkByteBudget / stride), 4 * batchLimit(batch, stride: stride) * max(1, callers))
+}
+
+/// The queue in front of a layer when none is given: popped by its workers or tasks (Z3).
+func defaultCapacity(_ layer: ErasedLayer, batch: Int, defaultWorkers: Int) -> Int {
+    queueCapacity(
+        batch: batch, stride: layer.inputStride, callers: parallelism(of: layer, defaultWorkers: defaultWorkers))
+}
+
+/// A layer's parallel loops: a CPU layer's workers, an async layer's concurrency, else 1.
+func parallelism(of layer: ErasedLayer, defaultWorkers: Int) -> Int {
+    switch layer.kind {
+    case .cpu(let w): w ?? defaultWorkers
+    case .async(let c): c
+    case .source, .serial: 1
+    }
+}
+
+/// The sizes of one run.
+struct RunSizes {
+    /// Per layer: its parallel loops (Backend workers for a CPU layer).
+    let workers: [Int]
+    /// Per layer: items per batch buffer of its stage.
+    let batches: [Int]
+    /// Per link: link i joins layer i to layer i + 1; when streaming, the last link is the stream's.
+    let links: [Int]
+    /// The stream consumer's batch (its buffer), when streaming.
+    let streamBatch: Int
+
+    init(_ layers: [ErasedLayer], batchSize: Int, defaultWorkers: Int, streaming: Bool) {
+        workers = layers.map { parallelism(of: $0, defaultWorkers: defaultWorkers) }
+        batches = layers.map { batchLimit(batchSize, stride: max($0.inputStride, $0.outputStride)) }
+        links = (0..<(layers.count - (streaming ? 0 : 1))).map { i in
+            i + 1 < layers.count
+                ? layers[i + 1].capacity
+                    ?? defaultCapacity(layers[i + 1], batch: batchSize, defaultWorkers: defaultWorkers)
+                : queueCapacity(batch: batchSize, stride: layers[i].outputStride)  // the stream's: a few batches
+        }
+        streamBatch = batchLimit(batchSize, stride: layers.last!.outputStride)
+    }
+}

@@ -1,0 +1,40 @@
+// Validation.swift — every parameter of a run checked before anything is built (PipelineRun P1), each
+// error naming the parameter, its value and its layer.
+import CFlow
+
+/// Check every parameter and return the pool settings: defaults, then FLOW_* variables, then options.
+func validate(
+    _ layers: [ErasedLayer], options: PipelineOptions, streaming: Bool
+) throws(FlowConfigurationError) -> flow_config {
+    if layers.count < 2 {
+        let what = streaming ? "a source and a layer" : "a source and a collector"
+        throw FlowConfigurationError(
+            parameter: "layers", message: "a pipeline needs at least 2 layers (\(what)), got \(layers.count)")
+    }
+    let pool = try options.poolConfigValidated()
+    for layer in layers {
+        func bad(_ parameter: String, _ message: String) -> FlowConfigurationError {
+            FlowConfigurationError(parameter: parameter, message: message, layer: layer.name)
+        }
+        switch layer.kind {
+        case .cpu(let w?): try checkWorkers(w, parameter: "workers", layer: layer.name)
+        case .async(let c) where c < 1: throw bad("concurrency", "concurrency: \(c): must be at least 1")
+        default: break
+        }
+        if let c = layer.capacity, c < 1 {
+            throw bad("capacity", "capacity: \(c): must be at least 1")
+        }
+        if case .retry(let n) = layer.onError, n < 0 {
+            throw bad("onError", "onError: .retry(attempts: \(n)): attempts must be 0 or more")
+        }
+    }
+    return pool
+}
+
+/// A worker count, whether a layer's `workers:` or PipelineOptions.workers (FLOW_WORKERS is checked by
+/// CFlow's parser, with the same bounds).
+func checkWorkers(_ workers: Int, parameter: String, layer: String? = nil) throws(FlowConfigurationError) {
+    guard workers < 1 || workers > Int(FLOW_MAX_WORKERS) else { return }
+    throw FlowConfigurationError(
+        parameter: parameter, message: "workers: \(workers): must be between 1 and \(FLOW_MAX_WORKERS)", layer: layer)
+}

@@ -1,0 +1,151 @@
+// BatchLoop.swift — the loop of every stage that has an input, and the one place its accounting rules
+// live:
+//
+//   pop a batch → count it received → drop it if the run has stopped → call the closure for each item
+//   under the layer's error policy → push the results on (in input order when ordered) → count what went
+//   in as emitted and what a closed link refused as dropped.
+//
+// A stage kind supplies only how it calls its closure (apply: a plain loop over the batch; applyEach: an
+// async call per item); the loop pops and pushes by suspending a task (run, below) or by blocking a
+// pool thread (runOnThread, the native backend's driver in Backends/Native).
+//
+// Invariants:
+//  B1. Every popped item is, by the end of its batch, emitted, skipped, failed or dropped: for every
+//      layer received == emitted + skipped + failed + dropped. received, emitted and dropped are added
+//      once per batch; skipped, failed and retried by the policy, per item.
+//  B2. After RunState.stopped no closure is called: a popped batch, or the rest of it, is dropped.
+//  B3. A failure (ErrorPolicy .fail, or .retry out of attempts) stops the run; the rest of its batch is
+//      dropped.
+//  B4. Each loop is one producer of its output link: finish() frees its buffers and finishes it as a
+//      producer (Link L4), exactly once, when the input is closed and drained.
+//  B5. Ordered: a batch's results are pushed only in their turn (OrderedWindow O1, O2); if the run stops
+//      while they wait, they are dropped.
+//  B6. The time spent in the closure is added to the layer's `busy` counter: per batch for apply, per
+//      call for applyEach.
+import Synchronization
+
+@usableFromInline struct BatchLoop<Input, Output> {
+    @usableFromInline let input: Link<Input>
+    /// nil for the last layer: results (Void) are counted, not kept.
+    @usableFromInline let output: Link<Output>?
+    @usableFromInline let layer: LayerRuntime
+    @usableFromInline let window: OrderedWindow?
+    @usableFromInline let inBuf: UnsafeMutablePointer<Input>
+    @usableFromInline let outBuf: UnsafeMutablePointer<Output>
+    @usableFromInline var sizer: BatchSizer
+    /// What the last apply() took, in nanoseconds (the native driver reports it per worker).
+    @usableFromInline var lastNanoseconds = 0
+
+    /// A loop taking up to `take` items per pop (adaptive: fewer when items are slow, BatchSizer BZ1);
+    /// `ordered` uses the context's window, if it has one.
+    @inlinable init(_ context: StageContext<Input, Output>, take: Int, adaptive: Bool = false, ordered: Bool = true) {
+        input = context.input!
+        output = context.output
+        layer = context.layer
+        window = ordered ? context.window : nil
+        inBuf = .allocate(capacity: take)
+        outBuf = .allocate(capacity: take)
+        sizer = BatchSizer(limit: take, adaptive: adaptive)
+    }
+
+    /// The loop on a Swift task: pop (suspending while the input is empty), `call` the closure for the
+    /// batch (apply or applyEach), deliver, until the input is closed and drained (B4).
+    @inlinable mutating func run(_ call: (inout Self, _ count: Int) async -> Int) async {
+        while true {
+            var position: UInt64 = 0
+            let count = await input.pop(into: inBuf, max: sizer.size, position: &position)
+            if count == 0 { break }
+            guard admit(count) else { continue }
+            let made = await call(&self, count)
+            await deliver(made, of: count, at: position)
+        }
+        finish()
+    }
+
+    /// Count a popped batch as received; false when the run has stopped and it was dropped instead (B1, B2).
+    @inlinable func admit(_ count: Int) -> Bool {
+        layer.counters.received.add(count, ordering: .relaxed)
+        guard layer.run.stopped else { return true }
+        drop(from: 0, to: count)
+        return false
+    }
+
+    /// Call `transform` for each of the `count` popped items under the error policy, in a plain loop,
+    /// keeping the results in outBuf (B1, B3, B6). Returns how many results were made.
+    @inlinable mutating func apply(_ count: Int, _ transform: (Input) throws -> Output) -> Int {
+        let start = ContinuousClock.now
+        let keep = output != nil
+        var made = 0
+        var i = 0
+        while i < count {
+            let item = (inBuf + i).move()
+            i += 1
+            switch layer.call({ try transform(item) }) {
+            case .value(let v):
+                if keep { (outBuf + made).initialize(to: v) }
+                made += 1
+            case .skipped:
+                break
+            case .failed:
+                drop(from: i, to: count)  // B3
+                i = count
+            }
+        }
+        lastNanoseconds = (ContinuousClock.now - start).wholeNanoseconds
+        layer.counters.busy.add(lastNanoseconds, ordering: .relaxed)
+        sizer.record(items: count, nanoseconds: Double(lastNanoseconds))
+        return made
+    }
+
+    /// apply with an async closure: one call per item, the stop checked before each (B2, B3, B6).
+    @inlinable func applyEach(_ count: Int, _ transform: (Input) async throws -> Output) async -> Int {
+        let keep = output != nil
+        var made = 0
+        for i in 0..<count {
+            if layer.run.stopped {
+                drop(from: i, to: count)  // B2; after a failure (B3) too, which stopped the run
+                break
+            }
+            let item = (inBuf + i).move()
+            let start = ContinuousClock.now
+            let outcome = await layer.callAsync { try await transform(item) }
+            layer.counters.busy.add((ContinuousClock.now - start).wholeNanoseconds, ordering: .relaxed)
+            if case .value(let v) = outcome {
+                if keep { (outBuf + made).initialize(to: v) }
+                made += 1
+            }
+        }
+        return made
+    }
+
+    /// Push the `made` results of a batch of `count` popped at `position`, in turn when ordered (B5),
+    /// suspending while the output is full.
+    @inlinable func deliver(_ made: Int, of count: Int, at position: UInt64) async {
+        guard let output else { return settle(made: made, pushed: made) }
+        if let window, !(await window.waitTurn(position, run: layer.run)) { return settle(made: made, pushed: 0) }
+        settle(made: made, pushed: await output.push(outBuf, count: made))
+        window?.advance(from: position, by: count)
+    }
+
+    /// Count a batch's push: what went in is emitted, what a closed link refused is dropped (B1).
+    @inlinable func settle(made: Int, pushed: Int) {
+        if pushed < made {
+            (outBuf + pushed).deinitialize(count: made - pushed)
+            layer.counters.dropped.add(made - pushed, ordering: .relaxed)
+        }
+        layer.counters.emitted.add(pushed, ordering: .relaxed)
+    }
+
+    /// Deinitialise popped items `from..<to` and count them as dropped.
+    @inlinable func drop(from: Int, to: Int) {
+        (inBuf + from).deinitialize(count: to - from)
+        layer.counters.dropped.add(to - from, ordering: .relaxed)
+    }
+
+    /// B4: free the buffers and finish as a producer of the output link.
+    @inlinable func finish() {
+        inBuf.deallocate()
+        outBuf.deallocate()
+        output?.finishProducer()
+    }
+}

@@ -1,0 +1,53 @@
+// CPUStage.swift — a CPU-bound layer: `workers` copies of a BatchLoop that calls the user's closure per
+// item in a plain loop over each batch, run where the backend runs workers (NativeBackend: pool threads;
+// SwiftBackend: tasks).
+//
+// Invariants:
+//  C1. Each worker builds its own State where it runs (its thread, or its task) and keeps it there.
+//  C2. Per item: no allocation, no async hop, no continuation. Per batch: one pop, one push, a few
+//      relaxed counter adds.
+//  C3. Each worker is one producer of the output link (BatchLoop B4), and takes about 100 µs of work
+//      per pop (adaptive BatchSizer, BZ1).
+@usableFromInline final class CPUStage<Input, Output, State>: Stage, @unchecked Sendable {
+    // @unchecked: `workers` is written in prepare(), before run(); the rest is immutable.
+    @usableFromInline let context: StageContext<Input, Output>
+    @usableFromInline let makeState: @Sendable () -> State
+    @usableFromInline let body: @Sendable (inout State, Input) throws -> Output
+    @usableFromInline var workers: (any WorkerGroup)?
+
+    @inlinable init(
+        context: StageContext<Input, Output>, makeState: @escaping @Sendable () -> State,
+        body: @escaping @Sendable (inout State, Input) throws -> Output
+    ) {
+        self.context = context
+        self.makeState = makeState
+        self.body = body
+        context.output?.addProducers(context.workers)
+    }
+
+    @inlinable func prepare() throws(FlowConfigurationError) {
+        // unowned: the worker group is this stage's; its loops never outlive it
+        let loops = WorkerLoops(
+            count: context.workers, onThread: { [unowned self] worker in self.work(on: worker) },
+            inTask: { [unowned self] in await self.work() })
+        workers = try context.backend.makeWorkers(loops, layer: context.layer.name)
+    }
+
+    @inlinable func run() async {
+        await workers?.run(context.run)
+    }
+
+    /// One worker on a backend's thread.
+    @inlinable func work(on worker: OpaquePointer) {
+        var state = makeState()  // C1
+        var loop = BatchLoop(context, take: context.batch, adaptive: true)
+        loop.runOnThread(worker) { loop, count in loop.apply(count) { try body(&state, $0) } }
+    }
+
+    /// One worker as a task.
+    @inlinable func work() async {
+        var state = makeState()  // C1
+        var loop = BatchLoop(context, take: context.batch, adaptive: true)
+        await loop.run { loop, count in loop.apply(count) { try body(&state, $0) } }
+    }
+}

@@ -1,0 +1,84 @@
+// Stage.swift — what the runner needs from each layer's running form, and what a stage is given.
+import Synchronization
+
+/// A layer being run. The runner calls prepare() on every stage (configuration errors surface here,
+/// before any item is pulled), then run() on all of them concurrently.
+///
+/// The runner sees a stage only through a ``StageHandle``: closures made by ``StageHandle/init(_:)`` in
+/// the user's module (it is @inlinable and generic), so they call the concrete stage's methods directly
+/// and the compiler specialises the per-item loops for the user's item types. A protocol existential
+/// would dispatch to the library's unspecialised generic code (metadata lookups per item).
+///
+/// A new kind of stage: a class conforming to Stage in this folder, whose loop is a ``BatchLoop`` (it
+/// keeps the accounting rules), and a `Layer` initialiser that makes it.
+@usableFromInline protocol Stage: AnyObject, Sendable {
+    func prepare() throws(FlowConfigurationError)
+    /// Move items from input to output until the input is closed and drained or the run is stopped;
+    /// then finish as a producer of the output link. Never throws: failures go to RunState.
+    func run() async
+}
+
+extension Stage {
+    @inlinable func prepare() throws(FlowConfigurationError) {}
+}
+
+/// A stage with its type erased into closures (see ``Stage``).
+@usableFromInline
+struct StageHandle: Sendable {
+    let prepare: @Sendable () throws(FlowConfigurationError) -> Void
+    let run: @Sendable () async -> Void
+
+    @inlinable
+    init<S: Stage>(_ stage: S) {
+        self.init(prepare: { () throws(FlowConfigurationError) in try stage.prepare() }, run: { await stage.run() })
+    }
+
+    @usableFromInline
+    init(
+        prepare: @escaping @Sendable () throws(FlowConfigurationError) -> Void,
+        run: @escaping @Sendable () async -> Void
+    ) {
+        self.prepare = prepare
+        self.run = run
+    }
+}
+
+/// What the runner decided for one stage, before its item types are known (see ErasedLayer).
+@usableFromInline struct StagePlan: Sendable {
+    @usableFromInline let input: (any AnyLink)?
+    @usableFromInline let output: (any AnyLink)?
+    @usableFromInline let layer: LayerRuntime
+    /// Items per batch buffer (Sizing: batchLimit).
+    @usableFromInline let batch: Int
+    /// Parallel loops: a CPU layer's workers (1 for the other kinds).
+    @usableFromInline let workers: Int
+    /// Set for an `ordered: true` parallel layer that passes results on: restores input order.
+    @usableFromInline let window: OrderedWindow?
+    @usableFromInline let backend: any Backend
+}
+
+/// Everything a stage is built from: the plan, with the links typed.
+@usableFromInline struct StageContext<Input, Output>: @unchecked Sendable {
+    // @unchecked: the links, the layer's runtime and the backend are thread-safe; the rest is immutable.
+    @usableFromInline let input: Link<Input>?
+    /// nil for the last layer: its outputs (Void) are counted and dropped.
+    @usableFromInline let output: Link<Output>?
+    @usableFromInline let layer: LayerRuntime
+    @usableFromInline let batch: Int
+    @usableFromInline let workers: Int
+    @usableFromInline let window: OrderedWindow?
+    @usableFromInline let backend: any Backend
+
+    @inlinable init(_ plan: StagePlan) {
+        input = plan.input.map { $0 as! Link<Input> }
+        output = plan.output.map { $0 as! Link<Output> }
+        layer = plan.layer
+        batch = plan.batch
+        workers = plan.workers
+        window = plan.window
+        backend = plan.backend
+    }
+
+    @inlinable var run: RunState { layer.run }
+    @inlinable var counters: LayerCounters { layer.counters }
+}
