@@ -14,36 +14,7 @@
 #include <unistd.h>
 
 #include "flow_config.h"
-#include "flow_ring.h"
 #include "internal.h"
-
-int flow_fail(flow_error *err, int code, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-        err->code = code;
-    }
-    return code;
-}
-
-const char *flow_status_name(int s) {
-    switch (s) {
-    case FLOW_OK: return "FLOW_OK";
-    case FLOW_FULL: return "FLOW_FULL";
-    case FLOW_EMPTY: return "FLOW_EMPTY";
-    case FLOW_CLOSED: return "FLOW_CLOSED";
-    case FLOW_TIMEDOUT: return "FLOW_TIMEDOUT";
-    case FLOW_EINVAL: return "FLOW_EINVAL";
-    case FLOW_ENOMEM: return "FLOW_ENOMEM";
-    case FLOW_ENOTSUP: return "FLOW_ENOTSUP";
-    case FLOW_ESYS: return "FLOW_ESYS";
-    case FLOW_READY: return "FLOW_READY";
-    case FLOW_ESTATE: return "FLOW_ESTATE";
-    default: return s > 0 ? "count" : "FLOW_UNKNOWN";
-    }
-}
 
 uint32_t flow_cpuset_count(const flow_cpuset *set) {
     uint32_t n = 0;

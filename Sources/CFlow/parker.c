@@ -29,8 +29,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "flow_pool.h" /* flow_now_ns */
-#include "internal.h"
+#include "parker_internal.h"
 
 #ifdef __linux__
 #include <linux/futex.h>

@@ -2,15 +2,15 @@
  * pool.c — a pool of pthreads, optionally pinned, each running a caller-supplied loop.
  *
  * Invariants:
- *  P1. Every thread that pthread_create started is joined exactly once (flow_pool_join; destroy joins
+ *  W1. Every thread that pthread_create started is joined exactly once (flow_pool_join; destroy joins
  *      if the caller did not). `started` counts them; join walks exactly that many.
- *  P2. A pinned thread is created with its affinity already set (pthread_attr_setaffinity_np), so it
+ *  W2. A pinned thread is created with its affinity already set (pthread_attr_setaffinity_np), so it
  *      never runs a single instruction of the loop elsewhere.
- *  P3. `stop` is a flag the loops poll (relaxed store/load + release/acquire on the transition): it never
+ *  W3. `stop` is a flag the loops poll (relaxed store/load + release/acquire on the transition): it never
  *      interrupts a blocked call; whoever stops a pool also closes the rings its loops block on.
- *  P4. Each worker's counters sit on their own 128-byte lines; only the worker writes items/busy_ns
+ *  W4. Each worker's counters sit on their own 128-byte lines; only the worker writes items/busy_ns
  *      (relaxed), `parked` is incremented by its own thread inside blocking ring calls (flow_tls_parked).
- *  P5. `live_workers` counts, process-wide, the workers between the first and the last statement of
+ *  W5. `live_workers` counts, process-wide, the workers between the first and the last statement of
  *      worker_main (release decrement), so after flow_pool_join it no longer counts that pool's threads.
  */
 #ifndef _GNU_SOURCE
@@ -27,8 +27,7 @@
 #include "flow_pool.h"
 #include "internal.h"
 
-_Thread_local _Atomic uint64_t *flow_tls_parked = NULL;
-static _Atomic uint32_t live_workers = 0; /* P5 */
+static _Atomic uint32_t live_workers = 0; /* W5 */
 
 uint32_t flow_pool_live_workers(void) { return atomic_load_explicit(&live_workers, memory_order_acquire); }
 
@@ -53,12 +52,6 @@ struct flow_pool {
     int joined;
     struct flow_worker *workers;
 };
-
-uint64_t flow_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* One CPU's place in the machine, read from sysfs (falls back to "own core, package 0"). */
 typedef struct { uint32_t cpu, core, package, rank; } cpu_place;
@@ -151,16 +144,16 @@ int flow_pool_create(const flow_config *cfg, flow_worker_fn fn, void *ctx, flow_
 
 static void *worker_main(void *arg) {
     struct flow_worker *w = arg;
-    atomic_fetch_add_explicit(&live_workers, 1, memory_order_relaxed); /* P5 */
+    atomic_fetch_add_explicit(&live_workers, 1, memory_order_relaxed); /* W5 */
 #ifdef __linux__
     char name[16]; /* "flow-worker-N": what top -H, gdb and /proc/self/task/N/comm show */
     snprintf(name, sizeof name, "flow-worker-%u", w->index);
     pthread_setname_np(pthread_self(), name);
 #endif
-    flow_tls_parked = &w->parked; /* P4 */
+    flow_tls_parked = &w->parked; /* W4 */
     w->pool->fn(w, w->pool->ctx);
     flow_tls_parked = NULL;
-    atomic_fetch_sub_explicit(&live_workers, 1, memory_order_release); /* P5 */
+    atomic_fetch_sub_explicit(&live_workers, 1, memory_order_release); /* W5 */
     return NULL;
 }
 
@@ -171,7 +164,7 @@ int flow_pool_start(flow_pool *p, flow_error *err) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         int rc = 0;
-        if (w->cpu >= 0) { /* P2 */
+        if (w->cpu >= 0) { /* W2 */
             cpu_set_t cs;
             CPU_ZERO(&cs);
             CPU_SET((unsigned)w->cpu, &cs);
@@ -200,7 +193,7 @@ void flow_pool_request_stop(flow_pool *p) { atomic_store_explicit(&p->stop, 1, m
 
 int flow_pool_join(flow_pool *p) {
     if (p->joined) return FLOW_OK;
-    for (uint32_t i = 0; i < p->started; i++) pthread_join(p->workers[i].thread, NULL); /* P1 */
+    for (uint32_t i = 0; i < p->started; i++) pthread_join(p->workers[i].thread, NULL); /* W1 */
     p->joined = 1;
     return FLOW_OK;
 }
@@ -228,7 +221,7 @@ flow_worker_stats flow_pool_worker_stats(const flow_pool *p, uint32_t i) {
 uint32_t flow_worker_index(const flow_worker *w) { return w->index; }
 int flow_worker_cpu(const flow_worker *w) { return w->cpu; }
 int flow_worker_should_stop(const flow_worker *w) {
-    return atomic_load_explicit(&w->pool->stop, memory_order_acquire); /* P3 */
+    return atomic_load_explicit(&w->pool->stop, memory_order_acquire); /* W3 */
 }
 
 void flow_worker_record(flow_worker *w, uint64_t items, uint64_t busy_ns) {

@@ -32,6 +32,10 @@
  *      pops drain every committed item and then see tail == head with the mark set.
  * Memory orderings: stamps acquire/release (they carry the bytes); head/tail CAS seq_cst on success,
  * relaxed loads elsewhere (stamps guard the data; the seq_cst fence guards the full/empty decision).
+ *
+ * Storage kinds. The array above is one flow_queue_ops (queue_ops.h); FLOW_QUEUE_URCU is the other
+ * (urcu_queue.c). The public functions below the array's own do what both share: argument checks, the
+ * parkers, spinning then parking, await. R1–R7 describe the array; the parking protocol holds for both.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -42,11 +46,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "flow_config.h"
-#include "flow_pool.h"
 #include "flow_ring.h"
-#include "internal.h"
-#include "urcu_queue.h"
+#include "parker_internal.h"
+#include "queue_ops.h"
 
 struct flow_ring {
     _Alignas(FLOW_CACHELINE) _Atomic uint64_t head;
@@ -58,16 +60,30 @@ struct flow_ring {
     size_t elem_size;
     int64_t spin_ns;
     uint64_t resume_at; /* R7: wake waiting producers at this size or below (0: on any free slot) */
-    flow_queue_kind kind;
     _Atomic uint64_t *stamps;
     unsigned char *data;
-    struct flow_urcu_queue *urcu;
+    const flow_queue_ops *ops; /* the storage: array_ops (q == this ring) or flow_urcu_ops */
+    void *q;
     struct flow_parker not_empty; /* consumers park here; notified by pushes and close */
     struct flow_parker not_full;  /* producers park here; notified by pops and close */
 };
 
+/* The layout R1-R4 rely on: producers (tail), consumers (head) and the read-mostly fields never share a
+   cache line, and the parkers start lines of their own. */
+_Static_assert(offsetof(struct flow_ring, head) % FLOW_CACHELINE == 0, "head starts a cache line");
+_Static_assert(offsetof(struct flow_ring, tail) - offsetof(struct flow_ring, head) >= FLOW_CACHELINE,
+               "head and tail on separate cache lines");
+_Static_assert(offsetof(struct flow_ring, cap) - offsetof(struct flow_ring, tail) >= FLOW_CACHELINE,
+               "tail apart from the read-mostly fields");
+_Static_assert(offsetof(struct flow_ring, not_empty) % FLOW_CACHELINE == 0 &&
+                   offsetof(struct flow_ring, not_full) % FLOW_CACHELINE == 0,
+               "each parker on its own cache lines");
+_Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t), "a stamp is one 64-bit word");
+
+static const flow_queue_ops array_ops;
+
 int flow_ring_kind_available(flow_queue_kind kind) {
-    return kind == FLOW_QUEUE_RING || (kind == FLOW_QUEUE_URCU && flow_urcu_available());
+    return kind == FLOW_QUEUE_RING || (kind == FLOW_QUEUE_URCU && flow_urcu_ops != NULL);
 }
 
 static uint64_t next_pow2(uint64_t x) {
@@ -119,20 +135,23 @@ flow_ring *flow_ring_create(const flow_ring_options *o, flow_error *err) {
     r->one_lap = r->mark_bit * 2;
     r->elem_size = o->elem_size;
     r->spin_ns = o->spin_ns < 0 ? FLOW_DEFAULT_SPIN_NS : o->spin_ns;
-    r->resume_at = o->resume_producers_at < o->capacity ? o->resume_producers_at : 0;
-    r->kind = o->kind;
+    /* R7 is the array's: another kind wakes producers on any free slot */
+    r->resume_at = o->kind == FLOW_QUEUE_RING && o->resume_producers_at < o->capacity ? o->resume_producers_at : 0;
     atomic_init(&r->head, 0);
     atomic_init(&r->tail, 0);
     int ok = flow_parker_init(&r->not_empty) == FLOW_OK && flow_parker_init(&r->not_full) == FLOW_OK;
-    if (ok && r->kind == FLOW_QUEUE_RING) {
+    if (ok && o->kind == FLOW_QUEUE_RING) {
+        r->ops = &array_ops;
+        r->q = r;
         r->stamps = malloc(sizeof(_Atomic uint64_t) * r->cap);
         r->data = malloc(r->cap * r->elem_size);
         ok = r->stamps && r->data;
         if (ok)
             for (uint64_t i = 0; i < r->cap; i++) atomic_init(&r->stamps[i], i);
     } else if (ok) {
-        r->urcu = flow_urcu_create(r->cap, r->elem_size);
-        ok = r->urcu != NULL;
+        r->ops = flow_urcu_ops;
+        r->q = flow_urcu_create(r->cap, r->elem_size);
+        ok = r->q != NULL;
     }
     if (!ok) {
         flow_ring_destroy(r);
@@ -147,9 +166,7 @@ void flow_ring_destroy(flow_ring *r) {
     if (!r) return;
     flow_parker_fini(&r->not_empty);
     flow_parker_fini(&r->not_full);
-    if (r->urcu) flow_urcu_destroy(r->urcu);
-    free(r->stamps);
-    free(r->data);
+    if (r->ops && r->q) r->ops->destroy(r->q);
     free(r);
 }
 
@@ -158,13 +175,24 @@ size_t flow_ring_elem_size(const flow_ring *r) { return r->elem_size; }
 flow_parker *flow_ring_not_empty(flow_ring *r) { return &r->not_empty; }
 flow_parker *flow_ring_not_full(flow_ring *r) { return &r->not_full; }
 
-int flow_ring_is_closed(const flow_ring *r) {
-    if (r->kind == FLOW_QUEUE_URCU) return flow_urcu_is_closed(r->urcu);
+int flow_ring_is_closed(const flow_ring *r) { return r->ops->is_closed(r->q); }
+uint64_t flow_ring_size_approx(const flow_ring *r) { return r->ops->size(r->q); }
+
+/* ---- the array (R1-R7) ---- */
+
+static void array_destroy(void *q) {
+    flow_ring *r = q;
+    free(r->stamps);
+    free(r->data);
+}
+
+static int array_is_closed(const void *q) {
+    const flow_ring *r = q;
     return (atomic_load_explicit(&((flow_ring *)r)->tail, memory_order_acquire) & r->mark_bit) != 0;
 }
 
-uint64_t flow_ring_size_approx(const flow_ring *r) {
-    if (r->kind == FLOW_QUEUE_URCU) return flow_urcu_size(r->urcu);
+static uint64_t array_size(const void *q) {
+    const flow_ring *r = q;
     flow_ring *m = (flow_ring *)r;
     for (;;) { /* a consistent (head, tail) pair: tail unchanged across the read of head */
         uint64_t tail = atomic_load_explicit(&m->tail, memory_order_seq_cst);
@@ -273,24 +301,15 @@ static inline void copy_items(void *dst, const void *src, size_t size, uint64_t 
         memcpy(dst, src, size * k);
 }
 
-int64_t flow_ring_push_n(flow_ring *r, const void *items, int64_t n) {
-    if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
-    int64_t k;
-    if (r->kind == FLOW_QUEUE_URCU) {
-        k = flow_urcu_push_n(r->urcu, items, n);
-        /* a push that backed out of a reservation because of close (urcu_queue.c U3) may be what a
-           consumer waits on before it can see "closed and drained": wake it */
-        if (k == FLOW_CLOSED) flow_parker_notify(&r->not_empty, INT32_MAX);
-    } else {
-        uint64_t pos;
-        k = ring_claim_push(r, n, &pos);
-        if (k <= 0) return k;
-        uint64_t idx = pos & (r->mark_bit - 1);
-        copy_items(r->data + idx * r->elem_size, items, r->elem_size, (uint64_t)k);
-        for (int64_t j = 0; j < k; j++) /* R2: publish each slot */
-            atomic_store_explicit(&r->stamps[idx + (uint64_t)j], pos + (uint64_t)j + 1, memory_order_release);
-    }
-    if (k > 0) flow_parker_notify(&r->not_empty, (int32_t)(k < INT32_MAX ? k : INT32_MAX));
+static int64_t array_push_n(void *q, const void *items, int64_t n) {
+    flow_ring *r = q;
+    uint64_t pos;
+    int64_t k = ring_claim_push(r, n, &pos);
+    if (k <= 0) return k;
+    uint64_t idx = pos & (r->mark_bit - 1);
+    copy_items(r->data + idx * r->elem_size, items, r->elem_size, (uint64_t)k);
+    for (int64_t j = 0; j < k; j++) /* R2: publish each slot */
+        atomic_store_explicit(&r->stamps[idx + (uint64_t)j], pos + (uint64_t)j + 1, memory_order_release);
     return k;
 }
 
@@ -299,24 +318,72 @@ static inline uint64_t position_seq(const flow_ring *r, uint64_t pos) {
     return (pos / r->one_lap) * r->cap + (pos & (r->mark_bit - 1));
 }
 
+static int64_t array_pop_n(void *q, void *items, int64_t n, uint64_t *seq) {
+    flow_ring *r = q;
+    uint64_t pos;
+    int64_t k = ring_claim_pop(r, n, &pos);
+    if (k <= 0) return k;
+    if (seq) *seq = position_seq(r, pos);
+    uint64_t idx = pos & (r->mark_bit - 1);
+    copy_items(items, r->data + idx * r->elem_size, r->elem_size, (uint64_t)k);
+    for (int64_t j = 0; j < k; j++) /* R2: hand each slot to the next lap */
+        atomic_store_explicit(&r->stamps[idx + (uint64_t)j], pos + (uint64_t)j + r->one_lap, memory_order_release);
+    return k;
+}
+
+static void array_close(void *q) {
+    flow_ring *r = q;
+    atomic_fetch_or_explicit(&r->tail, r->mark_bit, memory_order_seq_cst); /* R5 */
+}
+
+/* Readiness re-checks: same decision points (and fences) as the claims, without claiming. */
+static int array_ready_to_pop(void *q) {
+    flow_ring *r = q;
+    atomic_thread_fence(memory_order_seq_cst);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    return (tail & ~r->mark_bit) != head || (tail & r->mark_bit);
+}
+
+static int array_ready_to_push(void *q) {
+    flow_ring *r = q;
+    atomic_thread_fence(memory_order_seq_cst);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (tail & r->mark_bit) return 1;
+    if (r->resume_at) return ring_size_now(r) <= r->resume_at; /* R7 */
+    return head + r->one_lap != tail;
+}
+
+static const flow_queue_ops array_ops = {
+    .push_n = array_push_n,
+    .pop_n = array_pop_n,
+    .close = array_close,
+    .is_closed = array_is_closed,
+    .size = array_size,
+    .ready_to_pop = array_ready_to_pop,
+    .ready_to_push = array_ready_to_push,
+    .destroy = array_destroy,
+};
+
+/* ---- what every kind shares ---- */
+
+int64_t flow_ring_push_n(flow_ring *r, const void *items, int64_t n) {
+    if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
+    int64_t k = r->ops->push_n(r->q, items, n);
+    if (k > 0)
+        flow_parker_notify(&r->not_empty, (int32_t)(k < INT32_MAX ? k : INT32_MAX));
+    else if (k == FLOW_CLOSED)
+        /* a push refused by close may have held a reservation a consumer waits on before it can see
+           "closed and drained" (liburcu, urcu_queue.c U3): wake consumers (close already woke them once) */
+        flow_parker_notify(&r->not_empty, INT32_MAX);
+    return k;
+}
+
 static int64_t ring_pop(flow_ring *r, void *items, int64_t n, uint64_t *seq) {
     if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
-    int64_t k;
-    if (r->kind == FLOW_QUEUE_URCU) {
-        if (seq) return FLOW_ENOTSUP;
-        k = flow_urcu_pop_n(r->urcu, items, n);
-    } else {
-        uint64_t pos;
-        k = ring_claim_pop(r, n, &pos);
-        if (k <= 0) return k;
-        if (seq) *seq = position_seq(r, pos);
-        uint64_t idx = pos & (r->mark_bit - 1);
-        copy_items(items, r->data + idx * r->elem_size, r->elem_size, (uint64_t)k);
-        for (int64_t j = 0; j < k; j++) /* R2: hand each slot to the next lap */
-            atomic_store_explicit(&r->stamps[idx + (uint64_t)j], pos + (uint64_t)j + r->one_lap,
-                                  memory_order_release);
-    }
-    if (k > 0 && (r->resume_at == 0 || ring_size_now(r) <= r->resume_at)) /* R7 */
+    int64_t k = r->ops->pop_n(r->q, items, n, seq);
+    if (k > 0 && (r->resume_at == 0 || ring_size_now(r) <= r->resume_at)) /* R7 (resume_at: array only) */
         flow_parker_notify(&r->not_full, (int32_t)(k < INT32_MAX ? k : INT32_MAX));
     return k;
 }
@@ -339,10 +406,7 @@ int flow_ring_try_pop(flow_ring *r, void *item) {
 }
 
 void flow_ring_close(flow_ring *r) {
-    if (r->kind == FLOW_QUEUE_URCU)
-        flow_urcu_close(r->urcu);
-    else
-        atomic_fetch_or_explicit(&r->tail, r->mark_bit, memory_order_seq_cst); /* R5 */
+    r->ops->close(r->q);
     flow_parker_notify(&r->not_empty, INT32_MAX);
     flow_parker_notify(&r->not_full, INT32_MAX);
 }
@@ -449,36 +513,21 @@ int64_t flow_ring_push_all_wait(flow_ring *r, const void *items, int64_t n, int6
 }
 
 /* Register w on `parker` unless `ready` holds after the announcement (parker.c I1/I4). */
-static int ring_await(flow_ring *r, struct flow_parker *parker, int (*ready)(flow_ring *), flow_waiter *w) {
+static int ring_await(flow_ring *r, struct flow_parker *parker, int (*ready)(void *), flow_waiter *w) {
     uint32_t key = flow_parker_prepare(parker);
-    if (ready(r)) {
+    if (ready(r->q)) {
         flow_parker_cancel(parker);
         return FLOW_READY;
     }
     return flow_parker_register(parker, key, w);
 }
 
-/* Readiness re-checks: same decision points (and fences) as the claims, without claiming. */
-static int ready_to_pop(flow_ring *r) {
-    if (r->kind == FLOW_QUEUE_URCU) return flow_urcu_size(r->urcu) > 0 || flow_urcu_is_closed(r->urcu);
-    atomic_thread_fence(memory_order_seq_cst);
-    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    return (tail & ~r->mark_bit) != head || (tail & r->mark_bit);
+int flow_ring_await_pop(flow_ring *r, flow_waiter *w) {
+    return ring_await(r, &r->not_empty, r->ops->ready_to_pop, w);
 }
-
-static int ready_to_push(flow_ring *r) {
-    if (r->kind == FLOW_QUEUE_URCU) return flow_urcu_size(r->urcu) < r->cap || flow_urcu_is_closed(r->urcu);
-    atomic_thread_fence(memory_order_seq_cst);
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    if (tail & r->mark_bit) return 1;
-    if (r->resume_at) return ring_size_now(r) <= r->resume_at; /* R7 */
-    return head + r->one_lap != tail;
+int flow_ring_await_push(flow_ring *r, flow_waiter *w) {
+    return ring_await(r, &r->not_full, r->ops->ready_to_push, w);
 }
-
-int flow_ring_await_pop(flow_ring *r, flow_waiter *w) { return ring_await(r, &r->not_empty, ready_to_pop, w); }
-int flow_ring_await_push(flow_ring *r, flow_waiter *w) { return ring_await(r, &r->not_full, ready_to_push, w); }
 
 int flow_ring_unawait(flow_ring *r, flow_waiter *w) {
     /* unregister checks ownership under each parker's lock, so trying both is safe */

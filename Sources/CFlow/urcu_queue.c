@@ -1,7 +1,8 @@
 /*
  * urcu_queue.c — FLOW_QUEUE_URCU: liburcu's wait-free concurrent queue (wfcqueue), bounded by a counter.
  * Compiled in only with FLOW_HAVE_URCU (SwiftPM trait URCU, CMake option FLOW_URCU); otherwise every
- * entry point reports "not available" and flow_ring_create refuses the kind with FLOW_ENOTSUP.
+ * flow_urcu_ops is NULL and flow_ring_create refuses the kind with FLOW_ENOTSUP. The ring calls it through
+ * queue_ops.h.
  *
  * Invariants:
  *  U1. `count` counts reserved + enqueued items. A push first reserves with fetch_add (acq_rel) and
@@ -14,7 +15,7 @@
  *  U3. close sets `closed` (seq_cst) before the ring notifies; a push reserves, then re-checks `closed`
  *      after the reservation and backs out, so no item is accepted after close is observed. Pops drain.
  */
-#include "urcu_queue.h"
+#include "queue_ops.h"
 
 #ifdef FLOW_HAVE_URCU
 #include <stdatomic.h>
@@ -40,9 +41,7 @@ struct flow_urcu_queue {
     _Atomic int closed;
 };
 
-int flow_urcu_available(void) { return 1; }
-
-struct flow_urcu_queue *flow_urcu_create(uint64_t cap, size_t elem_size) {
+void *flow_urcu_create(uint64_t cap, size_t elem_size) {
     struct flow_urcu_queue *q = calloc(1, sizeof *q);
     if (!q) return NULL;
     cds_wfcq_init(&q->head, &q->tail);
@@ -53,14 +52,16 @@ struct flow_urcu_queue *flow_urcu_create(uint64_t cap, size_t elem_size) {
     return q;
 }
 
-void flow_urcu_destroy(struct flow_urcu_queue *q) {
+static void urcu_destroy(void *queue) {
+    struct flow_urcu_queue *q = queue;
     struct cds_wfcq_node *n;
     while ((n = cds_wfcq_dequeue_blocking(&q->head, &q->tail)) != NULL) free(n);
     cds_wfcq_destroy(&q->head, &q->tail);
     free(q);
 }
 
-int64_t flow_urcu_push_n(struct flow_urcu_queue *q, const void *items, int64_t n) {
+static int64_t urcu_push_n(void *queue, const void *items, int64_t n) {
+    struct flow_urcu_queue *q = queue;
     const unsigned char *src = items;
     int64_t done = 0;
     for (; done < n; done++) {
@@ -87,7 +88,9 @@ int64_t flow_urcu_push_n(struct flow_urcu_queue *q, const void *items, int64_t n
     return atomic_load_explicit(&q->closed, memory_order_seq_cst) ? FLOW_CLOSED : FLOW_FULL;
 }
 
-int64_t flow_urcu_pop_n(struct flow_urcu_queue *q, void *items, int64_t n) {
+static int64_t urcu_pop_n(void *queue, void *items, int64_t n, uint64_t *seq) {
+    struct flow_urcu_queue *q = queue;
+    if (seq) return FLOW_ENOTSUP; /* no queue-order numbers */
     unsigned char *dst = items;
     int64_t done = 0;
     for (; done < n; done++) {
@@ -108,33 +111,39 @@ int64_t flow_urcu_pop_n(struct flow_urcu_queue *q, void *items, int64_t n) {
     return FLOW_EMPTY;
 }
 
-void flow_urcu_close(struct flow_urcu_queue *q) { atomic_store_explicit(&q->closed, 1, memory_order_seq_cst); }
-int flow_urcu_is_closed(const struct flow_urcu_queue *q) {
+static void urcu_close(void *q) {
+    atomic_store_explicit(&((struct flow_urcu_queue *)q)->closed, 1, memory_order_seq_cst); /* U3 */
+}
+static int urcu_is_closed(const void *q) {
     return atomic_load_explicit(&((struct flow_urcu_queue *)q)->closed, memory_order_seq_cst);
 }
-uint64_t flow_urcu_size(const struct flow_urcu_queue *q) {
+static uint64_t urcu_size(const void *q) {
     return atomic_load_explicit(&((struct flow_urcu_queue *)q)->count, memory_order_acquire);
 }
+static int urcu_ready_to_pop(void *q) { return urcu_size(q) > 0 || urcu_is_closed(q); }
+static int urcu_ready_to_push(void *q) {
+    return urcu_size(q) < ((struct flow_urcu_queue *)q)->cap || urcu_is_closed(q);
+}
+
+static const flow_queue_ops urcu_ops = {
+    .push_n = urcu_push_n,
+    .pop_n = urcu_pop_n,
+    .close = urcu_close,
+    .is_closed = urcu_is_closed,
+    .size = urcu_size,
+    .ready_to_pop = urcu_ready_to_pop,
+    .ready_to_push = urcu_ready_to_push,
+    .destroy = urcu_destroy,
+};
+const flow_queue_ops *const flow_urcu_ops = &urcu_ops;
 
 #else /* !FLOW_HAVE_URCU */
 
-int flow_urcu_available(void) { return 0; }
-struct flow_urcu_queue *flow_urcu_create(uint64_t cap, size_t elem_size) {
+const flow_queue_ops *const flow_urcu_ops = NULL;
+void *flow_urcu_create(uint64_t cap, size_t elem_size) {
     (void)cap;
     (void)elem_size;
     return NULL;
 }
-void flow_urcu_destroy(struct flow_urcu_queue *q) { (void)q; }
-int64_t flow_urcu_push_n(struct flow_urcu_queue *q, const void *items, int64_t n) {
-    (void)q; (void)items; (void)n;
-    return -7; /* FLOW_ENOTSUP */
-}
-int64_t flow_urcu_pop_n(struct flow_urcu_queue *q, void *items, int64_t n) {
-    (void)q; (void)items; (void)n;
-    return -7;
-}
-void flow_urcu_close(struct flow_urcu_queue *q) { (void)q; }
-int flow_urcu_is_closed(const struct flow_urcu_queue *q) { (void)q; return 1; }
-uint64_t flow_urcu_size(const struct flow_urcu_queue *q) { (void)q; return 0; }
 
 #endif

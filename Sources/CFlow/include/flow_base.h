@@ -43,6 +43,14 @@ const char *flow_status_name(int status);
 /** Pass as a timeout to wait without limit. */
 #define FLOW_FOREVER ((int64_t)-1)
 
+/** Default spin budget before a blocking call parks, in ns: about one futex wake on these machines. */
+#define FLOW_DEFAULT_SPIN_NS 40000
+/** The largest spin budget a ring or FLOW_SPIN_NS accepts, in ns (10 s). */
+#define FLOW_MAX_SPIN_NS 10000000000LL
+
+/** Monotonic clock in nanoseconds. */
+uint64_t flow_now_ns(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,7 +22,6 @@ extern "C" {
 
 #define FLOW_CPU_SETSIZE 1024
 #define FLOW_MAX_WORKERS 4096
-#define FLOW_MAX_SPIN_NS 10000000000LL
 
 /** A set of CPU numbers 0..FLOW_CPU_SETSIZE-1. */
 typedef struct flow_cpuset {

@@ -58,9 +58,6 @@ int flow_worker_should_stop(const flow_worker *w);
 /** Add to this worker's item and busy counters (single writer: the worker itself). */
 void flow_worker_record(flow_worker *w, uint64_t items, uint64_t busy_ns);
 
-/** Monotonic clock in nanoseconds. */
-uint64_t flow_now_ns(void);
-
 #ifdef __cplusplus
 }
 #endif

@@ -47,9 +47,6 @@ typedef struct flow_ring_options {
     uint64_t resume_producers_at;
 } flow_ring_options;
 
-/** Default spin budget before a blocking call parks: about one futex wake on these machines. */
-#define FLOW_DEFAULT_SPIN_NS 40000
-
 /** Create a ring. On failure returns NULL and fills err (capacity 0, elem_size 0, kind not built...). */
 flow_ring *flow_ring_create(const flow_ring_options *opts, flow_error *err);
 /** Destroy a ring. No thread may be using it. Items still inside are dropped as bytes. */

@@ -1,6 +1,6 @@
 /*
  * cflow_checks.h — CFlow's behavioural checks, written in C so that ctest (through main.c) and
- * `swift test` (through Tests/CFlowTests) run the very same code.
+ * `swift test` (through Tests/AsyncFlowTests/CFlowChecksTests.swift) run the very same code.
  */
 #ifndef CFLOW_CHECKS_H
 #define CFLOW_CHECKS_H

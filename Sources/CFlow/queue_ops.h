@@ -1,0 +1,35 @@
+/*
+ * queue_ops.h — the storage behind a flow_ring (private, not installed). A ring does what every kind of
+ * storage shares (argument checks, the two parkers, spinning and parking, await) and calls these for the
+ * storage itself: the array ring (ring.c) or liburcu's queue (urcu_queue.c). `q` is the storage object.
+ */
+#ifndef CFLOW_QUEUE_OPS_H
+#define CFLOW_QUEUE_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct flow_queue_ops {
+    /** Push up to n (>= 1) items: the count pushed (>= 1), FLOW_FULL or FLOW_CLOSED. */
+    int64_t (*push_n)(void *q, const void *items, int64_t n);
+    /** Pop up to n (>= 1) items: the count (>= 1), FLOW_EMPTY or FLOW_CLOSED (closed and drained).
+     *  With seq, also the queue-order number of the first (FLOW_ENOTSUP where the kind has none). */
+    int64_t (*pop_n)(void *q, void *items, int64_t n, uint64_t *seq);
+    /** Refuse pushes from now on; pops drain what is left. Idempotent. */
+    void (*close)(void *q);
+    int (*is_closed)(const void *q);
+    /** Items inside, approximate while others push and pop. */
+    uint64_t (*size)(const void *q);
+    /** Await re-checks, after the caller announced itself on a parker (parker.c I1): whether a pop
+     *  (push) would not answer FLOW_EMPTY (FLOW_FULL), or the queue is closed. */
+    int (*ready_to_pop)(void *q);
+    int (*ready_to_push)(void *q);
+    void (*destroy)(void *q);
+} flow_queue_ops;
+
+/** liburcu's queue, or NULL when this build has none (FLOW_HAVE_URCU unset). */
+extern const flow_queue_ops *const flow_urcu_ops;
+/** A liburcu queue of `cap` items of `elem_size` bytes, or NULL (no memory, or no liburcu). */
+void *flow_urcu_create(uint64_t cap, size_t elem_size);
+
+#endif
