@@ -1,6 +1,9 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
+/// Every C target: -Wall -Wextra (C11 is the package's cLanguageStandard; release builds optimise).
+let cWarnings: [CSetting] = [.enableWarning("all"), .enableWarning("extra")]
+
 let package = Package(
     name: "AsyncFlow",
     products: [
@@ -26,11 +29,10 @@ let package = Package(
     targets: [
         .target(
             name: "CFlow",
-            exclude: ["models"],  // spin models of the ring and the eventcount (models/check.sh)
-            cSettings: [
+            exclude: ["spin-models"],  // of the ring and the eventcount (spin-models/check.sh)
+            cSettings: cWarnings + [
                 .define("_GNU_SOURCE"),
                 .define("FLOW_HAVE_URCU", .when(traits: ["URCU"])),
-                .unsafeFlags(["-std=c11", "-Wall", "-Wextra", "-O2"]),
             ],
             linkerSettings: [
                 .linkedLibrary("pthread"),
@@ -46,14 +48,14 @@ let package = Package(
             dependencies: ["CFlow"],
             path: "Tests/CFlowChecks",
             exclude: ["main.c"],
-            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-std=c11", "-Wall", "-Wextra", "-O2"])]
+            cSettings: cWarnings + [.define("_GNU_SOURCE")]
         ),
         .target(
             name: "CFlowBench",
             dependencies: ["CFlow"],
             path: "Benchmarks/CFlowBench",
             exclude: ["ring_bench_main.c"],
-            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-std=c11", "-Wall", "-Wextra", "-O2"])]
+            cSettings: cWarnings + [.define("_GNU_SOURCE")]
         ),
         .executableTarget(
             name: "flow-bench",
@@ -72,5 +74,6 @@ let package = Package(
             ]
         ),
     ],
-    swiftLanguageModes: [.v6]
+    swiftLanguageModes: [.v6],
+    cLanguageStandard: .c11
 )

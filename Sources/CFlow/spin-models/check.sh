@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Model-checks ring.pml and eventcount.pml with spin (exhaustive, breadth-first), then checks that
 # spin finds the planted bug in every mutant, so a model that proves nothing would fail here too.
-# Usage: Sources/CFlow/models/check.sh [work dir]   (needs spin and a C compiler; ~2 min on 2 cores)
+# Usage: Sources/CFlow/spin-models/check.sh [work dir]   (needs spin and a C compiler; ~2 min on 2 cores)
 set -euo pipefail
 models=$(cd "$(dirname "$0")" && pwd)
 work=${1:-$(mktemp -d)}
