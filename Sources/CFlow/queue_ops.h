@@ -1,7 +1,7 @@
 /*
  * queue_ops.h — the storage behind a flow_ring (private, not installed). A ring does what every kind of
  * storage shares (argument checks, the two parkers, spinning and parking, await) and calls these for the
- * storage itself: the array ring (ring.c) or liburcu's queue (urcu_queue.c). `q` is the storage object.
+ * storage itself: the array (array_queue.c) or liburcu's queue (urcu_queue.c). `q` is the storage object.
  */
 #ifndef CFLOW_QUEUE_OPS_H
 #define CFLOW_QUEUE_OPS_H
@@ -13,8 +13,9 @@ typedef struct flow_queue_ops {
     /** Push up to n (>= 1) items: the count pushed (>= 1), FLOW_FULL or FLOW_CLOSED. */
     int64_t (*push_n)(void *q, const void *items, int64_t n);
     /** Pop up to n (>= 1) items: the count (>= 1), FLOW_EMPTY or FLOW_CLOSED (closed and drained).
-     *  With seq, also the queue-order number of the first (FLOW_ENOTSUP where the kind has none). */
-    int64_t (*pop_n)(void *q, void *items, int64_t n, uint64_t *seq);
+     *  With seq, also the queue-order number of the first (FLOW_ENOTSUP where the kind has none). After
+     *  a pop, *resume says whether producers waiting for space may go on (the array's R7 hysteresis). */
+    int64_t (*pop_n)(void *q, void *items, int64_t n, uint64_t *seq, int *resume);
     /** Refuse pushes from now on; pops drain what is left. Idempotent. */
     void (*close)(void *q);
     int (*is_closed)(const void *q);
@@ -27,6 +28,10 @@ typedef struct flow_queue_ops {
     void (*destroy)(void *q);
 } flow_queue_ops;
 
+/** The array; its queue of `cap` items of `elem_size` bytes (producers waiting for space resume at
+ *  `resume_at` items or fewer, 0: at any free slot), or NULL (no memory). */
+extern const flow_queue_ops *const flow_array_ops;
+void *flow_array_create(uint64_t cap, size_t elem_size, uint64_t resume_at);
 /** liburcu's queue, or NULL when this build has none (FLOW_HAVE_URCU unset). */
 extern const flow_queue_ops *const flow_urcu_ops;
 /** A liburcu queue of `cap` items of `elem_size` bytes, or NULL (no memory, or no liburcu). */

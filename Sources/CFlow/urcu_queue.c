@@ -88,9 +88,10 @@ static int64_t urcu_push_n(void *queue, const void *items, int64_t n) {
     return atomic_load_explicit(&q->closed, memory_order_seq_cst) ? FLOW_CLOSED : FLOW_FULL;
 }
 
-static int64_t urcu_pop_n(void *queue, void *items, int64_t n, uint64_t *seq) {
+static int64_t urcu_pop_n(void *queue, void *items, int64_t n, uint64_t *seq, int *resume) {
     struct flow_urcu_queue *q = queue;
     if (seq) return FLOW_ENOTSUP; /* no queue-order numbers */
+    *resume = 1;                  /* no hysteresis: any free slot */
     unsigned char *dst = items;
     int64_t done = 0;
     for (; done < n; done++) {

@@ -21,7 +21,7 @@
  *   -DMUTANT_NO_RECHECK               ring_wait parks without re-checking after prepare
  *   -DMUTANT_REGISTER_IGNORES_EPOCH   register accepts a callback although a notify came since prepare
  * Memory model: spin interleaves atomic statements under sequential consistency. The C code gets that
- * ordering where this protocol needs it from seq_cst RMWs and fences (parker.c I1/I2, ring.c R4); the
+ * ordering where this protocol needs it from seq_cst RMWs and fences (parker.c I1/I2, array_queue.c R4); the
  * ordering argument itself is in those comments, not in this model.
  */
 #define CAP 2

@@ -1,16 +1,16 @@
 /*
- * ring.pml — the slot protocol of ring.c (claim / commit with per-slot stamps, the lap trick, batch
+ * ring.pml — the slot protocol of array_queue.c (claim / commit with per-slot stamps, the lap trick, batch
  * claims, close), checked with spin for every interleaving of a small configuration: every item
  * pushed is popped exactly once, nothing is popped that was not pushed, a consumer reads an item only
  * after its producer wrote it, pushes after close fail, and pops see "closed" only once the ring is
  * drained (the final assertions). A lost or duplicated item or a torn read fails an assertion.
  *
- * What mirrors what (ring.c):
- *   claim_push / claim_pop   ring_claim_push / ring_claim_pop: load the stamp at the local head/tail,
+ * What mirrors what (array_queue.c):
+ *   claim_push / claim_pop   claim_push / claim_pop: load the stamp at the local head/tail,
  *                            count the ready neighbours within the lap (R3), CAS the index (a failed CAS
  *                            reloads it), full/empty decided by a load of the opposite index (R4)
- *   push / pop               flow_ring_push_n / ring_pop: claim, copy, publish each slot's stamp (R2)
- *   Closer                   flow_ring_close: fetch_or of the mark bit into tail (R5), at any moment
+ *   push / pop               array_push_n / array_pop_n: claim, copy, publish each slot's stamp (R2)
+ *   Closer                   array_close: fetch_or of the mark bit into tail (R5), at any moment
  * Sizes: CAP slots (3: an exact, non-power-of-two capacity), mark bit next_pow2(CAP + 1), one lap = 2 x
  * mark bit; the producers' items take the positions over more than one lap. The backoff between
  * retries and the blocking/parking layer (eventcount.pml) are left out: they only retry.
@@ -18,7 +18,7 @@
  *   -DMUTANT_PUBLISH_FIRST   a producer publishes the stamps before it writes the items
  *   -DMUTANT_STALE_CAS       the tail "CAS" succeeds even when another producer moved tail
  * Memory model: sequential consistency; the acquire/release pairs on stamps and the seq_cst CAS/fence
- * that make the C code behave so are argued in ring.c (R2, R4).
+ * that make the C code behave so are argued in array_queue.c (R2, R4).
  */
 #ifndef CAP
 #define CAP 3
