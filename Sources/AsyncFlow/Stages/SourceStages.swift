@@ -10,34 +10,49 @@
 //      holding a pulled element across it could delay it without bound or deadlock.
 import Synchronization
 
-/// Shared batching logic of both source kinds.
+/// What both source kinds share: a layer that is the producer of its output link, and the batch it fills.
+@usableFromInline class SourceStage<Element>: @unchecked Sendable {
+    // @unchecked: immutable after init; the link and the counters are thread-safe.
+    @usableFromInline let context: StageContext<Never, Element>
+
+    @inlinable init(context: StageContext<Never, Element>) {
+        self.context = context
+        context.output!.addProducers(1)
+    }
+}
+
+/// A source's batch of pulled elements, pushed on when full and at the end (SR1, SR3).
 @usableFromInline struct SourceBatcher<Element> {
+    @usableFromInline let link: Link<Element>
+    @usableFromInline let counters: LayerCounters
     @usableFromInline let buffer: UnsafeMutablePointer<Element>
     @usableFromInline let capacity: Int
     @usableFromInline var count = 0
 
-    @inlinable init(capacity: Int) {
+    @inlinable init(_ context: StageContext<Never, Element>, capacity: Int) {
+        link = context.output!
+        counters = context.counters
         self.capacity = capacity
         buffer = .allocate(capacity: capacity)
     }
 
-    /// The source's end, however it came: push (or count as dropped) what is pending, free the buffer,
-    /// and finish as the link's producer (Link L4).
-    @inlinable mutating func finish(to link: Link<Element>, counters: LayerCounters) async {
-        _ = await flush(to: link, counters: counters)
-        buffer.deallocate()
-        link.finishProducer()
-    }
-
-    /// Add a pulled element; true when the batch is full.
+    /// Add a pulled element; true when the batch is full (then flush it).
     @inlinable mutating func add(_ element: Element) -> Bool {
         (buffer + count).initialize(to: element)
         count += 1
         return count == capacity
     }
 
+    /// The source's end, however it came: push (or count as dropped) what is pending, free the buffer,
+    /// and finish as the link's producer (Link L4).
+    @inlinable mutating func finish() async {
+        _ = await flush()
+        buffer.deallocate()
+        link.finishProducer()
+    }
+
     /// Push what is pending; false when the link was closed (the rest is dropped and counted, SR1).
-    @inlinable mutating func flush(to link: Link<Element>, counters: LayerCounters) async -> Bool {
+    @inlinable mutating func flush() async -> Bool {
         guard count > 0 else { return true }
         counters.received.add(count, ordering: .relaxed)
         let pushed = await link.push(buffer, count: count)
@@ -51,56 +66,46 @@ import Synchronization
     }
 }
 
-@usableFromInline final class SequenceSourceStage<S: Sequence & Sendable>: Stage {
+@usableFromInline
+final class SequenceSourceStage<S: Sequence & Sendable>: SourceStage<S.Element>, Stage, @unchecked Sendable {
     @usableFromInline let source: S
-    @usableFromInline let context: StageContext<Never, S.Element>
 
     @inlinable init(source: S, context: StageContext<Never, S.Element>) {
         self.source = source
-        self.context = context
-        context.output!.addProducers(1)
+        super.init(context: context)
     }
 
     @inlinable func run() async {
-        let link = context.output!
-        let counters = context.counters
-        var batch = SourceBatcher<S.Element>(capacity: context.batch)
+        var batch = SourceBatcher(context, capacity: context.batch)
         var iterator = source.makeIterator()
         while !context.run.stopped, let element = iterator.next() {  // SR2
-            if batch.add(element) {
-                if !(await batch.flush(to: link, counters: counters)) { break }
-            }
+            if batch.add(element), !(await batch.flush()) { break }
         }
-        await batch.finish(to: link, counters: counters)
+        await batch.finish()
     }
 }
 
-@usableFromInline final class AsyncSourceStage<S: AsyncSequence & Sendable>: Stage {
+@usableFromInline
+final class AsyncSourceStage<S: AsyncSequence & Sendable>: SourceStage<S.Element>, Stage, @unchecked Sendable {
     @usableFromInline let source: S
-    @usableFromInline let context: StageContext<Never, S.Element>
 
     @inlinable init(source: S, context: StageContext<Never, S.Element>) {
         self.source = source
-        self.context = context
-        context.output!.addProducers(1)
+        super.init(context: context)
     }
 
     @inlinable func run() async {
-        let link = context.output!
-        let counters = context.counters
-        var batch = SourceBatcher<S.Element>(capacity: 1)  // SR3
+        var batch = SourceBatcher(context, capacity: 1)  // SR3
         var iterator = source.makeAsyncIterator()
         do {
             while !context.run.stopped, let element = try await iterator.next() {  // SR2
-                if batch.add(element) {
-                    if !(await batch.flush(to: link, counters: counters)) { break }
-                }
+                if batch.add(element), !(await batch.flush()) { break }
             }
         } catch {
             if !(error is CancellationError && context.run.stopped) {
                 context.run.fail(error, layer: context.layer.name)
             }
         }
-        await batch.finish(to: link, counters: counters)
+        await batch.finish()
     }
 }
