@@ -55,6 +55,16 @@ enum Scenarios {
         let impls: [Impl] = [
             ("AsyncFlow native", n, { n, sum in try await flowSum(n, w, .native, sum) }),
             ("AsyncFlow .swift backend", n, { n, sum in try await flowSum(n, w, .swift, sum) }),
+            ("native, async collector", n, { n, sum in try await flowSum(n, w, .native, sum, asyncCollector: true) }),
+            (".swift, async collector", n, { n, sum in try await flowSum(n, w, .swift, sum, asyncCollector: true) }),
+            (
+                "native, async layer (concurrency \(2 * w))", n,
+                { n, sum in try await flowSum(n, w, .native, sum, asyncMiddle: true) }
+            ),
+            (
+                ".swift, async layer (concurrency \(2 * w))", n,
+                { n, sum in try await flowSum(n, w, .swift, sum, asyncMiddle: true) }
+            ),
             (
                 "AsyncStream per item", nPerItem,
                 { n, sum in
@@ -95,10 +105,18 @@ enum Scenarios {
             rows: rows, notes: ["ratio: the row's median over native's (below 1: slower than native)"])
     }
 
-    static func flowSum(_ n: Int, _ w: Int, _ backend: PipelineOptions.Backend, _ sum: Sum) async throws {
-        _ = try await pipeline(
-            Layer(0..<n), Layer(workers: w) { (x: Int) in x &* 2 }, Layer { (x: Int) in sum.add(x) },
-            options: PipelineOptions(backend: backend))
+    /// gen → x * 2 → sum: the middle layer CPU (`w` workers) or async (`2w` tasks), the collector sync or
+    /// async; the async closures never suspend, so these rows show what an async call costs per item.
+    static func flowSum(
+        _ n: Int, _ w: Int, _ backend: PipelineOptions.Backend, _ sum: Sum, asyncMiddle: Bool = false,
+        asyncCollector: Bool = false
+    ) async throws {
+        let middle =
+            asyncMiddle
+            ? Layer(concurrency: 2 * w) { (x: Int) async in x &* 2 } : Layer(workers: w) { (x: Int) in x &* 2 }
+        let collector =
+            asyncCollector ? Layer { (x: Int) async in sum.add(x) } : Layer { (x: Int) in sum.add(x) }
+        _ = try await pipeline(Layer(0..<n), middle, collector, options: PipelineOptions(backend: backend))
     }
 
     // MARK: scaling

@@ -18,7 +18,7 @@ import Synchronization
     @usableFromInline let skipped = Atomic<Int>(0)
     @usableFromInline let retried = Atomic<Int>(0)
     @usableFromInline let dropped = Atomic<Int>(0)
-    /// Nanoseconds spent in the layer's closure (per batch for sync closures, per call for async ones).
+    /// Nanoseconds spent calling the layer's closure, added once per batch (BatchLoop B6).
     @usableFromInline let busy = Atomic<Int>(0)
 
     @usableFromInline init() {}

@@ -20,8 +20,8 @@
 //      producer (Link L4), exactly once, when the input is closed and drained.
 //  B5. Ordered: a batch's results are pushed only in their turn (OrderedWindow O1, O2); if the run stops
 //      while they wait, they are dropped.
-//  B6. The time spent in the closure is added to the layer's `busy` counter: per batch for apply, per
-//      call for applyEach.
+//  B6. The time spent calling the closure is added to the layer's `busy` counter once per batch (two
+//      clock reads a batch, not an item; an async closure's time includes its waits).
 import Synchronization
 
 @usableFromInline struct BatchLoop<Input, Output> {
@@ -99,6 +99,7 @@ import Synchronization
 
     /// apply with an async closure: one call per item, the stop checked before each (B2, B3, B6).
     @inlinable func applyEach(_ count: Int, _ transform: (Input) async throws -> Output) async -> Int {
+        let start = ContinuousClock.now
         let keep = output != nil
         var made = 0
         for i in 0..<count {
@@ -107,14 +108,12 @@ import Synchronization
                 break
             }
             let item = (inBuf + i).move()
-            let start = ContinuousClock.now
-            let outcome = await layer.callAsync { try await transform(item) }
-            layer.counters.busy.add((ContinuousClock.now - start).wholeNanoseconds, ordering: .relaxed)
-            if case .value(let v) = outcome {
+            if case .value(let v) = await layer.callAsync({ try await transform(item) }) {
                 if keep { (outBuf + made).initialize(to: v) }
                 made += 1
             }
         }
+        layer.counters.busy.add((ContinuousClock.now - start).wholeNanoseconds, ordering: .relaxed)
         return made
     }
 
