@@ -60,6 +60,7 @@ struct FlowBench: AsyncParsableCommand {
             switch name {
             case "throughput": result = try await Scenarios.throughput(settings, progress)
             case "scaling": result = try await Scenarios.scaling(settings, progress)
+            case "coexist": result = try await Scenarios.coexist(settings, progress)
             case "latency": result = try await Scenarios.latency(settings, progress)
             case "memory": result = try await Scenarios.memory(settings, progress)
             case "idle": result = try await Scenarios.idle(settings, progress)
@@ -91,9 +92,9 @@ struct FlowBench: AsyncParsableCommand {
     /// Progress steps a scenario will take (for the bar).
     func stepCount(_ name: String, _ s: Settings) -> Int {
         switch name {
-        case "throughput": return 5 * s.runs
+        case "throughput": return 9 * s.runs
         case "scaling": return 2 * 2 * allowedCPUs() * s.runs
-        case "latency": return 3 * s.runs
+        case "latency", "coexist": return 3 * s.runs
         case "memory": return 2 * 2 * s.runs
         case "idle": return 2 * s.runs
         default: return 8 * s.runs

@@ -184,6 +184,12 @@ enum Report {
                 title: "Latency — \(r.title)", unit: "µs",
                 rows: r.rows.map { row in (row.name, keys.map { row.extra[$0] ?? 0 }, nil, nil) },
                 series: ["p50", "p99", "p99.9", "max"], log: true)
+        case "coexist":
+            let keys = ["p50_us", "p99_us", "max_us"]
+            return bars(
+                title: "Coexist — \(r.title)", unit: "µs late",
+                rows: r.rows.map { row in (row.name, keys.map { row.extra[$0] ?? 0 }, nil, nil) },
+                series: ["p50", "p99", "max"], log: true)
         default:
             let unit = r.rows.first?.unit ?? ""
             return bars(

@@ -1,0 +1,104 @@
+// Scenarios+Coexist.swift — what a CPU-heavy pipeline leaves to the rest of an app. While the pipeline
+// runs, a task on Swift's cooperative pool (a server's request handler, a timer) sleeps 1 ms at a time
+// and records how late it wakes; the pipeline's items/s with that probe beside it is set against the
+// same pipeline alone.
+import AsyncFlow
+import CFlow
+import Histogram
+import Synchronization
+
+extension Scenarios {
+    /// A cooperative task that sleeps 1 ms at a time until stopped and records each wake-up's lateness.
+    final class LatenessProbe: @unchecked Sendable {
+        // @unchecked: `histogram` is written by the probe task only and read after it has ended.
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000)
+        let stopped = Atomic<Bool>(false)
+
+        func run() async {
+            while !stopped.load(ordering: .relaxed) {
+                let due = flow_now_ns() + 1_000_000
+                try? await Task.sleep(for: .milliseconds(1))
+                let now = flow_now_ns()
+                _ = histogram.record(now > due ? now - due : 0)
+            }
+        }
+    }
+
+    static func coexist(_ s: Settings, _ progress: Progress) async throws -> ScenarioResult {
+        let work = Work.calibrated(nanoseconds: 10_000)
+        let items = s.quick ? 20_000 : 200_000  // 10 µs each: ~1 s on 2 workers
+        let w = s.workers
+        func flow(_ backend: PipelineOptions.Backend) -> @Sendable (Sum) async throws -> Void {
+            { sum in
+                _ = try await pipeline(
+                    Layer(0..<items), Layer(workers: w) { (x: Int) in work.run(x) & 1 },
+                    Layer { (x: Int) in sum.add(x | 2) }, options: PipelineOptions(backend: backend))
+            }
+        }
+        let impls: [(name: String, run: @Sendable (Sum) async throws -> Void)] = [
+            ("AsyncFlow native", flow(.native)),
+            ("AsyncFlow .swift backend", flow(.swift)),
+            (
+                "TaskGroup per item (2W in flight)",
+                { sum in
+                    await Baselines.taskGroup(
+                        items: items, workers: w, work: { work.run($0) & 1 }, collect: { sum.add($0 | 2) })
+                }
+            ),
+        ]
+        var rows: [Row] = []
+        for impl in impls {
+            var solo: [Double] = []
+            var beside: [Double] = []
+            var p50: [Double] = []
+            var p99: [Double] = []
+            var mx: [Double] = []
+            var wakes = 0
+            for _ in 0..<s.runs {
+                solo.append(Double(items) / (try await timedRun(impl.name, items, impl.run)))
+                let probe = LatenessProbe()
+                let probing = Task.detached { await probe.run() }
+                beside.append(Double(items) / (try await timedRun(impl.name, items, impl.run)))
+                probe.stopped.store(true, ordering: .relaxed)
+                await probing.value
+                p50.append(Double(probe.histogram.valueAtPercentile(50)) / 1000)
+                p99.append(Double(probe.histogram.valueAtPercentile(99)) / 1000)
+                mx.append(Double(probe.histogram.max) / 1000)
+                wakes += Int(probe.histogram.totalCount)
+                progress.step("coexist: \(impl.name)")
+            }
+            let kept = Stat(beside).median / Stat(solo).median
+            rows.append(
+                Row(
+                    name: impl.name, unit: "µs p99 late", stat: Stat(p99),
+                    extra: [
+                        "p50_us": Stat(p50).median, "p99_us": Stat(p99).median, "max_us": Stat(mx).median,
+                        "items_per_s": Stat(beside).median, "solo_items_per_s": Stat(solo).median, "kept": kept,
+                    ],
+                    note:
+                        "p50 \(Report.format(Stat(p50).median, unit: "µs")) µs, max \(Report.format(Stat(mx).median, unit: "µs")) µs; "
+                        + "\(Report.format(Stat(beside).median, unit: "items/s")) items/s beside the probe, "
+                        + "\(Int((kept * 100).rounded())) % of alone; \(wakes / s.runs) wake-ups a run"))
+        }
+        return ScenarioResult(
+            name: "coexist",
+            title: "a cooperative task's 1 ms sleep, lateness while gen → \(w) workers (10 µs/item) → sum runs",
+            rows: rows,
+            notes: [
+                "the probe is a detached task on Swift's cooperative pool; stat: its wake-ups' p99 lateness",
+                "kept: the pipeline's items/s beside the probe over the same pipeline alone (median of each)",
+            ])
+    }
+
+    /// Seconds one run of `run` takes; checks it collected every item.
+    static func timedRun(_ name: String, _ items: Int, _ run: @Sendable (Sum) async throws -> Void) async throws
+        -> Double
+    {
+        let sum = Sum()
+        let t = try await seconds { try await run(sum) }
+        guard sum.value >= 2 * items && sum.value <= 3 * items else {
+            throw BenchError(description: "coexist \(name): collected \(sum.value), expected \(items) items")
+        }
+        return t
+    }
+}
