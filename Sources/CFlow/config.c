@@ -128,6 +128,7 @@ int flow_config_init(flow_config *cfg, flow_error *err) {
     cfg->workers = flow_cpuset_count(&cfg->cpus);
     cfg->pin = FLOW_PIN_NONE;
     cfg->spin_ns = FLOW_DEFAULT_SPIN_NS;
+    cfg->sched = FLOW_SCHED_NORMAL;
     return FLOW_OK;
 }
 
@@ -172,6 +173,14 @@ int flow_config_set(flow_config *cfg, const char *name, const char *value, flow_
             return flow_fail(err, FLOW_EINVAL, "FLOW_PIN=\"%.64s\": expected none, compact or spread", value);
         return FLOW_OK;
     }
+    if (strcmp(name, "FLOW_SCHED") == 0) {
+        if (strcmp(value, "normal") == 0) cfg->sched = FLOW_SCHED_NORMAL;
+        else if (strcmp(value, "batch") == 0) cfg->sched = FLOW_SCHED_BATCH;
+        else if (strcmp(value, "idle") == 0) cfg->sched = FLOW_SCHED_IDLE;
+        else
+            return flow_fail(err, FLOW_EINVAL, "FLOW_SCHED=\"%.64s\": expected normal, batch or idle", value);
+        return FLOW_OK;
+    }
     if (strcmp(name, "FLOW_CPUS") == 0) {
         flow_cpuset want, allowed;
         int rc = flow_cpulist_parse(value, &want, name, err);
@@ -193,11 +202,11 @@ int flow_config_set(flow_config *cfg, const char *name, const char *value, flow_
         return FLOW_OK;
     }
     return flow_fail(err, FLOW_EINVAL, "%.64s: unknown configuration variable (expected FLOW_WORKERS, FLOW_CPUS, "
-                     "FLOW_PIN or FLOW_SPIN_NS)", name);
+                     "FLOW_PIN, FLOW_SPIN_NS or FLOW_SCHED)", name);
 }
 
 int flow_config_apply_env(flow_config *cfg, flow_error *err) {
-    static const char *const names[] = {"FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS"};
+    static const char *const names[] = {"FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS", "FLOW_SCHED"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *v = getenv(names[i]);
         if (!v) continue;
@@ -216,6 +225,8 @@ int flow_config_validate(const flow_config *cfg, flow_error *err) {
                          (long long)FLOW_MAX_SPIN_NS);
     if (cfg->pin != FLOW_PIN_NONE && cfg->pin != FLOW_PIN_COMPACT && cfg->pin != FLOW_PIN_SPREAD)
         return flow_fail(err, FLOW_EINVAL, "pin=%d: expected none, compact or spread", (int)cfg->pin);
+    if (cfg->sched != FLOW_SCHED_NORMAL && cfg->sched != FLOW_SCHED_BATCH && cfg->sched != FLOW_SCHED_IDLE)
+        return flow_fail(err, FLOW_EINVAL, "sched=%d: expected normal, batch or idle", (int)cfg->sched);
     if (flow_cpuset_count(&cfg->cpus) == 0) return flow_fail(err, FLOW_EINVAL, "cpus: empty CPU set");
     flow_cpuset allowed;
     int rc = flow_cpuset_allowed(&allowed, err);

@@ -5,7 +5,10 @@
  *  W1. Every thread that pthread_create started is joined exactly once (flow_pool_join; destroy joins
  *      if the caller did not). `started` counts them; join walks exactly that many.
  *  W2. A pinned thread is created with its affinity already set (pthread_attr_setaffinity_np), so it
- *      never runs a single instruction of the loop elsewhere.
+ *      never runs a single instruction of the loop elsewhere. A thread of another scheduling class
+ *      (FLOW_SCHED; glibc's attributes take only SCHED_OTHER/FIFO/RR) waits at `go` until its creator has
+ *      set its class (pthread_setschedparam), so it runs no instruction of the loop in another class;
+ *      if that fails, `go` says so, the thread leaves without running the loop, and start() fails.
  *  W3. `stop` is a flag the loops poll (relaxed store/load + release/acquire on the transition): it never
  *      interrupts a blocked call; whoever stops a pool also closes the rings its loops block on.
  *  W4. Each worker's counters sit on their own 128-byte lines; only the worker writes items/busy_ns
@@ -39,6 +42,7 @@ struct flow_worker {
     uint32_t index;
     int cpu;
     pthread_t thread;
+    _Atomic int go; /* W2: 0 wait, 1 run the loop, -1 leave (the class could not be set) */
 };
 
 struct flow_pool {
@@ -134,12 +138,29 @@ int flow_pool_create(const flow_config *cfg, flow_worker_fn fn, void *ctx, flow_
         atomic_init(&w->items, 0);
         atomic_init(&w->busy_ns, 0);
         atomic_init(&w->parked, 0);
+        atomic_init(&w->go, 0);
         w->pool = p;
         w->index = i;
         w->cpu = ncpu ? (int)order[i % ncpu] : -1;
     }
     *out = p;
     return FLOW_OK;
+}
+
+/* Put a started thread in FLOW_SCHED's class (priority 0: the only one these classes have). */
+static int set_sched(pthread_t thread, flow_sched_mode mode) {
+#if defined(__linux__) && defined(SCHED_IDLE) && defined(SCHED_BATCH)
+    struct sched_param param = {.sched_priority = 0};
+    return pthread_setschedparam(thread, mode == FLOW_SCHED_IDLE ? SCHED_IDLE : SCHED_BATCH, &param);
+#else
+    (void)thread;
+    (void)mode;
+    return ENOTSUP;
+#endif
+}
+
+static const char *sched_name(flow_sched_mode mode) {
+    return mode == FLOW_SCHED_IDLE ? "idle" : mode == FLOW_SCHED_BATCH ? "batch" : "normal";
 }
 
 static void *worker_main(void *arg) {
@@ -150,8 +171,10 @@ static void *worker_main(void *arg) {
     snprintf(name, sizeof name, "flow-worker-%u", w->index);
     pthread_setname_np(pthread_self(), name);
 #endif
+    int go;
+    while ((go = atomic_load_explicit(&w->go, memory_order_acquire)) == 0) sched_yield(); /* W2 */
     flow_tls_parked = &w->parked; /* W4 */
-    w->pool->fn(w, w->pool->ctx);
+    if (go > 0) w->pool->fn(w, w->pool->ctx);
     flow_tls_parked = NULL;
     atomic_fetch_sub_explicit(&live_workers, 1, memory_order_release); /* W5 */
     return NULL;
@@ -171,8 +194,19 @@ int flow_pool_start(flow_pool *p, flow_error *err) {
             rc = pthread_attr_setaffinity_np(&attr, sizeof cs, &cs);
         }
         if (rc == 0 && p->fail_after && i == p->fail_after) rc = EAGAIN; /* injected (tests) */
+        atomic_store_explicit(&w->go, p->cfg.sched == FLOW_SCHED_NORMAL ? 1 : 0, memory_order_relaxed);
         if (rc == 0) rc = pthread_create(&w->thread, &attr, worker_main, w);
         pthread_attr_destroy(&attr);
+        if (rc == 0 && p->cfg.sched != FLOW_SCHED_NORMAL) { /* W2 */
+            int sched_rc = set_sched(w->thread, p->cfg.sched);
+            atomic_store_explicit(&w->go, sched_rc == 0 ? 1 : -1, memory_order_release);
+            if (sched_rc != 0) {
+                p->started++; /* it runs (to leave at once): joined as every started thread is (W1) */
+                flow_pool_request_stop(p);
+                return flow_fail(err, FLOW_ESYS, "pool: starting worker %u with FLOW_SCHED=%s: %s", i,
+                                 sched_name(p->cfg.sched), strerror(sched_rc));
+            }
+        }
         if (rc != 0) {
             /* The threads already started keep running: their loops may be blocked in ring calls that
                only closing the rings ends, which is the caller's to do before flow_pool_join (P1). */

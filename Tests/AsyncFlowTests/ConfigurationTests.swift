@@ -1,3 +1,5 @@
+import CFlow
+import CFlowChecks
 import Foundation
 import Testing
 
@@ -66,6 +68,29 @@ extension Serial {
             #expect(pulled == 0)
         }
 
+        @Test("a CPU layer's workers run in the scheduling class asked for, from FLOW_SCHED or the options")
+        func schedulingClass() async throws {
+            func classes(_ options: PipelineOptions) async throws -> Set<Int32> {
+                let seen = Locked(Set<Int32>())
+                _ = try await pipeline(
+                    Layer(0..<10_000),
+                    Layer(workers: 2) { (x: Int) in
+                        let mode = flow_check_thread_sched()
+                        seen.withLock { _ = $0.insert(mode) }
+                        return x
+                    }, Layer { (_: Int) in }, options: options)
+                return seen.withLock { $0 }
+            }
+            #expect(try await classes(PipelineOptions()) == [Int32(FLOW_SCHED_NORMAL.rawValue)])
+            var options = PipelineOptions()
+            options.scheduling = .idle
+            #expect(try await classes(options) == [Int32(FLOW_SCHED_IDLE.rawValue)])
+            setenv("FLOW_SCHED", "batch", 1)
+            defer { unsetenv("FLOW_SCHED") }
+            #expect(try await classes(PipelineOptions()) == [Int32(FLOW_SCHED_BATCH.rawValue)])
+            #expect(try await classes(options) == [Int32(FLOW_SCHED_IDLE.rawValue)])  // the option wins
+        }
+
         @Test("bad options name the option")
         func badOptions() async {
             var o = PipelineOptions()
@@ -114,6 +139,8 @@ extension Serial {
                 ("FLOW_SPIN_NS", "", "FLOW_SPIN_NS=\"\": empty"),
                 ("FLOW_SPIN_NS", "1e3", "FLOW_SPIN_NS=\"1e3\": not a whole number"),
                 ("FLOW_SPIN_NS", "99999999999", "FLOW_SPIN_NS=\"99999999999\": out of range"),
+                ("FLOW_SCHED", "fifo", "FLOW_SCHED=\"fifo\": expected normal, batch or idle"),
+                ("FLOW_SCHED", "", "FLOW_SCHED=\"\": expected normal, batch or idle"),
             ])
         func badEnvironment(variable: String, value: String, needle: String) async {
             setenv(variable, value, 1)

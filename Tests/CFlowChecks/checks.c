@@ -699,7 +699,15 @@ typedef struct {
     _Atomic int bad_cpu;
     _Atomic int stopped_seen;
     _Atomic int bad_name;
+    _Atomic int bad_sched; /* 1 + the class a worker found itself in, when it is not cfg.sched */
+    flow_sched_mode want_sched;
 } pool_ctx;
+
+int flow_check_thread_sched(void) {
+    int policy = sched_getscheduler(0); /* Linux: the calling thread's */
+    return policy == SCHED_IDLE ? FLOW_SCHED_IDLE : policy == SCHED_BATCH ? FLOW_SCHED_BATCH
+           : policy == SCHED_OTHER ? FLOW_SCHED_NORMAL : -1;
+}
 
 static void pool_loop(flow_worker *w, void *ctx) {
     pool_ctx *c = ctx;
@@ -716,6 +724,8 @@ static void pool_loop(flow_worker *w, void *ctx) {
         pthread_getaffinity_np(pthread_self(), sizeof cs, &cs);
         if (sched_getcpu() != cpu || CPU_COUNT(&cs) != 1 || !CPU_ISSET(cpu, &cs)) atomic_store(&c->bad_cpu, cpu + 1);
     }
+    int sched = flow_check_thread_sched();
+    if (sched != (int)c->want_sched) atomic_store(&c->bad_sched, 1 + sched);
     while (!flow_worker_should_stop(w)) sched_yield();
     flow_worker_record(w, flow_worker_index(w) + 1, 10);
     atomic_fetch_add(&c->stopped_seen, 1);
@@ -777,9 +787,28 @@ static int check_pool(void) {
             flow_pool_destroy(p);
         }
     }
+    /* FLOW_SCHED: every worker runs in the class asked for, from its first instruction (W2) */
+    static const flow_sched_mode classes[] = {FLOW_SCHED_NORMAL, FLOW_SCHED_BATCH, FLOW_SCHED_IDLE};
+    for (int k = 0; k < 3; k++) {
+        flow_config cfg;
+        flow_error e;
+        CHECK(flow_config_init(&cfg, &e) == FLOW_OK, "config init: %s", e.message);
+        cfg.workers = 2;
+        cfg.sched = classes[k];
+        pool_ctx c;
+        memset(&c, 0, sizeof c);
+        c.want_sched = classes[k];
+        flow_pool *p;
+        CHECK(flow_pool_create(&cfg, pool_loop, &c, &p, &e) == FLOW_OK, "create: %s", e.message);
+        CHECK(flow_pool_start(p, &e) == FLOW_OK, "start with sched %d: %s", (int)classes[k], e.message);
+        while (atomic_load(&c.ran) < 2) sched_yield();
+        flow_pool_request_stop(p);
+        flow_pool_destroy(p);
+        CHECK(atomic_load(&c.bad_sched) == 0, "FLOW_SCHED %d: a worker ran in class %d", (int)classes[k],
+              atomic_load(&c.bad_sched) - 1);
+    }
     CHECK(count_threads() == threads0, "thread count %d after pools, %d before", count_threads(), threads0);
-    /* parked counter: a pool worker blocking on an empty ring counts its park */
-    snprintf(g_msg, g_len, "1-6 workers x none/compact/spread: start, stop, join, pinning checked with sched_getcpu, names flow-worker-N; threads back to %d", threads0);
+    snprintf(g_msg, g_len, "1-6 workers x none/compact/spread: start, stop, join, pinning checked with sched_getcpu, names flow-worker-N; FLOW_SCHED normal/batch/idle checked with sched_getscheduler; threads back to %d", threads0);
     return FLOW_CHECK_PASS;
 }
 
@@ -884,15 +913,16 @@ static int expect_env_error(const char *name, const char *value, const char *nee
 }
 
 static int check_config(void) {
-    const char *vars[] = {"FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS"};
-    for (int i = 0; i < 4; i++) unsetenv(vars[i]);
+    const char *vars[] = {"FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS", "FLOW_SCHED"};
+    for (int i = 0; i < 5; i++) unsetenv(vars[i]);
     flow_config cfg;
     flow_error e;
     CHECK(flow_config_init(&cfg, &e) == FLOW_OK, "init: %s", e.message);
     flow_cpuset allowed;
     flow_cpuset_allowed(&allowed, NULL);
-    CHECK(cfg.workers == flow_cpuset_count(&allowed) && cfg.pin == FLOW_PIN_NONE && cfg.spin_ns == FLOW_DEFAULT_SPIN_NS,
-          "defaults: workers %u pin %d spin %lld", cfg.workers, cfg.pin, (long long)cfg.spin_ns);
+    CHECK(cfg.workers == flow_cpuset_count(&allowed) && cfg.pin == FLOW_PIN_NONE && cfg.spin_ns == FLOW_DEFAULT_SPIN_NS &&
+              cfg.sched == FLOW_SCHED_NORMAL,
+          "defaults: workers %u pin %d spin %lld sched %d", cfg.workers, cfg.pin, (long long)cfg.spin_ns, (int)cfg.sched);
     /* cpulist grammar */
     flow_cpuset s;
     CHECK(flow_cpulist_parse("0-3,8,10-14:2", &s, "FLOW_CPUS", &e) == FLOW_OK, "parse: %s", e.message);
@@ -917,6 +947,8 @@ static int check_config(void) {
         (rc = expect_env_error("FLOW_WORKERS", "4 ", "not a whole number")) ||
         (rc = expect_env_error("FLOW_PIN", "tight", "expected none, compact or spread")) ||
         (rc = expect_env_error("FLOW_PIN", "", "expected none")) ||
+        (rc = expect_env_error("FLOW_SCHED", "fifo", "expected normal, batch or idle")) ||
+        (rc = expect_env_error("FLOW_SCHED", "", "expected normal")) ||
         (rc = expect_env_error("FLOW_SPIN_NS", "1e3", "not a whole number")) ||
         (rc = expect_env_error("FLOW_SPIN_NS", "", "empty")) ||
         (rc = expect_env_error("FLOW_SPIN_NS", "99999999999", "out of range")) ||
@@ -934,22 +966,24 @@ static int check_config(void) {
     setenv("FLOW_CPUS", buf, 1);
     setenv("FLOW_PIN", "spread", 1);
     setenv("FLOW_SPIN_NS", "0", 1);
+    setenv("FLOW_SCHED", "idle", 1);
     flow_config_init(&cfg, NULL);
     rc = flow_config_apply_env(&cfg, &e);
     CHECK(rc == FLOW_OK && cfg.workers == 1 && cfg.pin == FLOW_PIN_SPREAD && cfg.spin_ns == 0 &&
-          flow_cpuset_count(&cfg.cpus) == 1, "good env: rc %d workers %u", rc, cfg.workers);
+              cfg.sched == FLOW_SCHED_IDLE && flow_cpuset_count(&cfg.cpus) == 1,
+          "good env: rc %d workers %u sched %d", rc, cfg.workers, (int)cfg.sched);
     setenv("FLOW_WORKERS", "3", 1);
     flow_config_init(&cfg, NULL);
     rc = flow_config_apply_env(&cfg, &e);
     CHECK(rc == FLOW_OK && cfg.workers == 3, "FLOW_WORKERS with FLOW_CPUS: workers %u", cfg.workers);
-    for (int i = 0; i < 4; i++) unsetenv(vars[i]);
+    for (int i = 0; i < 5; i++) unsetenv(vars[i]);
     CHECK(flow_config_set(&cfg, "FLOW_THREADS", "2", &e) == FLOW_EINVAL && strstr(e.message, "FLOW_THREADS"),
           "unknown variable: %s", e.message);
     cfg.workers = 0;
     CHECK(flow_config_validate(&cfg, &e) == FLOW_EINVAL && strstr(e.message, "workers=0"), "workers 0: %s", e.message);
     flow_pool *p;
     CHECK(flow_pool_create(&cfg, pool_loop, NULL, &p, &e) == FLOW_EINVAL && p == NULL, "pool with 0 workers created");
-    snprintf(g_msg, g_len, "defaults, cpulist grammar, 18 bad values each named in its error, good values applied");
+    snprintf(g_msg, g_len, "defaults, cpulist grammar, 20 bad values each named in its error, good values applied");
     return FLOW_CHECK_PASS;
 }
 

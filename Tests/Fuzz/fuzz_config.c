@@ -14,7 +14,7 @@
 
 #include "flow_config.h"
 
-static const char *const names[] = {"FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS", "FLOW_BOGUS"};
+static const char *const names[] = {"FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS", "FLOW_BOGUS", "FLOW_SCHED"};
 
 static void check_error(const flow_error *e, const char *name) {
     size_t len = strnlen(e->message, sizeof e->message);

@@ -17,6 +17,8 @@ public struct PipelineOptions: Sendable {
     public var pin: Pinning? = nil
     /// Spin budget in nanoseconds before a waiting worker parks, overriding `FLOW_SPIN_NS`.
     public var spinNanoseconds: Int? = nil
+    /// The worker threads' scheduling class, overriding `FLOW_SCHED`.
+    public var scheduling: Scheduling? = nil
     /// Called every `progressInterval` while the pipeline runs, and once at the end.
     public var progress: (@Sendable (ProgressSnapshot) -> Void)? = nil
     /// How often `progress` is called. Default 1 s.
@@ -46,6 +48,17 @@ public struct PipelineOptions: Sendable {
         /// continuations, batching as the native backend does, CPU layers as `workers` Swift tasks.
         /// The baseline flow-bench compares the native backend against.
         case swift
+    }
+
+    /// The scheduling class of worker threads (`FLOW_SCHED`; Linux scheduling policies).
+    public enum Scheduling: String, Sendable {
+        /// The OS's time-sharing class (`SCHED_OTHER`): workers compete with the app's threads as equals.
+        case normal
+        /// `SCHED_BATCH`: CPU-bound threads that do not preempt others when they wake.
+        case batch
+        /// `SCHED_IDLE`: workers run only when no thread of the normal class wants the CPU, so the app's
+        /// own threads (Swift's cooperative pool: request handlers, timers) always go first.
+        case idle
     }
 
     /// Worker-thread pinning (`FLOW_PIN`).
@@ -116,6 +129,7 @@ extension PipelineOptions {
             ("PipelineOptions.cpus", "FLOW_CPUS", cpus),
             ("PipelineOptions.pin", "FLOW_PIN", pin?.rawValue),
             ("PipelineOptions.spinNanoseconds", "FLOW_SPIN_NS", spinNanoseconds.map(String.init)),
+            ("PipelineOptions.scheduling", "FLOW_SCHED", scheduling?.rawValue),
         ]
         for (parameter, variable, value) in overrides {
             guard let value else { continue }

@@ -6,6 +6,9 @@
  *                 the process's affinity mask (sched_getaffinity)       default: that mask
  *   FLOW_PIN      none | compact | spread                               default: none
  *   FLOW_SPIN_NS  spin budget in ns before a worker parks, 0..10000000000 default: FLOW_DEFAULT_SPIN_NS
+ *   FLOW_SCHED    normal | batch | idle: the workers' scheduling class   default: normal
+ *                 (Linux: SCHED_OTHER, SCHED_BATCH, SCHED_IDLE; idle threads run only when no other
+ *                 thread of normal class wants the CPU, so an app's own threads go first)
  *
  * A bad value is an error whose message names the variable and the value, e.g.
  *   FLOW_CPUS="0-x": not a CPU list (expected N, N-M or N-M:S, comma-separated)
@@ -34,17 +37,24 @@ typedef enum flow_pin_mode {
     FLOW_PIN_SPREAD = 2,  /**< workers spread over distinct physical cores first, then their siblings */
 } flow_pin_mode;
 
+typedef enum flow_sched_mode {
+    FLOW_SCHED_NORMAL = 0, /**< the OS's time-sharing class (SCHED_OTHER) */
+    FLOW_SCHED_BATCH = 1,  /**< SCHED_BATCH: CPU-bound, does not preempt others when it wakes */
+    FLOW_SCHED_IDLE = 2,   /**< SCHED_IDLE: runs only when no normal-class thread wants the CPU */
+} flow_sched_mode;
+
 typedef struct flow_config {
     uint32_t workers;    /**< >= 1 */
     flow_cpuset cpus;    /**< non-empty; a subset of the process's affinity mask */
     flow_pin_mode pin;
     int64_t spin_ns;     /**< 0 .. FLOW_MAX_SPIN_NS */
     int workers_explicit; /**< set by flow_config_set("FLOW_WORKERS"): FLOW_CPUS then keeps `workers` */
+    flow_sched_mode sched; /**< the worker threads' scheduling class */
 } flow_config;
 
 /** Defaults: the process's affinity mask, one worker per CPU in it, no pinning, the default spin. */
 int flow_config_init(flow_config *cfg, flow_error *err);
-/** Set one variable by name ("FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS") from its text.
+/** Set one variable by name ("FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS", "FLOW_SCHED") from its text.
  *  The same parser reads the environment and programmatic overrides. An unknown name is FLOW_EINVAL.
  *  Setting FLOW_CPUS also sets workers to the new set's size unless FLOW_WORKERS was set (either order). */
 int flow_config_set(flow_config *cfg, const char *name, const char *value, flow_error *err);

@@ -18,4 +18,7 @@ int flow_check_run(const char *name, char *msg, size_t len);
 /** For the Swift leak test: bytes the C heap has handed out and not got back (glibc mallinfo2), after
  *  returning free memory at the top of the heap to the system (malloc_trim). */
 size_t flow_check_heap_in_use(void);
+
+/** The calling thread's scheduling class as a flow_sched_mode (FLOW_SCHED_*), or -1 for another class. */
+int flow_check_thread_sched(void);
 #endif
