@@ -94,7 +94,8 @@ struct FlowBench: AsyncParsableCommand {
         switch name {
         case "throughput": return 9 * s.runs
         case "scaling": return 2 * 2 * allowedCPUs() * s.runs
-        case "latency", "coexist": return 3 * s.runs
+        case "latency": return 3 * (Scenarios.offeredRates.count + 1) * s.runs
+        case "coexist": return 3 * s.runs
         case "memory": return 2 * 2 * s.runs
         case "idle": return 2 * s.runs
         default: return 8 * s.runs

@@ -167,6 +167,49 @@ enum Report {
         return svg + "</svg>\n"
     }
 
+    /// A log-log line chart: one polyline per key through its (x, y) points.
+    static func curve(title: String, points: [String: [(Double, Double)]], xLabel: String, yLabel: String) -> String {
+        let colors = ["#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#c53030", "#319795"]
+        let (left, top, width, height) = (70.0, 50.0, 520.0, 300.0)
+        let xs = points.values.flatMap { $0.map(\.0) }.filter { $0 > 0 }
+        let ys = points.values.flatMap { $0.map(\.1) }.filter { $0 > 0 }
+        let (x0, x1) = (log10(xs.min() ?? 1).rounded(.down), max(log10(xs.max() ?? 10).rounded(.up), 1))
+        let (y0, y1) = (log10(ys.min() ?? 1).rounded(.down), max(log10(ys.max() ?? 10).rounded(.up), 1))
+        func px(_ v: Double) -> Double { left + (log10(max(v, 1e-9)) - x0) / max(x1 - x0, 1) * width }
+        func py(_ v: Double) -> Double { top + height - (log10(max(v, 1e-9)) - y0) / max(y1 - y0, 1) * height }
+        var svg = """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(left + width + 300))" height="\(Int(top + height + 50))" font-family="sans-serif" font-size="12">
+            <rect width="100%" height="100%" fill="white"/>
+            <text x="10" y="22" font-size="15" font-weight="bold">\(escape(title))</text>
+            <line x1="\(left)" y1="\(top + height)" x2="\(left + width)" y2="\(top + height)" stroke="black"/>
+            <line x1="\(left)" y1="\(top)" x2="\(left)" y2="\(top + height)" stroke="black"/>
+            <text x="\(left + width / 2)" y="\(top + height + 35)" text-anchor="middle">\(escape(xLabel)) (log)</text>
+            <text x="12" y="\(top - 10)">\(escape(yLabel)) (log)</text>
+
+            """
+        for e in stride(from: x0, through: x1, by: 1) {
+            svg +=
+                "<text x=\"\(px(pow(10, e)))\" y=\"\(top + height + 16)\" text-anchor=\"middle\">1e\(Int(e))</text>\n"
+        }
+        for e in stride(from: y0, through: y1, by: 1) {
+            let y = py(pow(10, e))
+            svg +=
+                "<text x=\"\(left - 8)\" y=\"\(y + 4)\" text-anchor=\"end\">\(escape(format(pow(10, e), unit: "")))</text>\n"
+            svg += "<line x1=\"\(left)\" y1=\"\(y)\" x2=\"\(left + width)\" y2=\"\(y)\" stroke=\"#eee\"/>\n"
+        }
+        for (i, key) in points.keys.sorted().enumerated() {
+            let pts = points[key]!.sorted { $0.0 < $1.0 }
+            let c = colors[(i / 2) % colors.count]
+            let dash = key.hasSuffix("p50") ? " stroke-dasharray=\"5\"" : ""
+            let path = pts.map { "\(px($0.0)),\(py($0.1))" }.joined(separator: " ")
+            svg += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\"\(dash)/>\n"
+            for p in pts { svg += "<circle cx=\"\(px(p.0))\" cy=\"\(py(p.1))\" r=\"3\" fill=\"\(c)\"/>\n" }
+            svg +=
+                "<text x=\"\(left + width + 12)\" y=\"\(top + 14 + Double(i) * 18)\" fill=\"\(c)\">\(escape(key))</text>\n"
+        }
+        return svg + "</svg>\n"
+    }
+
     static func svg(_ r: ScenarioResult) -> String {
         switch r.name {
         case "scaling":
@@ -179,11 +222,16 @@ enum Report {
             }
             return lines(title: "Parallel efficiency — \(r.title)", points: points)
         case "latency":
-            let keys = ["p50_us", "p99_us", "p99.9_us", "max_us"]
-            return bars(
-                title: "Latency — \(r.title)", unit: "µs",
-                rows: r.rows.map { row in (row.name, keys.map { row.extra[$0] ?? 0 }, nil, nil) },
-                series: ["p50", "p99", "p99.9", "max"], log: true)
+            var points: [String: [(Double, Double)]] = [:]
+            for row in r.rows {
+                guard let rate = row.extra["rate_items_per_s"] else { continue }
+                let impl = String(row.name.prefix { $0 != "@" }).trimmingCharacters(in: .whitespaces)
+                for key in ["p50", "p99"] {
+                    points["\(impl) \(key)", default: []].append((rate, row.extra["\(key)_us"] ?? 0))
+                }
+            }
+            return curve(
+                title: "Latency — \(r.title)", points: points, xLabel: "offered items/s", yLabel: "µs")
         case "coexist":
             let keys = ["p50_us", "p99_us", "max_us"]
             return bars(
