@@ -69,6 +69,15 @@ enum Report {
 
     // MARK: SVG
 
+    /// An SVG document's opening: its size, a white background and the title.
+    static func header(title: String, width: Int, height: Int) -> String {
+        """
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" font-family="sans-serif" font-size="12">
+        <rect width="100%" height="100%" fill="white"/>
+        <text x="10" y="22" font-size="15" font-weight="bold">\(escape(title))</text>
+        """
+    }
+
     static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
     }
@@ -96,9 +105,7 @@ enum Report {
             return labelWidth + f * plotWidth
         }
         var svg = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(labelWidth + plotWidth + 120))" height="\(Int(height))" font-family="sans-serif" font-size="12">
-            <rect width="100%" height="100%" fill="white"/>
-            <text x="10" y="22" font-size="15" font-weight="bold">\(escape(title))</text>
+            \(header(title: title, width: Int(labelWidth + plotWidth + 120), height: Int(height)))
             <text x="10" y="42" fill="#555">\(escape(unit))\(log ? " (log scale)" : "")</text>
 
             """
@@ -141,9 +148,7 @@ enum Report {
         func px(_ v: Double) -> Double { left + (v - 1) / (maxX - 1) * width }
         func py(_ v: Double) -> Double { top + height - min(v, 1.2) / 1.2 * height }
         var svg = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(left + width + 230))" height="\(Int(top + height + 50))" font-family="sans-serif" font-size="12">
-            <rect width="100%" height="100%" fill="white"/>
-            <text x="10" y="22" font-size="15" font-weight="bold">\(escape(title))</text>
+            \(header(title: title, width: Int(left + width + 230), height: Int(top + height + 50)))
             <line x1="\(left)" y1="\(py(0))" x2="\(left + width)" y2="\(py(0))" stroke="black"/>
             <line x1="\(left)" y1="\(top)" x2="\(left)" y2="\(py(0))" stroke="black"/>
             <line x1="\(left)" y1="\(py(1))" x2="\(left + width)" y2="\(py(1))" stroke="#aaa" stroke-dasharray="4"/>
@@ -178,9 +183,7 @@ enum Report {
         func px(_ v: Double) -> Double { left + (log10(max(v, 1e-9)) - x0) / max(x1 - x0, 1) * width }
         func py(_ v: Double) -> Double { top + height - (log10(max(v, 1e-9)) - y0) / max(y1 - y0, 1) * height }
         var svg = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(left + width + 300))" height="\(Int(top + height + 50))" font-family="sans-serif" font-size="12">
-            <rect width="100%" height="100%" fill="white"/>
-            <text x="10" y="22" font-size="15" font-weight="bold">\(escape(title))</text>
+            \(header(title: title, width: Int(left + width + 300), height: Int(top + height + 50)))
             <line x1="\(left)" y1="\(top + height)" x2="\(left + width)" y2="\(top + height)" stroke="black"/>
             <line x1="\(left)" y1="\(top)" x2="\(left)" y2="\(top + height)" stroke="black"/>
             <text x="\(left + width / 2)" y="\(top + height + 35)" text-anchor="middle">\(escape(xLabel)) (log)</text>
