@@ -17,7 +17,8 @@ public struct PipelineOptions: Sendable {
     public var pin: Pinning? = nil
     /// Spin budget in nanoseconds before a waiting worker parks, overriding `FLOW_SPIN_NS`.
     public var spinNanoseconds: Int? = nil
-    /// The worker threads' scheduling class, overriding `FLOW_SCHED`.
+    /// The worker threads' scheduling class, overriding `FLOW_SCHED` (native backend: the `.swift` backend
+    /// has no threads of its own).
     public var scheduling: Scheduling? = nil
     /// Called every `progressInterval` while the pipeline runs, and once at the end.
     public var progress: (@Sendable (ProgressSnapshot) -> Void)? = nil
