@@ -59,12 +59,21 @@ extension Serial {
             #expect(pulled == 0)
         }
 
-        @Test("a capacity the native ring cannot hold names the layer whose capacity it is")
-        func capacityTooLargeForRing() async {
-            let (error, pulled) = await attempt(Layer(workers: 1, name: "score", capacity: 1 << 41) { $0 })
+        @Test(
+            "a capacity no queue can hold is an error naming the layer whose capacity it is",
+            arguments: PipelineOptions.Backend.allCases)
+        func capacityTooLarge(backend: PipelineOptions.Backend) async {
+            let options = PipelineOptions(backend: backend)
+            var (error, pulled) = await attempt(
+                Layer(workers: 1, name: "score", capacity: 1 << 41) { $0 }, options: options)
             #expect(error?.parameter == "capacity")
             #expect(error?.layer == "score", "\(String(describing: error))")  // not the source that feeds it
-            #expect(error?.message.contains("must be between 1 and 2^40") == true)
+            #expect(error?.message.contains("must be between 1 and 2^40") == true, "\(String(describing: error))")
+            #expect(pulled == 0)
+            // in range as a count, too large in bytes (2^39 items of 8 bytes)
+            (error, pulled) = await attempt(
+                Layer(workers: 1, name: "score", capacity: 1 << 39) { $0 }, options: options)
+            #expect(error?.parameter == "capacity" && error?.layer == "score", "\(String(describing: error))")
             #expect(pulled == 0)
         }
 

@@ -9,10 +9,7 @@
     @usableFromInline func makeQueue<T>(of type: T.Type, capacity: Int) throws(FlowConfigurationError)
         -> any LinkQueue<T>
     {
-        guard capacity >= 1 else {
-            throw FlowConfigurationError(parameter: "capacity", message: "capacity: \(capacity): must be at least 1")
-        }
-        return SwiftQueue<T>(capacity: capacity)
+        try SwiftQueue<T>(capacity: capacity)
     }
 
     @usableFromInline func makeWorkers(_ loops: WorkerLoops, layer: String) -> any WorkerGroup {

@@ -16,6 +16,14 @@
 //      capacity. A pusher registers only when the queue is full, so the pops that drain it get there.
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A SwiftQueue's state under its lock (Q1). Not generic: the items live in the queue's buffer.
 @usableFromInline struct SwiftQueueState {
     @usableFromInline var head = 0
@@ -34,14 +42,31 @@ import Synchronization
     @usableFromInline let buffer: UnsafeMutablePointer<T>
     @usableFromInline let capacity: Int
 
-    @inlinable init(capacity: Int) {
+    /// A queue of `capacity` items, its buffer allocated now: a capacity out of bounds, or one the system
+    /// cannot give memory for, is an error naming it (not a trap).
+    @usableFromInline init(capacity: Int) throws(FlowConfigurationError) {
+        let stride = MemoryLayout<T>.stride
+        let bytes = capacity.multipliedReportingOverflow(by: stride)
+        guard capacity >= 1, capacity <= 1 << 40 else {
+            throw FlowConfigurationError(
+                parameter: "capacity", message: "capacity: \(capacity): must be between 1 and 2^40")
+        }
+        guard !bytes.overflow, bytes.partialValue <= 1 << 40 else {
+            throw FlowConfigurationError(
+                parameter: "capacity", message: "capacity: \(capacity) x \(stride) bytes: more than 2^40 bytes")
+        }
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, max(MemoryLayout<T>.alignment, 16), max(1, bytes.partialValue)) == 0, let raw else {
+            throw FlowConfigurationError(
+                parameter: "capacity", message: "capacity: \(capacity) x \(stride) bytes: out of memory")
+        }
         self.capacity = capacity
-        buffer = .allocate(capacity: capacity)
+        buffer = raw.bindMemory(to: T.self, capacity: capacity)
     }
 
     deinit {
         _ = drainDropped()
-        buffer.deallocate()
+        free(buffer)
     }
 
     @inlinable var depth: Int { state.withLock { $0.count } }
