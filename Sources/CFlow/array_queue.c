@@ -1,38 +1,41 @@
 /*
  * array_queue.c — the storage behind a FLOW_QUEUE_RING flow_ring (ring.c, through queue_ops.h): a bounded
- * MPMC array queue with per-slot sequence numbers ("stamps"), after Vyukov's bounded queue and
- * crossbeam's array queue/channel (the lap trick gives an exact, non-power-of-two capacity).
+ * MPMC array queue whose producers and consumers claim whole ranges and commit them in order, so a batch
+ * costs two atomic read-modify-writes and one store on each side, whatever its length, and its items
+ * move with one memcpy (two where the range wraps).
  *
- * Positions. head and tail are 64-bit words `lap | index`: index < cap lives in the low bits, `lap` is a
- * multiple of one_lap = 2 * mark_bit, where mark_bit = next_pow2(cap + 1). The mark bit is set in tail
- * when the ring is closed (head never carries it). Advancing past index cap - 1 goes to (lap + one_lap, 0).
- * 64-bit laps do not wrap in practice (2^63 operations).
- *
- * Stamps (one per slot, separate array so a batch's items are contiguous bytes):
- *   stamp == pos         slot free for the producer of position pos
- *   stamp == pos + 1     slot holds the item of position pos, ready for its consumer
- *   stamp == pos+one_lap slot consumed; free for the producer of the next lap's position
+ * Positions are 64-bit counters that only grow (2^63 items do not happen); position p lives in slot
+ * p % cap, any capacity. Four counters, each on its own cache line:
+ *   tail       producers' claims: [tail_done, tail) are being written. Bit 63 (MARK) is set by close().
+ *   tail_done  producers' commits: [head, tail_done) are written and may be claimed by consumers.
+ *   head       consumers' claims: [head_done, head) are being read.
+ *   head_done  consumers' commits: slots of positions below head_done + cap are free to write.
+ * So head_done <= head <= tail_done <= tail <= head_done + cap at every moment (the order of the
+ * counters' loads below keeps each decision on the safe side of it).
  * Invariants:
- *  R1. A position is owned by exactly one producer (won by CAS on tail) and one consumer (CAS on head);
- *      only the owner of position pos changes the stamp of its slot, and only forward.
- *  R2. Producer: acquire-load stamp == pos (the previous consumer is done reading), CAS tail (seq_cst),
- *      write the bytes, release-store stamp = pos + 1. Consumer: acquire-load stamp == pos + 1 (sees the
- *      bytes), CAS head, read the bytes, release-store stamp = pos + one_lap.
- *  R3. Batches: before the CAS a claimer counts the consecutive slots whose stamps are already ready,
- *      within the current lap; since nobody else can own those positions, they stay ready until it
- *      commits. A batch commits slot by slot, so consumers may take its prefix early.
- *  R4. "Full" / "empty" are decided only after a seq_cst fence followed by a load of the opposite index,
- *      which together with the fence in flow_parker_notify makes the parking protocol lossless (parker.c).
- *  R6. Positions are a total order of the queue: pop_n_seq reports a claimed batch's first position as a
- *      linear number (laps x cap + index), so parallel consumers can restore queue order downstream.
+ *  R1. A position is claimed by exactly one producer (CAS on tail) and one consumer (CAS on head).
+ *  R2. A producer claims k <= cap - (tail - head_done) positions (their slots' previous items were read,
+ *      head_done being released after the reads), writes the items, waits until tail_done reaches its
+ *      first position, then release-stores tail_done = its end. A consumer claims k <= tail_done - head
+ *      positions (acquire: it sees the bytes), reads them, waits until head_done reaches its first
+ *      position, then release-stores head_done = its end. Commits are therefore in claim order; a
+ *      claimer waits (backoff) only for claimers before it that are mid-copy.
+ *  R3. Batches: a claim takes as many positions as are free (ready) up to n, in one CAS.
+ *  R4. "Full" / "empty" are decided only after a seq_cst fence followed by a load of the opposite done
+ *      counter, and only when no claimer of the opposite side is mid-copy (else it backs off and
+ *      retries: the decision would be stale in a moment); with the fence in flow_parker_notify this
+ *      makes the parking protocol lossless (parker.c).
+ *  R5. close() sets MARK in tail (seq_cst RMW) and ring.c notifies both parkers: later claims see the
+ *      mark; pops drain every committed item, then see tail == head with the mark set, so an item whose
+ *      producer claimed before the close is still delivered.
+ *  R6. Positions are the queue's total order: pop_n_seq reports a batch's first position, so parallel
+ *      consumers can restore queue order downstream.
  *  R7. With resume_at set, waiting producers wait for "size <= resume_at" (not just "a free slot"): a
- *      pop notifies them only when the size it computes after its own head CAS is <= resume_at. That
- *      size never overestimates (head is ours or later; tail may be stale, i.e. lower), so the pop that
- *      brings the ring down to resume_at always notifies; close() notifies regardless.
- *  R5. close() sets the tail mark bit (seq_cst RMW) and notifies both parkers: later pushes see the mark;
- *      pops drain every committed item and then see tail == head with the mark set.
- * Memory orderings: stamps acquire/release (they carry the bytes); head/tail CAS seq_cst on success,
- * relaxed loads elsewhere (stamps guard the data; the seq_cst fence guards the full/empty decision).
+ *      pop notifies them only when the size it computes after its own commit is <= resume_at. It reads
+ *      tail before head_done, so it never overestimates the size at the moment head_done is read, and
+ *      the pop that brings the ring down to resume_at always notifies; close() notifies regardless.
+ * Memory orderings: tail_done / head_done release (commit) and acquire (claim); tail / head CAS seq_cst
+ * on success, relaxed loads elsewhere; the seq_cst fence guards the full/empty decision.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -45,95 +48,85 @@
 #include "internal.h"
 #include "queue_ops.h"
 
+#define MARK ((uint64_t)1 << 63)
+
 typedef struct array_queue {
-    _Alignas(FLOW_CACHELINE) _Atomic uint64_t head;
     _Alignas(FLOW_CACHELINE) _Atomic uint64_t tail;
+    _Alignas(FLOW_CACHELINE) _Atomic uint64_t tail_done;
+    _Alignas(FLOW_CACHELINE) _Atomic uint64_t head;
+    _Alignas(FLOW_CACHELINE) _Atomic uint64_t head_done;
     /* read-mostly after creation */
     _Alignas(FLOW_CACHELINE) uint64_t cap;
-    uint64_t one_lap;
-    uint64_t mark_bit;
     size_t elem_size;
     uint64_t resume_at; /* R7: wake waiting producers at this size or below (0: on any free slot) */
-    _Atomic uint64_t *stamps;
+    _Atomic uint64_t *written; /* per slot: the end of the written range that starts there (R2) */
+    _Atomic uint64_t *read;    /* per slot: the end of the read range that starts there */
     unsigned char *data;
 } array_queue;
 
-/* The layout R1-R4 rely on: producers (tail), consumers (head) and the read-mostly fields never share a
-   cache line. */
-_Static_assert(offsetof(array_queue, head) % FLOW_CACHELINE == 0, "head starts a cache line");
-_Static_assert(offsetof(array_queue, tail) - offsetof(array_queue, head) >= FLOW_CACHELINE,
-               "head and tail on separate cache lines");
-_Static_assert(offsetof(array_queue, cap) - offsetof(array_queue, tail) >= FLOW_CACHELINE,
-               "tail apart from the read-mostly fields");
-_Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t), "a stamp is one 64-bit word");
-
-static uint64_t next_pow2(uint64_t x) {
-    uint64_t p = 1;
-    while (p < x) p <<= 1;
-    return p;
-}
+/* The layout R1-R4 rely on: each counter, and the read-mostly fields, on cache lines of their own. */
+_Static_assert(offsetof(array_queue, tail) % FLOW_CACHELINE == 0, "tail starts a cache line");
+_Static_assert(offsetof(array_queue, tail_done) - offsetof(array_queue, tail) >= FLOW_CACHELINE,
+               "tail and tail_done on separate cache lines");
+_Static_assert(offsetof(array_queue, head) - offsetof(array_queue, tail_done) >= FLOW_CACHELINE,
+               "tail_done and head on separate cache lines");
+_Static_assert(offsetof(array_queue, head_done) - offsetof(array_queue, head) >= FLOW_CACHELINE,
+               "head and head_done on separate cache lines");
+_Static_assert(offsetof(array_queue, cap) - offsetof(array_queue, head_done) >= FLOW_CACHELINE,
+               "head_done apart from the read-mostly fields");
 
 void *flow_array_create(uint64_t cap, size_t elem_size, uint64_t resume_at) {
     array_queue *r = aligned_alloc(FLOW_CACHELINE, sizeof(array_queue));
     if (!r) return NULL;
     memset(r, 0, sizeof *r);
     r->cap = cap;
-    r->mark_bit = next_pow2(cap + 1);
-    r->one_lap = r->mark_bit * 2;
     r->elem_size = elem_size;
     r->resume_at = resume_at < cap ? resume_at : 0;
-    atomic_init(&r->head, 0);
     atomic_init(&r->tail, 0);
-    r->stamps = malloc(sizeof(_Atomic uint64_t) * cap);
+    atomic_init(&r->tail_done, 0);
+    atomic_init(&r->head, 0);
+    atomic_init(&r->head_done, 0);
     r->data = malloc(cap * elem_size);
-    if (!r->stamps || !r->data) {
-        free(r->stamps);
+    r->written = malloc(sizeof(_Atomic uint64_t) * cap);
+    r->read = malloc(sizeof(_Atomic uint64_t) * cap);
+    if (!r->data || !r->written || !r->read) {
         free(r->data);
+        free(r->written);
+        free(r->read);
         free(r);
         return NULL;
     }
-    for (uint64_t i = 0; i < cap; i++) atomic_init(&r->stamps[i], i);
+    for (uint64_t i = 0; i < cap; i++) {
+        atomic_init(&r->written[i], 0);
+        atomic_init(&r->read[i], 0);
+    }
     return r;
 }
 
 static void array_destroy(void *q) {
     array_queue *r = q;
-    free(r->stamps);
     free(r->data);
+    free(r->written);
+    free(r->read);
     free(r);
 }
 
 static int array_is_closed(const void *q) {
-    const array_queue *r = q;
-    return (atomic_load_explicit(&((array_queue *)r)->tail, memory_order_acquire) & r->mark_bit) != 0;
+    array_queue *r = (array_queue *)q;
+    return (atomic_load_explicit(&r->tail, memory_order_acquire) & MARK) != 0;
 }
 
-static uint64_t array_size(const void *q) {
-    const array_queue *r = q;
-    array_queue *m = (array_queue *)r;
-    for (;;) { /* a consistent (head, tail) pair: tail unchanged across the read of head */
-        uint64_t tail = atomic_load_explicit(&m->tail, memory_order_seq_cst);
-        uint64_t head = atomic_load_explicit(&m->head, memory_order_seq_cst);
-        if (atomic_load_explicit(&m->tail, memory_order_seq_cst) != tail) continue;
-        tail &= ~r->mark_bit;
-        uint64_t hix = head & (r->mark_bit - 1), tix = tail & (r->mark_bit - 1);
-        if (hix < tix) return tix - hix;
-        if (hix > tix) return r->cap - hix + tix;
-        return tail == head ? 0 : r->cap;
-    }
-}
-
-/* Items in the ring from one read of tail then head (no retry): may underestimate, never overestimate
- * the size at the moment head is read (R7). */
+/* Items in the ring, counting those being written or read, from one read of tail then head_done: may
+ * underestimate, never overestimates the size at the moment head_done is read (R7). */
 static inline uint64_t size_now(array_queue *r) {
-    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed) & ~r->mark_bit;
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    if (head >= tail) return 0; /* positions are monotonic; head may have passed our (older) tail */
-    uint64_t laps = tail / r->one_lap - head / r->one_lap;
-    return laps * r->cap + (tail & (r->mark_bit - 1)) - (head & (r->mark_bit - 1));
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed) & ~MARK;
+    uint64_t head = atomic_load_explicit(&r->head_done, memory_order_relaxed);
+    return tail > head ? tail - head : 0;
 }
 
-/* Spin-wait helper for contended CAS / in-progress neighbours: exponential pause, then yield. */
+static uint64_t array_size(const void *q) { return size_now((array_queue *)q); }
+
+/* Spin-wait helper for contended CAS / claimers mid-copy: exponential pause, then yield. */
 typedef struct { unsigned step; } backoff;
 static inline void backoff_snooze(backoff *b) {
     if (b->step <= 6) {
@@ -144,37 +137,35 @@ static inline void backoff_snooze(backoff *b) {
     if (b->step <= 10) b->step++;
 }
 
-/* Claim up to n slots for pushing. Returns the count claimed (pos = first position) or a status. */
+/* Claim up to n positions for pushing (R1-R4): the count (first position in *pos) or a status. */
 static int64_t claim_push(array_queue *r, int64_t n, uint64_t *pos) {
     backoff b = {0};
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     for (;;) {
-        if (tail & r->mark_bit) return FLOW_CLOSED;
-        uint64_t idx = tail & (r->mark_bit - 1);
-        uint64_t lap = tail & ~(r->one_lap - 1);
-        uint64_t stamp = atomic_load_explicit(&r->stamps[idx], memory_order_acquire);
-        if (stamp == tail) {
-            uint64_t limit = r->cap - idx, k = 1;
-            if ((uint64_t)n < limit) limit = (uint64_t)n;
-            while (k < limit && atomic_load_explicit(&r->stamps[idx + k], memory_order_acquire) == tail + k)
-                k++; /* R3 */
-            uint64_t next = idx + k < r->cap ? tail + k : lap + r->one_lap;
-            if (atomic_compare_exchange_weak_explicit(&r->tail, &tail, next, memory_order_seq_cst,
-                                                      memory_order_relaxed)) {
-                *pos = tail;
-                return (int64_t)k;
-            }
-            backoff_snooze(&b); /* lost the race: `tail` now holds the fresh value */
-        } else if (stamp + r->one_lap == tail + 1) {
+        if (tail & MARK) return FLOW_CLOSED;
+        uint64_t done = atomic_load_explicit(&r->head_done, memory_order_acquire);
+        if (tail - done > r->cap) { /* tail is stale: a lap of pushes and pops went by since we read it */
+            tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+            continue;
+        }
+        uint64_t free_slots = r->cap - (tail - done);
+        if (free_slots == 0) {
             atomic_thread_fence(memory_order_seq_cst); /* R4 */
             uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-            if (head + r->one_lap == tail) return FLOW_FULL;
-            backoff_snooze(&b); /* a consumer is mid-read of this slot */
+            done = atomic_load_explicit(&r->head_done, memory_order_relaxed);
+            uint64_t now = atomic_load_explicit(&r->tail, memory_order_relaxed);
+            if (now == tail && head == done && tail - done == r->cap) return FLOW_FULL;
+            backoff_snooze(&b); /* a consumer is mid-read, or our tail was stale */
             tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        } else {
-            backoff_snooze(&b); /* another producer moved on; our tail is stale */
-            tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+            continue;
         }
+        uint64_t k = (uint64_t)n < free_slots ? (uint64_t)n : free_slots;
+        if (atomic_compare_exchange_weak_explicit(&r->tail, &tail, tail + k, memory_order_seq_cst,
+                                                  memory_order_relaxed)) {
+            *pos = tail;
+            return (int64_t)k;
+        }
+        backoff_snooze(&b); /* lost the race: `tail` now holds the fresh value */
     }
 }
 
@@ -182,40 +173,51 @@ static int64_t claim_pop(array_queue *r, int64_t n, uint64_t *pos) {
     backoff b = {0};
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     for (;;) {
-        uint64_t idx = head & (r->mark_bit - 1);
-        uint64_t lap = head & ~(r->one_lap - 1);
-        uint64_t stamp = atomic_load_explicit(&r->stamps[idx], memory_order_acquire);
-        if (stamp == head + 1) {
-            uint64_t limit = r->cap - idx, k = 1;
-            if ((uint64_t)n < limit) limit = (uint64_t)n;
-            while (k < limit &&
-                   atomic_load_explicit(&r->stamps[idx + k], memory_order_acquire) == head + k + 1)
-                k++; /* R3 */
-            uint64_t next = idx + k < r->cap ? head + k : lap + r->one_lap;
-            if (atomic_compare_exchange_weak_explicit(&r->head, &head, next, memory_order_seq_cst,
-                                                      memory_order_relaxed)) {
-                *pos = head;
-                return (int64_t)k;
-            }
-            backoff_snooze(&b);
-        } else if (stamp == head) {
+        uint64_t done = atomic_load_explicit(&r->tail_done, memory_order_acquire);
+        if (head > done) { /* head is stale */
+            head = atomic_load_explicit(&r->head, memory_order_relaxed);
+            continue;
+        }
+        if (head == done) {
             atomic_thread_fence(memory_order_seq_cst); /* R4 */
             uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-            if ((tail & ~r->mark_bit) == head) return (tail & r->mark_bit) ? FLOW_CLOSED : FLOW_EMPTY;
-            backoff_snooze(&b); /* a producer claimed this slot and is mid-write */
+            done = atomic_load_explicit(&r->tail_done, memory_order_relaxed);
+            uint64_t now = atomic_load_explicit(&r->head, memory_order_relaxed);
+            if (now == head && done == head && (tail & ~MARK) == head)
+                return (tail & MARK) ? FLOW_CLOSED : FLOW_EMPTY;
+            backoff_snooze(&b); /* a producer is mid-write, or our head was stale */
             head = atomic_load_explicit(&r->head, memory_order_relaxed);
-        } else {
-            backoff_snooze(&b);
-            head = atomic_load_explicit(&r->head, memory_order_relaxed);
+            continue;
         }
+        uint64_t avail = done - head;
+        uint64_t k = (uint64_t)n < avail ? (uint64_t)n : avail;
+        if (atomic_compare_exchange_weak_explicit(&r->head, &head, head + k, memory_order_seq_cst,
+                                                  memory_order_relaxed)) {
+            *pos = head;
+            return (int64_t)k;
+        }
+        backoff_snooze(&b);
     }
 }
 
-static inline void copy_items(void *dst, const void *src, size_t size, uint64_t k) {
-    if (size == 8 && k == 1)
-        memcpy(dst, src, 8);
-    else
-        memcpy(dst, src, size * k);
+/* R2: finish our range [from, to): when every range before it is finished (done == from), move `done`
+ * to its end; otherwise mark it finished, for the claimer that moves `done` to it. Either way, then
+ * move `done` over every range after it whose claimer finished first (marked it and left). */
+static inline void commit(_Atomic uint64_t *done, _Atomic uint64_t *ends, uint64_t cap, uint64_t from,
+                          uint64_t to) {
+    uint64_t d = from;
+    if (!atomic_compare_exchange_strong_explicit(done, &d, to, memory_order_seq_cst, memory_order_seq_cst)) {
+        atomic_store_explicit(&ends[from % cap], to, memory_order_seq_cst);
+        d = atomic_load_explicit(done, memory_order_seq_cst);
+    } else {
+        d = to;
+    }
+    for (;;) {
+        uint64_t end = atomic_load_explicit(&ends[d % cap], memory_order_seq_cst);
+        if (end <= d) return; /* the range at d is not finished: its claimer will move done */
+        if (atomic_compare_exchange_strong_explicit(done, &d, end, memory_order_seq_cst, memory_order_seq_cst))
+            d = end; /* else d holds the fresh value (somebody moved it past this range) */
+    }
 }
 
 static int64_t array_push_n(void *q, const void *items, int64_t n) {
@@ -223,16 +225,12 @@ static int64_t array_push_n(void *q, const void *items, int64_t n) {
     uint64_t pos;
     int64_t k = claim_push(r, n, &pos);
     if (k <= 0) return k;
-    uint64_t idx = pos & (r->mark_bit - 1);
-    copy_items(r->data + idx * r->elem_size, items, r->elem_size, (uint64_t)k);
-    for (int64_t j = 0; j < k; j++) /* R2: publish each slot */
-        atomic_store_explicit(&r->stamps[idx + (uint64_t)j], pos + (uint64_t)j + 1, memory_order_release);
+    uint64_t idx = pos % r->cap, first = r->cap - idx < (uint64_t)k ? r->cap - idx : (uint64_t)k;
+    memcpy(r->data + idx * r->elem_size, items, first * r->elem_size);
+    if (first < (uint64_t)k)
+        memcpy(r->data, (const unsigned char *)items + first * r->elem_size, ((uint64_t)k - first) * r->elem_size);
+    commit(&r->tail_done, r->written, r->cap, pos, pos + (uint64_t)k);
     return k;
-}
-
-/* The queue-order number of a position: laps completed x capacity + index. */
-static inline uint64_t position_seq(const array_queue *r, uint64_t pos) {
-    return (pos / r->one_lap) * r->cap + (pos & (r->mark_bit - 1));
 }
 
 static int64_t array_pop_n(void *q, void *items, int64_t n, uint64_t *seq, int *resume) {
@@ -240,37 +238,39 @@ static int64_t array_pop_n(void *q, void *items, int64_t n, uint64_t *seq, int *
     uint64_t pos;
     int64_t k = claim_pop(r, n, &pos);
     if (k <= 0) return k;
-    if (seq) *seq = position_seq(r, pos);
-    uint64_t idx = pos & (r->mark_bit - 1);
-    copy_items(items, r->data + idx * r->elem_size, r->elem_size, (uint64_t)k);
-    for (int64_t j = 0; j < k; j++) /* R2: hand each slot to the next lap */
-        atomic_store_explicit(&r->stamps[idx + (uint64_t)j], pos + (uint64_t)j + r->one_lap, memory_order_release);
+    if (seq) *seq = pos; /* R6 */
+    uint64_t idx = pos % r->cap, first = r->cap - idx < (uint64_t)k ? r->cap - idx : (uint64_t)k;
+    memcpy(items, r->data + idx * r->elem_size, first * r->elem_size);
+    if (first < (uint64_t)k)
+        memcpy((unsigned char *)items + first * r->elem_size, r->data, ((uint64_t)k - first) * r->elem_size);
+    commit(&r->head_done, r->read, r->cap, pos, pos + (uint64_t)k);
     *resume = r->resume_at == 0 || size_now(r) <= r->resume_at; /* R7 */
     return k;
 }
 
 static void array_close(void *q) {
     array_queue *r = q;
-    atomic_fetch_or_explicit(&r->tail, r->mark_bit, memory_order_seq_cst); /* R5 */
+    atomic_fetch_or_explicit(&r->tail, MARK, memory_order_seq_cst); /* R5 */
 }
 
-/* Readiness re-checks: same decision points (and fences) as the claims, without claiming. */
+/* Readiness re-checks: the decision points (and fences) of the claims, without claiming. */
 static int array_ready_to_pop(void *q) {
     array_queue *r = q;
     atomic_thread_fence(memory_order_seq_cst);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t done = atomic_load_explicit(&r->tail_done, memory_order_relaxed);
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    return (tail & ~r->mark_bit) != head || (tail & r->mark_bit);
+    return done != head || (tail & MARK);
 }
 
 static int array_ready_to_push(void *q) {
     array_queue *r = q;
     atomic_thread_fence(memory_order_seq_cst);
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    if (tail & r->mark_bit) return 1;
-    if (r->resume_at) return size_now(r) <= r->resume_at; /* R7 */
-    return head + r->one_lap != tail;
+    if (tail & MARK) return 1;
+    uint64_t size = size_now(r);
+    if (r->resume_at) return size <= r->resume_at; /* R7 */
+    return size < r->cap;
 }
 
 static const flow_queue_ops array_ops = {

@@ -12,6 +12,12 @@
  *       decide at the same points (and fences) as the operations (array R4). So no wake-up is lost.
  *  RW3. Spinning is bounded in nanoseconds (spin_ns), busy for ~2 us, then yielding between re-checks;
  *       after the budget a waiter parks (no CPU burnt by an idle pipeline).
+ *  RW4. A waiter that serves jobs (the *_serving calls) runs every queued job before it spins or parks,
+ *       and parks on the jobs' parker only after announcing itself there, registering a node on the
+ *       ring's parker (whose callback notifies the jobs' parker: all of its threads, since each waits
+ *       on its own ring) and re-checking that no job is queued: so a push, pop or close on its ring
+ *       (RW1) and a queued job both wake it, and none is lost. Its node is taken back before the call
+ *       returns (if a notify took it first, the call waits until its callback has run).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -252,6 +258,93 @@ int64_t flow_ring_push_all_wait(flow_ring *r, const void *items, int64_t n, int6
             left = now >= deadline ? 0 : (int64_t)(deadline - now);
         }
         int64_t k = flow_ring_push_n_wait(r, p + (size_t)done * r->elem_size, n - done, left);
+        if (k < 0) {
+            if (pushed) *pushed = done;
+            return k;
+        }
+        done += k;
+    }
+    if (pushed) *pushed = done;
+    return done;
+}
+
+/* A pool thread serving jobs parks on the jobs' parker, with this node registered on the ring's parker
+ * so that a push / pop / close on the ring wakes it too (RW4). */
+typedef struct serve_node {
+    flow_waiter w;
+    flow_parker *wake;
+    _Atomic int fired;
+} serve_node;
+
+static void serve_fired(void *ctx) {
+    serve_node *node = ctx;
+    flow_parker *wake = node->wake; /* read before `fired`: the node may be gone once it is set */
+    atomic_store_explicit(&node->fired, 1, memory_order_release);
+    flow_parker_notify(wake, INT32_MAX); /* all: the threads parked there wait on different rings */
+}
+
+/* Take the node back from the ring's parker; when a notify already took it, wait until its callback
+ * has run (it is on its way), so the node can go. */
+static void serve_withdraw(flow_ring *r, serve_node *node) {
+    if (flow_ring_unawait(r, &node->w)) return;
+    while (!atomic_load_explicit(&node->fired, memory_order_acquire)) flow_cpu_relax();
+}
+
+/* ring_wait for a thread that serves jobs (RW4): run queued jobs first, spin for the budget re-checking
+ * both, then park on the jobs' parker with a node on the ring's parker. */
+static int64_t ring_serve(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_t *seq, int64_t would_block,
+                          int (*await)(flow_ring *, flow_waiter *), const flow_jobs *jobs) {
+    for (;;) {
+        int64_t k = op(r, buf, n, seq);
+        if (k != would_block) return k;
+        if (jobs->run_one(jobs->ctx)) continue;
+        uint64_t start = flow_now_ns();
+        uint64_t spin_end = start + (uint64_t)r->spin_ns, busy_end = start + 2000;
+        int job = 0;
+        for (unsigned i = 1; r->spin_ns > 0 && !job; i++) { /* RW3, with the jobs re-checked too */
+            uint64_t t = (i & 7) == 0 ? flow_now_ns() : 0;
+            if (t && t >= spin_end) break;
+            if (t && t >= busy_end)
+                sched_yield();
+            else
+                for (int j = 0; j < 16; j++) flow_cpu_relax();
+            k = op(r, buf, n, seq);
+            if (k != would_block) return k;
+            job = jobs->pending(jobs->ctx);
+        }
+        if (job) continue;
+        uint32_t key = flow_parker_prepare(jobs->parker);
+        serve_node node = {.w = {.fn = serve_fired}, .wake = jobs->parker};
+        node.w.ctx = &node;
+        atomic_init(&node.fired, 0);
+        if (await(r, &node.w) != FLOW_OK) { /* the ring is ready already */
+            flow_parker_cancel(jobs->parker);
+            continue;
+        }
+        if (jobs->pending(jobs->ctx)) { /* re-check after announcing (parker.c I1) */
+            serve_withdraw(r, &node);
+            flow_parker_cancel(jobs->parker);
+            continue;
+        }
+        flow_parker_wait(jobs->parker, key, FLOW_FOREVER);
+        serve_withdraw(r, &node);
+    }
+}
+
+int64_t flow_ring_pop_n_serving(flow_ring *r, void *items, int64_t n, uint64_t *first_seq, const flow_jobs *jobs) {
+    if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
+    if (!first_seq || !jobs) return FLOW_EINVAL;
+    return ring_serve(r, pop_op, items, n, first_seq, FLOW_EMPTY, flow_ring_await_pop, jobs);
+}
+
+int64_t flow_ring_push_all_serving(flow_ring *r, const void *items, int64_t n, const flow_jobs *jobs,
+                                   int64_t *pushed) {
+    if (!jobs) return FLOW_EINVAL;
+    const unsigned char *p = items;
+    int64_t done = 0;
+    while (done < n) {
+        int64_t k = ring_serve(r, push_op, (void *)(p + (size_t)done * r->elem_size), n - done, NULL, FLOW_FULL,
+                               flow_ring_await_push, jobs);
         if (k < 0) {
             if (pushed) *pushed = done;
             return k;

@@ -15,19 +15,21 @@ import CFlow
     func makeWorkers(_ loops: WorkerLoops, layer: String) throws(FlowConfigurationError) -> any WorkerGroup
     /// What blocked threads wait on in an ordered window; nil when this backend's workers are tasks.
     func makeThreadParker() -> (any ThreadParking)?
+    /// Where the run's other stages (every layer but the CPU layers) run: nil for Swift's global
+    /// executor. The native backend's runs them on its pool threads (PoolExecutor).
+    var stageExecutor: (any TaskExecutor)? { get }
 }
 
 /// A CPU layer's batch loop in the two forms a backend may run it: each call is one worker.
 @usableFromInline struct WorkerLoops: Sendable {
     @usableFromInline let count: Int
-    /// On a thread the backend owns, blocking in its pops and pushes; the argument is the backend's
-    /// handle of that worker (the native backend's `flow_worker`, for its per-worker counters).
-    @usableFromInline let onThread: @Sendable (OpaquePointer) -> Void
+    /// On a thread the backend owns, blocking in its pops and pushes.
+    @usableFromInline let onThread: @Sendable (PoolThread) -> Void
     /// As a Swift task, suspending in its pops and pushes.
     @usableFromInline let inTask: @Sendable () async -> Void
 
     @inlinable init(
-        count: Int, onThread: @escaping @Sendable (OpaquePointer) -> Void,
+        count: Int, onThread: @escaping @Sendable (PoolThread) -> Void,
         inTask: @escaping @Sendable () async -> Void
     ) {
         self.count = count

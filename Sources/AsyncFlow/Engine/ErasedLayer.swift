@@ -69,3 +69,11 @@ extension Layer {
             makeStage: { plan in make(StageContext(plan)) })
     }
 }
+
+extension ErasedLayer {
+    /// A CPU layer: its loops run where the backend runs workers, not as a stage task (PipelineRun P2).
+    var runsOnWorkers: Bool {
+        if case .cpu = kind { return true }
+        return false
+    }
+}

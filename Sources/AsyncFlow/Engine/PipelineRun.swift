@@ -5,7 +5,8 @@
 //  P1. Every configuration error (layer parameters, FLOW_* variables, options, links, workers) is thrown
 //      by init, before any stage runs, so no item has been pulled.
 //  P2. Stages run as children of one task group; execute() returns only after every stage has ended
-//      and every worker thread has been joined (NativeBackend N2), whichever way it ends.
+//      and every worker thread has been joined (NativeBackend N2), whichever way it ends. A stage that
+//      is not a CPU layer's runs on the backend's stage executor (the native pool's threads, N4).
 //  P3. Cancelling the awaiting task stops the run (RunState S1/S2): closes every link, so each stage
 //      finishes promptly; outcome() then throws CancellationError.
 //  P4. Items left in a link at the end are deinitialised and counted as received and dropped by the
@@ -33,6 +34,8 @@ final class PipelineRun: Sendable {
     /// links[i] joins layer i to layer i + 1; when streaming, the last link is the stream's.
     let links: [any AnyLink]
     let stages: [StageHandle]
+    /// Kept for the whole run: its stage executor must outlive every stage (PoolExecutor).
+    let backend: any Backend
     let started = ContinuousClock.now
     private let elapsed = Locked<Duration?>(nil)
     /// Streaming only: opened by consumerDone (P5).
@@ -78,6 +81,7 @@ final class PipelineRun: Sendable {
             stages.append(stage)
         }
         self.sizes = sizes
+        self.backend = backend
         self.counters = counters
         self.links = links
         self.stages = stages
@@ -89,8 +93,12 @@ final class PipelineRun: Sendable {
         let run = self.run
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
-                for stage in stages {
-                    group.addTask { await stage.run() }  // P2
+                for (stage, layer) in zip(stages, layers) {
+                    if let executor = backend.stageExecutor, !layer.runsOnWorkers {
+                        group.addTask(executorPreference: executor) { await stage.run() }  // P2
+                    } else {
+                        group.addTask { await stage.run() }
+                    }
                 }
             }
         } onCancel: {

@@ -28,7 +28,7 @@
     @inlinable func prepare() throws(FlowConfigurationError) {
         // unowned: the worker group is this stage's; its loops never outlive it
         let loops = WorkerLoops(
-            count: context.workers, onThread: { [unowned self] worker in self.work(on: worker) },
+            count: context.workers, onThread: { [unowned self] thread in self.work(on: thread) },
             inTask: { [unowned self] in await self.work() })
         workers = try context.backend.makeWorkers(loops, layer: context.layer.name)
     }
@@ -38,10 +38,10 @@
     }
 
     /// One worker on a backend's thread.
-    @inlinable func work(on worker: OpaquePointer) {
+    @inlinable func work(on thread: PoolThread) {
         var state = makeState()  // C1
         var loop = BatchLoop(context, take: context.batch, adaptive: true)
-        loop.runOnThread(worker) { loop, count in loop.apply(count) { try body(&state, $0) } }
+        loop.runOnThread(thread) { loop, count in loop.apply(count) { try body(&state, $0) } }
     }
 
     /// One worker as a task.

@@ -84,6 +84,25 @@ int64_t flow_ring_pop_n_wait(flow_ring *r, void *items, int64_t n, int64_t timeo
 int64_t flow_ring_push_all_wait(flow_ring *r, const void *items, int64_t n, int64_t timeout_ns,
                                 int64_t *pushed);
 
+/** What a pool thread serves while it waits on a ring (the pipeline's other stages, as Swift jobs):
+ *  run_one runs one queued job (1) or finds none (0); pending says whether one is queued; whoever
+ *  queues a job notifies `parker` after queuing it. */
+typedef struct flow_jobs {
+    int (*run_one)(void *ctx);
+    int (*pending)(void *ctx);
+    void *ctx;
+    flow_parker *parker;
+} flow_jobs;
+
+/** flow_ring_pop_n_wait_seq (no timeout) that runs `jobs` while the ring is empty: between re-checks it
+ *  runs every queued job; it parks only when the ring is empty and no job is queued, and is woken by
+ *  a push, a close or a job. */
+int64_t flow_ring_pop_n_serving(flow_ring *r, void *items, int64_t n, uint64_t *first_seq, const flow_jobs *jobs);
+/** flow_ring_push_all_wait (no timeout) that runs `jobs` while the ring is full, like pop_n_serving.
+ *  Returns n, or FLOW_CLOSED with *pushed set. */
+int64_t flow_ring_push_all_serving(flow_ring *r, const void *items, int64_t n, const flow_jobs *jobs,
+                                   int64_t *pushed);
+
 /** Close the ring (idempotent). */
 void flow_ring_close(flow_ring *r);
 

@@ -43,5 +43,6 @@ verify eventcount.pml "-DPER_PRODUCER=1 -DMUTANT_NO_RECHECK" 1
 verify eventcount.pml "-DPER_PRODUCER=1 -DMUTANT_REGISTER_IGNORES_EPOCH" 1
 verify ring.pml "-DCAP=3 -DPER_PRODUCER=2" 0
 verify ring.pml "-DCAP=2 -DPER_PRODUCER=2" 0
-verify ring.pml "-DCAP=2 -DPER_PRODUCER=1 -DMUTANT_PUBLISH_FIRST" 1
+verify ring.pml "-DCAP=2 -DPER_PRODUCER=1 -DMUTANT_COMMIT_FIRST" 1
 verify ring.pml "-DCAP=2 -DPER_PRODUCER=1 -DMUTANT_STALE_CAS" 1
+verify ring.pml "-DCAP=2 -DPER_PRODUCER=1 -DMUTANT_NO_HELP" 1

@@ -8,6 +8,8 @@
 //      run() returns: no thread outlives its run.
 //  N3. The pool is created (and its settings checked) when the workers are made, before any stage runs;
 //      it is started by run() and destroyed with the group.
+//  N4. One PoolExecutor per run: every pool thread of the run serves it while it waits (PoolExecutor X1),
+//      and the run's other stages prefer it, so they run on those threads.
 import CFlow
 import Synchronization
 
@@ -15,6 +17,8 @@ import Synchronization
     let pool: flow_config
     /// Tests only: pools fail to start after this many threads (0: never).
     let startFailureAfter: UInt32
+    /// N4: this run's scheduler.
+    let executor = PoolExecutor()
 
     @usableFromInline func makeQueue<T>(of type: T.Type, capacity: Int) throws(FlowConfigurationError)
         -> any LinkQueue<T>
@@ -25,10 +29,15 @@ import Synchronization
     @usableFromInline func makeWorkers(_ loops: WorkerLoops, layer: String) throws(FlowConfigurationError)
         -> any WorkerGroup
     {
-        try PoolWorkers(loops, pool: pool, layer: layer, startFailureAfter: startFailureAfter)
+        let workers = try PoolWorkers(
+            loops, pool: pool, layer: layer, executor: executor, startFailureAfter: startFailureAfter)
+        executor.addThreads(loops.count)  // PoolExecutor X3
+        return workers
     }
 
     @usableFromInline func makeThreadParker() -> (any ThreadParking)? { EventCountParker() }
+
+    @usableFromInline var stageExecutor: (any TaskExecutor)? { executor }
 }
 
 /// What the C trampoline calls through (a @convention(c) function cannot capture): the group's loop.
@@ -36,15 +45,20 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
     // @unchecked: `pool` is set once in init; the C pool is thread-safe; the rest is immutable or atomic.
     let loops: WorkerLoops
     let layer: String
+    let executor: PoolExecutor
     private var pool: OpaquePointer?
     let running = Atomic<Int>(0)
+    /// Threads that entered their loop (PoolExecutor X3: the others never serve).
+    let entered = Atomic<Int>(0)
     let completion = Gate()  // opened by the last loop to return (N2)
 
-    init(_ loops: WorkerLoops, pool config: flow_config, layer: String, startFailureAfter: UInt32)
-        throws(FlowConfigurationError)
-    {
+    init(
+        _ loops: WorkerLoops, pool config: flow_config, layer: String, executor: PoolExecutor,
+        startFailureAfter: UInt32
+    ) throws(FlowConfigurationError) {
         self.loops = loops
         self.layer = layer
+        self.executor = executor
         var config = config
         config.workers = UInt32(loops.count)
         var err = flow_error()
@@ -68,16 +82,32 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
             // join them here (briefly blocking this thread, on this failure path only).
             run.fail(FlowConfigurationError(parameter: "workers", message: cMessage(&err), layer: layer), layer: layer)
             flow_pool_join(pool)
+            executor.removeThreads(loops.count - entered.load(ordering: .relaxed))  // PoolExecutor X3
             return
         }
         await completion.wait()
         flow_pool_join(pool)  // N2: every thread has left its loop; join is immediate
     }
 
-    /// One pool thread: the loop, then (the last one) resume the task awaiting the pool (N2).
+    /// One pool thread: the loop, serving the run's executor while it waits (N4), then (the last one)
+    /// resume the task awaiting the pool (N2).
     func work(_ worker: OpaquePointer) {
-        loops.onThread(worker)
+        entered.add(1, ordering: .relaxed)
+        loops.onThread(PoolThread(worker: worker, jobs: executor.jobs))
+        executor.removeThreads(1)
         if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { completion.open() }
+    }
+}
+
+/// A pool thread, as its loop sees it: its flow_worker (per-worker counters) and the jobs it serves
+/// while it waits (PoolExecutor).
+@usableFromInline struct PoolThread {
+    @usableFromInline let worker: OpaquePointer
+    @usableFromInline let jobs: UnsafePointer<flow_jobs>
+
+    init(worker: OpaquePointer, jobs: UnsafeMutablePointer<flow_jobs>) {
+        self.worker = worker
+        self.jobs = UnsafePointer(jobs)
     }
 }
 

@@ -3,7 +3,8 @@
 //  L1: items move through the ring as raw bytes (flow_ring_push_n / pop_n copy whole batches); Swift
 //      values are bitwise movable, so this is a move.
 //  L3: a task that finds the ring full (empty) registers a flow_waiter callback (flow_ring_await_push /
-//      await_pop) and suspends (ContinuationWaiter.swift); threads spin, then park (flow_ring_*_wait).
+//      await_pop) and suspends (ContinuationWaiter.swift); pool threads run queued jobs, spin, then park
+//      (flow_ring_*_serving).
 //  L5: flow_ring's resume_producers_at is half the capacity.
 import CFlow
 
@@ -80,17 +81,22 @@ import CFlow
 
     // MARK: pool threads
 
-    /// Pop up to `max` items and the position of the first, spinning then parking the calling thread.
-    /// 0 when closed and drained.
-    @inlinable func popBlocking(into buffer: UnsafeMutablePointer<T>, max: Int, position: inout UInt64) -> Int {
-        let k = flow_ring_pop_n_wait_seq(ring, buffer, Int64(max), FLOW_FOREVER, &position)
+    /// Pop up to `max` items and the position of the first on a pool thread: while the ring is empty, run
+    /// the jobs it serves (CFlow ring.c RW4, PoolExecutor X1), then spin, then park. 0 when closed and
+    /// drained.
+    @inlinable func popServing(
+        into buffer: UnsafeMutablePointer<T>, max: Int, position: inout UInt64, _ jobs: UnsafePointer<flow_jobs>
+    ) -> Int {
+        let k = flow_ring_pop_n_serving(ring, buffer, Int64(max), &position, jobs)
         return k > 0 ? Int(k) : 0
     }
 
-    /// Push all of `buffer[0..<count]`, parking while full. Returns how many were pushed (fewer: closed).
-    @inlinable func pushBlocking(_ buffer: UnsafeMutablePointer<T>, count: Int) -> Int {
+    /// Push all of `buffer[0..<count]` on a pool thread, serving `jobs` while the ring is full (as
+    /// popServing). Returns how many were pushed (fewer: closed).
+    @inlinable func pushServing(_ buffer: UnsafeMutablePointer<T>, count: Int, _ jobs: UnsafePointer<flow_jobs>) -> Int
+    {
         var pushed: Int64 = 0
-        _ = flow_ring_push_all_wait(ring, buffer, Int64(count), FLOW_FOREVER, &pushed)
+        _ = flow_ring_push_all_serving(ring, buffer, Int64(count), jobs, &pushed)
         return Int(pushed)
     }
 }

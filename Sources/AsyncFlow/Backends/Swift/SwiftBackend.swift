@@ -17,6 +17,8 @@
     }
 
     @usableFromInline func makeThreadParker() -> (any ThreadParking)? { nil }
+
+    @usableFromInline var stageExecutor: (any TaskExecutor)? { nil }
 }
 
 /// A CPU layer's workers on the `.swift` backend: child tasks (SW1).
