@@ -10,7 +10,7 @@ extension Serial {
 
         @Test("registry lists the checks")
         func registry() {
-            #expect(Self.names.count == 18)
+            #expect(Self.names.count == 19)
             #expect(Set(Self.names).count == Self.names.count)
         }
 

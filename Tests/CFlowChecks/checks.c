@@ -660,6 +660,132 @@ static int check_callbacks(void) {
     return FLOW_CHECK_PASS;
 }
 
+/* ---------- pool threads serving jobs while they wait (ring.c RW4) ---------- */
+
+typedef struct {
+    _Atomic uint64_t queued; /* jobs queued and not taken */
+    _Atomic uint64_t ran;    /* jobs run */
+    flow_parker *parker;
+} job_queue;
+
+static int jq_run_one(void *ctx) {
+    job_queue *q = ctx;
+    uint64_t n = atomic_load(&q->queued);
+    while (n > 0)
+        if (atomic_compare_exchange_weak(&q->queued, &n, n - 1)) {
+            atomic_fetch_add(&q->ran, 1);
+            return 1;
+        }
+    return 0;
+}
+static int jq_pending(void *ctx) { return atomic_load(&((job_queue *)ctx)->queued) > 0; }
+static void jq_enqueue(job_queue *q) {
+    atomic_fetch_add(&q->queued, 1);
+    flow_parker_notify(q->parker, 1); /* after queuing (PoolExecutor X2) */
+}
+
+typedef struct {
+    flow_ring *r;
+    const flow_jobs *jobs;
+    uint64_t n; /* items to move */
+    uint64_t got;
+    int64_t last;
+    int order_ok;
+} serve_ctx;
+
+static void *serve_consumer(void *a) {
+    serve_ctx *c = a;
+    uint64_t buf[4], seq = 0;
+    c->order_ok = 1;
+    for (;;) {
+        int64_t k = flow_ring_pop_n_serving(c->r, buf, 4, &seq, c->jobs);
+        if (k <= 0) {
+            c->last = k;
+            break;
+        }
+        for (int64_t i = 0; i < k; i++)
+            if (buf[i] != c->got + (uint64_t)i) c->order_ok = 0;
+        c->got += (uint64_t)k;
+    }
+    return NULL;
+}
+
+static void *serve_producer(void *a) {
+    serve_ctx *c = a;
+    uint64_t buf[8];
+    for (uint64_t i = 0; i < c->n; i += 8) {
+        uint64_t k = c->n - i < 8 ? c->n - i : 8;
+        for (uint64_t j = 0; j < k; j++) buf[j] = i + j;
+        int64_t pushed = 0;
+        c->last = flow_ring_push_all_serving(c->r, buf, (int64_t)k, c->jobs, &pushed);
+        c->got += (uint64_t)pushed;
+        if (c->last < 0) break;
+    }
+    return NULL;
+}
+
+/* Wait (bounded) until `ran` reaches `want`. */
+static int await_ran(job_queue *q, uint64_t want) {
+    uint64_t deadline = flow_now_ns() + 30000000000ull;
+    while (atomic_load(&q->ran) < want)
+        if (flow_now_ns() > deadline) return 0;
+        else sched_yield();
+    return 1;
+}
+
+static int check_serving(void) {
+    flow_parker *parker = flow_parker_create();
+    job_queue q = {0, 0, parker};
+    flow_jobs jobs = {jq_run_one, jq_pending, &q, parker};
+    uint64_t rounds = (uint64_t)(2000 * scale()) + 1;
+    /* 1. a consumer parked on an empty ring (spin 0: it parks at once) is woken by a queued job, runs it,
+          and parks again; then it takes items pushed between jobs, in order, and leaves on close */
+    flow_ring *r = mk_ring(4, 8, 0, FLOW_QUEUE_RING);
+    serve_ctx c = {r, &jobs, 0, 0, 0, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, serve_consumer, &c);
+    for (uint64_t i = 0; i < rounds; i++) {
+        jq_enqueue(&q);
+        CHECK(await_ran(&q, i + 1), "parked consumer: job %llu never ran (lost wake-up)", (unsigned long long)i);
+        CHECK(flow_ring_push_wait(r, &i, 30000000000ll) == FLOW_OK, "push %llu", (unsigned long long)i);
+    }
+    flow_ring_close(r);
+    pthread_join(th, NULL);
+    CHECK(c.last == FLOW_CLOSED, "serving pop ended with %lld, not FLOW_CLOSED", (long long)c.last);
+    CHECK(c.got == rounds && c.order_ok, "serving pop took %llu of %llu items (in order: %d)", (unsigned long long)c.got,
+          (unsigned long long)rounds, c.order_ok);
+    CHECK(atomic_load(&q.ran) == rounds, "ran %llu jobs of %llu", (unsigned long long)atomic_load(&q.ran),
+          (unsigned long long)rounds);
+    flow_ring_destroy(r);
+    /* 2. a producer parked on a full ring: woken by jobs, and by the pops that make room; every item
+          arrives once, in order; a close ends its push with FLOW_CLOSED and the count pushed */
+    r = mk_ring(3, 8, 0, FLOW_QUEUE_RING);
+    serve_ctx p = {r, &jobs, rounds * 4 + 8, 0, 0, 0};
+    pthread_create(&th, NULL, serve_producer, &p);
+    uint64_t got = 0, x, jobs_before = atomic_load(&q.ran);
+    for (uint64_t i = 0; got < rounds * 4; i++) {
+        if (i % 4 == 0) {
+            jq_enqueue(&q);
+            CHECK(await_ran(&q, jobs_before + i / 4 + 1), "parked producer: job never ran (lost wake-up)");
+        }
+        CHECK(flow_ring_pop_wait(r, &x, 30000000000ll) == FLOW_OK, "pop %llu", (unsigned long long)got);
+        CHECK(x == got, "serving push: got %llu want %llu", (unsigned long long)x, (unsigned long long)got);
+        got++;
+    }
+    uint64_t deadline = flow_now_ns() + 30000000000ull;
+    while (flow_ring_size_approx(r) < 3 && flow_now_ns() < deadline) sched_yield(); /* the producer fills it, parks */
+    flow_ring_close(r);
+    pthread_join(th, NULL);
+    CHECK(p.last == FLOW_CLOSED, "serving push after close ended with %lld", (long long)p.last);
+    while (flow_ring_try_pop(r, &x) == FLOW_OK) got++;
+    CHECK(got == p.got, "popped %llu, producer counted %llu pushed", (unsigned long long)got, (unsigned long long)p.got);
+    flow_ring_destroy(r);
+    flow_parker_destroy(parker);
+    snprintf(g_msg, g_len, "parked pop and push woken by %llu jobs each; items exact and in order; close ends both",
+             (unsigned long long)rounds);
+    return FLOW_CHECK_PASS;
+}
+
 /* ---------- producer hysteresis (resume_producers_at) ---------- */
 
 static int check_resume_watermark(void) {
@@ -707,6 +833,11 @@ int flow_check_thread_sched(void) {
     int policy = sched_getscheduler(0); /* Linux: the calling thread's */
     return policy == SCHED_IDLE ? FLOW_SCHED_IDLE : policy == SCHED_BATCH ? FLOW_SCHED_BATCH
            : policy == SCHED_OTHER ? FLOW_SCHED_NORMAL : -1;
+}
+
+int flow_check_on_pool_thread(void) {
+    char name[16] = {0};
+    return pthread_getname_np(pthread_self(), name, sizeof name) == 0 && strncmp(name, "flow-worker-", 12) == 0;
 }
 
 static void pool_loop(flow_worker *w, void *ctx) {
@@ -1005,6 +1136,7 @@ static const check_entry checks[] = {
     {"wake_one", check_wake_one},
     {"park_wake", check_park_wake},
     {"callbacks", check_callbacks},
+    {"serving", check_serving},
     {"pool", check_pool},
     {"pool_parks", check_pool_parks},
     {"pool_start_failure", check_pool_start_failure},

@@ -21,4 +21,7 @@ size_t flow_check_heap_in_use(void);
 
 /** The calling thread's scheduling class as a flow_sched_mode (FLOW_SCHED_*), or -1 for another class. */
 int flow_check_thread_sched(void);
+
+/** Whether the calling thread is a CFlow pool thread (named "flow-worker-N"). */
+int flow_check_on_pool_thread(void);
 #endif
