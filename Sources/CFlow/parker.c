@@ -17,6 +17,10 @@
  *      the lock and called outside it, each exactly once; unregister removes only an attached node.
  *  I5. Each waiter's announcement is withdrawn exactly once: by cancel, by the end of wait, by a refused
  *      register, by unregister, or by the notify that detaches its callback.
+ *  I6. A node's `owner` is written only under its owner's lock, but read by unregister under the lock of
+ *      whichever parker it is asked to leave (flow_ring_unawait tries both of a ring's), so it is
+ *      accessed atomically (relaxed: only the owner's own lock orders what matters, and a parker that
+ *      does not own the node never sees itself there).
  * Fast path: notify with no waiter is a fence, a relaxed load and a branch.
  */
 #ifndef _GNU_SOURCE
@@ -174,7 +178,7 @@ int flow_parker_register(flow_parker *p, uint32_t key, flow_waiter *w) {
         flow_parker_cancel(p); /* I5: refused */
         return FLOW_READY;
     }
-    w->owner = p;
+    __atomic_store_n(&w->owner, (void *)p, __ATOMIC_RELAXED); /* I6 */
     w->prev = NULL;
     w->next = p->head;
     if (p->head) p->head->prev = w;
@@ -186,10 +190,10 @@ int flow_parker_register(flow_parker *p, uint32_t key, flow_waiter *w) {
 int flow_parker_unregister(flow_parker *p, flow_waiter *w) {
     int removed = 0;
     pthread_mutex_lock(p->lock);
-    if (w->owner == p) {
+    if (__atomic_load_n(&w->owner, __ATOMIC_RELAXED) == p) { /* I6 */
         if (w->prev) w->prev->next = w->next; else p->head = w->next;
         if (w->next) w->next->prev = w->prev;
-        w->owner = NULL;
+        __atomic_store_n(&w->owner, NULL, __ATOMIC_RELAXED);
         w->next = w->prev = NULL;
         atomic_fetch_sub_explicit(&p->callbacks, 1, memory_order_relaxed);
         removed = 1;
@@ -205,7 +209,7 @@ static void fire_callbacks(struct flow_parker *p) {
     uint32_t n = 0;
     p->head = NULL;
     for (flow_waiter *w = list; w; w = w->next) {
-        w->owner = NULL; /* detached: unregister now returns 0 */
+        __atomic_store_n(&w->owner, NULL, __ATOMIC_RELAXED); /* detached: unregister now returns 0 (I6) */
         n++;
     }
     atomic_fetch_sub_explicit(&p->callbacks, n, memory_order_relaxed);

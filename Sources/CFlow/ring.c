@@ -16,8 +16,8 @@
  *       and parks on the jobs' parker only after announcing itself there, registering a node on the
  *       ring's parker (whose callback notifies the jobs' parker: all of its threads, since each waits
  *       on its own ring) and re-checking that no job is queued: so a push, pop or close on its ring
- *       (RW1) and a queued job both wake it, and none is lost. Its node is taken back before the call
- *       returns (if a notify took it first, the call waits until its callback has run).
+ *       (RW1) and a queued job both wake it, and none is lost. Its node is taken back from that parker
+ *       before the call returns (if a notify took it first, the call waits until its callback has run).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -283,17 +283,19 @@ static void serve_fired(void *ctx) {
     flow_parker_notify(wake, INT32_MAX); /* all: the threads parked there wait on different rings */
 }
 
-/* Take the node back from the ring's parker; when a notify already took it, wait until its callback
- * has run (it is on its way), so the node can go. */
-static void serve_withdraw(flow_ring *r, serve_node *node) {
-    if (flow_ring_unawait(r, &node->w)) return;
+/* Take the node back from the ring's parker it is on; when a notify already took it, wait until its
+ * callback has run (it is on its way), so the node can go. */
+static void serve_withdraw(struct flow_parker *on, serve_node *node) {
+    if (flow_parker_unregister(on, &node->w)) return;
     while (!atomic_load_explicit(&node->fired, memory_order_acquire)) flow_cpu_relax();
 }
 
 /* ring_wait for a thread that serves jobs (RW4): run queued jobs first, spin for the budget re-checking
  * both, then park on the jobs' parker with a node on the ring's parker. */
+static int ring_await(flow_ring *r, struct flow_parker *parker, int (*ready)(void *), flow_waiter *w);
+
 static int64_t ring_serve(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_t *seq, int64_t would_block,
-                          int (*await)(flow_ring *, flow_waiter *), const flow_jobs *jobs) {
+                          struct flow_parker *on, int (*ready)(void *), const flow_jobs *jobs) {
     for (;;) {
         int64_t k = op(r, buf, n, seq);
         if (k != would_block) return k;
@@ -317,24 +319,24 @@ static int64_t ring_serve(flow_ring *r, ring_op op, void *buf, int64_t n, uint64
         serve_node node = {.w = {.fn = serve_fired}, .wake = jobs->parker};
         node.w.ctx = &node;
         atomic_init(&node.fired, 0);
-        if (await(r, &node.w) != FLOW_OK) { /* the ring is ready already */
+        if (ring_await(r, on, ready, &node.w) != FLOW_OK) { /* the ring is ready already */
             flow_parker_cancel(jobs->parker);
             continue;
         }
         if (jobs->pending(jobs->ctx)) { /* re-check after announcing (parker.c I1) */
-            serve_withdraw(r, &node);
+            serve_withdraw(on, &node);
             flow_parker_cancel(jobs->parker);
             continue;
         }
         flow_parker_wait(jobs->parker, key, FLOW_FOREVER);
-        serve_withdraw(r, &node);
+        serve_withdraw(on, &node);
     }
 }
 
 int64_t flow_ring_pop_n_serving(flow_ring *r, void *items, int64_t n, uint64_t *first_seq, const flow_jobs *jobs) {
     if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
     if (!first_seq || !jobs) return FLOW_EINVAL;
-    return ring_serve(r, pop_op, items, n, first_seq, FLOW_EMPTY, flow_ring_await_pop, jobs);
+    return ring_serve(r, pop_op, items, n, first_seq, FLOW_EMPTY, &r->not_empty, r->ops->ready_to_pop, jobs);
 }
 
 int64_t flow_ring_push_all_serving(flow_ring *r, const void *items, int64_t n, const flow_jobs *jobs,
@@ -344,7 +346,7 @@ int64_t flow_ring_push_all_serving(flow_ring *r, const void *items, int64_t n, c
     int64_t done = 0;
     while (done < n) {
         int64_t k = ring_serve(r, push_op, (void *)(p + (size_t)done * r->elem_size), n - done, NULL, FLOW_FULL,
-                               flow_ring_await_push, jobs);
+                               &r->not_full, r->ops->ready_to_push, jobs);
         if (k < 0) {
             if (pushed) *pushed = done;
             return k;

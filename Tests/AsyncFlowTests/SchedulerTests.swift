@@ -1,3 +1,4 @@
+import CFlowChecks
 import Foundation
 import Synchronization
 import Testing
@@ -8,6 +9,52 @@ import Testing
 extension Serial {
     @Suite("Native scheduler")
     struct SchedulerTests {
+        /// 0..<count, noting the thread of every pull (a lazy `map` would not do: given a non-Sendable
+        /// closure, the type checker picks the eager `map`, which runs in the caller before the pipeline).
+        struct NotingRange: Sequence, Sendable {
+            let count: Int
+            let note: @Sendable (String) -> Void
+
+            struct Iterator: IteratorProtocol {
+                var position = 0
+                let count: Int
+                let note: @Sendable (String) -> Void
+                mutating func next() -> Int? {
+                    guard position < count else { return nil }
+                    note("source")
+                    defer { position += 1 }
+                    return position
+                }
+            }
+            func makeIterator() -> Iterator { Iterator(count: count, note: note) }
+        }
+
+        @Test(
+            "the source, an async layer and the collector run on the pool threads, not Swift's pool",
+            arguments: [2, 1])
+        func stagesOnPoolThreads(workers: Int) async throws {
+            let places = Locked([String: Set<Bool>]())  // stage: on a pool thread?
+            let note: @Sendable (String) -> Void = { stage in
+                let onPool = flow_check_on_pool_thread() != 0
+                places.withLock { _ = $0[stage, default: []].insert(onPool) }
+            }
+            let n = 20_000
+            let count = Counter()
+            let report = try await pipeline(
+                Layer(NotingRange(count: n, note: note)),
+                Layer(workers: workers) { (x: Int) in x },
+                Layer(concurrency: 3) { (x: Int) async in
+                    note("async")
+                    return x
+                },
+                Layer { (_: Int) in
+                    note("collector")
+                    count.add(1)
+                })
+            #expect(count.count == n && report.completed == n)
+            #expect(places.withLock { $0 } == ["source": [true], "async": [true], "collector": [true]])
+        }
+
         @Test(
             "a parked pool thread wakes for a stage's job: a source that sleeps between items",
             .timeLimit(.minutes(1)))

@@ -660,6 +660,71 @@ static int check_callbacks(void) {
     return FLOW_CHECK_PASS;
 }
 
+/* ---------- flow_ring_unawait while a notify detaches the node (parker.c I6) ---------- */
+
+typedef struct { flow_ring *r; uint64_t rounds; _Atomic int stop; } unawait_ctx;
+
+static inline void flow_cpu_relax_check(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static void *unawait_notifier(void *a) {
+    unawait_ctx *c = a;
+    uint64_t v = 0;
+    while (!atomic_load(&c->stop)) { /* each pop fires the callbacks on not_full; the push refills it */
+        if (flow_ring_try_pop(c->r, &v) == FLOW_OK) flow_ring_try_push(c->r, &v);
+    }
+    return NULL;
+}
+
+static int check_unawait_race(void) {
+    /* A waiter registered on not_full (a full ring) is taken back with flow_ring_unawait, which asks
+       both of the ring's parkers, not_empty first under its own lock, while pops on another thread
+       detach it under not_full's lock: under ThreadSanitizer this raced on the node's owner before I6.
+       Whichever wins, the callback runs exactly once or not at all. */
+    unawait_ctx c = {mk_ring(4, 8, 0, FLOW_QUEUE_RING), 0, 0};
+    for (uint64_t v = 0; v < 4; v++) flow_ring_try_push(c.r, &v);
+    pthread_t th;
+    pthread_create(&th, NULL, unawait_notifier, &c);
+    cb_count cnt = {0};
+    uint64_t registered = 0, removed = 0, want = (uint64_t)(200 * scale()) + 10;
+    uint64_t end = flow_now_ns() + 60000000000ull;
+    /* until both outcomes were seen `want` times: the wait before unawait varies, so some callbacks are
+       fired first and some waiters taken back first */
+    for (uint64_t i = 0; (removed < want || registered - removed < want) && flow_now_ns() < end; i++) {
+        flow_waiter w = {count_cb, &cnt, NULL, NULL, NULL};
+        uint64_t before = atomic_load(&cnt.fired); /* before registering: a fire may come at once */
+        if (flow_ring_await_push(c.r, &w) != FLOW_OK) continue;
+        registered++;
+        for (uint64_t j = 0; j < (i * 7919) % 4096; j++) flow_cpu_relax_check(); /* let pushes in */
+        if (flow_ring_unawait(c.r, &w)) {
+            removed++;
+        } else { /* a notify took it: its callback runs (or ran) once; wait for it before w goes */
+            uint64_t deadline = flow_now_ns() + 10000000000ull;
+            while (atomic_load(&cnt.fired) == before)
+                if (flow_now_ns() > deadline) {
+                    atomic_store(&c.stop, 1);
+                    pthread_join(th, NULL);
+                    return failf("detached waiter's callback never ran");
+                }
+        }
+    }
+    atomic_store(&c.stop, 1);
+    pthread_join(th, NULL);
+    CHECK(removed >= want && registered - removed >= want, "in 60 s, %llu of %llu waiters taken back, the rest fired: "
+          "not both %llu times", (unsigned long long)removed, (unsigned long long)registered, (unsigned long long)want);
+    CHECK(atomic_load(&cnt.fired) + removed == registered, "fired %llu + removed %llu != registered %llu",
+          (unsigned long long)atomic_load(&cnt.fired), (unsigned long long)removed, (unsigned long long)registered);
+    flow_ring_destroy(c.r);
+    snprintf(g_msg, g_len, "%llu registrations: %llu taken back, %llu fired, each once", (unsigned long long)registered,
+             (unsigned long long)removed, (unsigned long long)(registered - removed));
+    return FLOW_CHECK_PASS;
+}
+
 /* ---------- pool threads serving jobs while they wait (ring.c RW4) ---------- */
 
 typedef struct {
@@ -1136,6 +1201,7 @@ static const check_entry checks[] = {
     {"wake_one", check_wake_one},
     {"park_wake", check_park_wake},
     {"callbacks", check_callbacks},
+    {"unawait_race", check_unawait_race},
     {"serving", check_serving},
     {"pool", check_pool},
     {"pool_parks", check_pool_parks},

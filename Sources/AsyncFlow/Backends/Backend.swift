@@ -18,6 +18,8 @@ import CFlow
     /// Where the run's other stages (every layer but the CPU layers) run: nil for Swift's global
     /// executor. The native backend's runs them on its pool threads (PoolExecutor).
     var stageExecutor: (any TaskExecutor)? { get }
+    /// The last of the stages that run on stageExecutor has ended.
+    func stagesEnded()
 }
 
 /// A CPU layer's batch loop in the two forms a backend may run it: each call is one worker.

@@ -6,7 +6,8 @@
 //      by init, before any stage runs, so no item has been pulled.
 //  P2. Stages run as children of one task group; execute() returns only after every stage has ended
 //      and every worker thread has been joined (NativeBackend N2), whichever way it ends. A stage that
-//      is not a CPU layer's runs on the backend's stage executor (the native pool's threads, N4).
+//      is not a CPU layer's runs on the backend's stage executor (the native pool's threads, N4); the
+//      backend hears when the last of them has ended.
 //  P3. Cancelling the awaiting task stops the run (RunState S1/S2): closes every link, so each stage
 //      finishes promptly; outcome() then throws CancellationError.
 //  P4. Items left in a link at the end are deinitialised and counted as received and dropped by the
@@ -34,7 +35,6 @@ final class PipelineRun: Sendable {
     /// links[i] joins layer i to layer i + 1; when streaming, the last link is the stream's.
     let links: [any AnyLink]
     let stages: [StageHandle]
-    /// Kept for the whole run: its stage executor must outlive every stage (PoolExecutor).
     let backend: any Backend
     let started = ContinuousClock.now
     private let elapsed = Locked<Duration?>(nil)
@@ -93,9 +93,19 @@ final class PipelineRun: Sendable {
         let run = self.run
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
+                let backend = self.backend
+                let preferring = Locked(layers.count { !$0.runsOnWorkers })
                 for (stage, layer) in zip(stages, layers) {
                     if let executor = backend.stageExecutor, !layer.runsOnWorkers {
-                        group.addTask(executorPreference: executor) { await stage.run() }  // P2
+                        group.addTask(executorPreference: executor) {  // P2
+                            await stage.run()
+                            if preferring.withLock({ left in
+                                left -= 1
+                                return left == 0
+                            }) {
+                                backend.stagesEnded()
+                            }
+                        }
                     } else {
                         group.addTask { await stage.run() }
                     }

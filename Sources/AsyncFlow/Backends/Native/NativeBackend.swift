@@ -8,8 +8,9 @@
 //      run() returns: no thread outlives its run.
 //  N3. The pool is created (and its settings checked) when the workers are made, before any stage runs;
 //      it is started by run() and destroyed with the group.
-//  N4. One PoolExecutor per run: every pool thread of the run serves it while it waits (PoolExecutor X1),
-//      and the run's other stages prefer it, so they run on those threads.
+//  N4. The run's other stages prefer PoolExecutor.shared, which every pool thread serves while it waits
+//      and, after its loop, until the run's other stages have ended (PoolRun, PoolExecutor X1): so they
+//      run on those threads.
 import CFlow
 import Synchronization
 
@@ -17,8 +18,8 @@ import Synchronization
     let pool: flow_config
     /// Tests only: pools fail to start after this many threads (0: never).
     let startFailureAfter: UInt32
-    /// N4: this run's scheduler.
-    let executor = PoolExecutor()
+    /// N4: this run, as the scheduler sees it.
+    let schedule = PoolRun()
 
     @usableFromInline func makeQueue<T>(of type: T.Type, capacity: Int) throws(FlowConfigurationError)
         -> any LinkQueue<T>
@@ -30,14 +31,16 @@ import Synchronization
         -> any WorkerGroup
     {
         let workers = try PoolWorkers(
-            loops, pool: pool, layer: layer, executor: executor, startFailureAfter: startFailureAfter)
-        executor.addThreads(loops.count)  // PoolExecutor X3
+            loops, pool: pool, layer: layer, schedule: schedule, startFailureAfter: startFailureAfter)
+        PoolExecutor.shared.addThreads(loops.count)  // PoolExecutor X3; PoolWorkers counts them out
         return workers
     }
 
     @usableFromInline func makeThreadParker() -> (any ThreadParking)? { EventCountParker() }
 
-    @usableFromInline var stageExecutor: (any TaskExecutor)? { executor }
+    @usableFromInline var stageExecutor: (any TaskExecutor)? { PoolExecutor.shared }
+
+    @usableFromInline func stagesEnded() { schedule.retire() }
 }
 
 /// What the C trampoline calls through (a @convention(c) function cannot capture): the group's loop.
@@ -45,20 +48,21 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
     // @unchecked: `pool` is set once in init; the C pool is thread-safe; the rest is immutable or atomic.
     let loops: WorkerLoops
     let layer: String
-    let executor: PoolExecutor
+    let schedule: PoolRun
     private var pool: OpaquePointer?
     let running = Atomic<Int>(0)
-    /// Threads that entered their loop (PoolExecutor X3: the others never serve).
-    let entered = Atomic<Int>(0)
+    /// Threads counted in to the scheduler and not yet out (PoolExecutor X3).
+    let counted: Atomic<Int>
     let completion = Gate()  // opened by the last loop to return (N2)
 
     init(
-        _ loops: WorkerLoops, pool config: flow_config, layer: String, executor: PoolExecutor,
+        _ loops: WorkerLoops, pool config: flow_config, layer: String, schedule: PoolRun,
         startFailureAfter: UInt32
     ) throws(FlowConfigurationError) {
         self.loops = loops
         self.layer = layer
-        self.executor = executor
+        self.schedule = schedule
+        counted = Atomic(loops.count)
         var config = config
         config.workers = UInt32(loops.count)
         var err = flow_error()
@@ -71,6 +75,13 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
 
     deinit {
         if let pool { flow_pool_destroy(pool) }
+        countOut(counted.load(ordering: .relaxed))  // X3: threads of a run that never ran, or never started
+    }
+
+    /// PoolExecutor X3: `count` of this pool's threads will serve no more.
+    func countOut(_ count: Int) {
+        counted.subtract(count, ordering: .relaxed)
+        PoolExecutor.shared.removeThreads(count)
     }
 
     func run(_ run: RunState) async {
@@ -82,19 +93,19 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
             // join them here (briefly blocking this thread, on this failure path only).
             run.fail(FlowConfigurationError(parameter: "workers", message: cMessage(&err), layer: layer), layer: layer)
             flow_pool_join(pool)
-            executor.removeThreads(loops.count - entered.load(ordering: .relaxed))  // PoolExecutor X3
+            countOut(counted.load(ordering: .relaxed))  // X3: the threads that never started
             return
         }
         await completion.wait()
         flow_pool_join(pool)  // N2: every thread has left its loop; join is immediate
     }
 
-    /// One pool thread: the loop, serving the run's executor while it waits (N4), then (the last one)
-    /// resume the task awaiting the pool (N2).
+    /// One pool thread: the loop, serving the scheduler while it waits and until the run's other stages
+    /// have ended (N4), then (the last one) resume the task awaiting the pool (N2).
     func work(_ worker: OpaquePointer) {
-        entered.add(1, ordering: .relaxed)
-        loops.onThread(PoolThread(worker: worker, jobs: executor.jobs))
-        executor.removeThreads(1)
+        loops.onThread(PoolThread(worker: worker, jobs: PoolExecutor.shared.jobs))
+        PoolExecutor.shared.serve(until: schedule)
+        countOut(1)
         if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { completion.open() }
     }
 }

@@ -1,51 +1,56 @@
 // PoolExecutor.swift — the native backend's scheduler: a TaskExecutor whose jobs the pool threads run
-// whenever they would otherwise wait. The run's other stages (the source, serial and async layers, the
-// collector) are tasks that prefer it, so their jobs run on the pool's threads while the CPU layer
-// runs, instead of adding runnable threads from Swift's cooperative pool. (Measured 2026-11-30: the
-// serial and async layers' jobs run here; a sync Sequence source's first job still starts on the global
-// executor, under investigation: see issue #11's notes.)
+// whenever they would otherwise wait. A run's other stages (the source, serial and async layers, the
+// collector) are tasks that prefer it, so on a pipeline with a CPU layer every stage runs on the pool's
+// threads, one runnable thread per worker, and Swift's cooperative pool is left free.
+//
+// There is one, for the process (`shared`), never freed: a task keeps its executor preference for as
+// long as it lives, and a task a stage leaves behind (a timer's wake-up after a cancelled sleep, an
+// unstructured Task made in a closure) may enqueue long after its run; and the threads of every run
+// serve the jobs of every run (one scheduler).
 //
 // Invariants:
 //  X1. A job is queued by enqueue and run exactly once: by a pool thread that waits on a ring (CFlow
-//      ring.c RW4, which runs queued jobs before it spins or parks), or, once every pool thread has
-//      left its loop, on Swift's global executor: the last thread to leave hands the queue over there
-//      under the lock, and later jobs go there directly (forwarding).
+//      ring.c RW4, which runs queued jobs before it spins or parks) or has left its loop and serves
+//      until its run's stages have ended (serve(until:)); or, while no pool thread serves, on Swift's
+//      global executor: the last thread out hands the queue over there under the lock, and jobs
+//      enqueued while none serves go there directly (forwarding).
 //  X2. enqueue notifies `parker` after queuing, and a pool thread parks only after announcing itself on
-//      it and re-checking `pending` (RW4): a queued job always wakes a parked thread.
-//  X3. Threads are counted in (`serving`) when the workers are made, before any task can enqueue, and
-//      out as each leaves its loop (or all at once when the pool failed to start): no job is queued
-//      for threads that will never run it.
+//      it and re-checking `pending` (RW4; serve(until:) likewise, and also its run's `retired`, which
+//      PoolRun.retire() sets before it notifies every thread): a queued job always wakes a parked
+//      thread, and retiring a run wakes its threads to leave.
+//  X3. Threads are counted in (`serving`) when a run's workers are made, before any of its tasks can
+//      enqueue, and out as each leaves, or, for threads that never started (the pool failed to start,
+//      or the run never ran), when the pool is joined or dropped (PoolWorkers): no job is queued for
+//      threads that will never run it.
 //  X4. A job is run on the thread that dequeued it, outside the lock, with this executor as the task's.
 import CFlow
 import Synchronization
 
 @usableFromInline final class PoolExecutor: TaskExecutor, @unchecked Sendable {
+    /// The process's (see the top of this file).
+    static let shared = PoolExecutor()
+
     // @unchecked: the queue lives under `state`'s lock; `pending` is atomic; `parker` is thread-safe C.
     struct State {
         var jobs: [UnownedJob] = []
         var head = 0
         var serving = 0
-        /// Until a pool's threads are counted in, and after the last has left (X1, X3).
+        /// While no pool thread is counted in (X1, X3).
         var forwarding = true
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())  // Locked: a Mutex ThreadSanitizer can see
     /// Jobs queued and not yet taken: read without the lock by waiting threads (X2).
     private let queued = Atomic<Int>(0)
     let parker = flow_parker_create()!
-    /// What the C wait loops call back (ring.c flow_jobs); `ctx` is this executor, unretained (the
-    /// executor outlives its pool's threads: PipelineRun keeps its backend until every stage ended).
+    /// What the C wait loops call back (ring.c flow_jobs); `ctx` is this executor, unretained (it is
+    /// never freed).
     let jobs = UnsafeMutablePointer<flow_jobs>.allocate(capacity: 1)
 
-    init() {
+    private init() {
         jobs.initialize(
             to: flow_jobs(
                 run_one: poolExecutorRunOne, pending: poolExecutorPending,
                 ctx: Unmanaged.passUnretained(self).toOpaque(), parker: parker))
-    }
-
-    deinit {
-        jobs.deallocate()
-        flow_parker_destroy(parker)
     }
 
     @usableFromInline func enqueue(_ job: consuming ExecutorJob) {
@@ -92,12 +97,34 @@ import Synchronization
         }
     }
 
-    /// X3, X1: `count` threads have left their loops (or will never start); when none is left, what is
-    /// queued goes to the global executor, and so does every later job.
+    /// X3, X1: `count` threads have left (or will never start); when none is left, what is queued goes
+    /// to the global executor, and so does every job enqueued until threads are counted in again.
     func removeThreads(_ count: Int) {
-        let left = state.withLock { s -> [UnownedJob] in
+        guard count > 0 else { return }
+        forward { s in
             s.serving -= count
-            guard s.serving == 0 else { return [] }
+            return s.serving == 0
+        }
+    }
+
+    /// A pool thread whose loop has ended: run jobs until its run's stages have ended (X1, X2).
+    func serve(until run: PoolRun) {
+        while !run.retired.load(ordering: .acquiring) {
+            if runOne() { continue }
+            let key = flow_parker_prepare(parker)
+            if run.retired.load(ordering: .acquiring) || pending {  // re-check after announcing (X2)
+                flow_parker_cancel(parker)
+                continue
+            }
+            _ = flow_parker_wait(parker, key, FLOW_FOREVER)
+        }
+    }
+
+    /// Under the lock, when `decide` says so: switch to forwarding and hand what is queued to the global
+    /// executor (X1).
+    private func forward(when decide: (inout State) -> Bool) {
+        let left = state.withLock { s -> [UnownedJob] in
+            guard decide(&s) else { return [] }
             s.forwarding = true
             let left = Array(s.jobs[s.head...])
             s.jobs = []
@@ -115,4 +142,15 @@ private func poolExecutorRunOne(_ context: UnsafeMutableRawPointer?) -> Int32 {
 
 private func poolExecutorPending(_ context: UnsafeMutableRawPointer?) -> Int32 {
     Unmanaged<PoolExecutor>.fromOpaque(context!).takeUnretainedValue().pending ? 1 : 0
+}
+
+/// One native run, as the scheduler sees it: retired when the last of the stages that prefer the
+/// executor has ended, which lets the run's pool threads leave (PoolExecutor X1, X2).
+final class PoolRun: Sendable {
+    let retired = Atomic<Bool>(false)
+
+    func retire() {
+        retired.store(true, ordering: .releasing)
+        flow_parker_notify(PoolExecutor.shared.parker, Int32.max)  // X2: every thread re-checks its run
+    }
 }

@@ -19,6 +19,8 @@
     @usableFromInline func makeThreadParker() -> (any ThreadParking)? { nil }
 
     @usableFromInline var stageExecutor: (any TaskExecutor)? { nil }
+
+    @usableFromInline func stagesEnded() {}
 }
 
 /// A CPU layer's workers on the `.swift` backend: child tasks (SW1).
