@@ -30,7 +30,7 @@ extension Serial {
         }
 
         @Test(
-            "the source, an async layer and the collector run on the pool threads, not Swift's pool",
+            "the source and a sync collector run on the pool threads; an async layer on Swift's pool",
             arguments: [2, 1])
         func stagesOnPoolThreads(workers: Int) async throws {
             let places = Locked([String: Set<Bool>]())  // stage: on a pool thread?
@@ -52,7 +52,22 @@ extension Serial {
                     count.add(1)
                 })
             #expect(count.count == n && report.completed == n)
-            #expect(places.withLock { $0 } == ["source": [true], "async": [true], "collector": [true]])
+            // an async closure's layer awaits per item, which costs least on Swift's global executor
+            #expect(places.withLock { $0 } == ["source": [true], "async": [false], "collector": [true]])
+        }
+
+        @Test(
+            "a run whose other stages all await per item (none on the pool threads) ends",
+            .timeLimit(.minutes(1)))
+        func noStageOnPool() async throws {
+            let items = AsyncStream<Int> { continuation in
+                for i in 0..<1_000 { continuation.yield(i) }
+                continuation.finish()
+            }
+            let sum = Counter()
+            let report = try await pipeline(
+                Layer(items), Layer(workers: 2) { (x: Int) in x }, Layer { (x: Int) async in sum.add(x) })
+            #expect(sum.count == 999 * 1_000 / 2 && report.completed == 1_000)
         }
 
         @Test(

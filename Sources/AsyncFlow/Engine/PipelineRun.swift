@@ -6,8 +6,8 @@
 //      by init, before any stage runs, so no item has been pulled.
 //  P2. Stages run as children of one task group; execute() returns only after every stage has ended
 //      and every worker thread has been joined (NativeBackend N2), whichever way it ends. A stage that
-//      is not a CPU layer's runs on the backend's stage executor (the native pool's threads, N4); the
-//      backend hears when the last of them has ended.
+//      is not a CPU layer's and does not await per item (Stage.awaitsPerItem) runs on the backend's
+//      stage executor (the native pool's threads, N4); the backend hears when the last of them ended.
 //  P3. Cancelling the awaiting task stops the run (RunState S1/S2): closes every link, so each stage
 //      finishes promptly; outcome() then throws CancellationError.
 //  P4. Items left in a link at the end are deinitialised and counted as received and dropped by the
@@ -94,9 +94,11 @@ final class PipelineRun: Sendable {
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
                 let backend = self.backend
-                let preferring = Locked(layers.count { !$0.runsOnWorkers })
-                for (stage, layer) in zip(stages, layers) {
-                    if let executor = backend.stageExecutor, !layer.runsOnWorkers {
+                let onExecutor = zip(stages, layers).map { !$1.runsOnWorkers && !$0.awaitsPerItem }
+                let preferring = Locked(onExecutor.count { $0 })
+                if !onExecutor.contains(true) { backend.stagesEnded() }  // none: the pool threads need not stay
+                for (i, stage) in stages.enumerated() {
+                    if let executor = backend.stageExecutor, onExecutor[i] {
                         group.addTask(executorPreference: executor) {  // P2
                             await stage.run()
                             if preferring.withLock({ left in

@@ -24,6 +24,8 @@
         context.output?.addProducers(concurrency)
     }
 
+    @inlinable var awaitsPerItem: Bool { true }
+
     @inlinable func run() async {
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<concurrency {

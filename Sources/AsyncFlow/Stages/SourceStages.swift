@@ -94,6 +94,8 @@ final class AsyncSourceStage<S: AsyncSequence & Sendable>: SourceStage<S.Element
         super.init(context: context)
     }
 
+    @inlinable var awaitsPerItem: Bool { true }
+
     @inlinable func run() async {
         var batch = SourceBatcher(context, capacity: 1)  // SR3
         var iterator = source.makeAsyncIterator()

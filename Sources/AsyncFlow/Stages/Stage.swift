@@ -16,10 +16,15 @@ import Synchronization
     /// Move items from input to output until the input is closed and drained or the run is stopped;
     /// then finish as a producer of the output link. Never throws: failures go to RunState.
     func run() async
+    /// Whether the stage awaits once per item (an async closure, an AsyncSequence's next()): such a
+    /// stage stays on Swift's global executor, where an await that does not suspend costs least (on a
+    /// task with an executor preference each one takes the task's status lock: 24 → 14 M items/s).
+    var awaitsPerItem: Bool { get }
 }
 
 extension Stage {
     @inlinable func prepare() throws(FlowConfigurationError) {}
+    @inlinable var awaitsPerItem: Bool { false }
 }
 
 /// A stage with its type erased into closures (see ``Stage``).
@@ -27,19 +32,23 @@ extension Stage {
 struct StageHandle: Sendable {
     let prepare: @Sendable () throws(FlowConfigurationError) -> Void
     let run: @Sendable () async -> Void
+    let awaitsPerItem: Bool
 
     @inlinable
     init<S: Stage>(_ stage: S) {
-        self.init(prepare: { () throws(FlowConfigurationError) in try stage.prepare() }, run: { await stage.run() })
+        self.init(
+            prepare: { () throws(FlowConfigurationError) in try stage.prepare() }, run: { await stage.run() },
+            awaitsPerItem: stage.awaitsPerItem)
     }
 
     @usableFromInline
     init(
         prepare: @escaping @Sendable () throws(FlowConfigurationError) -> Void,
-        run: @escaping @Sendable () async -> Void
+        run: @escaping @Sendable () async -> Void, awaitsPerItem: Bool
     ) {
         self.prepare = prepare
         self.run = run
+        self.awaitsPerItem = awaitsPerItem
     }
 }
 
