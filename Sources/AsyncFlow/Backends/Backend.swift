@@ -25,16 +25,20 @@ import CFlow
 /// A CPU layer's batch loop in the two forms a backend may run it: each call is one worker.
 @usableFromInline struct WorkerLoops: Sendable {
     @usableFromInline let count: Int
+    /// Threads to add that run no loop, only the run's other stages (a backend without a scheduler
+    /// ignores them).
+    @usableFromInline let helpers: Int
     /// On a thread the backend owns, blocking in its pops and pushes.
     @usableFromInline let onThread: @Sendable (PoolThread) -> Void
     /// As a Swift task, suspending in its pops and pushes.
     @usableFromInline let inTask: @Sendable () async -> Void
 
     @inlinable init(
-        count: Int, onThread: @escaping @Sendable (PoolThread) -> Void,
+        count: Int, helpers: Int, onThread: @escaping @Sendable (PoolThread) -> Void,
         inTask: @escaping @Sendable () async -> Void
     ) {
         self.count = count
+        self.helpers = helpers
         self.onThread = onThread
         self.inTask = inTask
     }

@@ -16,6 +16,7 @@
 //      to the end, left, or saw the run stop); only then is what is left in the stream's own link
 //      deinitialised and moved from the last layer's emitted to its dropped count, and the report made.
 //      So the last layer's `emitted` is exactly what the consumer received.
+import CFlow
 import Synchronization
 
 /// Run a pipeline to its end (P1–P4) and report.
@@ -52,7 +53,8 @@ final class PipelineRun: Sendable {
         let pool = try validate(layers, options: options, streaming: streaming)
         let backend = options.backend.implementation(pool: pool, startFailureAfter: options.poolStartFailureAfter)
         let sizes = RunSizes(
-            layers, batchSize: options.batchSize, defaultWorkers: Int(pool.workers), streaming: streaming)
+            layers, batchSize: options.batchSize, defaultWorkers: Int(pool.workers),
+            cpus: Int(withUnsafePointer(to: pool.cpus) { flow_cpuset_count($0) }), streaming: streaming)
         let counters = layers.map { _ in LayerCounters() }
         let run = self.run
         let links: [any AnyLink] = try sizes.links.indices.map { i throws(FlowConfigurationError) in
@@ -76,7 +78,8 @@ final class PipelineRun: Sendable {
             let stage = layer.makeStage(
                 StagePlan(
                     input: i > 0 ? links[i - 1] : nil, output: i < links.count ? links[i] : nil, layer: runtime,
-                    batch: sizes.batches[i], workers: sizes.workers[i], window: window, backend: backend))
+                    batch: sizes.batches[i], workers: sizes.workers[i], helpers: sizes.helpers[i], window: window,
+                    backend: backend))
             try stage.prepare()  // P1: worker pools are created (not started) here
             stages.append(stage)
         }

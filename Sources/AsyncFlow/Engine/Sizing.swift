@@ -5,6 +5,10 @@
 //  Z2. A batch buffer takes at most batchByteBudget bytes: large items move in smaller batches.
 //  Z3. A default queue holds four batches per parallel consumer, and at least 1,024 items unless those
 //      would take more than linkByteBudget; a `capacity:` given by the user is taken as it is.
+//  Z4. The CPU layers' workers and the helper threads together are at most the CPUs the pools may use
+//      (when the workers alone are fewer): the first CPU layer's pool gets the difference, at most one
+//      helper per other layer, so the other stages run beside the workers rather than only when they
+//      wait (the native backend's scheduler, PoolExecutor).
 
 /// Bytes one batch buffer may take: large items move in smaller batches, so a stage's buffers stay
 /// about this size whatever the item type (a 64 KiB item moves 64 at a time, an Int 1024).
@@ -43,6 +47,8 @@ func parallelism(of layer: ErasedLayer, defaultWorkers: Int) -> Int {
 struct RunSizes {
     /// Per layer: its parallel loops (Backend workers for a CPU layer).
     let workers: [Int]
+    /// Per layer: threads a CPU layer's pool adds that only run the other stages (Z4); 0 for the rest.
+    let helpers: [Int]
     /// Per layer: items per batch buffer of its stage.
     let batches: [Int]
     /// Per link: link i joins layer i to layer i + 1; when streaming, the last link is the stream's.
@@ -50,8 +56,10 @@ struct RunSizes {
     /// The stream consumer's batch (its buffer), when streaming.
     let streamBatch: Int
 
-    init(_ layers: [ErasedLayer], batchSize: Int, defaultWorkers: Int, streaming: Bool) {
-        workers = layers.map { parallelism(of: $0, defaultWorkers: defaultWorkers) }
+    init(_ layers: [ErasedLayer], batchSize: Int, defaultWorkers: Int, cpus: Int, streaming: Bool) {
+        let workers = layers.map { parallelism(of: $0, defaultWorkers: defaultWorkers) }
+        self.workers = workers
+        helpers = schedulerHelpers(layers, workers: workers, cpus: cpus)
         batches = layers.map { batchLimit(batchSize, stride: max($0.inputStride, $0.outputStride)) }
         links = (0..<(layers.count - (streaming ? 0 : 1))).map { i in
             i + 1 < layers.count
@@ -61,4 +69,13 @@ struct RunSizes {
         }
         streamBatch = batchLimit(batchSize, stride: layers.last!.outputStride)
     }
+}
+
+/// Z4: per layer, the helper threads its pool adds.
+func schedulerHelpers(_ layers: [ErasedLayer], workers: [Int], cpus: Int) -> [Int] {
+    let cpuLayers = layers.indices.filter { layers[$0].runsOnWorkers }
+    guard let first = cpuLayers.first else { return layers.map { _ in 0 } }
+    let spare = max(0, cpus - cpuLayers.reduce(0) { $0 + workers[$1] })
+    let others = layers.count - cpuLayers.count
+    return layers.indices.map { $0 == first ? min(spare, others) : 0 }
 }

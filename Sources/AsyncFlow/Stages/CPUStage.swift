@@ -28,7 +28,8 @@
     @inlinable func prepare() throws(FlowConfigurationError) {
         // unowned: the worker group is this stage's; its loops never outlive it
         let loops = WorkerLoops(
-            count: context.workers, onThread: { [unowned self] thread in self.work(on: thread) },
+            count: context.workers, helpers: context.helpers,
+            onThread: { [unowned self] thread in self.work(on: thread) },
             inTask: { [unowned self] in await self.work() })
         workers = try context.backend.makeWorkers(loops, layer: context.layer.name)
     }

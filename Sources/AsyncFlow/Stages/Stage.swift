@@ -61,6 +61,8 @@ struct StageHandle: Sendable {
     @usableFromInline let batch: Int
     /// Parallel loops: a CPU layer's workers (1 for the other kinds).
     @usableFromInline let workers: Int
+    /// Threads a CPU layer's pool adds that only run the other stages (Sizing Z4).
+    @usableFromInline let helpers: Int
     /// Set for an `ordered: true` parallel layer that passes results on: restores input order.
     @usableFromInline let window: OrderedWindow?
     @usableFromInline let backend: any Backend
@@ -75,6 +77,7 @@ struct StageHandle: Sendable {
     @usableFromInline let layer: LayerRuntime
     @usableFromInline let batch: Int
     @usableFromInline let workers: Int
+    @usableFromInline let helpers: Int
     @usableFromInline let window: OrderedWindow?
     @usableFromInline let backend: any Backend
 
@@ -84,6 +87,7 @@ struct StageHandle: Sendable {
         layer = plan.layer
         batch = plan.batch
         workers = plan.workers
+        helpers = plan.helpers
         window = plan.window
         backend = plan.backend
     }

@@ -32,7 +32,7 @@ import Synchronization
     {
         let workers = try PoolWorkers(
             loops, pool: pool, layer: layer, schedule: schedule, startFailureAfter: startFailureAfter)
-        PoolExecutor.shared.addThreads(loops.count)  // PoolExecutor X3; PoolWorkers counts them out
+        PoolExecutor.shared.addThreads(loops.count + loops.helpers)  // X3; PoolWorkers counts them out
         return workers
     }
 
@@ -62,9 +62,9 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
         self.loops = loops
         self.layer = layer
         self.schedule = schedule
-        counted = Atomic(loops.count)
+        counted = Atomic(loops.count + loops.helpers)
         var config = config
-        config.workers = UInt32(loops.count)
+        config.workers = UInt32(loops.count + loops.helpers)  // the helpers run no loop (work)
         var err = flow_error()
         let ctx = Unmanaged.passUnretained(self).toOpaque()  // the pool never outlives self (deinit)
         guard flow_pool_create(&config, poolWorkerEntry, ctx, &pool, &err) == FLOW_OK else {
@@ -86,7 +86,7 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
 
     func run(_ run: RunState) async {
         guard let pool else { return }
-        running.store(loops.count, ordering: .relaxed)
+        running.store(loops.count + loops.helpers, ordering: .relaxed)
         var err = flow_error()
         if flow_pool_start(pool, &err) != FLOW_OK {
             // The run fails, which closes every link, so the workers that did start leave their loops;
@@ -103,7 +103,9 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
     /// One pool thread: the loop, serving the scheduler while it waits and until the run's other stages
     /// have ended (N4), then (the last one) resume the task awaiting the pool (N2).
     func work(_ worker: OpaquePointer) {
-        loops.onThread(PoolThread(worker: worker, jobs: PoolExecutor.shared.jobs))
+        if flow_worker_index(worker) < loops.count {  // else a helper (Sizing Z4): it only serves
+            loops.onThread(PoolThread(worker: worker, jobs: PoolExecutor.shared.jobs))
+        }
         PoolExecutor.shared.serve(until: schedule)
         countOut(1)
         if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { completion.open() }
