@@ -169,6 +169,31 @@ void flow_ring_close(flow_ring *r) {
 
 typedef int64_t (*ring_op)(flow_ring *, void *, int64_t, uint64_t *);
 
+/* RW3: re-try `op` until `spin_end` (nothing when spin_ns is 0): busy-wait with pause for the first
+ * ~2 us, then yield between re-checks, so a thread this one waits for (often on the same core when CPUs
+ * are oversubscribed, e.g. a Swift task consuming our output) gets the CPU instead of our spinning.
+ * Returns op's first answer that is not `would_block`, or `would_block` when the budget is spent or,
+ * with `jobs`, as soon as a job is queued (then *job is set). */
+static int64_t ring_spin(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_t *seq, int64_t would_block,
+                         uint64_t start, uint64_t spin_end, const flow_jobs *jobs, int *job) {
+    uint64_t busy_end = start + 2000 < spin_end ? start + 2000 : spin_end;
+    for (unsigned i = 1; r->spin_ns > 0; i++) {
+        uint64_t t = (i & 7) == 0 ? flow_now_ns() : 0;
+        if (t && t >= spin_end) break;
+        if (t && t >= busy_end)
+            sched_yield();
+        else
+            for (int j = 0; j < 16; j++) flow_cpu_relax();
+        int64_t k = op(r, buf, n, seq);
+        if (k != would_block) return k;
+        if (jobs && jobs->pending(jobs->ctx)) {
+            *job = 1;
+            break;
+        }
+    }
+    return would_block;
+}
+
 /* Spin for the budget, then park on `parker` until `op` stops answering `would_block`. */
 static int64_t ring_wait(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_t *seq, int64_t would_block,
                          struct flow_parker *parker, int64_t timeout_ns) {
@@ -178,20 +203,8 @@ static int64_t ring_wait(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_
     uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
     uint64_t spin_end = start + (uint64_t)r->spin_ns;
     if (spin_end > deadline) spin_end = deadline;
-    /* Spin for the budget (0: park at once): busy-wait with pause for the first ~2 us, then yield
-       between re-checks, so a thread this one waits for (often on the same core when CPUs are
-       oversubscribed, e.g. a Swift task consuming our output) gets the CPU instead of our spinning. */
-    uint64_t busy_end = start + 2000 < spin_end ? start + 2000 : spin_end;
-    for (unsigned i = 1; r->spin_ns > 0; i++) {
-        uint64_t t = (i & 7) == 0 ? flow_now_ns() : 0;
-        if (t && t >= spin_end) break;
-        if (t && t >= busy_end)
-            sched_yield();
-        else
-            for (int j = 0; j < 16; j++) flow_cpu_relax();
-        k = op(r, buf, n, seq);
-        if (k != would_block) return k;
-    }
+    k = ring_spin(r, op, buf, n, seq, would_block, start, spin_end, NULL, NULL);
+    if (k != would_block) return k;
     for (;;) {
         uint32_t key = flow_parker_prepare(parker);
         k = op(r, buf, n, seq); /* re-check after announcing (RW2) */
@@ -301,19 +314,9 @@ static int64_t ring_serve(flow_ring *r, ring_op op, void *buf, int64_t n, uint64
         if (k != would_block) return k;
         if (jobs->run_one(jobs->ctx)) continue;
         uint64_t start = flow_now_ns();
-        uint64_t spin_end = start + (uint64_t)r->spin_ns, busy_end = start + 2000;
         int job = 0;
-        for (unsigned i = 1; r->spin_ns > 0 && !job; i++) { /* RW3, with the jobs re-checked too */
-            uint64_t t = (i & 7) == 0 ? flow_now_ns() : 0;
-            if (t && t >= spin_end) break;
-            if (t && t >= busy_end)
-                sched_yield();
-            else
-                for (int j = 0; j < 16; j++) flow_cpu_relax();
-            k = op(r, buf, n, seq);
-            if (k != would_block) return k;
-            job = jobs->pending(jobs->ctx);
-        }
+        k = ring_spin(r, op, buf, n, seq, would_block, start, start + (uint64_t)r->spin_ns, jobs, &job);
+        if (k != would_block) return k;
         if (job) continue;
         uint32_t key = flow_parker_prepare(jobs->parker);
         serve_node node = {.w = {.fn = serve_fired}, .wake = jobs->parker};
