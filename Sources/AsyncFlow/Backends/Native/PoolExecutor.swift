@@ -1,7 +1,10 @@
 // PoolExecutor.swift — the native backend's scheduler: a TaskExecutor whose jobs the pool threads run
-// whenever they would otherwise wait. A run's other stages (the source, serial and async layers, the
-// collector) are tasks that prefer it, so on a pipeline with a CPU layer every stage runs on the pool's
-// threads, one runnable thread per worker, and Swift's cooperative pool is left free.
+// whenever they would otherwise wait. A run's other stages that call sync closures (a Sequence source,
+// serial layers, a sync collector) are tasks that prefer it, so on a pipeline with a CPU layer they run
+// on the pool's threads, one runnable thread per worker (plus helpers, Sizing Z4), and Swift's
+// cooperative pool is left free. Stages that await per item (async closures, an AsyncSequence source)
+// stay on the global executor: on a task with an executor preference each await costs a status lock
+// (Stage.awaitsPerItem).
 //
 // There is one, for the process (`shared`), never freed: a task keeps its executor preference for as
 // long as it lives, and a task a stage leaves behind (a timer's wake-up after a cancelled sleep, an
@@ -30,7 +33,8 @@ import Synchronization
     /// The process's (see the top of this file).
     static let shared = PoolExecutor()
 
-    // @unchecked: the queue lives under `state`'s lock; `pending` is atomic; `parker` is thread-safe C.
+    // @unchecked: the queue lives under `state`'s lock; `queued` is atomic; `parker` and `jobs` are
+    // C objects made once and never freed (the parker is thread-safe, `jobs` is not written again).
     struct State {
         var jobs: [UnownedJob] = []
         var head = 0
