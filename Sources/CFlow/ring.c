@@ -18,6 +18,7 @@
  *       on its own ring) and re-checking that no job is queued: so a push, pop or close on its ring
  *       (RW1) and a queued job both wake it, and none is lost. Its node is taken back from that parker
  *       before the call returns (if a notify took it first, the call waits until its callback has run).
+ *       Model-checked with a job queue, a pushing thread and a close: spin-models/serve.pml.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

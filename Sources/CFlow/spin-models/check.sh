@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Model-checks ring.pml and eventcount.pml with spin (exhaustive, breadth-first), then checks that
+# Model-checks ring.pml, eventcount.pml and serve.pml with spin (exhaustive, breadth-first), then checks that
 # spin finds the planted bug in every mutant, so a model that proves nothing would fail here too.
 # Usage: Sources/CFlow/spin-models/check.sh [work dir]   (needs spin and a C compiler; ~2 min on 2 cores)
 set -euo pipefail
@@ -41,6 +41,9 @@ verify() {
 verify eventcount.pml "-DPER_PRODUCER=2" 0
 verify eventcount.pml "-DPER_PRODUCER=1 -DMUTANT_NO_RECHECK" 1
 verify eventcount.pml "-DPER_PRODUCER=1 -DMUTANT_REGISTER_IGNORES_EPOCH" 1
+verify serve.pml "-DPER_PRODUCER=2 -DJOBS_QUEUED=2" 0
+verify serve.pml "-DMUTANT_NO_JOB_RECHECK" 1
+verify serve.pml "-DMUTANT_NO_RING_NODE" 1
 verify ring.pml "-DCAP=3 -DPER_PRODUCER=2" 0
 verify ring.pml "-DCAP=2 -DPER_PRODUCER=2" 0
 verify ring.pml "-DCAP=2 -DPER_PRODUCER=1 -DMUTANT_COMMIT_FIRST" 1
