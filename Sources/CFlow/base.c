@@ -11,6 +11,8 @@
 
 _Thread_local _Atomic uint64_t *flow_tls_parked = NULL;
 
+void flow_spin_pause(void) { flow_cpu_relax(); }
+
 uint64_t flow_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -56,6 +56,24 @@ extension Serial {
             #expect(places.withLock { $0 } == ["source": [true], "async": [false], "collector": [true]])
         }
 
+        @Test("helper threads fill the CPUs the workers leave, one per other layer at most (Sizing Z4)")
+        func helperSizing() {
+            let source = Layer(0..<10).erased(0)
+            let collector = Layer { (_: Int) in }.erased(2)
+            func helpers(workers: Int, cpus: Int) -> [Int] {
+                let cpu = Layer(workers: workers) { (x: Int) in x }.erased(1)
+                return schedulerHelpers([source, cpu, collector], workers: [1, workers, 1], cpus: cpus)
+            }
+            #expect(helpers(workers: 2, cpus: 2) == [0, 0, 0])
+            #expect(helpers(workers: 1, cpus: 2) == [0, 1, 0])
+            #expect(helpers(workers: 1, cpus: 8) == [0, 2, 0])  // two other layers: two helpers
+            #expect(helpers(workers: 4, cpus: 2) == [0, 0, 0])
+            let second = Layer(workers: 1) { (x: Int) in x }.erased(2)
+            let two = [source, Layer(workers: 1) { (x: Int) in x }.erased(1), second, collector]
+            #expect(schedulerHelpers(two, workers: [1, 1, 1, 1], cpus: 4) == [0, 2, 0, 0])  // first CPU layer's
+            #expect(schedulerHelpers([source, collector], workers: [1, 1], cpus: 4) == [0, 0])  // no pool
+        }
+
         @Test(
             "a run whose other stages all await per item (none on the pool threads) ends",
             .timeLimit(.minutes(1)))

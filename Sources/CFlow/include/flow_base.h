@@ -51,6 +51,9 @@ const char *flow_status_name(int status);
 /** Monotonic clock in nanoseconds. */
 uint64_t flow_now_ns(void);
 
+/** One spin-wait pause (x86 `pause`, Arm `yield`): for busy-wait loops outside CFlow. */
+void flow_spin_pause(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -19,7 +19,13 @@ import Synchronization
     /// Tests only: pools fail to start after this many threads (0: never).
     let startFailureAfter: UInt32
     /// N4: this run, as the scheduler sees it.
-    let schedule = PoolRun()
+    let schedule: PoolRun
+
+    init(pool: flow_config, startFailureAfter: UInt32) {
+        self.pool = pool
+        self.startFailureAfter = startFailureAfter
+        schedule = PoolRun(spinNanoseconds: pool.spin_ns)
+    }
 
     @usableFromInline func makeQueue<T>(of type: T.Type, capacity: Int) throws(FlowConfigurationError)
         -> any LinkQueue<T>

@@ -111,10 +111,11 @@ import Synchronization
         }
     }
 
-    /// A pool thread whose loop has ended: run jobs until its run's stages have ended (X1, X2).
+    /// A pool thread whose loop has ended (or a helper): run jobs until its run's stages have ended
+    /// (X1, X2); with none queued, spin for the run's budget (as ring waits do, RW3), then park.
     func serve(until run: PoolRun) {
         while !run.retired.load(ordering: .acquiring) {
-            if runOne() { continue }
+            if runOne() || spin(run) { continue }
             let key = flow_parker_prepare(parker)
             if run.retired.load(ordering: .acquiring) || pending {  // re-check after announcing (X2)
                 flow_parker_cancel(parker)
@@ -122,6 +123,17 @@ import Synchronization
             }
             _ = flow_parker_wait(parker, key, FLOW_FOREVER)
         }
+    }
+
+    /// Re-check for a job or the run's end for the run's spin budget; true when one came.
+    private func spin(_ run: PoolRun) -> Bool {
+        guard run.spinNanoseconds > 0 else { return false }
+        let end = flow_now_ns() + UInt64(run.spinNanoseconds)
+        repeat {
+            for _ in 0..<16 { flow_spin_pause() }
+            if pending || run.retired.load(ordering: .relaxed) { return true }
+        } while flow_now_ns() < end
+        return false
     }
 
     /// Under the lock, when `decide` says so: switch to forwarding and hand what is queued to the global
@@ -152,6 +164,12 @@ private func poolExecutorPending(_ context: UnsafeMutableRawPointer?) -> Int32 {
 /// executor has ended, which lets the run's pool threads leave (PoolExecutor X1, X2).
 final class PoolRun: Sendable {
     let retired = Atomic<Bool>(false)
+    /// How long a serving thread re-checks before it parks (FLOW_SPIN_NS).
+    let spinNanoseconds: Int64
+
+    init(spinNanoseconds: Int64) {
+        self.spinNanoseconds = spinNanoseconds
+    }
 
     func retire() {
         retired.store(true, ordering: .releasing)
