@@ -133,6 +133,18 @@ int flow_config_init(flow_config *cfg, flow_error *err) {
 }
 
 /* Strict decimal integer within [lo, hi]: whole string, no sign, no spaces. */
+/* `value` as one of `count` keywords: its index in *out, or an error naming the variable, the value and
+ * the keywords it expects (`expected`, as a sentence says them). */
+static int parse_keyword_var(const char *name, const char *value, const char *const keywords[], int count,
+                             const char *expected, int *out, flow_error *err) {
+    for (int i = 0; i < count; i++)
+        if (strcmp(value, keywords[i]) == 0) {
+            *out = i;
+            return FLOW_OK;
+        }
+    return flow_fail(err, FLOW_EINVAL, "%s=\"%.64s\": expected %s", name, value, expected);
+}
+
 static int parse_int_var(const char *name, const char *value, uint64_t lo, uint64_t hi, uint64_t *out,
                          flow_error *err) {
     if (!*value) return flow_fail(err, FLOW_EINVAL, "%s=\"\": empty (expected a whole number)", name);
@@ -166,20 +178,18 @@ int flow_config_set(flow_config *cfg, const char *name, const char *value, flow_
         return rc;
     }
     if (strcmp(name, "FLOW_PIN") == 0) {
-        if (strcmp(value, "none") == 0) cfg->pin = FLOW_PIN_NONE;
-        else if (strcmp(value, "compact") == 0) cfg->pin = FLOW_PIN_COMPACT;
-        else if (strcmp(value, "spread") == 0) cfg->pin = FLOW_PIN_SPREAD;
-        else
-            return flow_fail(err, FLOW_EINVAL, "FLOW_PIN=\"%.64s\": expected none, compact or spread", value);
-        return FLOW_OK;
+        static const char *const modes[] = {"none", "compact", "spread"}; /* FLOW_PIN_* in order */
+        int v = 0;
+        int rc = parse_keyword_var(name, value, modes, 3, "none, compact or spread", &v, err);
+        if (rc == FLOW_OK) cfg->pin = (flow_pin_mode)v;
+        return rc;
     }
     if (strcmp(name, "FLOW_SCHED") == 0) {
-        if (strcmp(value, "normal") == 0) cfg->sched = FLOW_SCHED_NORMAL;
-        else if (strcmp(value, "batch") == 0) cfg->sched = FLOW_SCHED_BATCH;
-        else if (strcmp(value, "idle") == 0) cfg->sched = FLOW_SCHED_IDLE;
-        else
-            return flow_fail(err, FLOW_EINVAL, "FLOW_SCHED=\"%.64s\": expected normal, batch or idle", value);
-        return FLOW_OK;
+        static const char *const modes[] = {"normal", "batch", "idle"}; /* FLOW_SCHED_* in order */
+        int v = 0;
+        int rc = parse_keyword_var(name, value, modes, 3, "normal, batch or idle", &v, err);
+        if (rc == FLOW_OK) cfg->sched = (flow_sched_mode)v;
+        return rc;
     }
     if (strcmp(name, "FLOW_CPUS") == 0) {
         flow_cpuset want, allowed;
