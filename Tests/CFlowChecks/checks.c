@@ -664,14 +664,6 @@ static int check_callbacks(void) {
 
 typedef struct { flow_ring *r; uint64_t rounds; _Atomic int stop; } unawait_ctx;
 
-static inline void flow_cpu_relax_check(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#else
-    __asm__ __volatile__("" ::: "memory");
-#endif
-}
-
 static void *unawait_notifier(void *a) {
     unawait_ctx *c = a;
     uint64_t v = 0;
@@ -700,7 +692,7 @@ static int check_unawait_race(void) {
         uint64_t before = atomic_load(&cnt.fired); /* before registering: a fire may come at once */
         if (flow_ring_await_push(c.r, &w) != FLOW_OK) continue;
         registered++;
-        for (uint64_t j = 0; j < (i * 7919) % 4096; j++) flow_cpu_relax_check(); /* let pushes in */
+        for (uint64_t j = 0; j < (i * 7919) % 4096; j++) flow_spin_pause(); /* let pushes in */
         if (flow_ring_unawait(c.r, &w)) {
             removed++;
         } else { /* a notify took it: its callback runs (or ran) once; wait for it before w goes */
