@@ -55,8 +55,16 @@ enum Scenarios {
         let impls: [Impl] = [
             ("AsyncFlow native", n, { n, sum in try await flowSum(n, w, .native, sum) }),
             ("AsyncFlow .swift backend", n, { n, sum in try await flowSum(n, w, .swift, sum) }),
-            ("native, async collector", n, { n, sum in try await flowSum(n, w, .native, sum, asyncCollector: true) }),
-            (".swift, async collector", n, { n, sum in try await flowSum(n, w, .swift, sum, asyncCollector: true) }),
+            ("native, async collector", n, { n, sum in try await flowSum(n, w, .native, sum, collector: .async) }),
+            (".swift, async collector", n, { n, sum in try await flowSum(n, w, .swift, sum, collector: .async) }),
+            (
+                "native, batch collector (async, batchesOf 1024)", n,
+                { n, sum in try await flowSum(n, w, .native, sum, collector: .batches) }
+            ),
+            (
+                ".swift, batch collector (async, batchesOf 1024)", n,
+                { n, sum in try await flowSum(n, w, .swift, sum, collector: .batches) }
+            ),
             (
                 "native, async layer (concurrency \(2 * w))", n,
                 { n, sum in try await flowSum(n, w, .native, sum, asyncMiddle: true) }
@@ -105,17 +113,31 @@ enum Scenarios {
             rows: rows, notes: ["ratio: the row's median over native's (below 1: slower than native)"])
     }
 
-    /// gen → x * 2 → sum: the middle layer CPU (`w` workers) or async (`2w` tasks), the collector sync or
-    /// async; the async closures never suspend, so these rows show what an async call costs per item.
+    /// How flowSum's collector takes its items.
+    enum Collector {
+        /// A sync closure per item.
+        case sync
+        /// An async closure per item.
+        case async
+        /// An async closure per batch of 1,024 (Layer(batchesOf:)).
+        case batches
+    }
+
+    /// gen → x * 2 → sum: the middle layer CPU (`w` workers) or async (`2w` tasks), the collector sync,
+    /// async or batched; the async closures never suspend, so these rows show what an async call costs.
     static func flowSum(
         _ n: Int, _ w: Int, _ backend: PipelineOptions.Backend, _ sum: Sum, asyncMiddle: Bool = false,
-        asyncCollector: Bool = false
+        collector kind: Collector = .sync
     ) async throws {
         let middle =
             asyncMiddle
             ? Layer(concurrency: 2 * w) { (x: Int) async in x &* 2 } : Layer(workers: w) { (x: Int) in x &* 2 }
         let collector =
-            asyncCollector ? Layer { (x: Int) async in sum.add(x) } : Layer { (x: Int) in sum.add(x) }
+            switch kind {
+            case .sync: Layer { (x: Int) in sum.add(x) }
+            case .async: Layer { (x: Int) async in sum.add(x) }
+            case .batches: Layer(batchesOf: 1024) { (xs: [Int]) async in for x in xs { sum.add(x) } }
+            }
         _ = try await pipeline(Layer(0..<n), middle, collector, options: PipelineOptions(backend: backend))
     }
 

@@ -60,6 +60,30 @@ extension Serial {
         }
 
         @Test(
+            "a batch collector's bad size, bad within, or place before the end of a stream",
+            arguments: [
+                (Layer<Int, Void>(batchesOf: 0) { _ in }, "batchesOf", "batchesOf: 0: must be at least 1"),
+                (Layer<Int, Void>(batchesOf: -1) { _ in }, "batchesOf", "batchesOf: -1: must be at least 1"),
+                (Layer<Int, Void>(batchesOf: 10, within: .zero) { _ in }, "within", "must be more than zero"),
+                (Layer<Int, Void>(batchesOf: 10, within: .seconds(-1)) { _ in }, "within", "must be more than zero"),
+            ])
+        func badBatchCollector(layer: Layer<Int, Void>, parameter: String, needle: String) async throws {
+            let pulled = Counter()
+            let error = await #expect(throws: FlowConfigurationError.self) {
+                _ = try await pipeline(Layer(CountingSequence(range: 0..<100, pulled: pulled)), layer)
+            }
+            #expect(error?.parameter == parameter && error?.layer == "layer 1 (batches)")
+            #expect(error?.message.contains(needle) == true, "\(String(describing: error))")
+            #expect(pulled.count == 0)
+            let streamError = await #expect(throws: FlowConfigurationError.self) {
+                for try await _ in pipelineStream(Layer(0..<100), Layer(batchesOf: 10) { (_: [Int]) in }) {}
+            }
+            #expect(
+                streamError?.message
+                    == "a batch collector must be the last layer of pipeline(...), not pipelineStream(...)")
+        }
+
+        @Test(
             "a capacity no queue can hold is an error naming the layer whose capacity it is",
             arguments: PipelineOptions.Backend.allCases)
         func capacityTooLarge(backend: PipelineOptions.Backend) async {

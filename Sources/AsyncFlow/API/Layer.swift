@@ -112,3 +112,29 @@ extension Layer {
             makeStage: { StageHandle(AsyncStage(context: $0, concurrency: 1, body: body)) })
     }
 }
+
+extension Layer where Output == Void {
+    /// A batch collector: one task calls `body` with up to `size` items at a time (a transaction, a bulk
+    /// insert), serially, batches in arrival order. It ends a pipeline (it must be the last layer).
+    ///
+    /// - Parameters:
+    ///   - size: the most items a batch holds; full batches are handed over at once.
+    ///   - within: when set, a partial batch is handed over once its first item has waited this long
+    ///     (from when the collector took it off its queue), so a slow source still commits promptly. The
+    ///     last partial batch is handed over at the end either way.
+    ///   - name: the layer's name in reports, progress and metrics.
+    ///   - capacity: the bounded queue in front of this layer.
+    ///   - onError: applies to a whole batch: `.skip` counts all its items skipped (its error kept),
+    ///     `.retry(attempts:)` calls `body` again with the same batch, `.fail` counts them failed and
+    ///     stops the run. Counts in the report are items, never batches.
+    ///   - body: called once per batch with the batch's items in input order.
+    @inlinable public init(
+        batchesOf size: Int, within: Duration? = nil, name: String? = nil, capacity: Int? = nil,
+        onError: ErrorPolicy = .fail, _ body: @escaping @Sendable ([Input]) async throws -> Void
+    ) {
+        self.init(
+            kind: .batches(size: size, within: within), name: name, ordered: false, capacity: capacity,
+            onError: onError,
+            makeStage: { StageHandle(BatchCollectStage(context: $0, size: size, within: within, body: body)) })
+    }
+}

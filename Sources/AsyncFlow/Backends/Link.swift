@@ -29,6 +29,12 @@ import Synchronization
     /// of the first (positions number the items in queue order, for ordered layers). Returns the count
     /// (>= 1), or 0 when the queue is closed and drained.
     func pop(into buffer: UnsafeMutablePointer<Element>, max: Int, position: inout UInt64) async -> Int
+    /// pop that gives up at `deadline`: nil when the queue stayed empty (and open) until then. The wait
+    /// ends exactly once, by an item, a close or the deadline, and no item is taken when it gives up.
+    func pop(
+        into buffer: UnsafeMutablePointer<Element>, max: Int, position: inout UInt64,
+        until deadline: ContinuousClock.Instant
+    ) async -> Int?
 }
 
 /// Something RunState.stop() must close or wake: links, ordered windows.
@@ -73,6 +79,14 @@ import Synchronization
     /// See LinkQueue.pop.
     @inlinable func pop(into buffer: UnsafeMutablePointer<T>, max: Int, position: inout UInt64) async -> Int {
         await queue.pop(into: buffer, max: max, position: &position)
+    }
+
+    /// LinkQueue.pop with a deadline, for a consumer that does not need the position.
+    @inlinable func pop(into buffer: UnsafeMutablePointer<T>, max: Int, until deadline: ContinuousClock.Instant) async
+        -> Int?
+    {
+        var position: UInt64 = 0
+        return await queue.pop(into: buffer, max: max, position: &position, until: deadline)
     }
 
     /// LinkQueue.pop for a consumer that does not need the position.

@@ -46,6 +46,8 @@ enum LayerKind: Sendable {
     case cpu(workers: Int?)
     case async(concurrency: Int)
     case serial
+    /// A batch collector (Layer(batchesOf:within:)).
+    case batches(size: Int, within: Duration?)
 }
 
 extension Layer {
@@ -57,6 +59,7 @@ extension Layer {
             case .cpu: "cpu"
             case .async: "async"
             case .serial: "serial"
+            case .batches: "batches"
             }
         let make = makeStage
         return ErasedLayer(

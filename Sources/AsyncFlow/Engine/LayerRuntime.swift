@@ -8,6 +8,9 @@
 //  E2. A retry is made only while attempts are left and the run has not stopped; then .skip counts the
 //      item skipped and keeps its error (the first few, RunState), anything else counts it failed and
 //      fails the run with the closure's own error.
+//  E3. A closure called with a batch of items (Layer(batchesOf:)) is one call under the policy, counted
+//      in items: a retry adds the batch's count to retried, a skip or failure its count to skipped or
+//      failed; its error is kept (or fails the run) once.
 import Synchronization
 
 /// Per-layer counters (atomics: a CPU layer's workers add to them concurrently, once per batch).
@@ -46,18 +49,18 @@ import Synchronization
     }
 
     /// Decide what an error means: `nil` to retry the same item, or how the item ended.
-    @inlinable func settle<T>(_ error: any Error, retriesLeft: inout Int) -> Outcome<T>? {
+    @inlinable func settle<T>(_ error: any Error, retriesLeft: inout Int, items: Int = 1) -> Outcome<T>? {
         if retriesLeft > 0 && !run.stopped {
             retriesLeft -= 1
-            counters.retried.add(1, ordering: .relaxed)
+            counters.retried.add(items, ordering: .relaxed)
             return nil
         }
         if case .skip = policy {
-            counters.skipped.add(1, ordering: .relaxed)
+            counters.skipped.add(items, ordering: .relaxed)
             run.keep(error, layer: name)
             return .skipped
         }
-        counters.failed.add(1, ordering: .relaxed)
+        counters.failed.add(items, ordering: .relaxed)
         run.fail(error, layer: name)
         return .failed
     }
@@ -75,12 +78,13 @@ import Synchronization
         }
     }
 
+    /// callAsync for one call that carries `items` items (E3).
     @inline(__always)
-    @inlinable func callAsync<T>(_ attempt: () async throws -> T) async -> Outcome<T> {
+    @inlinable func callAsync<T>(items: Int = 1, _ attempt: () async throws -> T) async -> Outcome<T> {
         var retriesLeft = retries
         while true {
             do { return .value(try await attempt()) } catch {
-                if let o: Outcome<T> = settle(error, retriesLeft: &retriesLeft) { return o }
+                if let o: Outcome<T> = settle(error, retriesLeft: &retriesLeft, items: items) { return o }
             }
         }
     }

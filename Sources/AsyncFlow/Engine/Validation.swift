@@ -19,6 +19,15 @@ func validate(
         switch layer.kind {
         case .cpu(let w?): try checkWorkers(w, parameter: "workers", layer: layer.name)
         case .async(let c) where c < 1: throw bad("concurrency", "concurrency: \(c): must be at least 1")
+        case .batches(let size, let within):
+            if size < 1 { throw bad("batchesOf", "batchesOf: \(size): must be at least 1") }
+            if let within, within <= .zero {
+                throw bad("within", "within: \(within): must be more than zero (or nil: only full batches)")
+            }
+            if layer.index != layers.count - 1 || streaming {
+                let instead = streaming ? "pipeline(...), not pipelineStream(...)" : "pipeline(...)"
+                throw bad("batchesOf", "a batch collector must be the last layer of \(instead)")
+            }
         default: break
         }
         if let c = layer.capacity, c < 1 {

@@ -22,6 +22,10 @@
 //      while they wait, they are dropped.
 //  B6. The time spent calling the closure is added to the layer's `busy` counter once per batch (two
 //      clock reads a batch, not an item; an async closure's time includes its waits).
+//  B7. Gathering (a batch collector, runGathering): items popped are held in inBuf until it holds the
+//      collector's batch size, or `within` has passed since the first of them was popped, or the input
+//      is closed and drained; then they are handed over at once, in pop order (applyBatch). Every item
+//      held is handed over or dropped (B1, B2).
 import Synchronization
 
 @usableFromInline struct BatchLoop<Input, Output> {
@@ -60,6 +64,52 @@ import Synchronization
             await deliver(made, of: count, at: position)
         }
         finish()
+    }
+
+    /// The loop of a batch collector (B7): pop into inBuf until it holds `sizer.limit` items, `within`
+    /// has passed since the first, or the input has ended; then `call` it with that count.
+    @inlinable mutating func runGathering(within: Duration?, _ call: (inout Self, _ count: Int) async -> Void) async {
+        let size = sizer.limit
+        var held = 0
+        var due = ContinuousClock.now
+        while true {
+            let popped: Int
+            if held > 0, within != nil {
+                guard let k = await input.pop(into: inBuf + held, max: size - held, until: due) else {
+                    await call(&self, held)  // the first held item has waited `within`
+                    held = 0
+                    continue
+                }
+                popped = k
+            } else {
+                popped = await input.pop(into: inBuf + held, max: size - held)
+            }
+            if popped == 0 { break }
+            layer.counters.received.add(popped, ordering: .relaxed)
+            if held == 0, let within { due = .now + within }
+            held += popped
+            if held == size || layer.run.stopped {
+                await call(&self, held)
+                held = 0
+            }
+        }
+        if held > 0 { await call(&self, held) }
+        finish()
+    }
+
+    /// Call `body` once with the `count` held items as an array, under the error policy (B7, B2, B6;
+    /// LayerRuntime E3): they are emitted, skipped or failed together, or dropped after a stop.
+    @inlinable func applyBatch(_ count: Int, _ body: ([Input]) async throws -> Void) async {
+        guard !layer.run.stopped else { return drop(from: 0, to: count) }
+        let items = [Input](unsafeUninitializedCapacity: count) { buffer, initialized in
+            buffer.baseAddress!.moveInitialize(from: inBuf, count: count)
+            initialized = count
+        }
+        let start = ContinuousClock.now
+        if case .value = await layer.callAsync(items: count, { try await body(items) }) {
+            layer.counters.emitted.add(count, ordering: .relaxed)
+        }
+        layer.counters.busy.add((ContinuousClock.now - start).wholeNanoseconds, ordering: .relaxed)
     }
 
     /// Count a popped batch as received; false when the run has stopped and it was dropped instead (B1, B2).

@@ -5,6 +5,11 @@
 //      the thread that next notifies the parker (a push, a pop, close), or at once when registration
 //      answers that the condition already changed (FLOW_READY).
 //  CW2. The record that carries the waiter node and the continuation is freed by whoever resumes.
+//  CW3. A wait with a deadline (suspendForWaiter(until:)) is also ended by a timer task, which resumes
+//      only if it withdrew the node itself (flow_ring_unawait answered 1: the callback will never run);
+//      otherwise the callback has run or will, and resumes. The node lives in a reference-counted
+//      TimedWait held by the timer and, while registered, by the callback's context, so neither touches
+//      freed memory. The waiting task cancels the timer once resumed.
 import CFlow
 
 /// Suspend the current task until a flow_waiter callback fires. `register` hands the waiter node to a
@@ -34,4 +39,59 @@ private func waiterFired(_ context: UnsafeMutableRawPointer?) {
     record.deinitialize(count: 1)
     record.deallocate()
     continuation.resume()
+}
+
+/// suspendForWaiter that also returns once `deadline` has passed (CW3). `withdraw` removes the node from
+/// wherever `register` put it: 1 removed, 0 it had fired already (flow_ring_unawait).
+@usableFromInline func suspendForWaiter(
+    until deadline: ContinuousClock.Instant, register: (UnsafeMutablePointer<flow_waiter>) -> Int32,
+    withdraw: @escaping (UnsafeMutablePointer<flow_waiter>) -> Int32
+) async {
+    var timer: Task<Void, Never>?
+    await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+        let wait = TimedWait(continuation: continuation, withdraw: withdraw)
+        wait.node.pointee.fn = timedWaiterFired
+        wait.node.pointee.ctx = Unmanaged.passRetained(wait).toOpaque()  // the callback's reference
+        guard register(wait.node) == FLOW_OK else {
+            Unmanaged<TimedWait>.fromOpaque(wait.node.pointee.ctx).release()
+            continuation.resume()
+            return
+        }
+        timer = Task {
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            wait.expire()
+        }
+    }
+    timer?.cancel()
+}
+
+/// A deadline wait's node and continuation (CW3).
+final class TimedWait: @unchecked Sendable {
+    // @unchecked: `node` is written before it is registered and then only by CFlow under the parker's
+    // lock; the continuation is resumed once (CW3); `withdraw` is a thread-safe C call.
+    let node = UnsafeMutablePointer<flow_waiter>.allocate(capacity: 1)
+    let continuation: UnsafeContinuation<Void, Never>
+    let withdraw: (UnsafeMutablePointer<flow_waiter>) -> Int32
+
+    init(
+        continuation: UnsafeContinuation<Void, Never>, withdraw: @escaping (UnsafeMutablePointer<flow_waiter>) -> Int32
+    ) {
+        node.initialize(to: flow_waiter())
+        self.continuation = continuation
+        self.withdraw = withdraw
+    }
+
+    deinit { node.deallocate() }
+
+    /// The timer's end (its sleep finished or was cancelled): resume if the node was still registered.
+    func expire() {
+        guard withdraw(node) == 1 else { return }  // fired: the callback resumes (or resumed)
+        Unmanaged.passUnretained(self).release()  // the callback's reference: it will never run
+        continuation.resume()
+    }
+}
+
+/// The callback of a deadline wait's node: take back the callback's reference and resume (CW3).
+private func timedWaiterFired(_ context: UnsafeMutableRawPointer?) {
+    Unmanaged<TimedWait>.fromOpaque(context!).takeRetainedValue().continuation.resume()
 }

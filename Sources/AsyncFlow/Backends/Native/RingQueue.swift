@@ -4,7 +4,8 @@
 //      values are bitwise movable, so this is a move.
 //  L3: a task that finds the ring full (empty) registers a flow_waiter callback (flow_ring_await_push /
 //      await_pop) and suspends (ContinuationWaiter.swift); pool threads run queued jobs, spin, then park
-//      (flow_ring_*_serving).
+//      (flow_ring_*_serving). A pop with a deadline also withdraws its waiter when the deadline passes
+//      (ContinuationWaiter CW3).
 //  L5: flow_ring's resume_producers_at is half the capacity.
 import CFlow
 
@@ -76,6 +77,23 @@ import CFlow
             if k > 0 { return Int(k) }
             if k != Int64(FLOW_EMPTY) { return 0 }
             await suspendForWaiter { flow_ring_await_pop(ring, $0) }
+        }
+    }
+
+    @usableFromInline func pop(
+        into buffer: UnsafeMutablePointer<T>, max: Int, position: inout UInt64, until deadline: ContinuousClock.Instant
+    ) async -> Int? {
+        while true {
+            let k = flow_ring_pop_n_seq(ring, buffer, Int64(max), &position)
+            if k > 0 { return Int(k) }
+            if k != Int64(FLOW_EMPTY) { return 0 }
+            if ContinuousClock.now >= deadline { return nil }
+            let ring = self.ring
+            await suspendForWaiter(until: deadline) {
+                flow_ring_await_pop(ring, $0)
+            } withdraw: {
+                flow_ring_unawait(ring, $0)
+            }
         }
     }
 

@@ -14,6 +14,9 @@
 //  Q5. `popped` counts items ever popped, so a pop knows its batch's position (for ordered layers).
 //  Q6. Hysteresis (Link L5): pops wake waiting pushers only once the queue is down to half its
 //      capacity. A pusher registers only when the queue is full, so the pops that drain it get there.
+//  Q7. A pop with a deadline registers its continuation with a token; its timer task resumes it only if
+//      it takes that token out of popWaiters under the lock itself, so the continuation is resumed once,
+//      by a push, a close or the timer.
 import Synchronization
 
 #if canImport(Glibc)
@@ -30,10 +33,23 @@ import Synchronization
     @usableFromInline var count = 0
     @usableFromInline var popped: UInt64 = 0
     @usableFromInline var closed = false
-    @usableFromInline var popWaiters: [UnsafeContinuation<Void, Never>] = []
+    @usableFromInline var popWaiters: [PopWaiter] = []
+    /// The last token handed to a pop with a deadline (Q7); 0 marks a pop without one.
+    @usableFromInline var lastToken: UInt64 = 0
     @usableFromInline var pushWaiters: [UnsafeContinuation<Void, Never>] = []
 
     @inlinable init() {}
+}
+
+/// A suspended pop: its continuation, and the token its deadline's timer withdraws it by (Q7).
+@usableFromInline struct PopWaiter {
+    @usableFromInline let token: UInt64
+    @usableFromInline let continuation: UnsafeContinuation<Void, Never>
+
+    @inlinable init(token: UInt64, continuation: UnsafeContinuation<Void, Never>) {
+        self.token = token
+        self.continuation = continuation
+    }
 }
 
 @usableFromInline final class SwiftQueue<T>: LinkQueue, @unchecked Sendable {
@@ -78,7 +94,7 @@ import Synchronization
                 s.popWaiters = []
                 s.pushWaiters = []
             }
-            return s.popWaiters + s.pushWaiters
+            return s.popWaiters.map(\.continuation) + s.pushWaiters
         }
         for w in waiters { w.resume() }  // Q4
     }
@@ -103,7 +119,7 @@ import Synchronization
             }
             s.count += n
             defer { s.popWaiters = [] }
-            return (n, s.popWaiters)
+            return (n, s.popWaiters.map(\.continuation))
         }
     }
 
@@ -157,11 +173,46 @@ import Synchronization
             await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
                 let ready = state.withLock { s -> Bool in  // Q3
                     if s.closed || s.count > 0 { return true }
-                    s.popWaiters.append(c)
+                    s.popWaiters.append(PopWaiter(token: 0, continuation: c))
                     return false
                 }
                 if ready { c.resume() }
             }
+        }
+    }
+
+    @inlinable func pop(
+        into items: UnsafeMutablePointer<T>, max: Int, position: inout UInt64, until deadline: ContinuousClock.Instant
+    ) async -> Int? {
+        while true {
+            if let (n, woken) = tryPop(into: items, max: max, position: &position) {
+                for w in woken { w.resume() }
+                return n
+            }
+            if ContinuousClock.now >= deadline { return nil }
+            var timer: Task<Void, Never>?
+            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                let token = state.withLock { s -> UInt64? in  // Q3
+                    if s.closed || s.count > 0 { return nil }
+                    s.lastToken += 1
+                    s.popWaiters.append(PopWaiter(token: s.lastToken, continuation: c))
+                    return s.lastToken
+                }
+                guard let token else { return c.resume() }
+                timer = Task {
+                    try? await Task.sleep(until: deadline, clock: .continuous)
+                    self.withdraw(token)?.resume()  // Q7
+                }
+            }
+            timer?.cancel()
+        }
+    }
+
+    /// Take the pop waiting with `token` out of popWaiters, if it is still there (Q7).
+    @inlinable func withdraw(_ token: UInt64) -> UnsafeContinuation<Void, Never>? {
+        state.withLock { s in
+            guard let i = s.popWaiters.firstIndex(where: { $0.token == token }) else { return nil }
+            return s.popWaiters.remove(at: i).continuation
         }
     }
 
