@@ -139,6 +139,28 @@ extension Serial {
         }
 
         @Test(
+            "a pop with a deadline leaves nothing behind that outlives its link",
+            arguments: PipelineOptions.Backend.allCases)
+        func timedPopOutlivesLink(backend: PipelineOptions.Backend) async throws {
+            // Each wait is ended by a push, then the link is freed at once: the wait's timer task, cancelled
+            // then, still runs afterwards, and must not reach into the freed queue (the stress suite
+            // crashed in flow_ring_unawait on a destroyed ring before the timer held its queue).
+            let one = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+            defer { one.deallocate() }
+            for round in 0..<500 {
+                let link = try Link<Int>(
+                    capacity: 4, backend: backend.implementation(pool: flow_config(), startFailureAfter: 0))
+                async let popped = link.pop(into: one, max: 1, until: .now + .seconds(30))
+                await Task.yield()
+                let item = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+                item.initialize(to: round)
+                #expect(await link.push(item, count: 1) == 1)
+                item.deallocate()
+                #expect(await popped == 1 && one.pointee == round)
+            }
+        }
+
+        @Test(
             "a pop with a deadline takes each item once, timing out between them",
             arguments: PipelineOptions.Backend.allCases)
         func timedPopRaces(backend: PipelineOptions.Backend) async throws {

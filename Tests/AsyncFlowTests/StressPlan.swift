@@ -45,6 +45,8 @@ struct StressConfig: CustomStringConvertible {
         case async(concurrency: Int)
         case serialSync
         case serialAsync
+        /// A batch collector (Layer(batchesOf:within:)), `within` in microseconds.
+        case batches(size: Int, within: Int?)
 
         var description: String {
             switch self {
@@ -52,6 +54,7 @@ struct StressConfig: CustomStringConvertible {
             case .async(let c): "async(concurrency: \(c))"
             case .serialSync: "serial"
             case .serialAsync: "serial async"
+            case .batches(let n, let w): "batchesOf: \(n)" + (w.map { ", within: \($0) µs" } ?? "")
             }
         }
     }
@@ -129,6 +132,9 @@ struct StressConfig: CustomStringConvertible {
     let backend: PipelineOptions.Backend
     let n: Int
     let source: Source
+    /// Generators merged into the source (Layer(merging:)); 1: a single source. Generator g gives the
+    /// ids g, g + k, g + 2k, ... (k generators).
+    let generators: Int
     /// Middle layers, then the collector (last).
     let steps: [Step]
     let batchSize: Int
@@ -146,7 +152,7 @@ struct StressConfig: CustomStringConvertible {
     var description: String {
         var lines = [
             "seed \(seed) (FLOW_STRESS_SEED=\(seed) FLOW_STRESS_RUNS=1 reruns it), backend \(backend), \(n) items",
-            "  layer 0: \(source)",
+            "  layer 0: \(source)" + (generators > 1 ? ", \(generators) generators merged" : ""),
         ]
         for (i, s) in steps.enumerated() { lines.append("  layer \(i + 1): \(s)") }
         let poisonText = poison.map { "layer \($0.layer) item \($0.id)" } ?? "none"
@@ -206,7 +212,7 @@ struct StressConfig: CustomStringConvertible {
                 : cancelRoll < 85
                     ? .atItem(layer: Int.random(in: 1...steps.count, using: &g), id: Int.random(in: 0..<n, using: &g))
                     : .afterMicroseconds(Int.random(in: 0...2_000, using: &g))
-        poison =
+        var poison: (layer: Int, id: Int)? =
             n > 0 && Int.random(in: 0..<100, using: &g) < 25
             ? (Int.random(in: 1...steps.count, using: &g), Int.random(in: 0..<n, using: &g)) : nil
         // Drawn last, so the draws above stay what they were for every seed.
@@ -222,6 +228,17 @@ struct StressConfig: CustomStringConvertible {
             steps[steps.count - 1].ordered = allOrdered || Bool.random(using: &g)
         default: break
         }
+        // Drawn after the stream, for the same reason.
+        generators = Int.random(in: 0..<100, using: &g) < 75 ? 1 : Int.random(in: 2...3, using: &g)
+        if stream == nil && Int.random(in: 0..<100, using: &g) < 25 {
+            // a batch collector; its errors apply to whole batches, which the per-item plan does not
+            // model, so it never throws (its policy still decides nothing) and holds no poison
+            let within = Bool.random(using: &g) ? Int.random(in: 50...2_000, using: &g) : nil
+            steps[steps.count - 1].kind = .batches(size: Int.random(in: 1...64, using: &g), within: within)
+            steps[steps.count - 1].throwRate = 0
+            if poison?.layer == steps.count { poison = nil }
+        }
+        self.poison = poison
         self.steps = steps
     }
 
@@ -248,10 +265,10 @@ struct StressConfig: CustomStringConvertible {
     var keepsOrder: Bool {
         steps.allSatisfy { step in
             switch step.kind {
-            case .serialSync, .serialAsync: true
+            case .serialSync, .serialAsync, .batches: true
             case .cpu, .async: step.ordered
             }
-        }
+        } && generators == 1
     }
 }
 

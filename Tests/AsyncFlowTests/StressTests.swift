@@ -143,6 +143,8 @@ final class StressRun: Sendable {
             return Layer(capacity: s.capacity, onError: s.policy, cpu(layer))
         case .serialAsync:
             return Layer(capacity: s.capacity, onError: s.policy, async(layer))
+        case .batches:
+            preconditionFailure("a batch collector is only drawn as the collector")
         }
     }
 
@@ -158,17 +160,29 @@ final class StressRun: Sendable {
         case .async(let c): return Layer(concurrency: c, capacity: s.capacity, onError: s.policy, asyncCollect)
         case .serialSync: return Layer(capacity: s.capacity, onError: s.policy, syncCollect)
         case .serialAsync: return Layer(capacity: s.capacity, onError: s.policy, asyncCollect)
+        case .batches(let size, let within):
+            return Layer(
+                batchesOf: size, within: within.map { .microseconds($0) }, capacity: s.capacity, onError: s.policy
+            ) { [self] (items: [StressItem]) async throws in
+                for item in items { collect(try await asyncBody(item)) }
+            }
         }
     }
 
     func source() -> Layer<Never, StressItem> {
-        var items = StressSource(n: config.n, references: config.references, pulled: pulled)
-        switch config.source {
-        case .sequence: return Layer(items)
-        case .async: return Layer(items.async)
-        case .throwing(let at):
-            items.throwAt = at
-            return Layer(items.async)
+        let k = config.generators
+        let parts = (0..<k).map { g in
+            var items = StressSource(n: config.n, references: config.references, pulled: pulled, first: g, step: k)
+            if case .throwing(let at) = config.source { items.throwAt = at }
+            return items
+        }
+        switch (config.source, k) {
+        case (.sequence, 1): return Layer(parts[0])
+        case (.sequence, 2): return Layer(merging: parts[0], parts[1])
+        case (.sequence, _): return Layer(merging: parts[0], parts[1], parts[2])
+        case (_, 1): return Layer(parts[0].async)
+        case (_, 2): return Layer(merging: parts[0].async, parts[1].async)
+        case (_, _): return Layer(merging: parts[0].async, parts[1].async, parts[2].async)
         }
     }
 
@@ -220,17 +234,22 @@ extension StressRun {
     }
 }
 
-/// Items 0..<n, counted as they are pulled; as an AsyncSequence it may throw in place of item `throwAt`.
+/// Items first, first + step, ... below n, counted as they are pulled; as an AsyncSequence it may throw in
+/// place of item `throwAt` (if that is one of its ids, or the first past its last).
 struct StressSource: Sequence, Sendable {
     let n: Int
     let references: Bool
     let pulled: Counter
+    let first: Int
+    let step: Int
     var throwAt: Int?
 
-    init(n: Int, references: Bool, pulled: Counter) {
+    init(n: Int, references: Bool, pulled: Counter, first: Int = 0, step: Int = 1) {
         self.n = n
         self.references = references
         self.pulled = pulled
+        self.first = first
+        self.step = step
     }
 
     func item(_ id: Int) -> StressItem {
@@ -239,10 +258,10 @@ struct StressSource: Sequence, Sendable {
     }
 
     func makeIterator() -> AnyIterator<StressItem> {
-        var id = 0
+        var id = first
         return AnyIterator {
             guard id < n else { return nil }
-            defer { id += 1 }
+            defer { id += step }
             return item(id)
         }
     }
@@ -253,16 +272,16 @@ struct StressSource: Sequence, Sendable {
         let source: StressSource
         struct AsyncIterator: AsyncIteratorProtocol {
             let source: StressSource
-            var id = 0
+            var id: Int
             mutating func next() async throws -> StressItem? {
                 if id == source.throwAt { throw StressError.source(at: id) }
                 guard id < source.n else { return nil }
-                defer { id += 1 }
+                defer { id += source.step }
                 if id % 50 == 49 { await Task.yield() }
                 return source.item(id)
             }
         }
-        func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: source) }
+        func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: source, id: source.first) }
     }
 }
 
@@ -387,7 +406,10 @@ extension Serial {
                 case .source(let at):
                     outcome = "source threw"
                     if case .throwing(at) = c.source {} else { expect(false, "threw \(error)") }
-                    expect(delivered.allSatisfy { $0 < at }, "delivered an item the source never gave")
+                    // the generator that threw gave none of its ids from `at` on (the others go on until stopped)
+                    let k = c.generators
+                    expect(
+                        delivered.allSatisfy { $0 < at || $0 % k != at % k }, "delivered an item the source never gave")
                 }
             case .failure(is CancellationError):
                 outcome = "cancelled"

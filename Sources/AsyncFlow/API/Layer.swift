@@ -34,15 +34,46 @@ extension Layer where Input == Never {
     /// A source layer over any `Sequence`: its elements enter the pipeline in order, in batches.
     @inlinable public init<S: Sequence & Sendable>(_ source: S, name: String? = nil) where S.Element == Output {
         self.init(
-            kind: .source, name: name, ordered: false, capacity: nil, onError: .fail,
+            kind: .source(generators: 1), name: name, ordered: false, capacity: nil, onError: .fail,
             makeStage: { StageHandle(SequenceSourceStage(source: source, context: $0)) })
     }
 
     /// A source layer over any `AsyncSequence`. An error it throws fails the pipeline and is rethrown.
     @inlinable public init<S: AsyncSequence & Sendable>(_ source: S, name: String? = nil) where S.Element == Output {
         self.init(
-            kind: .source, name: name, ordered: false, capacity: nil, onError: .fail,
+            kind: .source(generators: 1), name: name, ordered: false, capacity: nil, onError: .fail,
             makeStage: { StageHandle(AsyncSourceStage(source: source, context: $0)) })
+    }
+
+    /// A source that merges two or more `Sequence`s of one type (a few generators): each is pulled by a
+    /// task of its own, in batches, and they take turns (each yields after every batch), so none starves
+    /// another. The source ends when all of them have ended. The report's source row counts every item;
+    /// progress and metrics also count each generator's. (Sequences of different types: map them to one,
+    /// e.g. an `Array` or a `LazyMapSequence` over one base; one type keeps the pull loop specialised.)
+    @inlinable public init<S: Sequence & Sendable>(merging first: S, _ second: S, _ rest: S..., name: String? = nil)
+    where S.Element == Output {
+        let pulls: [MergedSourceStage<Output>.Generator] = ([first, second] + rest).map { source in
+            { await pullSequence(source, $0, generator: $1) }
+        }
+        self.init(merged: pulls, awaitsPerItem: false, name: name)
+    }
+
+    /// A source that merges two or more `AsyncSequence`s of one type, each pulled by a task of its own as
+    /// it produces (an element is pushed on before the next is awaited). The source ends when all of them
+    /// have ended; an error from any one fails the run (as a single source's would).
+    @inlinable public init<S: AsyncSequence & Sendable>(
+        merging first: S, _ second: S, _ rest: S..., name: String? = nil
+    ) where S.Element == Output {
+        let pulls: [MergedSourceStage<Output>.Generator] = ([first, second] + rest).map { source in
+            { await pullAsync(source, $0, generator: $1) }
+        }
+        self.init(merged: pulls, awaitsPerItem: true, name: name)
+    }
+
+    @inlinable init(merged pulls: [MergedSourceStage<Output>.Generator], awaitsPerItem: Bool, name: String?) {
+        self.init(
+            kind: .source(generators: pulls.count), name: name, ordered: false, capacity: nil, onError: .fail,
+            makeStage: { StageHandle(MergedSourceStage(context: $0, generators: pulls, awaitsPerItem: awaitsPerItem)) })
     }
 }
 

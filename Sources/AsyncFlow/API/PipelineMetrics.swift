@@ -9,7 +9,9 @@ import CoreMetrics
 ///   `retried`, `dropped` (the report's counts: their totals equal ``PipelineReport``'s);
 /// - Gauge `<label>_queue_depth`: items waiting in the queue in front of the layer (not for the source);
 /// - Timer `<label>_item_duration`: time in the layer's closure per item, the mean over each interval
-///   (not for the source).
+///   (not for the source);
+/// - Counter `<label>_generator_items`, with `("generator", i)`: items pulled from generator `i` of a
+///   merged source (`Layer(merging:)`, counted from 0 in the order given), on the source's layer.
 ///
 /// They are brought up to date every `interval` while the pipeline runs and once more when it ends,
 /// whichever way it ends. Without a `factory`, the one bootstrapped with `MetricsSystem.bootstrap` is used.

@@ -84,6 +84,9 @@ public struct ProgressSnapshot: Sendable, CustomStringConvertible {
     public let rate: Double
     /// Whether this is the final call, after the pipeline ended.
     public let isFinal: Bool
+    /// Items pulled from each generator of a merged source (`Layer(merging:)`), in the order given;
+    /// empty for a single source. They add up to the first layer's `received`.
+    public let generators: [Int]
 
     public struct LayerProgress: Sendable {
         public let name: String
@@ -92,7 +95,8 @@ public struct ProgressSnapshot: Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        let parts = layers.map { "\($0.name) \($0.received)→\($0.emitted)" }.joined(separator: " | ")
+        var parts = layers.map { "\($0.name) \($0.received)→\($0.emitted)" }.joined(separator: " | ")
+        if !generators.isEmpty { parts += " (generators " + generators.map(String.init).joined(separator: "+") + ")" }
         let tenths = elapsed.wholeNanoseconds / 100_000_000
         return "\(parts) | queues \(queueDepths) | \(tenths / 10).\(tenths % 10) s | \(Int(rate)) items/s"
     }

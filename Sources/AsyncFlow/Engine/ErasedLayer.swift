@@ -42,7 +42,8 @@ struct ErasedLayer: Sendable {
 /// What kind of layer, with its parallelism.
 @usableFromInline
 enum LayerKind: Sendable {
-    case source
+    /// A source: one generator, or `generators` merged (Layer(merging:)).
+    case source(generators: Int)
     case cpu(workers: Int?)
     case async(concurrency: Int)
     case serial
@@ -74,6 +75,12 @@ extension Layer {
 }
 
 extension ErasedLayer {
+    /// A merged source's generators (each counted apart in progress and metrics); 0 for other layers.
+    var generators: Int {
+        if case .source(let g) = kind, g > 1 { return g }
+        return 0
+    }
+
     /// A CPU layer: its loops run where the backend runs workers, not as a stage task (PipelineRun P2).
     var runsOnWorkers: Bool {
         if case .cpu = kind { return true }

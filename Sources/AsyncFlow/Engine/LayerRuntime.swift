@@ -23,6 +23,17 @@ import Synchronization
     @usableFromInline let dropped = Atomic<Int>(0)
     /// Nanoseconds spent calling the layer's closure, added once per batch (BatchLoop B6).
     @usableFromInline let busy = Atomic<Int>(0)
+    /// A merged source's items pulled per generator (their sum is `received`); empty for other layers.
+    @usableFromInline let generators: [GeneratorCount]
+
+    @usableFromInline init(generators: Int = 0) {
+        self.generators = (0..<generators).map { _ in GeneratorCount() }
+    }
+}
+
+/// Items pulled from one generator of a merged source (added once per batch, with `received`).
+@usableFromInline final class GeneratorCount: Sendable {
+    @usableFromInline let pulled = Atomic<Int>(0)
 
     @usableFromInline init() {}
 }

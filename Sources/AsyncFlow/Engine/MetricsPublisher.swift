@@ -19,10 +19,13 @@ final class MetricsPublisher: Sendable {
     }
 
     let layers: [LayerMetrics]
-    /// What was published last, per layer: the six counts, then busy nanoseconds.
+    /// A merged source's per-generator counters (empty for a single source).
+    let generators: [Counter]
+    /// What was published last, per layer: the six counts, then busy nanoseconds; then one more row: the
+    /// generators' counts.
     let last: Locked<[[Int]]>
 
-    init(_ options: PipelineMetrics, layerNames: [String]) {
+    init(_ options: PipelineMetrics, layerNames: [String], generators: Int) {
         layers = layerNames.enumerated().map { i, name in
             let dims = options.dimensions + [("layer", name)]
             return LayerMetrics(
@@ -37,7 +40,16 @@ final class MetricsPublisher: Sendable {
                     : CoreMetrics.Timer(
                         label: "\(options.label)_item_duration", dimensions: dims, factory: options.factory))
         }
-        last = Locked(layerNames.map { _ in Array(repeating: 0, count: Self.events.count + 1) })
+        self.generators = (0..<generators).map {
+            Counter(
+                label: "\(options.label)_generator_items",
+                dimensions: options.dimensions + [("layer", layerNames[0]), ("generator", String($0))],
+                factory: options.factory)
+        }
+        last = Locked(
+            layerNames.map { _ in Array(repeating: 0, count: Self.events.count + 1) } + [
+                Array(repeating: 0, count: generators)
+            ])
     }
 
     /// Publish what changed since the last call; `depths[i]` is the queue in front of layer i + 1.
@@ -61,6 +73,12 @@ final class MetricsPublisher: Sendable {
                 }
                 if i > 0, i - 1 < depths.count { m.depth?.record(depths[i - 1]) }
                 last[i] = now
+            }
+            let g = counters.count
+            for (k, count) in counters[0].generators.enumerated() {
+                let now = count.pulled.load(ordering: .relaxed)
+                if now > last[g][k] { generators[k].increment(by: now - last[g][k]) }
+                last[g][k] = now
             }
         }
     }

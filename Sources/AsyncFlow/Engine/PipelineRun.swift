@@ -55,7 +55,7 @@ final class PipelineRun: Sendable {
         let sizes = RunSizes(
             layers, batchSize: options.batchSize, defaultWorkers: Int(pool.workers),
             cpus: Int(withUnsafePointer(to: pool.cpus) { flow_cpuset_count($0) }), streaming: streaming)
-        let counters = layers.map { _ in LayerCounters() }
+        let counters = layers.map { LayerCounters(generators: $0.generators) }
         let run = self.run
         let links: [any AnyLink] = try sizes.links.indices.map { i throws(FlowConfigurationError) in
             do throws(FlowConfigurationError) {
@@ -183,6 +183,6 @@ final class PipelineRun: Sendable {
                     emitted: $1.emitted.load(ordering: .relaxed))
             },
             queueDepths: links.map(\.depth), elapsed: elapsed, rate: seconds > 0 ? Double(done) / seconds : 0,
-            isFinal: final)
+            isFinal: final, generators: counters[0].generators.map { $0.pulled.load(ordering: .relaxed) })
     }
 }

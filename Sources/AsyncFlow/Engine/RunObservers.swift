@@ -23,7 +23,9 @@ struct RunObservers {
                 }
             }
         }
-        let publisher = options.metrics.map { MetricsPublisher($0, layerNames: run.layers.map(\.name)) }
+        let publisher = options.metrics.map {
+            MetricsPublisher($0, layerNames: run.layers.map(\.name), generators: run.layers[0].generators)
+        }
         self.publisher = publisher
         sampler = publisher.map { publisher in
             Task {

@@ -8,16 +8,21 @@
 //      AsyncSequence source pushes each element before it awaits the next one: that await may suspend
 //      for as long as the sequence likes (even until this element has gone through the pipeline), so
 //      holding a pulled element across it could delay it without bound or deadlock.
+//  SR4. A merged source (Layer(merging:)) runs one pull loop per generator, each a producer of the
+//      output link, so the link closes when the last generator has ended (Link L4). A Sequence
+//      generator yields after every batch it pushes, so generators that never suspend take turns on a
+//      shared executor. Each flushed batch is also counted to its generator (counters.generators).
 import Synchronization
 
-/// What both source kinds share: a layer that is the producer of its output link, and the batch it fills.
+/// What every source kind shares: a layer that is the producer of its output link.
 @usableFromInline class SourceStage<Element>: @unchecked Sendable {
     // @unchecked: immutable after init; the link and the counters are thread-safe.
     @usableFromInline let context: StageContext<Never, Element>
 
-    @inlinable init(context: StageContext<Never, Element>) {
+    /// A source whose output link has `producers` pull loops (SR4).
+    @inlinable init(context: StageContext<Never, Element>, producers: Int = 1) {
         self.context = context
-        context.output!.addProducers(1)
+        context.output!.addProducers(producers)
     }
 }
 
@@ -25,13 +30,16 @@ import Synchronization
 @usableFromInline struct SourceBatcher<Element> {
     @usableFromInline let link: Link<Element>
     @usableFromInline let counters: LayerCounters
+    /// A merged source's generator this batcher pulls from (SR4).
+    @usableFromInline let generator: GeneratorCount?
     @usableFromInline let buffer: UnsafeMutablePointer<Element>
     @usableFromInline let capacity: Int
     @usableFromInline var count = 0
 
-    @inlinable init(_ context: StageContext<Never, Element>, capacity: Int) {
+    @inlinable init(_ context: StageContext<Never, Element>, capacity: Int, generator: Int?) {
         link = context.output!
         counters = context.counters
+        self.generator = generator.map { context.counters.generators[$0] }
         self.capacity = capacity
         buffer = .allocate(capacity: capacity)
     }
@@ -55,6 +63,7 @@ import Synchronization
     @inlinable mutating func flush() async -> Bool {
         guard count > 0 else { return true }
         counters.received.add(count, ordering: .relaxed)
+        generator?.pulled.add(count, ordering: .relaxed)
         let pushed = await link.push(buffer, count: count)
         counters.emitted.add(pushed, ordering: .relaxed)
         if pushed < count {
@@ -66,6 +75,41 @@ import Synchronization
     }
 }
 
+/// Pull a Sequence to its end, or until the run stops, pushing full batches (SR1–SR3); as one
+/// `generator` of a merged source, yield after each batch (SR4).
+@inlinable func pullSequence<S: Sequence>(_ source: S, _ context: StageContext<Never, S.Element>, generator: Int?)
+    async
+{
+    var batch = SourceBatcher(context, capacity: context.batch, generator: generator)
+    var iterator = source.makeIterator()
+    while !context.run.stopped, let element = iterator.next() {  // SR2
+        if batch.add(element) {
+            guard await batch.flush() else { break }
+            if generator != nil { await Task.yield() }  // SR4
+        }
+    }
+    await batch.finish()
+}
+
+/// Pull an AsyncSequence to its end, or until the run stops or it throws (which fails the run), pushing
+/// each element before awaiting the next (SR3).
+@inlinable func pullAsync<S: AsyncSequence>(_ source: S, _ context: StageContext<Never, S.Element>, generator: Int?)
+    async
+{
+    var batch = SourceBatcher(context, capacity: 1, generator: generator)  // SR3
+    var iterator = source.makeAsyncIterator()
+    do {
+        while !context.run.stopped, let element = try await iterator.next() {  // SR2
+            if batch.add(element), !(await batch.flush()) { break }
+        }
+    } catch {
+        if !(error is CancellationError && context.run.stopped) {
+            context.run.fail(error, layer: context.layer.name)
+        }
+    }
+    await batch.finish()
+}
+
 @usableFromInline
 final class SequenceSourceStage<S: Sequence & Sendable>: SourceStage<S.Element>, Stage, @unchecked Sendable {
     @usableFromInline let source: S
@@ -75,14 +119,7 @@ final class SequenceSourceStage<S: Sequence & Sendable>: SourceStage<S.Element>,
         super.init(context: context)
     }
 
-    @inlinable func run() async {
-        var batch = SourceBatcher(context, capacity: context.batch)
-        var iterator = source.makeIterator()
-        while !context.run.stopped, let element = iterator.next() {  // SR2
-            if batch.add(element), !(await batch.flush()) { break }
-        }
-        await batch.finish()
-    }
+    @inlinable func run() async { await pullSequence(source, context, generator: nil) }
 }
 
 @usableFromInline
@@ -96,18 +133,30 @@ final class AsyncSourceStage<S: AsyncSequence & Sendable>: SourceStage<S.Element
 
     @inlinable var awaitsPerItem: Bool { true }
 
+    @inlinable func run() async { await pullAsync(source, context, generator: nil) }
+}
+
+/// A merged source (SR4): one child task per generator.
+@usableFromInline
+final class MergedSourceStage<Element>: SourceStage<Element>, Stage, @unchecked Sendable {
+    /// One generator's pull loop (pullSequence or pullAsync over it), given the context and its index.
+    @usableFromInline typealias Generator = @Sendable (StageContext<Never, Element>, _ index: Int) async -> Void
+    @usableFromInline let generators: [Generator]
+    @usableFromInline let awaits: Bool
+
+    @inlinable init(context: StageContext<Never, Element>, generators: [Generator], awaitsPerItem: Bool) {
+        self.generators = generators
+        awaits = awaitsPerItem
+        super.init(context: context, producers: generators.count)
+    }
+
+    @inlinable var awaitsPerItem: Bool { awaits }
+
     @inlinable func run() async {
-        var batch = SourceBatcher(context, capacity: 1)  // SR3
-        var iterator = source.makeAsyncIterator()
-        do {
-            while !context.run.stopped, let element = try await iterator.next() {  // SR2
-                if batch.add(element), !(await batch.flush()) { break }
-            }
-        } catch {
-            if !(error is CancellationError && context.run.stopped) {
-                context.run.fail(error, layer: context.layer.name)
+        await withTaskGroup(of: Void.self) { group in
+            for (i, generator) in generators.enumerated() {
+                group.addTask { await generator(self.context, i) }
             }
         }
-        await batch.finish()
     }
 }

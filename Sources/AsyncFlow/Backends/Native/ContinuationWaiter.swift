@@ -9,7 +9,8 @@
 //      only if it withdrew the node itself (flow_ring_unawait answered 1: the callback will never run);
 //      otherwise the callback has run or will, and resumes. The node lives in a reference-counted
 //      TimedWait held by the timer and, while registered, by the callback's context, so neither touches
-//      freed memory. The waiting task cancels the timer once resumed.
+//      freed memory. The waiting task cancels the timer once resumed; the timer still runs after that
+//      (a cancelled sleep returns), so `withdraw` must keep alive whatever it touches (its queue).
 import CFlow
 
 /// Suspend the current task until a flow_waiter callback fires. `register` hands the waiter node to a

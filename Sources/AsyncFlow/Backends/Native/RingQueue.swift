@@ -88,10 +88,11 @@ import CFlow
             if k > 0 { return Int(k) }
             if k != Int64(FLOW_EMPTY) { return 0 }
             if ContinuousClock.now >= deadline { return nil }
-            let ring = self.ring
+            // the timer's withdraw holds this queue: it runs after the wait too (CW3) and must not find
+            // the ring destroyed
             await suspendForWaiter(until: deadline) {
                 flow_ring_await_pop(ring, $0)
-            } withdraw: {
+            } withdraw: { [self] in
                 flow_ring_unawait(ring, $0)
             }
         }
