@@ -146,6 +146,8 @@ struct StressConfig: CustomStringConvertible {
     /// nil: the last step is a collector layer; otherwise the pipeline is a pipelineStream whose loop
     /// collects, ending as this says.
     let stream: StreamEnd?
+    /// Drain the run (PipelineControl) from inside layer `layer` when it first sees item `id`.
+    let drain: (layer: Int, id: Int)?
 
     var middles: Int { steps.count - 1 }
 
@@ -160,6 +162,7 @@ struct StressConfig: CustomStringConvertible {
             "  batch \(batchSize), spin \(spinNanoseconds.map(String.init) ?? "default"), "
                 + "references \(references), cancel \(cancel), poison \(poisonText)")
         lines.append("  ends in " + (stream.map { "a pipelineStream loop: \($0)" } ?? "a collector layer"))
+        if let drain { lines.append("  drained in layer \(drain.layer) at item \(drain.id)") }
         return lines.joined(separator: "\n")
     }
 
@@ -238,6 +241,9 @@ struct StressConfig: CustomStringConvertible {
             steps[steps.count - 1].throwRate = 0
             if poison?.layer == steps.count { poison = nil }
         }
+        drain =
+            n > 0 && Int.random(in: 0..<100, using: &g) < 20
+            ? (Int.random(in: 1...steps.count, using: &g), Int.random(in: 0..<n, using: &g)) : nil
         self.poison = poison
         self.steps = steps
     }

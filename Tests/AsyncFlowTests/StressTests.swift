@@ -81,6 +81,9 @@ final class StressRun: Sendable {
     let attempts: [AtomicCounters]
     let delivered: AtomicCounters
     let pulled = Counter()
+    /// Pulls per item id.
+    let pulledIds: AtomicCounters
+    let control = PipelineControl()
     let wrongHops = Counter()
     let outOfOrder = Counter()
     let lastDelivered = Atomic<Int>(-1)
@@ -94,12 +97,14 @@ final class StressRun: Sendable {
         self.config = config
         attempts = (0...config.steps.count).map { _ in AtomicCounters(config.n) }
         delivered = AtomicCounters(config.n)
+        pulledIds = AtomicCounters(config.n)
     }
 
     /// Layer `layer`'s work on an item, before any waiting: count the call, throw as planned, cancel.
     func enter(_ layer: Int, _ item: StressItem) throws {
         let call = attempts[layer].increment(item.id)
         if case .atItem(layer, item.id) = config.cancel, call == 1 { cancel.fire() }
+        if let d = config.drain, d == (layer, item.id), call == 1 { control.drain() }
         if call <= config.throwsBefore(layer: layer, id: item.id) { throw StressError.item(layer: layer, id: item.id) }
         if item.hops != layer - 1 { wrongHops.add(1) }
     }
@@ -172,7 +177,8 @@ final class StressRun: Sendable {
     func source() -> Layer<Never, StressItem> {
         let k = config.generators
         let parts = (0..<k).map { g in
-            var items = StressSource(n: config.n, references: config.references, pulled: pulled, first: g, step: k)
+            var items = StressSource(
+                n: config.n, references: config.references, pulled: pulled, ids: pulledIds, first: g, step: k)
             if case .throwing(let at) = config.source { items.throwAt = at }
             return items
         }
@@ -240,20 +246,23 @@ struct StressSource: Sequence, Sendable {
     let n: Int
     let references: Bool
     let pulled: Counter
+    let ids: AtomicCounters?
     let first: Int
     let step: Int
     var throwAt: Int?
 
-    init(n: Int, references: Bool, pulled: Counter, first: Int = 0, step: Int = 1) {
+    init(n: Int, references: Bool, pulled: Counter, ids: AtomicCounters? = nil, first: Int = 0, step: Int = 1) {
         self.n = n
         self.references = references
         self.pulled = pulled
+        self.ids = ids
         self.first = first
         self.step = step
     }
 
     func item(_ id: Int) -> StressItem {
         pulled.add(1)
+        _ = ids?.increment(id)
         return StressItem(id: id, hops: 0, tracked: references ? Tracked(id) : nil)
     }
 
@@ -326,6 +335,7 @@ extension Serial {
             var options = box.options(config.backend)
             options.batchSize = config.batchSize
             options.spinNanoseconds = config.spinNanoseconds
+            options.control = run.control
             let task = Task { try await run.run(options: options) }
             run.cancel.arm(task)
             switch config.cancel {
@@ -374,6 +384,19 @@ extension Serial {
             switch result {
             case .success where run.leftEarly.load(ordering: .relaxed):
                 outcome = "stream left"  // leaving is the consumer's choice: a report, not an error
+            case .success where run.control.isDraining:
+                // everything pulled is finished as planned; nothing dropped, nothing pulled twice
+                outcome = "drained"
+                let pulledIds = (0..<c.n).filter { run.pulledIds[$0] > 0 }
+                expect(pulledIds.allSatisfy { run.pulledIds[$0] == 1 }, "an item was pulled twice")
+                expect(report.dropped == 0, "drained, but \(report.dropped) dropped")
+                expect(
+                    report.pulled == report.completed + report.skipped + report.failed,
+                    "drained: pulled \(report.pulled) != completed + skipped + failed")
+                expect(
+                    delivered == pulledIds.filter { plan.delivered[$0] },
+                    "drained: delivered \(delivered.count), planned \(pulledIds.filter { plan.delivered[$0] }.count) of the pulled"
+                )
             case .success:
                 outcome = "completed"
                 expect(!plan.fatal, "completed, but an item should have failed the run")

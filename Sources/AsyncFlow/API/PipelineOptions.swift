@@ -20,6 +20,8 @@ public struct PipelineOptions: Sendable {
     /// The worker threads' scheduling class, overriding `FLOW_SCHED` (native backend: the `.swift` backend
     /// has no threads of its own).
     public var scheduling: Scheduling? = nil
+    /// A handle to drain the run from outside (``PipelineControl/drain()``); nil: none.
+    public var control: PipelineControl? = nil
     /// Called every `progressInterval` while the pipeline runs, and once at the end.
     public var progress: (@Sendable (ProgressSnapshot) -> Void)? = nil
     /// How often `progress` is called. Default 1 s.

@@ -94,6 +94,8 @@ final class PipelineRun: Sendable {
     func execute() async {
         let observers = RunObservers(self)
         let run = self.run
+        options.control?.attach(run)
+        defer { options.control?.detach(run) }
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
                 let backend = self.backend

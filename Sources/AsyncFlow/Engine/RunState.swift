@@ -8,11 +8,21 @@
 //  S3. The first stop wins: a failure is the run's cause only if nothing stopped the run before it.
 //      Later errors (often consequences of the stop, such as an attempt a retry policy may no longer
 //      repeat once stopped) are not reported as the cause.
+//  S4. Draining (PipelineControl.drain) only ends the pulls: `pullsEnded` goes true, the pull-end hooks
+//      run once (each AsyncSequence source cancels its pull, which may be waiting for ever), and every
+//      item already pulled goes on through the layers as usual: nothing is dropped, no link is closed
+//      early. stop() ends the pulls the same way before it closes the links. A hook registered after
+//      the pulls ended runs at once.
 import Synchronization
 
 @usableFromInline final class RunState: Sendable {
     @usableFromInline let stoppedFlag = Atomic<Bool>(false)
     @usableFromInline let cancelledFlag = Atomic<Bool>(false)
+    /// Set by stop() and drain(): sources pull nothing more (S4). One flag, so a source's check per
+    /// element is one load.
+    @usableFromInline let pullsEndedFlag = Atomic<Bool>(false)
+    /// What ending the pulls calls (S4); nil once it has.
+    @usableFromInline let pullEndHooks = Locked<[@Sendable () -> Void]?>([])
     @usableFromInline let firstError = Locked<(error: any Error, layer: String)?>(nil)
     @usableFromInline let kept = Locked<[LayerError]>([])
     @usableFromInline let linkList = Locked<[any Closable]>([])
@@ -20,6 +30,8 @@ import Synchronization
 
     @inlinable var stopped: Bool { stoppedFlag.load(ordering: .relaxed) }
     @inlinable var cancelled: Bool { cancelledFlag.load(ordering: .relaxed) }
+    /// Sources may pull no more (the run stopped or is draining).
+    @inlinable var pullsEnded: Bool { pullsEndedFlag.load(ordering: .relaxed) }
     @inlinable var failure: (error: any Error, layer: String)? { firstError.withLock { $0 } }
     @inlinable var keptErrors: [LayerError] { kept.withLock { $0 } }
 
@@ -28,7 +40,32 @@ import Synchronization
     /// Stop everything (S1, S2): no new pulls, no more user closures, every waiter released.
     @usableFromInline func stop() {
         stoppedFlag.store(true, ordering: .sequentiallyConsistent)
+        endPulls()
         for link in linkList.withLock({ $0 }) { link.close() }
+    }
+
+    /// End the pulls and let what was pulled finish (S4).
+    @usableFromInline func drain() { endPulls() }
+
+    /// S4: no more pulls; run the hooks once.
+    func endPulls() {
+        pullsEndedFlag.store(true, ordering: .sequentiallyConsistent)
+        for hook in pullEndHooks.withLock({ hooks in
+            defer { hooks = nil }
+            return hooks ?? []
+        }) {
+            hook()
+        }
+    }
+
+    /// Call `hook` when the pulls end (drain or stop), or now if they have (S4).
+    @usableFromInline func onPullsEnd(_ hook: @escaping @Sendable () -> Void) {
+        let now = pullEndHooks.withLock { hooks in
+            guard hooks != nil else { return true }
+            hooks!.append(hook)
+            return false
+        }
+        if now { hook() }
     }
 
     @usableFromInline func cancel() {

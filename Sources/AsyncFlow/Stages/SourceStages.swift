@@ -3,7 +3,9 @@
 // Invariants:
 //  SR1. An element is counted as received when its batch is flushed (one atomic add per batch), and then
 //      either pushed (emitted) or, when the run stops first, dropped: received == emitted + dropped.
-//  SR2. Nothing is pulled after RunState.stopped is seen (checked before every pull).
+//  SR2. Nothing is pulled after RunState.pullsEnded is seen (checked before every pull): the run stopped
+//      or drains (RunState S4). Then an AsyncSequence's pull, which may be waiting for ever, is cancelled
+//      (a CancellationError from it ends the source without failing the run).
 //  SR3. Batching: a Sequence source pushes full batches (pulling from a Sequence does not wait). An
 //      AsyncSequence source pushes each element before it awaits the next one: that await may suspend
 //      for as long as the sequence likes (even until this element has gone through the pipeline), so
@@ -82,7 +84,7 @@ import Synchronization
 {
     var batch = SourceBatcher(context, capacity: context.batch, generator: generator)
     var iterator = source.makeIterator()
-    while !context.run.stopped, let element = iterator.next() {  // SR2
+    while !context.run.pullsEnded, let element = iterator.next() {  // SR2
         if batch.add(element) {
             guard await batch.flush() else { break }
             if generator != nil { await Task.yield() }  // SR4
@@ -93,21 +95,34 @@ import Synchronization
 
 /// Pull an AsyncSequence to its end, or until the run stops or it throws (which fails the run), pushing
 /// each element before awaiting the next (SR3).
-@inlinable func pullAsync<S: AsyncSequence>(_ source: S, _ context: StageContext<Never, S.Element>, generator: Int?)
+@inlinable func pullAsync<S: AsyncSequence & Sendable>(
+    _ source: S, _ context: StageContext<Never, S.Element>, generator: Int?
+)
     async
 {
-    var batch = SourceBatcher(context, capacity: 1, generator: generator)  // SR3
-    var iterator = source.makeAsyncIterator()
-    do {
-        while !context.run.stopped, let element = try await iterator.next() {  // SR2
-            if batch.add(element), !(await batch.flush()) { break }
+    let run = context.run
+    // SR2: the pull runs in a task of its own, cancelled when the pulls end (a drain or a stop) or this
+    // task is cancelled
+    let pulling = Task {
+        var batch = SourceBatcher(context, capacity: 1, generator: generator)  // SR3
+        var iterator = source.makeAsyncIterator()
+        do {
+            while !run.pullsEnded, let element = try await iterator.next() {
+                if batch.add(element), !(await batch.flush()) { break }
+            }
+        } catch {
+            if !(error is CancellationError && run.pullsEnded) {
+                run.fail(error, layer: context.layer.name)
+            }
         }
-    } catch {
-        if !(error is CancellationError && context.run.stopped) {
-            context.run.fail(error, layer: context.layer.name)
-        }
+        await batch.finish()
     }
-    await batch.finish()
+    run.onPullsEnd { pulling.cancel() }
+    await withTaskCancellationHandler {
+        await pulling.value
+    } onCancel: {
+        pulling.cancel()
+    }
 }
 
 @usableFromInline
