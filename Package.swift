@@ -18,11 +18,13 @@ let package = Package(
         )
     ],
     dependencies: [
-        // flow-bench only (the libraries depend on nothing but the toolchain)
+        // flow-bench only
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        // AsyncFlow's PipelineOptions.logger (the API package only: no backend)
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         // `swift package generate-documentation --target AsyncFlow` (Sources/AsyncFlow/AsyncFlow.docc)
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -41,7 +43,10 @@ let package = Package(
         ),
         .target(
             name: "AsyncFlow",
-            dependencies: ["CFlow", .product(name: "CoreMetrics", package: "swift-metrics")]
+            dependencies: [
+                "CFlow", .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "CFlowChecks",
@@ -71,6 +76,7 @@ let package = Package(
             name: "AsyncFlowTests",
             dependencies: [
                 "AsyncFlow", "CFlow", "CFlowChecks", .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
             ]
         ),
     ],

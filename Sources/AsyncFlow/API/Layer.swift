@@ -34,14 +34,14 @@ extension Layer where Input == Never {
     /// A source layer over any `Sequence`: its elements enter the pipeline in order, in batches.
     @inlinable public init<S: Sequence & Sendable>(_ source: S, name: String? = nil) where S.Element == Output {
         self.init(
-            kind: .source(generators: 1), name: name, ordered: false, capacity: nil, onError: .fail,
-            makeStage: { StageHandle(SequenceSourceStage(source: source, context: $0)) })
+            kind: .source(generators: 1, count: knownCount(source)), name: name, ordered: false, capacity: nil,
+            onError: .fail, makeStage: { StageHandle(SequenceSourceStage(source: source, context: $0)) })
     }
 
     /// A source layer over any `AsyncSequence`. An error it throws fails the pipeline and is rethrown.
     @inlinable public init<S: AsyncSequence & Sendable>(_ source: S, name: String? = nil) where S.Element == Output {
         self.init(
-            kind: .source(generators: 1), name: name, ordered: false, capacity: nil, onError: .fail,
+            kind: .source(generators: 1, count: nil), name: name, ordered: false, capacity: nil, onError: .fail,
             makeStage: { StageHandle(AsyncSourceStage(source: source, context: $0)) })
     }
 
@@ -52,10 +52,13 @@ extension Layer where Input == Never {
     /// e.g. an `Array` or a `LazyMapSequence` over one base; one type keeps the pull loop specialised.)
     @inlinable public init<S: Sequence & Sendable>(merging first: S, _ second: S, _ rest: S..., name: String? = nil)
     where S.Element == Output {
-        let pulls: [MergedSourceStage<Output>.Generator] = ([first, second] + rest).map { source in
+        let all = [first, second] + rest
+        let pulls: [MergedSourceStage<Output>.Generator] = all.map { source in
             { await pullSequence(source, $0, generator: $1) }
         }
-        self.init(merged: pulls, awaitsPerItem: false, name: name)
+        let counts = all.map { knownCount($0) }
+        let count = counts.contains(nil) ? nil : counts.reduce(0) { $0 + $1! }
+        self.init(merged: pulls, count: count, awaitsPerItem: false, name: name)
     }
 
     /// A source that merges two or more `AsyncSequence`s of one type, each pulled by a task of its own as
@@ -67,12 +70,15 @@ extension Layer where Input == Never {
         let pulls: [MergedSourceStage<Output>.Generator] = ([first, second] + rest).map { source in
             { await pullAsync(source, $0, generator: $1) }
         }
-        self.init(merged: pulls, awaitsPerItem: true, name: name)
+        self.init(merged: pulls, count: nil, awaitsPerItem: true, name: name)
     }
 
-    @inlinable init(merged pulls: [MergedSourceStage<Output>.Generator], awaitsPerItem: Bool, name: String?) {
+    @inlinable init(
+        merged pulls: [MergedSourceStage<Output>.Generator], count: Int?, awaitsPerItem: Bool, name: String?
+    ) {
         self.init(
-            kind: .source(generators: pulls.count), name: name, ordered: false, capacity: nil, onError: .fail,
+            kind: .source(generators: pulls.count, count: count), name: name, ordered: false, capacity: nil,
+            onError: .fail,
             makeStage: { StageHandle(MergedSourceStage(context: $0, generators: pulls, awaitsPerItem: awaitsPerItem)) })
     }
 }
@@ -168,4 +174,10 @@ extension Layer where Output == Void {
             onError: onError,
             makeStage: { StageHandle(BatchCollectStage(context: $0, size: size, within: within, body: body)) })
     }
+}
+
+/// A source's item count when it is cheap to know up front: a RandomAccessCollection's `count` (an
+/// Array, a Range); nil for anything else (counting it might mean walking it).
+@usableFromInline func knownCount<S: Sequence>(_ source: S) -> Int? {
+    (source as? any RandomAccessCollection)?.count
 }

@@ -1,4 +1,5 @@
 import CFlow
+import Logging
 
 /// How a pipeline runs. Every property has a default; set what you need.
 ///
@@ -20,12 +21,24 @@ public struct PipelineOptions: Sendable {
     /// The worker threads' scheduling class, overriding `FLOW_SCHED` (native backend: the `.swift` backend
     /// has no threads of its own).
     public var scheduling: Scheduling? = nil
+    /// Where the run tells what it does (apple/swift-log): at the start its layers, workers, queue
+    /// capacities, backend and pinning (info); each skipped (warning) or retried (notice) error, the first
+    /// few per layer, then how many more; a drain (info); the failure (error); the final report (info).
+    /// Nothing is logged per item. nil (the default): no logging.
+    public var logger: Logger? = nil
     /// A handle to drain the run from outside (``PipelineControl/drain()``); nil: none.
     public var control: PipelineControl? = nil
     /// Called every `progressInterval` while the pipeline runs, and once at the end.
     public var progress: (@Sendable (ProgressSnapshot) -> Void)? = nil
     /// How often `progress` is called. Default 1 s.
     public var progressInterval: Duration = .seconds(1)
+    /// A live progress line on standard error: items done, rate, each queue's fill, elapsed time and an
+    /// ETA when the source's count is known (an Array, a Range, any RandomAccessCollection); redrawn up to
+    /// 10 times a second and finished with a newline at the end. Nothing is written when standard error
+    /// is not a terminal (a log file, a pipe). Default off.
+    public var progressBar = false
+    /// Tests only: where the progress bar writes (standard error).
+    @usableFromInline var progressBarDescriptor: Int32 = 2
     /// Called once with the final report however the pipeline ended: also when it throws (the first
     /// `.fail` error, `CancellationError`), so the counts of a failed run are not lost. Its figures keep
     /// `received == emitted + failed + skipped + dropped` for every layer.
@@ -72,35 +85,6 @@ public struct PipelineOptions: Sendable {
         case compact
         /// One hardware thread of every core first, then their siblings.
         case spread
-    }
-}
-
-/// A view of a running pipeline, handed to ``PipelineOptions/progress``.
-public struct ProgressSnapshot: Sendable, CustomStringConvertible {
-    /// Per layer, in pipeline order.
-    public let layers: [LayerProgress]
-    /// Items waiting in the queue in front of each layer after the first (approximate).
-    public let queueDepths: [Int]
-    public let elapsed: Duration
-    /// Items per second finished by the last layer since the start.
-    public let rate: Double
-    /// Whether this is the final call, after the pipeline ended.
-    public let isFinal: Bool
-    /// Items pulled from each generator of a merged source (`Layer(merging:)`), in the order given;
-    /// empty for a single source. They add up to the first layer's `received`.
-    public let generators: [Int]
-
-    public struct LayerProgress: Sendable {
-        public let name: String
-        public let received: Int
-        public let emitted: Int
-    }
-
-    public var description: String {
-        var parts = layers.map { "\($0.name) \($0.received)→\($0.emitted)" }.joined(separator: " | ")
-        if !generators.isEmpty { parts += " (generators " + generators.map(String.init).joined(separator: "+") + ")" }
-        let tenths = elapsed.wholeNanoseconds / 100_000_000
-        return "\(parts) | queues \(queueDepths) | \(tenths / 10).\(tenths % 10) s | \(Int(rate)) items/s"
     }
 }
 

@@ -24,7 +24,7 @@ public struct PipelineReport: Sendable, CustomStringConvertible {
 
     public var description: String {
         var lines = layers.map(\.description)
-        lines.append("\(completed) items in \(elapsed), \(Int(itemsPerSecond)) items/s")
+        lines.append("\(completed) items in \(humanDuration(elapsed)), \(humanRate(itemsPerSecond))")
         return lines.joined(separator: "\n")
     }
 }
@@ -48,7 +48,7 @@ public struct LayerReport: Sendable, CustomStringConvertible {
         if skipped > 0 { s += ", skipped \(skipped)" }
         if retried > 0 { s += ", retried \(retried)" }
         if dropped > 0 { s += ", dropped \(dropped)" }
-        if let busy { s += ", busy \(busy)" }
+        if let busy { s += ", busy \(humanDuration(busy))" }
         return s
     }
 }

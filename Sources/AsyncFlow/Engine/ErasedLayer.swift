@@ -42,8 +42,9 @@ struct ErasedLayer: Sendable {
 /// What kind of layer, with its parallelism.
 @usableFromInline
 enum LayerKind: Sendable {
-    /// A source: one generator, or `generators` merged (Layer(merging:)).
-    case source(generators: Int)
+    /// A source: one generator, or `generators` merged (Layer(merging:)); `count`: the items it will
+    /// give, when known up front (a RandomAccessCollection's count), for the progress bar's ETA.
+    case source(generators: Int, count: Int?)
     case cpu(workers: Int?)
     case async(concurrency: Int)
     case serial
@@ -77,8 +78,14 @@ extension Layer {
 extension ErasedLayer {
     /// A merged source's generators (each counted apart in progress and metrics); 0 for other layers.
     var generators: Int {
-        if case .source(let g) = kind, g > 1 { return g }
+        if case .source(let g, _) = kind, g > 1 { return g }
         return 0
+    }
+
+    /// A source's item count when known up front (see LayerKind.source).
+    var expectedCount: Int? {
+        if case .source(_, let count) = kind { return count }
+        return nil
     }
 
     /// A CPU layer: its loops run where the backend runs workers, not as a stage task (PipelineRun P2).

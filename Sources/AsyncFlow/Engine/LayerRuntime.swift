@@ -23,6 +23,9 @@ import Synchronization
     @usableFromInline let dropped = Atomic<Int>(0)
     /// Nanoseconds spent calling the layer's closure, added once per batch (BatchLoop B6).
     @usableFromInline let busy = Atomic<Int>(0)
+    /// Errors skipped and retried (calls, not items), for the log's limit per layer (RunLog LG1).
+    @usableFromInline let skipErrors = Atomic<Int>(0)
+    @usableFromInline let retryErrors = Atomic<Int>(0)
     /// A merged source's items pulled per generator (their sum is `received`); empty for other layers.
     @usableFromInline let generators: [GeneratorCount]
 
@@ -64,11 +67,13 @@ import Synchronization
         if retriesLeft > 0 && !run.stopped {
             retriesLeft -= 1
             counters.retried.add(items, ordering: .relaxed)
+            run.log?.retried(error, layer: name, counters: counters, items: items)
             return nil
         }
         if case .skip = policy {
             counters.skipped.add(items, ordering: .relaxed)
             run.keep(error, layer: name)
+            run.log?.skipped(error, layer: name, counters: counters, items: items)
             return .skipped
         }
         counters.failed.add(items, ordering: .relaxed)

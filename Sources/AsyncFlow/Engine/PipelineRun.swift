@@ -30,7 +30,7 @@ func runPipeline(_ layers: [ErasedLayer], options: PipelineOptions) async throws
 final class PipelineRun: Sendable {
     let layers: [ErasedLayer]
     let options: PipelineOptions
-    let run = RunState()
+    let run: RunState
     let counters: [LayerCounters]
     let sizes: RunSizes
     /// links[i] joins layer i to layer i + 1; when streaming, the last link is the stream's.
@@ -51,6 +51,8 @@ final class PipelineRun: Sendable {
         self.options = options
         consumerGate = streaming ? Gate() : nil
         let pool = try validate(layers, options: options, streaming: streaming)
+        let log = options.logger.map(RunLog.init)
+        run = RunState(log: log)
         let backend = options.backend.implementation(pool: pool, startFailureAfter: options.poolStartFailureAfter)
         let sizes = RunSizes(
             layers, batchSize: options.batchSize, defaultWorkers: Int(pool.workers),
@@ -85,6 +87,7 @@ final class PipelineRun: Sendable {
         }
         self.sizes = sizes
         self.backend = backend
+        log?.started(layers, sizes: sizes, options: options, pool: pool)
         self.counters = counters
         self.links = links
         self.stages = stages
@@ -156,6 +159,7 @@ final class PipelineRun: Sendable {
     func outcome() throws -> PipelineReport {
         let report = makeReport()
         options.onReport?(report)
+        run.log?.ended(report, counters: counters, cancelled: run.cancelled, failed: run.failure != nil)
         if run.cancelled && !consumerLeft.load(ordering: .relaxed) { throw CancellationError() }
         if let failure = run.failure { throw failure.error }
         return report
@@ -178,13 +182,16 @@ final class PipelineRun: Sendable {
         let elapsed = ContinuousClock.now - started
         let seconds = elapsed.secondsDouble
         let done = counters.last!.emitted.load(ordering: .relaxed)
+        let lost = counters.reduce(0) { $0 + $1.skipped.load(ordering: .relaxed) + $1.failed.load(ordering: .relaxed) }
         return ProgressSnapshot(
             layers: zip(layers, counters).map {
                 .init(
                     name: $0.name, received: $1.received.load(ordering: .relaxed),
                     emitted: $1.emitted.load(ordering: .relaxed))
             },
-            queueDepths: links.map(\.depth), elapsed: elapsed, rate: seconds > 0 ? Double(done) / seconds : 0,
-            isFinal: final, generators: counters[0].generators.map { $0.pulled.load(ordering: .relaxed) })
+            queueDepths: links.map(\.depth), queueCapacities: links.map(\.capacity), elapsed: elapsed,
+            rate: seconds > 0 ? Double(done) / seconds : 0, isFinal: final,
+            generators: counters[0].generators.map { $0.pulled.load(ordering: .relaxed) },
+            expected: layers[0].expectedCount, finished: done + lost)
     }
 }

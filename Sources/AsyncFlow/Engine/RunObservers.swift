@@ -1,13 +1,17 @@
-// RunObservers.swift — what watches a run from beside it: the progress handler and the metrics sampler
-// (PipelineOptions.progress, .metrics), as tasks started with the run and finished after it.
+// RunObservers.swift — what watches a run from beside it: the progress handler, the progress bar and the
+// metrics sampler (PipelineOptions.progress, .progressBar, .metrics), as tasks started with the run and
+// finished after it.
 //
 // Invariant:
 //  V1. finish() is called once, after every stage has ended and the leftovers are counted: it stops the
-//      tasks, then publishes the final metrics (MetricsPublisher M1) and calls progress with the final
-//      snapshot, so both end with the report's exact figures.
+//      tasks (and waits for the bar's), then publishes the final metrics (MetricsPublisher M1), calls
+//      progress with the final snapshot and draws it as the bar's last line, so all end with the
+//      report's exact figures.
 struct RunObservers {
     let run: PipelineRun
     let progress: Task<Void, Never>?
+    let bar: ProgressBar?
+    let barTask: Task<Void, Never>?
     let publisher: MetricsPublisher?
     let sampler: Task<Void, Never>?
 
@@ -20,6 +24,16 @@ struct RunObservers {
                     try? await Task.sleep(for: options.progressInterval)
                     if Task.isCancelled { break }
                     handler(run.snapshot(final: false))
+                }
+            }
+        }
+        let bar = options.progressBar ? ProgressBar(descriptor: options.progressBarDescriptor) : nil
+        self.bar = bar
+        barTask = bar.map { bar in
+            Task {
+                while !Task.isCancelled {
+                    bar.draw(run.snapshot(final: false))
+                    try? await Task.sleep(for: ProgressBar.interval)
                 }
             }
         }
@@ -40,11 +54,17 @@ struct RunObservers {
     /// V1.
     func finish() async {
         progress?.cancel()
+        barTask?.cancel()
+        await barTask?.value
         if let sampler, let publisher {
             sampler.cancel()
             await sampler.value
             publisher.publish(run.counters, depths: run.links.map(\.depth))
         }
-        if let handler = run.options.progress { handler(run.snapshot(final: true)) }
+        if run.options.progress != nil || bar != nil {
+            let final = run.snapshot(final: true)
+            run.options.progress?(final)
+            bar?.draw(final)
+        }
     }
 }

@@ -27,6 +27,10 @@ import Synchronization
     @usableFromInline let kept = Locked<[LayerError]>([])
     @usableFromInline let linkList = Locked<[any Closable]>([])
     @usableFromInline static let keptErrorLimit = 16
+    /// PipelineOptions.logger's view of this run (nil: no logger).
+    @usableFromInline let log: RunLog?
+
+    init(log: RunLog? = nil) { self.log = log }
 
     @inlinable var stopped: Bool { stoppedFlag.load(ordering: .relaxed) }
     @inlinable var cancelled: Bool { cancelledFlag.load(ordering: .relaxed) }
@@ -45,7 +49,10 @@ import Synchronization
     }
 
     /// End the pulls and let what was pulled finish (S4).
-    @usableFromInline func drain() { endPulls() }
+    @usableFromInline func drain() {
+        if !pullsEnded { log?.draining() }
+        endPulls()
+    }
 
     /// S4: no more pulls; run the hooks once.
     func endPulls() {
@@ -75,7 +82,12 @@ import Synchronization
 
     /// Record a failure unless the run had stopped already (S3), and stop.
     @usableFromInline func fail(_ error: any Error, layer: String) {
-        firstError.withLock { if $0 == nil && !stopped { $0 = (error, layer) } }
+        let first = firstError.withLock {
+            guard $0 == nil && !stopped else { return false }
+            $0 = (error, layer)
+            return true
+        }
+        if first { log?.failed(error, layer: layer) }
         stop()
     }
 
