@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .library(name: "AsyncFlow", targets: ["AsyncFlow"]),
         .library(name: "CFlow", targets: ["CFlow"]),
+        .library(name: "AsyncFlowServiceLifecycle", targets: ["AsyncFlowServiceLifecycle"]),
         .executable(name: "flow-bench", targets: ["flow-bench"]),
     ],
     traits: [
@@ -25,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         // AsyncFlow's PipelineOptions.logger (the API package only: no backend)
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // AsyncFlowServiceLifecycle only
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // `swift package generate-documentation --target AsyncFlow` (Sources/AsyncFlow/AsyncFlow.docc)
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -47,6 +50,10 @@ let package = Package(
                 "CFlow", .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .target(
+            name: "AsyncFlowServiceLifecycle",
+            dependencies: ["AsyncFlow", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
         .target(
             name: "CFlowChecks",
@@ -75,7 +82,8 @@ let package = Package(
         .testTarget(
             name: "AsyncFlowTests",
             dependencies: [
-                "AsyncFlow", "CFlow", "CFlowChecks", .product(name: "MetricsTestKit", package: "swift-metrics"),
+                "AsyncFlow", "AsyncFlowServiceLifecycle", "CFlow", "CFlowChecks",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ]
         ),

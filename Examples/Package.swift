@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(name: "IngestCore", dependencies: [.product(name: "AsyncFlow", package: "AsyncFlow")]),
@@ -27,12 +28,22 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .executableTarget(name: "readme-tour", dependencies: [.product(name: "AsyncFlow", package: "AsyncFlow")]),
+        .executableTarget(
+            name: "readme-tour",
+            dependencies: [
+                .product(name: "AsyncFlow", package: "AsyncFlow"),
+                .product(name: "AsyncFlowServiceLifecycle", package: "AsyncFlow"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "ingest-sqlite",
             dependencies: [
                 "IngestCore", "MetricsEndpoint", .product(name: "AsyncFlow", package: "AsyncFlow"),
-                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "AsyncFlowServiceLifecycle", package: "AsyncFlow"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(

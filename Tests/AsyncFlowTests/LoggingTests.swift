@@ -38,8 +38,8 @@ extension Serial {
             let start = try #require(entries.first)
             #expect(start.level == .info)
             let shape: String =
-                "pipeline starting: numbers (source, 10000 items) → double (cpu, 2 workers, queue 8192, "
-                + "onError skip) → save (serial, queue 4096, onError retry(attempts: 1))"
+                "pipeline starting: numbers [source, 10000 items] → double [cpu, 2 workers, queue 8192, "
+                + "onError skip] → save [serial, queue 4096, onError retry(attempts: 1)]"
             #expect(start.message.description == shape, "\(start.message)")
             #expect(start.metadata["backend"] == "\(backend)")
             let warnings = entries.filter { $0.level == .warning }.map(\.message.description)

@@ -28,6 +28,9 @@ public struct RecordSource: Sequence, Sendable {
         self.seed = seed
     }
 
+    /// Exact: the progress bar shows how far along the run is, and an ETA.
+    public var underestimatedCount: Int { count }
+
     static let words = [
         "Pipeline", "queue", "worker", "batch", "Swift", "thread", "ring", "latency", "throughput", "record",
         "token", "hash", "database", "commit", "insert", "row", "layer", "collector", "source", "async",
@@ -97,37 +100,22 @@ public struct Tokenizer {
 }
 
 /// The examples' pipeline: `count` records -> rows on worker threads (`FLOW_WORKERS`, default: the CPUs
-/// allowed) -> `commit`, called with batches of `batchSize` rows (the last may be smaller) from the loop
-/// that consumes the pipeline's stream, so a slow database holds the whole pipeline back. A live progress
-/// line goes to standard error; with `metrics`, the run is published through swift-metrics too. Returns
-/// the run's report.
+/// allowed) -> `commit`, called with batches of up to `batchSize` rows by a batch collector (a partial
+/// batch waits at most 200 ms), so a slow database holds the whole pipeline back. `options` as given,
+/// with a live progress bar on standard error (when it is a terminal). Returns the run's report.
 public func ingest(
-    count: Int, batchSize: Int = 500, metrics: PipelineMetrics? = nil, commit: ([Row]) async throws -> Void
+    count: Int, batchSize: Int = 500, options: PipelineOptions = PipelineOptions(),
+    commit: @escaping @Sendable ([Row]) async throws -> Void
 ) async throws -> PipelineReport {
-    var options = PipelineOptions()
-    options.progress = progressLine
-    options.progressInterval = .milliseconds(250)
-    options.metrics = metrics
-    let rows = pipelineStream(
+    var options = options
+    options.progressBar = true
+    return try await pipeline(
         Layer(RecordSource(count: count), name: "records"),
         Layer(workers: nil, state: { Tokenizer() }, name: "tokenize") { (t: inout Tokenizer, r: Record) in
             t.row(for: r)
         },
+        Layer(batchesOf: batchSize, within: .milliseconds(200), name: "commit") { (rows: [Row]) in
+            try await commit(rows)
+        },
         options: options)
-    var batch: [Row] = []
-    batch.reserveCapacity(batchSize)
-    for try await row in rows {  // the collector
-        batch.append(row)
-        if batch.count == batchSize {
-            try await commit(batch)
-            batch.removeAll(keepingCapacity: true)
-        }
-    }
-    if !batch.isEmpty { try await commit(batch) }
-    return try await rows.report()
-}
-
-/// A live progress line on standard error (redrawn in place), for PipelineOptions.progress.
-@Sendable public func progressLine(_ snapshot: ProgressSnapshot) {
-    FileHandle.standardError.write(Data(("\r\(snapshot)" + (snapshot.isFinal ? "\n" : "")).utf8))
 }

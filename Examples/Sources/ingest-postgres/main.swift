@@ -41,7 +41,7 @@ let client = PostgresClient(
     backgroundLogger: logger)
 
 /// One transaction, one multi-row INSERT with bound parameters.
-func commit(_ batch: [Row]) async throws {
+@Sendable func commit(_ batch: [Row]) async throws {
     var binds = PostgresBindings(capacity: batch.count * 4)
     var values: [String] = []
     for (i, r) in batch.enumerated() {
@@ -66,8 +66,9 @@ let (stored, report) = try await withThrowingTaskGroup(of: Void.self) { group in
     try await client.query(
         "CREATE TABLE ingest_rows (id BIGINT PRIMARY KEY, tokens INT NOT NULL, distinct_tokens INT NOT NULL, hash BIGINT NOT NULL)"
     )
-    let report = try await ingest(
-        count: count, metrics: endpoint?.pipelineMetrics, commit: commit)
+    var options = PipelineOptions()
+    options.metrics = endpoint?.pipelineMetrics
+    let report = try await ingest(count: count, options: options, commit: commit)
     print(report)
     var stored = -1
     for try await n in try await client.query("SELECT COUNT(*) FROM ingest_rows").decode(Int.self) { stored = n }

@@ -1,16 +1,21 @@
 // ingest-sqlite: generate text records, tokenise and hash them on worker threads (per-worker scratch
-// state), and commit the rows to an SQLite database in batches of 500, with a live progress line and
-// the final report. Checks at the end that the table holds exactly one row per record. With `--metrics`,
-// Prometheus can scrape the run's metrics (swift-metrics + swift-prometheus) at http://HOST:PORT/metrics,
-// and the final exposition is checked against the report.
+// state), and commit the rows to an SQLite database in batches of 500 (a batch collector), with a live
+// progress bar, logs and the final report. The pipeline runs as a service (AsyncFlowServiceLifecycle):
+// SIGTERM or SIGINT drains it, so every record it pulled is stored before it exits. Checks at the end
+// that the table holds exactly one row per record finished (all of them unless a signal came) and that
+// nothing was dropped. With `--metrics`, Prometheus can scrape the run's metrics (swift-metrics +
+// swift-prometheus) at http://HOST:PORT/metrics, and the final exposition is checked against the report.
 //
 //   swift run -c release ingest-sqlite [records (100000)] [database file (ingest.sqlite)]
 //       [--metrics HOST:PORT [--linger SECONDS]]
 import AsyncFlow
+import AsyncFlowServiceLifecycle
 import Foundation
 import IngestCore
+import Logging
 import MetricsEndpoint
 import SQLiteNIO
+import ServiceLifecycle
 
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard let flags = MetricsFlags.extract(from: &arguments), arguments.count <= 2,
@@ -27,7 +32,7 @@ try? FileManager.default.removeItem(atPath: path)
 let db: SQLiteConnection = try await SQLiteConnection.open(storage: .file(path: path))
 /// Run one statement (the async overload: top-level code would otherwise pick the future-returning one).
 @discardableResult
-func sql(_ statement: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+@Sendable func sql(_ statement: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
     try await db.query(statement, binds)
 }
 
@@ -37,7 +42,7 @@ try await sql(
 )
 
 /// One transaction, one multi-row INSERT.
-func commit(_ batch: [Row]) async throws {
+@Sendable func commit(_ batch: [Row]) async throws {
     let values = Array(repeating: "(?, ?, ?, ?)", count: batch.count).joined(separator: ", ")
     let binds = batch.flatMap { r -> [SQLiteData] in
         [.integer(r.id), .integer(r.tokens), .integer(r.distinctTokens), .integer(Int(r.hash))]
@@ -47,12 +52,27 @@ func commit(_ batch: [Row]) async throws {
     try await sql("COMMIT")
 }
 
-let report = try await ingest(
-    count: count, metrics: endpoint?.pipelineMetrics, commit: commit)
-print(report)
+let logger = Logger(label: "ingest-sqlite")
+var options = PipelineOptions()
+options.metrics = endpoint?.pipelineMetrics
+options.logger = logger
+let service = PipelineService(options: options) { options in
+    try await ingest(count: count, options: options, commit: commit)
+}
+// a run that ends by itself ends the group too (the default would call that a failure)
+let job = ServiceGroupConfiguration.ServiceConfiguration(
+    service: service, successTerminationBehavior: .gracefullyShutdownGroup)
+let group = ServiceGroup(
+    configuration: .init(services: [job], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+try await group.run()  // returns when the run has ended: done, or drained by a signal
+guard let report = service.report else { exit(1) }
 let metricsAgree = try await endpoint?.finish(checking: report, linger: flags.linger) ?? true
 
 let stored = try await sql("SELECT COUNT(*) AS n FROM rows").first?.column("n")?.integer ?? -1
 try await db.close() as Void  // the async close (not the future-returning one)
-print("\(path): \(stored) rows for \(count) records")
-exit(stored == count && metricsAgree ? 0 : 1)
+let drained = service.isDraining
+print(
+    "\(path): \(stored) rows for \(report.completed) records finished of \(report.pulled) pulled"
+        + (drained ? " (drained by a signal; \(count) asked for)" : ""))
+let whole = drained || report.completed == count
+exit(stored == report.completed && report.dropped == 0 && whole && metricsAgree ? 0 : 1)

@@ -4,7 +4,10 @@
 //
 //   swift run readme-tour
 import AsyncFlow
+import AsyncFlowServiceLifecycle
 import Foundation
+import Logging
+import ServiceLifecycle
 import Synchronization
 
 nonisolated(unsafe) var failures = 0
@@ -53,8 +56,16 @@ actor GeoService {
 
 actor Database {
     var rows: [Int: Event] = [:]
+    var transactions = 0
     func insert(_ e: Event) { rows[e.id] = e }
+    func insert(contentsOf events: [Event]) throws {
+        transactions += 1
+        for e in events { rows[e.id] = e }
+    }
 }
+
+/// One of three generators of the same type: every third number below 30,000.
+func shard(_ i: Int) -> StrideTo<Int> { stride(from: i, to: 30_000, by: 3) }
 
 func csvLines(_ n: Int) -> [String] { (0..<n).map { "\($0),\($0 % 2 == 0 ? "Lyon" : "Köln")" } }
 
@@ -231,6 +242,70 @@ do {
     options.metrics = PipelineMetrics(label: "ingest", dimensions: [("service", "api")])  // factory: MetricsSystem's
     let r = try await pipeline(Layer(0..<1_000), Layer { (_: Int) in }, options: options)
     check(r.completed == 1_000, "a run with metrics on")
+}
+
+// MARK: - A few generators, batched commits, drain, services
+
+do {
+    let shards = Layer(merging: shard(0), shard(1), shard(2), name: "shards")  // three generators, one source
+    let merged = Atomic<Int>(0)
+    let r = try await pipeline(shards, Layer { (n: Int) in merged.add(n, ordering: .relaxed) })
+    check(r.pulled == 30_000 && merged.load(ordering: .relaxed) == 29_999 * 30_000 / 2, "three shards merged")
+
+    let db = Database()  // a fresh one
+    let save = Layer(batchesOf: 500, within: .milliseconds(200), name: "save") { (events: [Event]) async throws in
+        try await db.insert(contentsOf: events)  // one transaction per batch
+    }
+    let r2 = try await pipeline(
+        Layer(0..<10_000), Layer(workers: 2) { (n: Int) in try Event(csvLine: "\(n),Lyon") }, save)
+    let (rows, transactions) = await (db.rows.count, db.transactions)
+    check(r2.completed == 10_000 && rows == 10_000 && transactions == 20, "batches of 500: \(transactions)")
+
+    // Drain an endless source from another task once 1,000 items are done.
+    var options = PipelineOptions()
+    let control = PipelineControl()
+    options.control = control
+    let done = Atomic<Int>(0)
+    Task {
+        while done.load(ordering: .relaxed) < 1_000 { try await Task.sleep(for: .milliseconds(1)) }
+        control.drain()  // from any task or thread: stop pulling, finish what was pulled, return the report
+    }
+    let drained = try await pipeline(
+        Layer(0...), Layer(workers: 2) { slowScore($0) }, Layer { (_: Int) in done.add(1, ordering: .relaxed) },
+        options: options)
+    check(
+        drained.dropped == 0 && drained.pulled == drained.completed && drained.completed >= 1_000,
+        "drained: \(drained.pulled) pulled, \(drained.completed) completed, \(drained.dropped) dropped")
+}
+
+do {
+    let shards = Layer(merging: shard(0), shard(1), shard(2), name: "shards")
+    let save = Layer(batchesOf: 500, within: .milliseconds(200), name: "save") { (events: [Event]) async throws in
+        try await db.insert(contentsOf: events)
+    }
+    let options = PipelineOptions()
+    let logger = Logger(label: "readme-tour")
+    let ingest = PipelineService(options: options) { options in
+        try await pipeline(
+            shards, Layer(workers: 2) { (n: Int) in try Event(csvLine: "\(n),Lyon") }, save, options: options)
+    }
+    let job = ServiceGroupConfiguration.ServiceConfiguration(
+        service: ingest, successTerminationBehavior: .gracefullyShutdownGroup)  // its end ends the group
+    let group = ServiceGroup(
+        configuration: .init(services: [job], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    try await group.run()  // SIGTERM: drained, nothing pulled is lost; ingest.report has the counts
+    check(ingest.report?.completed == 30_000 && ingest.report?.dropped == 0, "the service's run")
+}
+
+// MARK: - Progress bar and logging
+
+do {
+    var options = PipelineOptions()
+    options.progressBar = true  // 120 k / 400 k (30%) items | 96.8 k items/s | queues 12% 100% | 1.24 s | ETA 2.90 s
+    options.logger = Logger(label: "ingest")  // start, first errors per layer, drain, failure, report
+    let r = try await pipeline(
+        Layer(0..<20_000), Layer(workers: 2) { slowScore($0) }, Layer { (_: Int) in }, options: options)
+    check(r.completed == 20_000, "a run with a progress bar and a logger")
 }
 
 if failures > 0 {

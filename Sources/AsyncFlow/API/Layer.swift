@@ -177,7 +177,11 @@ extension Layer where Output == Void {
 }
 
 /// A source's item count when it is cheap to know up front: a RandomAccessCollection's `count` (an
-/// Array, a Range); nil for anything else (counting it might mean walking it).
+/// Array, a Range), or a plain Sequence's `underestimatedCount` when it gives one (a generator that knows
+/// its length); nil otherwise (counting another Collection might mean walking it).
 @usableFromInline func knownCount<S: Sequence>(_ source: S) -> Int? {
-    (source as? any RandomAccessCollection)?.count
+    if let collection = source as? any RandomAccessCollection { return collection.count }
+    if source is any Collection { return nil }
+    let n = source.underestimatedCount
+    return n > 0 ? n : nil
 }

@@ -33,7 +33,7 @@ public struct PipelineOptions: Sendable {
     /// How often `progress` is called. Default 1 s.
     public var progressInterval: Duration = .seconds(1)
     /// A live progress line on standard error: items done, rate, each queue's fill, elapsed time and an
-    /// ETA when the source's count is known (an Array, a Range, any RandomAccessCollection); redrawn up to
+    /// ETA when the source's count is known (see ``ProgressSnapshot/expected``); redrawn up to
     /// 10 times a second and finished with a newline at the end. Nothing is written when standard error
     /// is not a terminal (a log file, a pipe). Default off.
     public var progressBar = false

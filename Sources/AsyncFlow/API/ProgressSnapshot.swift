@@ -15,8 +15,9 @@ public struct ProgressSnapshot: Sendable, CustomStringConvertible {
     /// Items pulled from each generator of a merged source (`Layer(merging:)`), in the order given;
     /// empty for a single source. They add up to the first layer's `received`.
     public let generators: [Int]
-    /// Items the source will give, when known up front (a `RandomAccessCollection` source: an Array, a
-    /// Range; merged ones when all are); nil otherwise.
+    /// Items the source will give, when known up front (a `RandomAccessCollection` source, such as an
+    /// Array or a Range, or a Sequence whose `underestimatedCount` says; merged ones when all do); nil
+    /// otherwise.
     public let expected: Int?
     /// Items that went all the way: finished by the last layer, or skipped or failed on the way.
     public let finished: Int

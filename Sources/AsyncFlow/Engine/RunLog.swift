@@ -4,7 +4,8 @@
 //  LG1. Nothing is logged per item: the start (one message), a drain, the failure, the end (one message),
 //      and errors of skipped and retried items: the first `perLayer` of each kind in each layer (counted
 //      with one atomic add per error), then only counted, and the end says how many were not logged.
-//  LG2. Secrets stay out: only layer names, kinds, sizes and pool settings are logged, never items.
+//  LG2. No item is logged: only layer names, kinds, sizes, pool settings, and the errors the closures
+//      threw (as those errors describe themselves).
 import CFlow
 import Logging
 import Synchronization
@@ -32,7 +33,7 @@ import Synchronization
             if i > 0 { parts.append("queue \(sizes.links[i - 1])") }
             if layer.ordered { parts.append("ordered") }
             if layer.onError != .fail { parts.append("onError \(layer.onError)") }
-            return "\(layer.name) (\(parts.joined(separator: ", ")))"
+            return "\(layer.name) [\(parts.joined(separator: ", "))]"
         }
         var cpus = [CChar](repeating: 0, count: 256)
         withUnsafePointer(to: pool.cpus) { flow_cpulist_format($0, &cpus, cpus.count) }
