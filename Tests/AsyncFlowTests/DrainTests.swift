@@ -24,6 +24,17 @@ extension Serial {
             func makeIterator() -> Iterator { Iterator(pulled: pulled) }
         }
 
+        /// Options for `backend` with a new control in them.
+        static func controlled(
+            _ backend: PipelineOptions.Backend, _ adjust: (inout PipelineOptions) -> Void = { _ in }
+        ) -> (PipelineControl, PipelineOptions) {
+            var options = PipelineOptions(backend: backend)
+            adjust(&options)
+            let control = PipelineControl()
+            options.control = control
+            return (control, options)
+        }
+
         /// Every pulled item arrived exactly once: the ids seen are exactly 0..<pulled.
         static func expectAllOnce(_ seen: Locked<[Int]>, pulled: Int, sourceLocation: SourceLocation = #_sourceLocation)
         {
@@ -35,10 +46,7 @@ extension Serial {
             "drain while every queue is full: all pulled items finish, nothing dropped",
             .timeLimit(.minutes(1)), arguments: PipelineOptions.Backend.allCases)
         func drainFullQueues(backend: PipelineOptions.Backend) async throws {
-            let control = PipelineControl()
-            var options = PipelineOptions(backend: backend)
-            options.control = control
-            options.batchSize = 4
+            let (control, options) = Self.controlled(backend) { $0.batchSize = 4 }
             let pulled = Counter()
             let seen = Locked<[Int]>([])
             let capacities = [8, 8]
@@ -67,10 +75,7 @@ extension Serial {
             "drain while an ordered window holds items: they finish, in order", .timeLimit(.minutes(1)),
             arguments: PipelineOptions.Backend.allCases)
         func drainOrderedWindow(backend: PipelineOptions.Backend) async throws {
-            let control = PipelineControl()
-            var options = PipelineOptions(backend: backend)
-            options.control = control
-            options.batchSize = 1
+            let (control, options) = Self.controlled(backend) { $0.batchSize = 1 }
             let pulled = Counter()
             let passed = Counter()
             let seen = Locked<[Int]>([])
@@ -97,9 +102,7 @@ extension Serial {
             "drain an AsyncSequence that waits for ever, and merged generators", .timeLimit(.minutes(1)),
             arguments: PipelineOptions.Backend.allCases)
         func drainAsyncSources(backend: PipelineOptions.Backend) async throws {
-            let control = PipelineControl()
-            var options = PipelineOptions(backend: backend)
-            options.control = control
+            let (control, options) = Self.controlled(backend)
             let (source, feed) = AsyncStream<Int>.makeStream()
             let (other, otherFeed) = AsyncStream<Int>.makeStream()
             for i in 0..<50 { feed.yield(i) }
@@ -124,9 +127,7 @@ extension Serial {
 
         @Test("a stream drains to its normal end", .timeLimit(.minutes(1)), arguments: PipelineOptions.Backend.allCases)
         func drainStream(backend: PipelineOptions.Backend) async throws {
-            let control = PipelineControl()
-            var options = PipelineOptions(backend: backend)
-            options.control = control
+            let (control, options) = Self.controlled(backend)
             let pulled = Counter()
             let stream = pipelineStream(
                 Layer(Naturals(pulled: pulled)), Layer(workers: 2, ordered: true) { (x: Int) in x }, options: options)
