@@ -91,6 +91,15 @@ extension Serial {
             #expect(readAvailable(fds[0]) == "")
         }
 
+        @Test("a source's count is known when it is cheap and safe to know, and never traps")
+        func sourceCounts() {
+            #expect(knownCount(0..<10) == 10 && knownCount(1...100_000) == 100_000 && knownCount([1, 2, 3]) == 3)
+            #expect(knownCount(Int.min...Int.max) == nil && knownCount(Int.min..<0) == nil)  // would trap
+            #expect(knownCount(UInt64(0)..<UInt64.max) == nil)  // a range of another type: not counted
+            #expect(knownCount(0...) == nil && knownCount((0..<10).lazy.filter { $0 > 3 }) == nil)
+            #expect(knownCount(DrainTests.Naturals(pulled: Counter())) == nil)  // a Sequence that does not say
+        }
+
         @Test("the line shows the count expected, each queue's fill and an ETA while running")
         func lineContents() {
             let running = ProgressSnapshot(

@@ -176,10 +176,21 @@ extension Layer where Output == Void {
     }
 }
 
-/// A source's item count when it is cheap to know up front: a RandomAccessCollection's `count` (an
-/// Array, a Range), or a plain Sequence's `underestimatedCount` when it gives one (a generator that knows
-/// its length); nil otherwise (counting another Collection might mean walking it).
+/// A source's item count when it is cheap and safe to know up front: a RandomAccessCollection's `count`
+/// (an Array, a Range), or a plain Sequence's `underestimatedCount` when it gives one (a generator that
+/// knows its length); nil otherwise: counting another Collection might mean walking it, and a range's
+/// `count` traps when it does not fit in an Int (`Int.min...Int.max`), so ranges other than those of
+/// Int are not counted and those of Int are counted with overflow checks.
 @usableFromInline func knownCount<S: Sequence>(_ source: S) -> Int? {
+    if let r = source as? Range<Int> {
+        let (n, overflow) = r.upperBound.subtractingReportingOverflow(r.lowerBound)
+        return overflow ? nil : n
+    }
+    if let r = source as? ClosedRange<Int> {
+        let (d, overflow) = r.upperBound.subtractingReportingOverflow(r.lowerBound)
+        return overflow || d == Int.max ? nil : d + 1
+    }
+    if source is any RangeExpression { return nil }
     if let collection = source as? any RandomAccessCollection { return collection.count }
     if source is any Collection { return nil }
     let n = source.underestimatedCount
