@@ -48,17 +48,29 @@ extension Layer where Input == Never {
     /// A source that merges two or more `Sequence`s of one type (a few generators): each is pulled by a
     /// task of its own, in batches, and they take turns (each yields after every batch), so none starves
     /// another. The source ends when all of them have ended. The report's source row counts every item;
-    /// progress and metrics also count each generator's. (Sequences of different types: map them to one,
-    /// e.g. an `Array` or a `LazyMapSequence` over one base; one type keeps the pull loop specialised.)
+    /// progress and metrics also count each generator's.
     @inlinable public init<S: Sequence & Sendable>(merging first: S, _ second: S, _ rest: S..., name: String? = nil)
     where S.Element == Output {
         let all = [first, second] + rest
         let pulls: [MergedSourceStage<Output>.Generator] = all.map { source in
             { await pullSequence(source, $0, generator: $1) }
         }
-        let counts = all.map { knownCount($0) }
-        let count = counts.contains(nil) ? nil : counts.reduce(0) { $0 + $1! }
-        self.init(merged: pulls, count: count, awaitsPerItem: false, name: name)
+        self.init(merged: pulls, count: sumOfKnownCounts(all.map { knownCount($0) }), awaitsPerItem: false, name: name)
+    }
+
+    /// `Layer(merging:)` over `Sequence`s of different types with the same element type. Each is pulled
+    /// through its existential (an unspecialised call per element); generators of one type take the
+    /// overload above, which is specialised for it.
+    @_disfavoredOverload
+    @inlinable public init(
+        merging first: any Sequence<Output> & Sendable, _ second: any Sequence<Output> & Sendable,
+        _ rest: any Sequence<Output> & Sendable..., name: String? = nil
+    ) {
+        let all = [first, second] + rest
+        let pulls: [MergedSourceStage<Output>.Generator] = all.map { source in
+            { await pullSequence(source, $0, generator: $1) }
+        }
+        self.init(merged: pulls, count: sumOfKnownCounts(all.map { knownCount($0) }), awaitsPerItem: false, name: name)
     }
 
     /// A source that merges two or more `AsyncSequence`s of one type, each pulled by a task of its own as
@@ -67,6 +79,34 @@ extension Layer where Input == Never {
     @inlinable public init<S: AsyncSequence & Sendable>(
         merging first: S, _ second: S, _ rest: S..., name: String? = nil
     ) where S.Element == Output {
+        let pulls: [MergedSourceStage<Output>.Generator] = ([first, second] + rest).map { source in
+            { await pullAsync(source, $0, generator: $1) }
+        }
+        self.init(merged: pulls, count: nil, awaitsPerItem: true, name: name)
+    }
+
+    /// `Layer(merging:)` over `AsyncSequence`s of different types with the same element type, any of
+    /// which may throw.
+    @_disfavoredOverload
+    @inlinable public init(
+        merging first: any AsyncSequence<Output, any Error> & Sendable,
+        _ second: any AsyncSequence<Output, any Error> & Sendable,
+        _ rest: any AsyncSequence<Output, any Error> & Sendable..., name: String? = nil
+    ) {
+        let pulls: [MergedSourceStage<Output>.Generator] = ([first, second] + rest).map { source in
+            { await pullAsync(source, $0, generator: $1) }
+        }
+        self.init(merged: pulls, count: nil, awaitsPerItem: true, name: name)
+    }
+
+    /// `Layer(merging:)` over `AsyncSequence`s of different types with the same element type, none of
+    /// which throws (such as `AsyncStream`s mixed with other sequences).
+    @_disfavoredOverload
+    @inlinable public init(
+        merging first: any AsyncSequence<Output, Never> & Sendable,
+        _ second: any AsyncSequence<Output, Never> & Sendable,
+        _ rest: any AsyncSequence<Output, Never> & Sendable..., name: String? = nil
+    ) {
         let pulls: [MergedSourceStage<Output>.Generator] = ([first, second] + rest).map { source in
             { await pullAsync(source, $0, generator: $1) }
         }
@@ -195,4 +235,16 @@ extension Layer where Output == Void {
     if source is any Collection { return nil }
     let n = source.underestimatedCount
     return n > 0 ? n : nil
+}
+
+/// The sum of the generators' known counts, or nil when any is unknown (or the sum would overflow).
+@usableFromInline func sumOfKnownCounts(_ counts: [Int?]) -> Int? {
+    var total = 0
+    for count in counts {
+        guard let count else { return nil }
+        let (sum, overflow) = total.addingReportingOverflow(count)
+        if overflow { return nil }
+        total = sum
+    }
+    return total
 }
