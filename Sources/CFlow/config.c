@@ -132,7 +132,6 @@ int flow_config_init(flow_config *cfg, flow_error *err) {
     return FLOW_OK;
 }
 
-/* Strict decimal integer within [lo, hi]: whole string, no sign, no spaces. */
 /* `value` as one of `count` keywords: its index in *out, or an error naming the variable, the value and
  * the keywords it expects (`expected`, as a sentence says them). */
 static int parse_keyword_var(const char *name, const char *value, const char *const keywords[], int count,
@@ -145,6 +144,7 @@ static int parse_keyword_var(const char *name, const char *value, const char *co
     return flow_fail(err, FLOW_EINVAL, "%s=\"%.64s\": expected %s", name, value, expected);
 }
 
+/* Strict decimal integer within [lo, hi]: whole string, no sign, no spaces. */
 static int parse_int_var(const char *name, const char *value, uint64_t lo, uint64_t hi, uint64_t *out,
                          flow_error *err) {
     if (!*value) return flow_fail(err, FLOW_EINVAL, "%s=\"\": empty (expected a whole number)", name);

@@ -31,14 +31,13 @@ struct ProgressBar: Sendable {
         if let width = terminalWidth(), line.count >= width { line = String(line.prefix(max(0, width - 1))) }
         var text = "\r" + line + "\u{1B}[K"
         if snapshot.isFinal { text += "\n" }
-        var bytes = Array(text.utf8)
+        let bytes = Array(text.utf8)
         var written = 0
         while written < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { write(descriptor, $0.baseAddress! + written, $0.count - written) }
+            let n = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + written, $0.count - written) }
             if n <= 0 { break }
             written += n
         }
-        bytes.removeAll()
     }
 
     /// The line for a snapshot: done (of the expected count), rate, each queue's fill, time, ETA.
