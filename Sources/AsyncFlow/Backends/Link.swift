@@ -27,13 +27,12 @@ import Synchronization
     func push(_ buffer: UnsafeMutablePointer<Element>, count: Int) async -> Int
     /// Pop up to `max` items into uninitialised `buffer`, suspending while empty, and the queue position
     /// of the first (positions number the items in queue order, for ordered layers). Returns the count
-    /// (>= 1), or 0 when the queue is closed and drained.
-    func pop(into buffer: UnsafeMutablePointer<Element>, max: Int, position: inout UInt64) async -> Int
-    /// pop that gives up at `deadline`: nil when the queue stayed empty (and open) until then. The wait
-    /// ends exactly once, by an item, a close or the deadline, and no item is taken when it gives up.
+    /// (>= 1), or 0 when the queue is closed and drained. With a `deadline`, it gives up then: nil when
+    /// the queue stayed empty (and open) until then; the wait ends exactly once, by an item, a close or
+    /// the deadline, and no item is taken when it gives up. Without one it never returns nil.
     func pop(
         into buffer: UnsafeMutablePointer<Element>, max: Int, position: inout UInt64,
-        until deadline: ContinuousClock.Instant
+        until deadline: ContinuousClock.Instant?
     ) async -> Int?
 }
 
@@ -78,7 +77,7 @@ import Synchronization
 
     /// See LinkQueue.pop.
     @inlinable func pop(into buffer: UnsafeMutablePointer<T>, max: Int, position: inout UInt64) async -> Int {
-        await queue.pop(into: buffer, max: max, position: &position)
+        await queue.pop(into: buffer, max: max, position: &position, until: nil)!  // no deadline: never nil
     }
 
     /// LinkQueue.pop with a deadline, for a consumer that does not need the position.
@@ -92,6 +91,6 @@ import Synchronization
     /// LinkQueue.pop for a consumer that does not need the position.
     @inlinable func pop(into buffer: UnsafeMutablePointer<T>, max: Int) async -> Int {
         var position: UInt64 = 0
-        return await queue.pop(into: buffer, max: max, position: &position)
+        return await pop(into: buffer, max: max, position: &position)
     }
 }

@@ -71,22 +71,17 @@ import CFlow
         return done
     }
 
-    @usableFromInline func pop(into buffer: UnsafeMutablePointer<T>, max: Int, position: inout UInt64) async -> Int {
-        while true {
-            let k = flow_ring_pop_n_seq(ring, buffer, Int64(max), &position)
-            if k > 0 { return Int(k) }
-            if k != Int64(FLOW_EMPTY) { return 0 }
-            await suspendForWaiter { flow_ring_await_pop(ring, $0) }
-        }
-    }
-
     @usableFromInline func pop(
-        into buffer: UnsafeMutablePointer<T>, max: Int, position: inout UInt64, until deadline: ContinuousClock.Instant
+        into buffer: UnsafeMutablePointer<T>, max: Int, position: inout UInt64, until deadline: ContinuousClock.Instant?
     ) async -> Int? {
         while true {
             let k = flow_ring_pop_n_seq(ring, buffer, Int64(max), &position)
             if k > 0 { return Int(k) }
             if k != Int64(FLOW_EMPTY) { return 0 }
+            guard let deadline else {
+                await suspendForWaiter { flow_ring_await_pop(ring, $0) }
+                continue
+            }
             if ContinuousClock.now >= deadline { return nil }
             // the timer's withdraw holds this queue: it runs after the wait too (CW3) and must not find
             // the ring destroyed

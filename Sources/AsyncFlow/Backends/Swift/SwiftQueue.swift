@@ -164,44 +164,33 @@ import Synchronization
         return done
     }
 
-    @inlinable func pop(into items: UnsafeMutablePointer<T>, max: Int, position: inout UInt64) async -> Int {
-        while true {
-            if let (n, woken) = tryPop(into: items, max: max, position: &position) {
-                for w in woken { w.resume() }
-                return n
-            }
-            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-                let ready = state.withLock { s -> Bool in  // Q3
-                    if s.closed || s.count > 0 { return true }
-                    s.popWaiters.append(PopWaiter(token: 0, continuation: c))
-                    return false
-                }
-                if ready { c.resume() }
-            }
-        }
-    }
-
     @inlinable func pop(
-        into items: UnsafeMutablePointer<T>, max: Int, position: inout UInt64, until deadline: ContinuousClock.Instant
+        into items: UnsafeMutablePointer<T>, max: Int, position: inout UInt64, until deadline: ContinuousClock.Instant?
     ) async -> Int? {
         while true {
             if let (n, woken) = tryPop(into: items, max: max, position: &position) {
                 for w in woken { w.resume() }
                 return n
             }
-            if ContinuousClock.now >= deadline { return nil }
+            if let deadline, ContinuousClock.now >= deadline { return nil }
             var timer: Task<Void, Never>?
             await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
                 let token = state.withLock { s -> UInt64? in  // Q3
                     if s.closed || s.count > 0 { return nil }
-                    s.lastToken += 1
-                    s.popWaiters.append(PopWaiter(token: s.lastToken, continuation: c))
-                    return s.lastToken
+                    var token: UInt64 = 0  // no deadline: no timer will look for it
+                    if deadline != nil {
+                        s.lastToken += 1
+                        token = s.lastToken
+                    }
+                    s.popWaiters.append(PopWaiter(token: token, continuation: c))
+                    return token
                 }
                 guard let token else { return c.resume() }
-                timer = Task {
-                    try? await Task.sleep(until: deadline, clock: .continuous)
-                    self.withdraw(token)?.resume()  // Q7
+                if let deadline {
+                    timer = Task {
+                        try? await Task.sleep(until: deadline, clock: .continuous)
+                        self.withdraw(token)?.resume()  // Q7
+                    }
                 }
             }
             timer?.cancel()
