@@ -187,7 +187,6 @@ extension Serial {
             ".fail rethrows the user's own error, stops pulling, releases every thread",
             arguments: PipelineOptions.Backend.allCases)
         func failFast(backend: PipelineOptions.Backend) async throws {
-            let threadsBefore = threadCount()
             let pulled = Counter()
             let box = ReportBox()
             let n = 1_000_000
@@ -205,7 +204,7 @@ extension Serial {
                 #expect(x == 5_000)
             }
             #expect(pulled.count < n)
-            #expect(threadCount() == threadsBefore)
+            #expect(flowWorkerThreads() == 0)  // every pool thread joined
             // nothing lost: the failed run's report accounts for every pulled item
             expectBalanced(box.report.withLock { $0 }, pulled: pulled.count)
             #expect(box.report.withLock { $0?.failed } == 1)
@@ -213,7 +212,6 @@ extension Serial {
 
         @Test("a CPU pool that fails to start part-way fails the run, joins the threads it started, loses nothing")
         func poolStartFailure() async throws {
-            let before = threadCount()
             let pulled = Counter()
             let box = ReportBox()
             var options = box.options(.native)
@@ -226,7 +224,7 @@ extension Serial {
             } catch let error as FlowConfigurationError {
                 #expect(error.parameter == "workers" && error.message.contains("starting worker 2"), "\(error)")
             }
-            #expect(threadCount() == before)
+            #expect(flowWorkerThreads() == 0)  // every pool thread joined
             expectBalanced(box.report.withLock { $0 }, pulled: pulled.count)
         }
 
@@ -309,7 +307,6 @@ extension Serial {
             "cancelling the awaiting task ends the pipeline, runs no more closures, releases threads",
             arguments: PipelineOptions.Backend.allCases)
         func cancellation(backend: PipelineOptions.Backend) async throws {
-            let threadsBefore = threadCount()
             let calls = Counter()
             let pulled = Counter()
             let box = ReportBox()
@@ -334,7 +331,7 @@ extension Serial {
             let callsAfter = calls.count
             try await Task.sleep(for: .milliseconds(50))
             #expect(calls.count == callsAfter)
-            #expect(threadCount() == threadsBefore)
+            #expect(flowWorkerThreads() == 0)  // every pool thread joined
             expectBalanced(box.report.withLock { $0 }, pulled: pulled.count)
             #expect((box.report.withLock { $0?.dropped } ?? 0) > 0)  // cancelled with items in flight
         }
@@ -390,10 +387,9 @@ extension Serial {
         }
 
         @Test(
-            "200 pipelines back to back, a quarter failing, leave the thread count where it was",
+            "200 pipelines back to back, a quarter failing, leave no pool thread running",
             arguments: PipelineOptions.Backend.allCases)
         func noThreadLeak(backend: PipelineOptions.Backend) async throws {
-            let before = threadCount()
             for i in 0..<200 {
                 do {
                     _ = try await pipeline(
@@ -406,7 +402,7 @@ extension Serial {
                     )
                 } catch TestError.bad {}
             }
-            #expect(threadCount() == before)
+            #expect(flowWorkerThreads() == 0)  // every pool thread joined
         }
     }
 }

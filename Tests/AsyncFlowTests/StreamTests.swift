@@ -46,7 +46,6 @@ extension Serial {
             "breaking out of the loop stops the pipeline, releases every thread, and report() counts the rest as dropped",
             arguments: PipelineOptions.Backend.allCases)
         func breakOut(backend: PipelineOptions.Backend) async throws {
-            let before = threadCount()
             let pulled = Counter()
             let final = ReportBox()
             var got = 0
@@ -62,7 +61,7 @@ extension Serial {
             let report = try await stream.report()  // leaving is not an error: the report comes back
             #expect(got == 1_000)
             #expect(pulled.count < 10_000_000)
-            #expect(threadCount() == before)
+            #expect(flowWorkerThreads() == 0)  // every pool thread joined
             expectConsumerCounts(report, delivered: got, pulled: pulled.count)
             #expect(report.dropped > 0)  // the unread rest
             expectConsumerCounts(final.report.withLock { $0 }, delivered: got, pulled: pulled.count)
@@ -173,7 +172,6 @@ extension Serial {
             "cancelling the consuming task ends the loop with CancellationError",
             arguments: PipelineOptions.Backend.allCases)
         func cancelConsumer(backend: PipelineOptions.Backend) async throws {
-            let before = threadCount()
             let (reached, signal) = AsyncStream<Void>.makeStream()
             let final = ReportBox()
             let consumed = Counter()
@@ -192,7 +190,7 @@ extension Serial {
             consumer.cancel()
             await #expect(throws: CancellationError.self) { try await consumer.value }
             await #expect(throws: CancellationError.self) { try await stream.report() }
-            #expect(threadCount() == before)
+            #expect(flowWorkerThreads() == 0)  // every pool thread joined
             expectConsumerCounts(final.report.withLock { $0 }, delivered: consumed.count, pulled: nil)
         }
 

@@ -33,9 +33,6 @@ func procStatus(_ field: String) -> Int {
     return -1
 }
 
-/// Threads in this process now (from /proc/self/status).
-func threadCount() -> Int { procStatus("Threads") }
-
 /// Threads in this process now other than Dispatch's worker pool (named com.apple.root.*-qos*), which
 /// grows and shrinks on its own: the main thread, test helpers and anything AsyncFlow might leak.
 func threadsOutsideDispatch() -> Int {
