@@ -166,6 +166,47 @@ extension Layer {
             onError: onError, makeStage: { StageHandle(AsyncStage(context: $0, concurrency: concurrency, body: body)) })
     }
 
+    /// A layer called with batches of items that returns their results, one per item in the same order:
+    /// a bulk API call, a query for many keys, a model run on a batch. Up to `concurrency` batches are in
+    /// flight; items never wait for a batch to fill once `within` has passed.
+    ///
+    /// - Parameters:
+    ///   - size: the most items a batch holds; full batches are handed over at once.
+    ///   - within: when set, a partial batch is handed over once its first item has waited this long.
+    ///   - concurrency: batches in flight at once (calls of `body` running concurrently).
+    ///   - ordered: pass results on in input order (batches are numbered as they are formed).
+    ///   - onError: applies to a whole batch, as for a batch collector: counts are items.
+    ///   - body: called with each batch; must return exactly one result per item, in the same order
+    ///     (otherwise the run fails with a ``BatchResultCountError``).
+    @inlinable public init(
+        batchesOf size: Int, within: Duration? = nil, concurrency: Int = 1, ordered: Bool = false,
+        name: String? = nil, capacity: Int? = nil, onError: ErrorPolicy = .fail,
+        _ body: @escaping @Sendable ([Input]) async throws -> [Output]
+    ) {
+        self.init(
+            batchesOf: size, within: within, concurrency: concurrency, ordered: ordered, name: name,
+            capacity: capacity, onError: onError,
+            handledElsewhere: { items, call in
+                await call.layer.callBatch(items, body)
+            })
+    }
+
+    /// A batch layer whose items are handled elsewhere under the layer's error policy (AsyncFlowPostgres):
+    /// `body` reports what became of each batch's items (BatchMapStage M3).
+    @inlinable package init(
+        batchesOf size: Int, within: Duration?, concurrency: Int, ordered: Bool, name: String?, capacity: Int?,
+        onError: ErrorPolicy,
+        handledElsewhere body: @escaping @Sendable ([Input], BatchCall) async -> BatchOutcome<Output>
+    ) {
+        self.init(
+            kind: .batchMap(size: size, within: within, concurrency: concurrency), name: name, ordered: ordered,
+            capacity: capacity, onError: onError,
+            makeStage: {
+                StageHandle(
+                    BatchMapStage(context: $0, size: size, within: within, concurrency: concurrency, body: body))
+            })
+    }
+
     /// A serial layer with a synchronous closure: one task calls `body` for each item in order, in a
     /// plain loop over each batch (no async call per item). With `Output == Void` this is the collector.
     /// Keep `body` short: it runs on a cooperative thread.

@@ -50,6 +50,8 @@ enum LayerKind: Sendable {
     case serial
     /// A batch collector (Layer(batchesOf:within:)).
     case batches(size: Int, within: Duration?)
+    /// A middle layer called with batches (Layer(batchesOf:concurrency:), BatchMapStage).
+    case batchMap(size: Int, within: Duration?, concurrency: Int)
 }
 
 extension Layer {
@@ -62,6 +64,7 @@ extension Layer {
             case .async: "async"
             case .serial: "serial"
             case .batches: "batches"
+            case .batchMap: "batch map"
             }
         let make = makeStage
         return ErasedLayer(

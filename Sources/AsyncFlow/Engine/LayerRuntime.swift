@@ -104,4 +104,40 @@ import Synchronization
             }
         }
     }
+
+    /// A batch layer's closure for one batch under the policy (E3), as a BatchOutcome: the results, or
+    /// the batch's items counted skipped or failed. A closure that returns another number of results
+    /// than items fails the run (BatchResultCountError) with the batch counted failed.
+    @inlinable func callBatch<Input, Output>(
+        _ items: [Input], _ body: ([Input]) async throws -> [Output]
+    ) async -> BatchOutcome<Output> {
+        switch await callAsync(items: items.count, { try await body(items) }) {
+        case .value(let outputs) where outputs.count == items.count:
+            return BatchOutcome(outputs: outputs)
+        case .value(let outputs):
+            let error = BatchResultCountError(layer: name, items: items.count, results: outputs.count)
+            return BatchOutcome(outputs: [], failed: items.count, failure: error)
+        case .skipped:
+            return BatchOutcome(settled: items.count, skipped: true)
+        case .failed:
+            return BatchOutcome(settled: items.count, skipped: false)
+        }
+    }
+}
+
+/// A batch layer's closure returned another number of results than it was given items.
+public struct BatchResultCountError: Error, CustomStringConvertible, Sendable {
+    public let layer: String
+    public let items: Int
+    public let results: Int
+
+    @usableFromInline init(layer: String, items: Int, results: Int) {
+        self.layer = layer
+        self.items = items
+        self.results = results
+    }
+
+    public var description: String {
+        "layer \"\(layer)\": the batch closure returned \(results) results for \(items) items (must be one per item)"
+    }
 }

@@ -29,6 +29,9 @@ import Synchronization
             case .serial: parts.append("serial")
             case .batches(let size, let within):
                 parts.append("batches of \(size)" + (within.map { " within \(humanDuration($0))" } ?? ""))
+            case .batchMap(let size, let within, let c):
+                parts.append("batches of \(size)" + (within.map { " within \(humanDuration($0))" } ?? ""))
+                parts.append("concurrency \(c)")
             }
             if i > 0 { parts.append("queue \(sizes.links[i - 1])") }
             if layer.ordered { parts.append("ordered") }

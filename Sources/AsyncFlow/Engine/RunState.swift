@@ -41,6 +41,11 @@ import Synchronization
 
     @usableFromInline func register(_ link: any Closable) { linkList.withLock { $0.append(link) } }
 
+    /// Forget a registered closable (a stop hook whose wait ended: BatchMapStage M5).
+    @usableFromInline func unregister(_ link: any Closable) {
+        linkList.withLock { list in list.removeAll { $0 === link } }
+    }
+
     /// Stop everything (S1, S2): no new pulls, no more user closures, every waiter released.
     @usableFromInline func stop() {
         stoppedFlag.store(true, ordering: .sequentiallyConsistent)

@@ -39,7 +39,7 @@ func parallelism(of layer: ErasedLayer, defaultWorkers: Int) -> Int {
     switch layer.kind {
     case .cpu(let w): w ?? defaultWorkers
     case .async(let c): c
-    case .source, .serial, .batches: 1
+    case .source, .serial, .batches, .batchMap: 1  // a batch map's one gatherer pops
     }
 }
 

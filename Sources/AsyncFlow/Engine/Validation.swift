@@ -20,14 +20,14 @@ func validate(
         case .cpu(let w?): try checkWorkers(w, parameter: "workers", layer: layer.name)
         case .async(let c) where c < 1: throw bad("concurrency", "concurrency: \(c): must be at least 1")
         case .batches(let size, let within):
-            if size < 1 { throw bad("batchesOf", "batchesOf: \(size): must be at least 1") }
-            if let within, within <= .zero {
-                throw bad("within", "within: \(within): must be more than zero (or nil: only full batches)")
-            }
+            try checkBatch(size, within, bad)
             if layer.index != layers.count - 1 || streaming {
                 let instead = streaming ? "pipeline(...), not pipelineStream(...)" : "pipeline(...)"
                 throw bad("batchesOf", "a batch collector must be the last layer of \(instead)")
             }
+        case .batchMap(let size, let within, let c):
+            try checkBatch(size, within, bad)
+            if c < 1 { throw bad("concurrency", "concurrency: \(c): must be at least 1") }
         default: break
         }
         if let c = layer.capacity, c < 1 {
@@ -38,6 +38,16 @@ func validate(
         }
     }
     return pool
+}
+
+/// A batch layer's `batchesOf:` and `within:`.
+func checkBatch(
+    _ size: Int, _ within: Duration?, _ bad: (String, String) -> FlowConfigurationError
+) throws(FlowConfigurationError) {
+    if size < 1 { throw bad("batchesOf", "batchesOf: \(size): must be at least 1") }
+    if let within, within <= .zero {
+        throw bad("within", "within: \(within): must be more than zero (or nil: only full batches)")
+    }
 }
 
 /// A worker count, whether a layer's `workers:` or PipelineOptions.workers (FLOW_WORKERS is checked by

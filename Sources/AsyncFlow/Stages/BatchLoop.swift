@@ -22,7 +22,7 @@
 //      while they wait, they are dropped.
 //  B6. The time spent calling the closure is added to the layer's `busy` counter once per batch (two
 //      clock reads a batch, not an item; an async closure's time includes its waits).
-//  B7. Gathering (a batch collector, runGathering): items popped are held in inBuf until it holds the
+//  B7. Gathering (a batch collector, a batch layer's gatherer: runGathering): items popped are held in inBuf until it holds the
 //      collector's batch size, or `within` has passed since the first of them was popped, or the input
 //      is closed and drained; then they are handed over at once, in pop order (applyBatch). Every item
 //      held is handed over or dropped (B1, B2).
@@ -41,10 +41,14 @@ import Synchronization
     @usableFromInline var lastNanoseconds = 0
 
     /// A loop taking up to `take` items per pop (adaptive: fewer when items are slow, BatchSizer BZ1);
-    /// `ordered` uses the context's window, if it has one.
-    @inlinable init(_ context: StageContext<Input, Output>, take: Int, adaptive: Bool = false, ordered: Bool = true) {
+    /// `ordered` uses the context's window, if it has one; `producing: false` leaves the output link to
+    /// the stage (a gatherer whose batches are pushed by other tasks: BatchMapStage M4).
+    @inlinable init(
+        _ context: StageContext<Input, Output>, take: Int, adaptive: Bool = false, ordered: Bool = true,
+        producing: Bool = true
+    ) {
         input = context.input!
-        output = context.output
+        output = producing ? context.output : nil
         layer = context.layer
         window = ordered ? context.window : nil
         inBuf = .allocate(capacity: take)
@@ -101,15 +105,20 @@ import Synchronization
     /// LayerRuntime E3): they are emitted, skipped or failed together, or dropped after a stop.
     @inlinable func applyBatch(_ count: Int, _ body: ([Input]) async throws -> Void) async {
         guard !layer.run.stopped else { return drop(from: 0, to: count) }
-        let items = [Input](unsafeUninitializedCapacity: count) { buffer, initialized in
-            buffer.baseAddress!.moveInitialize(from: inBuf, count: count)
-            initialized = count
-        }
+        let items = takeHeld(count)
         let start = ContinuousClock.now
         if case .value = await layer.callAsync(items: count, { try await body(items) }) {
             layer.counters.emitted.add(count, ordering: .relaxed)
         }
         layer.counters.busy.add((ContinuousClock.now - start).wholeNanoseconds, ordering: .relaxed)
+    }
+
+    /// The `count` items held in inBuf, moved into an array.
+    @inlinable func takeHeld(_ count: Int) -> [Input] {
+        [Input](unsafeUninitializedCapacity: count) { buffer, initialized in
+            buffer.baseAddress!.moveInitialize(from: inBuf, count: count)
+            initialized = count
+        }
     }
 
     /// Count a popped batch as received; false when the run has stopped and it was dropped instead (B1, B2).

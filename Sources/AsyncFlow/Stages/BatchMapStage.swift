@@ -1,0 +1,178 @@
+// BatchMapStage.swift — a middle layer that hands its items over in batches to an async closure that
+// returns their results (Layer(batchesOf:concurrency:) { [Input] -> [Output] }: a bulk API call, a
+// remote executor such as AsyncFlowPostgres's distributed layer), with up to `concurrency` batches in
+// flight.
+//
+// Invariants:
+//  M1. One task gathers the batches (BatchLoop B7): batch k holds the items popped after those of batch
+//      k - 1, so batch numbers are input order. Each batch is handed to a child task; at most
+//      `concurrency` children are running (the gatherer waits for one to end before it starts another).
+//  M2. Ordered: a batch's results are pushed only in its turn (OrderedWindow over batch numbers: the
+//      holder of batch k advances `next` to k + 1). Batch `next` is always running or pushing, because
+//      batches start in number order, so holding a slot while waiting never blocks the turn.
+//  M3. Every item gathered is, by the end of its batch, emitted, skipped, failed or dropped (B1): the
+//      call's results are pushed (emitted, or dropped if the link refused them), the outcome's skipped
+//      and failed are counted as such, and the rest of the batch (items it returned no result for,
+//      after a failure) is counted dropped. A batch whose call did not start before a stop is dropped.
+//  M4. The stage is one producer of its output link: the gatherer's loop does not finish it; the stage
+//      does, once, after every child has ended.
+//  M5. A call in flight is not interrupted by a stop (like an async layer's closure); a closure that
+//      waits on something outside (a remote worker) runs that wait under a stop hook
+//      (BatchCall.whileRunning) to end it. Its results are then dropped.
+import Synchronization
+
+/// What one call of a batch layer's closure produced, for layers whose items are handled elsewhere
+/// under the layer's error policy (AsyncFlowPostgres): results for the items that gave one, in input
+/// order, and what became of the others.
+@usableFromInline package struct BatchOutcome<Output: Sendable>: Sendable {
+    @usableFromInline package var outputs: [Output]
+    /// Items skipped under `.skip`, and the first few of their errors (kept for the report).
+    @usableFromInline package var skipped: Int
+    @usableFromInline package var skippedErrors: [any Error]
+    /// Items failed: the first failure's error stops the run (the other items without a result are
+    /// counted dropped).
+    @usableFromInline package var failed: Int
+    @usableFromInline package var failure: (any Error)?
+    /// Retries made (items), as ErrorPolicy.retry counts them.
+    @usableFromInline package var retried: Int
+    /// Set when the layer's own policy counted the skipped or failed items already (LayerRuntime.settle).
+    @usableFromInline var settled = false
+
+    @usableFromInline package init(
+        outputs: [Output], skipped: Int = 0, skippedErrors: [any Error] = [], failed: Int = 0,
+        failure: (any Error)? = nil, retried: Int = 0
+    ) {
+        self.outputs = outputs
+        self.skipped = skipped
+        self.skippedErrors = skippedErrors
+        self.failed = failed
+        self.failure = failure
+        self.retried = retried
+    }
+
+    /// A batch the layer's policy skipped or failed as a whole, counted and its error kept or failing
+    /// the run by LayerRuntime.settle (E3).
+    @usableFromInline init(settled count: Int, skipped: Bool) {
+        self.init(outputs: [], skipped: skipped ? count : 0, failed: skipped ? 0 : count)
+        settled = true
+    }
+}
+
+/// What a batch closure that works elsewhere may know of its run (see BatchOutcome).
+@usableFromInline package struct BatchCall: Sendable {
+    @usableFromInline let layer: LayerRuntime
+
+    @usableFromInline init(layer: LayerRuntime) { self.layer = layer }
+
+    /// The layer's name in the report.
+    package var layerName: String { layer.name }
+    /// The layer's error policy (applied where the items are handled).
+    package var policy: ErrorPolicy { layer.policy }
+    /// Whether the run has stopped (its results would be dropped).
+    package var stopped: Bool { layer.run.stopped }
+
+    /// Run `body`; if the run stops (a failure elsewhere, cancellation) before it returns, call `hook`
+    /// once, at once if it has stopped already (M5). The hook is forgotten when `body` returns.
+    package func whileRunning<T>(
+        onStop hook: @escaping @Sendable () -> Void, _ body: () async throws -> T
+    ) async rethrows -> T {
+        let closable = StopHook(hook)
+        layer.run.register(closable)
+        defer { layer.run.unregister(closable) }
+        if layer.run.stopped { closable.close() }
+        return try await body()
+    }
+}
+
+/// A stop hook as RunState sees it: something to close, once.
+final class StopHook: Closable {
+    let hook: Locked<(@Sendable () -> Void)?>
+
+    init(_ hook: @escaping @Sendable () -> Void) { self.hook = Locked(hook) }
+
+    func close() {
+        hook.withLock { h in
+            defer { h = nil }
+            return h
+        }?()
+    }
+}
+
+@usableFromInline final class BatchMapStage<Input: Sendable, Output: Sendable>: Stage, @unchecked Sendable {
+    // @unchecked: immutable after init; the links, the window and the counters are thread-safe.
+    @usableFromInline let context: StageContext<Input, Output>
+    @usableFromInline let size: Int
+    @usableFromInline let within: Duration?
+    @usableFromInline let concurrency: Int
+    @usableFromInline let body: @Sendable ([Input], BatchCall) async -> BatchOutcome<Output>
+
+    @inlinable init(
+        context: StageContext<Input, Output>, size: Int, within: Duration?, concurrency: Int,
+        body: @escaping @Sendable ([Input], BatchCall) async -> BatchOutcome<Output>
+    ) {
+        self.context = context
+        self.size = size
+        self.within = within
+        self.concurrency = concurrency
+        self.body = body
+        context.output?.addProducers(1)  // M4
+    }
+
+    @inlinable func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            var loop = BatchLoop(context, take: size, ordered: false, producing: false)
+            var number: UInt64 = 0
+            var running = 0
+            await loop.runGathering(within: within) { loop, count in
+                let items = loop.takeHeld(count)
+                if running == concurrency {  // M1
+                    await group.next()
+                    running -= 1
+                }
+                let position = number
+                number += 1
+                running += 1
+                group.addTask { await self.handle(items, position) }
+            }
+        }
+        context.output?.finishProducer()  // M4
+    }
+
+    /// Call the closure for one batch and deliver its results (M2, M3).
+    @inlinable func handle(_ items: [Input], _ position: UInt64) async {
+        let layer = context.layer
+        let counters = context.counters
+        var outcome = BatchOutcome<Output>(outputs: [])
+        if !layer.run.stopped {
+            let start = ContinuousClock.now
+            outcome = await body(items, BatchCall(layer: layer))
+            counters.busy.add((ContinuousClock.now - start).wholeNanoseconds, ordering: .relaxed)
+            if !outcome.settled {
+                counters.retried.add(outcome.retried, ordering: .relaxed)
+                counters.skipped.add(outcome.skipped, ordering: .relaxed)
+                counters.failed.add(outcome.failed, ordering: .relaxed)
+                for error in outcome.skippedErrors { layer.run.keep(error, layer: layer.name) }
+            }
+            if let failure = outcome.failure { layer.run.fail(failure, layer: layer.name) }
+        }
+        let made = outcome.outputs.count
+        let unaccounted = items.count - made - outcome.skipped - outcome.failed
+        counters.dropped.add(max(0, unaccounted), ordering: .relaxed)
+        guard let output = context.output else {
+            counters.emitted.add(made, ordering: .relaxed)
+            return
+        }
+        if let window = context.window, !(await window.waitTurn(position, run: layer.run)) {
+            counters.dropped.add(made, ordering: .relaxed)  // M2, stopped while waiting
+            return
+        }
+        let buffer = UnsafeMutablePointer<Output>.allocate(capacity: max(made, 1))
+        defer { buffer.deallocate() }
+        _ = UnsafeMutableBufferPointer(start: buffer, count: made).initialize(from: outcome.outputs)
+        let pushed = made > 0 ? await output.push(buffer, count: made) : 0
+        (buffer + pushed).deinitialize(count: made - pushed)  // what a closed link refused
+        counters.emitted.add(pushed, ordering: .relaxed)
+        counters.dropped.add(made - pushed, ordering: .relaxed)
+        context.window?.advance(from: position, by: 1)
+    }
+}
