@@ -10,13 +10,22 @@ let package = Package(
         .library(name: "AsyncFlow", targets: ["AsyncFlow"]),
         .library(name: "CFlow", targets: ["CFlow"]),
         .library(name: "AsyncFlowServiceLifecycle", targets: ["AsyncFlowServiceLifecycle"]),
+        .library(name: "AsyncFlowPostgres", targets: ["AsyncFlowPostgres"]),
         .executable(name: "flow-bench", targets: ["flow-bench"]),
     ],
     traits: [
+        .default(enabledTraits: ["Postgres"]),
+        .trait(
+            name: "Postgres",
+            description: """
+                AsyncFlowPostgres: the middle layer on worker processes through PostgreSQL (postgres-nio). On by \
+                default; builds that do not use it (the sanitizer runs) turn it off with --disable-default-traits.
+                """
+        ),
         .trait(
             name: "URCU",
             description: "Build CFlow's second queue implementation on liburcu's wfcqueue (needs liburcu-dev)."
-        )
+        ),
     ],
     dependencies: [
         // flow-bench only
@@ -28,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         // AsyncFlowServiceLifecycle only
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // AsyncFlowPostgres only (the Postgres trait)
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         // `swift package generate-documentation --target AsyncFlow` (Sources/AsyncFlow/AsyncFlow.docc)
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -54,6 +65,13 @@ let package = Package(
         .target(
             name: "AsyncFlowServiceLifecycle",
             dependencies: ["AsyncFlow", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+        ),
+        .target(
+            name: "AsyncFlowPostgres",
+            dependencies: [
+                "AsyncFlow",
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+            ]
         ),
         .target(
             name: "CFlowChecks",
@@ -83,6 +101,7 @@ let package = Package(
             name: "AsyncFlowTests",
             dependencies: [
                 "AsyncFlow", "AsyncFlowServiceLifecycle", "CFlow", "CFlowChecks",
+                .target(name: "AsyncFlowPostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ]

@@ -1,0 +1,295 @@
+// FlowWorker.swift — a worker process's side: claim chunks of one distributed layer, run its closure on
+// local C threads (an AsyncFlow pipeline), complete the chunks, renew the leases of what it holds.
+//
+// Invariants:
+//  F1. The worker's pipeline is claims → `threads` CPU workers (a chunk each at a time) → completions in
+//      batches: its bounded queues bound what it holds, so it claims only what it can start soon.
+//  F2. Every claimed chunk is completed (Q3: fenced, so a chunk whose lease was lost writes nothing), or
+//      handed back (a drain: chunks claimed but not yet in the pipeline), or left to its lease (the
+//      process died or was cancelled).
+//  F3. The heartbeat extends the leases of every chunk the worker holds every third of the shortest
+//      lease it has seen. While the last successful heartbeat is older than that lease, the worker
+//      claims nothing (it may have been partitioned away and its chunks claimed by others).
+//  F4. A worker claims only chunks of its layer's name and build; when it finds none but there are
+//      chunks of its layer for another build, its run throws DistributedLayerError(.otherBuild).
+#if Postgres  // the package trait that brings postgres-nio (Package.swift)
+    import AsyncFlow
+    import Foundation
+    import Logging
+    import PostgresNIO
+    import Synchronization
+
+    /// A worker of a distributed layer: claims its chunks from `queue`, runs its closure on local threads,
+    /// writes the results. Start as many as you like, on any machine that reaches the database; stop one
+    /// with ``drain()`` (on SIGTERM): it claims nothing more, finishes what it has started, hands back the
+    /// rest at once.
+    ///
+    /// ```swift
+    /// let worker = FlowWorker(queue: queue, serving: score)
+    /// try await worker.run()
+    /// ```
+    public final class FlowWorker<Input: Codable & Sendable, Output: Codable & Sendable>: Sendable {
+        public let queue: PostgresWorkQueue
+        public let layer: DistributedLayer<Input, Output>
+        /// Local CPU threads (nil: as `Layer(workers: nil)`, FLOW_WORKERS or the CPUs).
+        public let threads: Int?
+        /// This worker's name in the tables (host, process, a random part).
+        public let id: String
+        let control = PipelineControl()
+        let stats = Mutex<FlowWorkerReport>(FlowWorkerReport())
+        let lastBeat = Mutex<ContinuousClock.Instant>(.now)
+        let shortestLease = Mutex<Double?>(nil)
+        /// The claims this worker holds: claimed, not yet completed or handed back (F3).
+        let holding = Mutex<Set<ClaimKey>>([])
+        /// Tests: no heartbeats (a worker whose heartbeats stall).
+        let heartbeats: Bool
+
+        public convenience init(
+            queue: PostgresWorkQueue, serving layer: DistributedLayer<Input, Output>, threads: Int? = nil
+        ) {
+            self.init(queue: queue, serving: layer, threads: threads, heartbeats: true)
+        }
+
+        init(queue: PostgresWorkQueue, serving layer: DistributedLayer<Input, Output>, threads: Int?, heartbeats: Bool)
+        {
+            self.queue = queue
+            self.layer = layer
+            self.threads = threads
+            self.heartbeats = heartbeats
+            id = "\(ProcessInfo.processInfo.hostName)/\(getpid())/\(UInt32.random(in: 0...UInt32.max))"
+        }
+
+        /// What it has done so far.
+        public var report: FlowWorkerReport { stats.withLock { $0 } }
+
+        /// Stop claiming; finish the chunks started; hand back the others. run() then returns.
+        public func drain() { control.drain() }
+
+        /// Serve the layer until ``drain()`` or cancellation.
+        public func run() async throws {
+            if let threads, threads < 1 {
+                throw DistributedLayerError(
+                    kind: .parameter, layer: layer.name, run: nil, chunk: nil,
+                    message: "threads: \(threads): must be at least 1")
+            }
+            try await queue.prepare()
+            let beat = Task { await self.heartbeat() }
+            defer { beat.cancel() }
+            let claims = Claims(worker: self)
+            var options = PipelineOptions()
+            options.control = control
+            let layer = self.layer
+            _ = try await pipeline(
+                Layer(claims, name: "claims"),
+                Layer(workers: threads, state: layer.makeBody, name: layer.name, capacity: 1) {
+                    (body: inout (Input) throws -> Output, chunk: ClaimedChunk) -> CompletedChunk in
+                    Self.work(chunk, body)
+                },
+                Layer(batchesOf: 64, within: .milliseconds(2), name: "completions") { (done: [CompletedChunk]) in
+                    await self.complete(done)
+                }, options: options)
+        }
+
+        /// One chunk through the closure under its policy (items in order; a failure ends the chunk).
+        static func work(_ chunk: ClaimedChunk, _ body: (Input) throws -> Output) -> CompletedChunk {
+            func completed(
+                _ outputs: [Output], skipped: Int = 0, failed: Int = 0, retried: Int = 0, error: String = "",
+                skipError: String = ""
+            )
+                -> CompletedChunk
+            {
+                var (payload, message, failed, outputs) = (ByteBuffer(), error, failed, outputs)
+                do { payload = try ChunkCodec.encode(outputs) } catch {
+                    outputs = []
+                    failed = max(failed, 1)
+                    payload = (try? ChunkCodec.encode(outputs)) ?? ByteBuffer()
+                    message = "encoding the results: \(error)"
+                }
+                return CompletedChunk(
+                    key: chunk.key, payload: payload, emitted: Int32(outputs.count), skipped: Int32(skipped),
+                    failed: Int32(failed), retried: Int32(retried), error: message, skipError: skipError)
+            }
+            let items: [Input]
+            do { items = try ChunkCodec.decode(chunk.payload, as: Input.self) } catch {
+                return completed([], failed: 1, error: "reading the chunk: \(error)")
+            }
+            var outputs: [Output] = []
+            outputs.reserveCapacity(items.count)
+            var skipped = 0
+            var retried = 0
+            var skipError = ""
+            for item in items {
+                var retriesLeft = if case .retry(let n) = chunk.policy { n } else { 0 }
+                while true {
+                    do {
+                        outputs.append(try body(item))
+                        break
+                    } catch {
+                        if retriesLeft > 0 {
+                            retriesLeft -= 1
+                            retried += 1
+                            continue
+                        }
+                        if chunk.policy == .skip {
+                            skipped += 1
+                            if skipError.isEmpty { skipError = String(describing: error) }
+                            break
+                        }
+                        return completed(
+                            outputs, skipped: skipped, failed: 1, retried: retried, error: String(describing: error),
+                            skipError: skipError)
+                    }
+                }
+            }
+            return completed(outputs, skipped: skipped, retried: retried, skipError: skipError)
+        }
+
+        /// Complete a batch of chunks in one statement (Q3), then wake the coordinators; retried after
+        /// connection errors while the leases may still hold.
+        func complete(_ done: [CompletedChunk]) async {
+            var delay = Duration.milliseconds(10)
+            while true {
+                do {
+                    let written = try await queue.rows(queue.sql.complete(done, worker: id), as: (Int64, Int64).self)
+                    release(done.map(\.key))
+                    stats.withLock {
+                        $0.completed += written.count
+                        $0.refused += done.count - written.count
+                        $0.items += done.reduce(0) { $0 + Int($1.emitted + $1.skipped + $1.failed) }
+                    }
+                    if !written.isEmpty { try? await queue.run(queue.sql.notify(queue.sql.doneChannel)) }
+                    return
+                } catch {
+                    queue.logger.warning("worker \(id): completing \(done.count) chunks: \(String(reflecting: error))")
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(1))
+                    if delay >= .seconds(1) && !leaseHolds {  // F2: they are another worker's now
+                        release(done.map(\.key))
+                        return
+                    }
+                }
+            }
+        }
+
+        /// F3: whether the last heartbeat is recent enough for the leases to hold.
+        var leaseHolds: Bool {
+            guard let lease = shortestLease.withLock({ $0 }) else { return true }
+            return ContinuousClock.now - lastBeat.withLock({ $0 }) < .milliseconds(Int(lease * 1000))
+        }
+
+        /// Note a claim this worker now holds, and its lease (F3).
+        func hold(_ key: ClaimKey, lease seconds: Double) {
+            holding.withLock { _ = $0.insert(key) }
+            shortestLease.withLock { $0 = min($0 ?? seconds, seconds) }
+        }
+
+        /// Claims completed, refused or handed back: no longer renewed.
+        func release(_ keys: [ClaimKey]) {
+            holding.withLock { h in for k in keys { h.remove(k) } }
+        }
+
+        /// F3: renew the leases of what this worker holds, every third of the shortest lease.
+        func heartbeat() async {
+            while !Task.isCancelled {
+                let lease = shortestLease.withLock { $0 } ?? 3
+                try? await Task.sleep(for: .milliseconds(max(50, Int(lease * 1000 / 3))))
+                let held = Array(holding.withLock { $0 })
+                guard heartbeats else { continue }
+                do {
+                    if !held.isEmpty { try await queue.run(queue.sql.heartbeat(held, worker: id)) }
+                    lastBeat.withLock { $0 = .now }
+                } catch {
+                    queue.logger.warning("worker \(id): heartbeat: \(String(reflecting: error))")
+                }
+            }
+        }
+    }
+
+    /// What a worker has done: chunks completed, completions refused (their lease had been lost), items
+    /// handled, chunks handed back when it drained.
+    public struct FlowWorkerReport: Sendable, CustomStringConvertible {
+        public var completed = 0
+        public var refused = 0
+        public var items = 0
+        public var handedBack = 0
+        public var description: String {
+            "\(completed) chunks completed (\(items) items), \(refused) refused (lease lost), \(handedBack) handed back"
+        }
+    }
+
+    /// A chunk as claimed: its key, policy and items (still encoded).
+    struct ClaimedChunk: Sendable {
+        let key: ClaimKey
+        let policy: ErrorPolicy
+        let payload: ByteBuffer
+    }
+
+    /// The worker's source: chunks claimed a few at a time as the pipeline pulls (F1), waiting by LISTEN
+    /// with a polling backstop when there are none.
+    struct Claims<Input: Codable & Sendable, Output: Codable & Sendable>: AsyncSequence, Sendable {
+        typealias Element = ClaimedChunk
+        let worker: FlowWorker<Input, Output>
+
+        func makeAsyncIterator() -> Iterator { Iterator(worker: worker) }
+
+        final class Iterator: AsyncIteratorProtocol {
+            let worker: FlowWorker<Input, Output>
+            var held: [ClaimedChunk] = []
+            var idle = Duration.milliseconds(5)
+
+            init(worker: FlowWorker<Input, Output>) { self.worker = worker }
+
+            deinit {
+                // F2: chunks claimed but never handed to the pipeline go back at once
+                guard !held.isEmpty else { return }
+                let (worker, keys) = (worker, held.map(\.key))
+                worker.stats.withLock { $0.handedBack += keys.count }
+                worker.release(keys)
+                Task { try? await worker.queue.run(worker.queue.sql.handBack(keys, worker: worker.id)) }
+            }
+
+            func next() async throws -> ClaimedChunk? {
+                let queue = worker.queue
+                while held.isEmpty {
+                    if Task.isCancelled { return nil }
+                    if worker.leaseHolds {
+                        let limit = Int32(Swift.max(1, worker.threads ?? 2))
+                        let rows: [(Int64, Int64, Int32, String, ByteBuffer, Double)]
+                        do {
+                            rows = try await queue.rows(
+                                queue.sql.claim(
+                                    layer: worker.layer.name, build: worker.layer.build, limit: limit, worker: worker.id
+                                ),
+                                as: (Int64, Int64, Int32, String, ByteBuffer, Double).self)
+                        } catch {
+                            if Task.isCancelled { return nil }
+                            queue.logger.warning("worker \(worker.id): claiming: \(String(reflecting: error))")
+                            rows = []
+                        }
+                        for (run, seq, attempt, policy, payload, lease) in rows {
+                            let key = ClaimKey(run: run, seq: seq, attempt: attempt)
+                            worker.hold(key, lease: lease)
+                            held.append(
+                                ClaimedChunk(key: key, policy: ErrorPolicy(wire: policy) ?? .fail, payload: payload))
+                        }
+                        if !held.isEmpty { break }
+                        let other = try? await queue.rows(
+                            queue.sql.otherBuild(layer: worker.layer.name, build: worker.layer.build), as: String.self)
+                        if let build = other?.first {  // F4
+                            throw DistributedLayerError(
+                                kind: .otherBuild, layer: worker.layer.name, run: nil, chunk: nil,
+                                message:
+                                    "chunks wait for build \(build), this worker is build \(worker.layer.build): run the coordinator's build (or give both the same version:)"
+                            )
+                        }
+                    }
+                    // nothing to claim: back off 5 ms → 50 ms, with jitter
+                    try? await Task.sleep(for: idle + .microseconds(Int.random(in: 0...2_000)))
+                    idle = Swift.min(idle * 2, .milliseconds(50))
+                }
+                idle = .milliseconds(5)
+                return held.removeFirst()
+            }
+        }
+    }
+#endif

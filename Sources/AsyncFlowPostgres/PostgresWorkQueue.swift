@@ -1,0 +1,508 @@
+// PostgresWorkQueue.swift — the PostgreSQL database that a coordinator and its workers share: the
+// connection (from a URL), the schema (made on first use), and every statement they run.
+//
+// Invariants (the whole protocol; Coordinator.swift and FlowWorker.swift keep to it):
+//  Q1. A chunk is a row of `chunks` (run, seq) until it is completed or dead: its items, the layer's name
+//      and build, the error policy, the attempt number of its latest claim and that claim's lease.
+//  Q2. A claim takes chunks whose lease is absent or past (FOR UPDATE SKIP LOCKED, several a statement),
+//      adds 1 to `attempt` and sets a new lease; only chunks of the claimer's layer and build, and with
+//      attempts left, are taken. A worker's heartbeat extends the leases of the claims it knows it
+//      holds, by key and attempt (a claim whose answer was lost with a connection runs out).
+//  Q3. Completion is one statement that deletes the chunk row only if `attempt` is still the claim's,
+//      and inserts the result only for rows it deleted (ON CONFLICT DO NOTHING besides): a worker that
+//      lost its lease (the chunk was claimed again) writes nothing. So each chunk has at most one result,
+//      whatever runs twice (execution is at least once, results exactly once).
+//  Q4. The coordinator takes a result by deleting it (one statement for all its run's results), so a
+//      result is handed to the pipeline once; a chunk whose last attempt's lease ran out is moved to
+//      `dead_letters` by one statement, and its items count failed. A finished run leaves no rows in
+//      `chunks` or `results`; dead letters stay for inspection.
+//  Q6. A statement that has not finished within statementLimit is given up (its caller retries) and the
+//      connection pool is replaced: after a server restart postgres-nio's pool was seen to leave every
+//      later request waiting for ever. Giving up is safe: every statement is idempotent or fenced (Q3).
+//  Q5. SQL takes values only as bind parameters; the one identifier put into SQL text, the schema name,
+//      is checked against [a-z_][a-z0-9_]* first. The password is never printed (`description` masks it).
+#if Postgres  // the package trait that brings postgres-nio (Package.swift)
+    import AsyncFlow
+    import Foundation
+    import Logging
+    import PostgresNIO
+    import Synchronization
+
+    /// A PostgreSQL database used as the work queue of distributed layers: the coordinator's pipeline and
+    /// every ``FlowWorker`` connect to the same one.
+    ///
+    /// ```swift
+    /// let queue = try PostgresWorkQueue()          // DATABASE_URL, schema "asyncflow"
+    /// ```
+    public final class PostgresWorkQueue: Sendable, CustomStringConvertible {
+        /// The schema holding the queue's tables (created on first use).
+        public let schema: String
+        /// The URL with its password masked.
+        public let description: String
+        let logger: Logger
+        let configuration: PostgresClient.Configuration
+        /// The client (a connection pool) and the task that runs it; replaced when a statement hangs (Q6).
+        let current: Mutex<(client: PostgresClient, runner: Task<Void, Never>)>
+        let sql: Statements
+        let ready = Once()
+
+        /// Connect to `url` (default: the `DATABASE_URL` environment variable), a
+        /// `postgres://user:password@host:port/database?sslmode=...` URL. `sslmode` is `disable`, `allow`,
+        /// `prefer` (the default), `require`, `verify-ca` or `verify-full`, as libpq reads it.
+        /// - Parameters:
+        ///   - schema: where the queue's tables live; a lower-case SQL identifier.
+        ///   - logger: postgres-nio's logger (connection errors); defaults to errors only.
+        public init(url: String? = nil, schema: String = "asyncflow", logger: Logger? = nil) throws {
+            let url = url ?? ProcessInfo.processInfo.environment["DATABASE_URL"]
+            guard let url, !url.isEmpty else {
+                throw PostgresWorkQueueError(
+                    "no database: pass url: or set DATABASE_URL=postgres://user:password@host:port/database")
+            }
+            guard schema.count <= 63, let first = schema.first, first == "_" || first.isLowercaseASCIILetter,
+                schema.allSatisfy({ $0 == "_" || $0.isLowercaseASCIILetter || ("0"..."9").contains($0) })
+            else {
+                throw PostgresWorkQueueError(
+                    "schema: \"\(schema)\": expected a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)"
+                )
+            }
+            let connection = try ConnectionURL(url)
+            var log = logger ?? Logger(label: "AsyncFlowPostgres")
+            if logger == nil { log.logLevel = .error }
+            self.schema = schema
+            self.description = connection.masked
+            self.logger = log
+            self.sql = Statements(schema: schema)
+            configuration = connection.configuration
+            current = Mutex(Self.connect(connection.configuration, log))
+        }
+
+        deinit { current.withLock { $0.runner.cancel() } }
+
+        static func connect(
+            _ configuration: PostgresClient.Configuration, _ logger: Logger
+        ) -> (client: PostgresClient, runner: Task<Void, Never>) {
+            let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+            return (client, Task { await client.run() })
+        }
+
+        /// The connection pool in use.
+        var client: PostgresClient { current.withLock { $0.client } }
+
+        /// Q6: replace `stale` (a pool whose statement hung) with a new pool, unless that was done already.
+        func renew(_ stale: PostgresClient) {
+            current.withLock { c in
+                guard c.client === stale else { return }
+                c.runner.cancel()
+                c = Self.connect(configuration, logger)
+            }
+            logger.warning("AsyncFlowPostgres: a statement hung; reconnected to \(description)")
+        }
+
+        /// Close the connections (the queue is unusable afterwards).
+        public func shutdown() async {
+            let runner = current.withLock { $0.runner }
+            runner.cancel()
+            await runner.value
+        }
+
+        /// Create the schema and its tables unless they exist (under an advisory lock, so concurrent first
+        /// users do not race), once per queue object.
+        func prepare() async throws {
+            try await ready.run {
+                let sql = self.sql
+                try await self.client.withTransaction(logger: self.logger) { connection in
+                    try await connection.query(
+                        "SELECT pg_advisory_xact_lock(hashtext('asyncflow schema ' || \(sql.schema)))",
+                        logger: self.logger)
+                    for statement in sql.create {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                    }
+                    let rows = try await connection.query(
+                        PostgresQuery(unsafeSQL: "SELECT version FROM \(sql.t("meta"))"), logger: self.logger)
+                    var versions: [Int32] = []
+                    for try await v in rows.decode(Int32.self) { versions.append(v) }
+                    if versions.isEmpty {
+                        try await connection.query(
+                            PostgresQuery(
+                                unsafeSQL: "INSERT INTO \(sql.t("meta")) (version) VALUES (\(Statements.version))"),
+                            logger: self.logger)
+                    } else if versions != [Statements.version] {
+                        throw PostgresWorkQueueError(
+                            "schema \(sql.schema) holds AsyncFlowPostgres tables of version \(versions), this build uses \(Statements.version): use another schema: or drop it"
+                        )
+                    }
+                }
+            }
+        }
+
+        /// Run a statement, discarding its rows.
+        func run(_ query: PostgresQuery) async throws {
+            try await prepare()
+            let client = self.client
+            try await bounded(client) { _ = try await client.query(query, logger: self.logger) }
+        }
+
+        /// Run a statement and decode its rows.
+        func rows<each T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as: (repeat each T).Type) async throws
+            -> [(repeat each T)]
+        {
+            try await prepare()
+            let client = self.client
+            return try await bounded(client) {
+                var out: [(repeat each T)] = []
+                for try await row in try await client.query(query, logger: self.logger).decode((repeat each T).self) {
+                    out.append(row)
+                }
+                return out
+            }
+        }
+
+        /// How long a statement may take before its caller gives up on it (and retries): every statement of
+        /// the protocol is short.
+        static let statementLimit = Duration.seconds(5)
+
+        /// Run `work` (a statement on `client`) in a task of its own; if it has not finished within
+        /// statementLimit, throw and replace the pool (Q6; the task is left to end on its own).
+        func bounded<T: Sendable>(
+            _ client: PostgresClient, _ work: @escaping @Sendable () async throws -> T
+        ) async throws -> T {
+            try await withCheckedThrowingContinuation { c in
+                let first = FirstResume(c)
+                let timer = Task {
+                    guard (try? await Task.sleep(for: Self.statementLimit)) != nil else { return }
+                    first.resume(
+                        with: .failure(
+                            PostgresWorkQueueError("a statement did not finish within \(Self.statementLimit)")))
+                    self.renew(client)
+                }
+                Task {
+                    let result: Result<T, any Error>
+                    do { result = .success(try await work()) } catch { result = .failure(error) }
+                    timer.cancel()
+                    first.resume(with: result)
+                }
+            }
+        }
+
+        /// What the queue holds now (for tests, tools and the example): chunks waiting or claimed, results
+        /// not yet taken, dead letters.
+        public func counts() async throws -> (chunks: Int, results: Int, deadLetters: Int) {
+            let r = try await rows(
+                PostgresQuery(
+                    unsafeSQL:
+                        "SELECT (SELECT count(*) FROM \(sql.t("chunks"))), (SELECT count(*) FROM \(sql.t("results"))), (SELECT count(*) FROM \(sql.t("dead_letters")))"
+                ), as: (Int64, Int64, Int64).self)
+            return (Int(r[0].0), Int(r[0].1), Int(r[0].2))
+        }
+    }
+
+    /// A continuation that the first of several racers resumes; the others' results are dropped.
+    final class FirstResume<T: Sendable>: Sendable {
+        let continuation: Mutex<CheckedContinuation<T, any Error>?>
+
+        init(_ c: CheckedContinuation<T, any Error>) { continuation = Mutex(c) }
+
+        func resume(with result: Result<T, any Error>) {
+            continuation.withLock { c in
+                defer { c = nil }
+                return c
+            }?.resume(with: result)
+        }
+    }
+
+    /// A PostgresWorkQueue's connection or schema cannot be used.
+    public struct PostgresWorkQueueError: Error, CustomStringConvertible, Sendable {
+        public let description: String
+        init(_ message: String) { description = message }
+    }
+
+    /// Runs an async throwing action once; concurrent callers wait for it, and a failure lets a later caller try again.
+    final class Once: Sendable {
+        let state = Mutex<Task<Void, any Error>?>(nil)
+
+        func run(_ action: @escaping @Sendable () async throws -> Void) async throws {
+            let task = state.withLock { t in
+                if let t { return t }
+                let n = Task { try await action() }
+                t = n
+                return n
+            }
+            do { try await task.value } catch {
+                state.withLock { if $0 == task { $0 = nil } }
+                throw error
+            }
+        }
+    }
+
+    extension Character {
+        var isLowercaseASCIILetter: Bool { ("a"..."z").contains(self) }
+    }
+
+    /// A `postgres://` URL read as libpq reads it (user, password, host, port, database, sslmode).
+    struct ConnectionURL {
+        let configuration: PostgresClient.Configuration
+        let masked: String
+
+        init(_ url: String) throws {
+            guard let parts = URLComponents(string: url), parts.scheme == "postgres" || parts.scheme == "postgresql",
+                let host = parts.host, !host.isEmpty
+            else {
+                throw PostgresWorkQueueError(
+                    "database URL: expected postgres://user:password@host:port/database, got \(Self.mask(url))")
+            }
+            let mode = parts.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+            var unverified = TLSConfiguration.makeClientConfiguration()
+            unverified.certificateVerification = .none
+            var caOnly = TLSConfiguration.makeClientConfiguration()
+            caOnly.certificateVerification = .noHostnameVerification
+            let tls: PostgresClient.Configuration.TLS
+            switch mode {
+            case "disable": tls = .disable
+            case "allow", "prefer": tls = .prefer(unverified)
+            case "require": tls = .require(unverified)
+            case "verify-ca": tls = .require(caOnly)
+            case "verify-full": tls = .require(.makeClientConfiguration())
+            default:
+                throw PostgresWorkQueueError(
+                    "database URL: sslmode=\(mode): expected disable, allow, prefer, require, verify-ca or verify-full")
+            }
+            let database = parts.path.count > 1 ? String(parts.path.dropFirst()) : nil
+            configuration = .init(
+                host: host, port: parts.port ?? 5432, username: parts.user ?? "postgres", password: parts.password,
+                database: database, tls: tls)
+            masked = Self.mask(url)
+        }
+
+        /// The URL with its password replaced by `***`.
+        static func mask(_ url: String) -> String {
+            guard var parts = URLComponents(string: url), parts.password != nil else { return url }
+            parts.password = "***"
+            return parts.string ?? "(a URL with a password)"
+        }
+    }
+
+    /// Every statement of the protocol (Q1–Q5), with the schema put in.
+    struct Statements: Sendable {
+        static let version: Int32 = 1
+        let schema: String
+
+        init(schema: String) { self.schema = schema }
+
+        /// A table of the schema, quoted.
+        func t(_ table: String) -> String { "\"\(schema)\".\(table)" }
+
+        /// The NOTIFY channel a worker's completions wake the coordinators on (one NOTIFY a batch of
+        /// completions). Idle workers poll instead, backing off from 5 to 50 ms.
+        var doneChannel: String { "\(schema)_done" }
+
+        var create: [String] {
+            [
+                "CREATE SCHEMA IF NOT EXISTS \"\(schema)\"",
+                "CREATE TABLE IF NOT EXISTS \(t("meta")) (version int4 NOT NULL)",
+                """
+                CREATE TABLE IF NOT EXISTS \(t("chunks")) (
+                    run int8 NOT NULL, seq int8 NOT NULL, layer text NOT NULL, build text NOT NULL, policy text NOT NULL,
+                    items int4 NOT NULL, payload bytea NOT NULL, attempt int4 NOT NULL DEFAULT 0,
+                    max_attempts int4 NOT NULL, lease_seconds float8 NOT NULL, lease_until timestamptz, worker text,
+                    PRIMARY KEY (run, seq))
+                """,
+                "CREATE INDEX IF NOT EXISTS chunks_claim ON \(t("chunks")) (layer, lease_until)",
+                """
+                CREATE TABLE IF NOT EXISTS \(t("results")) (
+                    run int8 NOT NULL, seq int8 NOT NULL, payload bytea NOT NULL, emitted int4 NOT NULL,
+                    skipped int4 NOT NULL, failed int4 NOT NULL, retried int4 NOT NULL, error text NOT NULL,
+                    skip_error text NOT NULL, worker text NOT NULL, PRIMARY KEY (run, seq))
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS \(t("dead_letters")) (
+                    run int8 NOT NULL, seq int8 NOT NULL, layer text NOT NULL, items int4 NOT NULL, payload bytea NOT NULL,
+                    attempts int4 NOT NULL, last_worker text, died_at timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (run, seq))
+                """,
+            ]
+        }
+
+        /// The coordinator adds one chunk (Q1).
+        func submit(
+            run: Int64, seq: Int64, layer: String, build: String, policy: String, items: Int32, payload: ByteBuffer,
+            maxAttempts: Int32, lease: Double
+        ) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 9)
+            b.append(run)
+            b.append(seq)
+            b.append(layer)
+            b.append(build)
+            b.append(policy)
+            b.append(items)
+            b.append(payload)
+            b.append(maxAttempts)
+            b.append(lease)
+            return PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO \(t("chunks")) (run, seq, layer, build, policy, items, payload, max_attempts, lease_seconds)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    """, binds: b)
+        }
+
+        /// Q2: claim up to `limit` chunks of a layer and build, each with the lease its coordinator asked
+        /// for. Rows: run, seq, attempt, policy, payload, lease seconds.
+        func claim(layer: String, build: String, limit: Int32, worker: String) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 4)
+            b.append(layer)
+            b.append(build)
+            b.append(limit)
+            b.append(worker)
+            return PostgresQuery(
+                unsafeSQL: """
+                    WITH c AS MATERIALIZED (
+                        SELECT run, seq FROM \(t("chunks"))
+                        WHERE layer = $1 AND build = $2 AND attempt < max_attempts
+                          AND (lease_until IS NULL OR lease_until < now())
+                        ORDER BY run, seq LIMIT $3 FOR UPDATE SKIP LOCKED)
+                    UPDATE \(t("chunks")) t SET attempt = t.attempt + 1,
+                        lease_until = now() + make_interval(secs => t.lease_seconds), worker = $4
+                    FROM c WHERE t.run = c.run AND t.seq = c.seq
+                    RETURNING t.run, t.seq, t.attempt, t.policy, t.payload, t.lease_seconds
+                    """, binds: b)
+        }
+
+        /// Whether chunks of `layer` wait for another build than `build` (a stale worker; or a stale
+        /// coordinator). Rows: that build.
+        func otherBuild(layer: String, build: String) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 2)
+            b.append(layer)
+            b.append(build)
+            return PostgresQuery(
+                unsafeSQL: "SELECT build FROM \(t("chunks")) WHERE layer = $1 AND build <> $2 LIMIT 1", binds: b)
+        }
+
+        /// Q2: extend the leases of the chunks `worker` knows it holds, under those claims only: a claim
+        /// whose answer was lost (the connection dropped after the commit) is not renewed, so it runs out.
+        func heartbeat(_ chunks: [ClaimKey], worker: String) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 4)
+            b.append(chunks.map(\.run))
+            b.append(chunks.map(\.seq))
+            b.append(chunks.map(\.attempt))
+            b.append(worker)
+            return PostgresQuery(
+                unsafeSQL: """
+                    UPDATE \(t("chunks")) c SET lease_until = now() + make_interval(secs => c.lease_seconds)
+                    FROM unnest($1::int8[], $2::int8[], $3::int4[]) AS h(run, seq, attempt)
+                    WHERE c.run = h.run AND c.seq = h.seq AND c.attempt = h.attempt AND c.worker = $4
+                    """, binds: b)
+        }
+
+        /// Hand claimed chunks back at once (a worker stopping): only those still under this claim; the
+        /// attempt is not counted.
+        func handBack(_ chunks: [ClaimKey], worker: String) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 4)
+            b.append(chunks.map(\.run))
+            b.append(chunks.map(\.seq))
+            b.append(chunks.map(\.attempt))
+            b.append(worker)
+            return PostgresQuery(
+                unsafeSQL: """
+                    UPDATE \(t("chunks")) c SET lease_until = NULL, worker = NULL, attempt = c.attempt - 1
+                    FROM unnest($1::int8[], $2::int8[], $3::int4[]) AS h(run, seq, attempt)
+                    WHERE c.run = h.run AND c.seq = h.seq AND c.attempt = h.attempt AND c.worker = $4
+                    """, binds: b)
+        }
+
+        /// Q3: complete chunks, fenced by their claims' attempts. Rows: run, seq of each result written.
+        func complete(_ done: [CompletedChunk], worker: String) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 11)
+            b.append(done.map(\.key.run))
+            b.append(done.map(\.key.seq))
+            b.append(done.map(\.key.attempt))
+            b.append(done.map(\.payload))
+            b.append(done.map(\.emitted))
+            b.append(done.map(\.skipped))
+            b.append(done.map(\.failed))
+            b.append(done.map(\.retried))
+            b.append(done.map(\.error))
+            b.append(done.map(\.skipError))
+            b.append(worker)
+            return PostgresQuery(
+                unsafeSQL: """
+                    WITH i AS (
+                        SELECT * FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::bytea[], $5::int4[], $6::int4[],
+                            $7::int4[], $8::int4[], $9::text[], $10::text[])
+                        AS i(run, seq, attempt, payload, emitted, skipped, failed, retried, error, skip_error)),
+                    d AS (
+                        DELETE FROM \(t("chunks")) c USING i
+                        WHERE c.run = i.run AND c.seq = i.seq AND c.attempt = i.attempt RETURNING c.run, c.seq)
+                    INSERT INTO \(t("results"))
+                        (run, seq, payload, emitted, skipped, failed, retried, error, skip_error, worker)
+                    SELECT i.run, i.seq, i.payload, i.emitted, i.skipped, i.failed, i.retried, i.error, i.skip_error, $11
+                    FROM i JOIN d ON d.run = i.run AND d.seq = i.seq
+                    ON CONFLICT (run, seq) DO NOTHING
+                    RETURNING run, seq
+                    """, binds: b)
+        }
+
+        /// Q4: take a run's results. Rows: seq, payload, emitted, skipped, failed, retried, error, skip_error,
+        /// worker.
+        func take(run: Int64) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 1)
+            b.append(run)
+            return PostgresQuery(
+                unsafeSQL: """
+                    DELETE FROM \(t("results")) WHERE run = $1
+                    RETURNING seq, payload, emitted, skipped, failed, retried, error, skip_error, worker
+                    """, binds: b)
+        }
+
+        /// Q4: move a run's chunks whose last attempt's lease ran out to the dead letters. Rows: seq, attempts.
+        func bury(run: Int64) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 1)
+            b.append(run)
+            return PostgresQuery(
+                unsafeSQL: """
+                    WITH d AS (
+                        DELETE FROM \(t("chunks")) WHERE run = $1 AND attempt >= max_attempts AND lease_until < now()
+                        RETURNING run, seq, layer, items, payload, attempt, worker)
+                    INSERT INTO \(t("dead_letters")) (run, seq, layer, items, payload, attempts, last_worker)
+                    SELECT run, seq, layer, items, payload, attempt, worker FROM d
+                    ON CONFLICT (run, seq) DO NOTHING
+                    RETURNING seq, attempts
+                    """, binds: b)
+        }
+
+        /// Forget one chunk of a run that stopped: its row, then (a second statement, so that it sees a
+        /// completion that committed while the first waited for the row) its result.
+        func forget(run: Int64, seq: Int64) -> [PostgresQuery] {
+            ["chunks", "results"].map { table in
+                var b = PostgresBindings(capacity: 2)
+                b.append(run)
+                b.append(seq)
+                return PostgresQuery(unsafeSQL: "DELETE FROM \(t(table)) WHERE run = $1 AND seq = $2", binds: b)
+            }
+        }
+
+        func notify(_ channel: String) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 1)
+            b.append(channel)
+            return PostgresQuery(unsafeSQL: "SELECT pg_notify($1, '')", binds: b)
+        }
+    }
+
+    /// A claim of one chunk: which chunk, under which attempt (Q2, Q3).
+    struct ClaimKey: Hashable, Sendable {
+        let run: Int64
+        let seq: Int64
+        let attempt: Int32
+    }
+
+    /// What a worker made of one claimed chunk, ready for the completion statement (Q3).
+    struct CompletedChunk: Sendable {
+        let key: ClaimKey
+        let payload: ByteBuffer
+        let emitted: Int32
+        let skipped: Int32
+        let failed: Int32
+        let retried: Int32
+        /// The failure's text ("" when none), and the first skipped item's error text ("" when none).
+        let error: String
+        let skipError: String
+    }
+#endif

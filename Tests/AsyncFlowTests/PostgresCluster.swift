@@ -1,0 +1,146 @@
+#if Postgres
+    import Foundation
+    import Logging
+    import Testing
+
+    @testable import AsyncFlow
+    @testable import AsyncFlowPostgres
+
+    /// The PostgreSQL server the tests use: `DATABASE_URL` when set, else a throwaway cluster this process
+    /// starts (initdb + pg_ctl in a temporary folder, a free loopback port; as root, the server runs as the
+    /// `postgres` user) and removes at exit. Each test takes a schema of its own.
+    final class Cluster: Sendable {
+        static let shared: Result<Cluster, ClusterUnavailable> = start()
+
+        let url: String
+        /// The throwaway cluster's data folder and pg_ctl (nil when DATABASE_URL was given).
+        let data: String?
+        let pgctl: String?
+
+        init(url: String, data: String?, pgctl: String?) {
+            self.url = url
+            self.data = data
+            self.pgctl = pgctl
+        }
+
+        /// Why the tests cannot have a server (they are then skipped, unless FLOW_REQUIRE_POSTGRES is set).
+        struct ClusterUnavailable: Error, CustomStringConvertible {
+            let description: String
+        }
+
+        /// The condition of every suite that needs a server: skipped with the reason when there is none;
+        /// with FLOW_REQUIRE_POSTGRES=1 (CI) the tests run and fail instead.
+        static var available: Bool {
+            if case .success = shared { return true }
+            return ProcessInfo.processInfo.environment["FLOW_REQUIRE_POSTGRES"] == "1"
+        }
+
+        static func server() throws -> Cluster { try shared.get() }
+
+        /// A queue in a fresh schema of the server.
+        static func queue(_ test: String = #function) throws -> PostgresWorkQueue {
+            let cluster = try server()
+            let schema =
+                "t_" + test.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(40) + "_"
+                + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+            var logger = Logger(label: "test")
+            logger.logLevel = ProcessInfo.processInfo.environment["FLOW_PG_LOG"] != nil ? .warning : .error
+            return try PostgresWorkQueue(url: cluster.url, schema: schema, logger: logger)
+        }
+
+        /// Restart the throwaway server (pg_ctl restart -m fast): every connection is dropped.
+        func restart() throws {
+            guard let data, let pgctl else {
+                throw ClusterUnavailable(description: "DATABASE_URL's server is not ours to restart")
+            }
+            try Self.asPostgres("\(pgctl) -D \(data)/db -m fast -w restart -l \(data)/log", quiet: true)
+        }
+
+        private static func start() -> Result<Cluster, ClusterUnavailable> {
+            if let url = ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty {
+                return .success(Cluster(url: url, data: nil, pgctl: nil))
+            }
+            let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+            guard
+                let bin = versions.sorted(by: { $0.compare($1, options: .numeric) == .orderedAscending }).last
+                    .map({ "/usr/lib/postgresql/\($0)/bin" }),
+                FileManager.default.isExecutableFile(atPath: bin + "/initdb")
+            else {
+                return .failure(
+                    ClusterUnavailable(
+                        description:
+                            "no PostgreSQL: set DATABASE_URL, or install the server (apt-get install postgresql)"))
+            }
+            let data = NSTemporaryDirectory() + "asyncflow-pg-" + UUID().uuidString
+            let port = freePort()
+            do {
+                try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+                if getuid() == 0 { try run("/bin/chown", ["postgres", data]) }
+                try asPostgres("\(bin)/initdb -D \(data)/db -A trust -U postgres", quiet: true)
+                try asPostgres(
+                    "\(bin)/pg_ctl -D \(data)/db -o '-p \(port) -k \(data) -c listen_addresses=127.0.0.1 -c fsync=off' -l \(data)/log -w start",
+                    quiet: true)
+            } catch {
+                return .failure(ClusterUnavailable(description: "starting a throwaway PostgreSQL in \(data): \(error)"))
+            }
+            stopCluster.withLock {
+                $0 = "\(bin)/pg_ctl -D \(data)/db -m immediate -w stop; rm -rf \(data)"
+            }
+            atexit {
+                if let stop = stopCluster.withLock({ $0 }) { try? Cluster.asPostgres(stop, quiet: true) }
+            }
+            return .success(
+                Cluster(
+                    url: "postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable", data: data,
+                    pgctl: "\(bin)/pg_ctl"))
+        }
+
+        /// Run a shell command as the postgres user when root (the server refuses to run as root), from /.
+        static func asPostgres(_ command: String, quiet: Bool) throws {
+            if getuid() == 0 {
+                try run(
+                    "/bin/su", ["postgres", "-s", "/bin/sh", "-c", "cd / && " + command + (quiet ? " >/dev/null" : "")])
+            } else {
+                try run("/bin/sh", ["-c", command + (quiet ? " >/dev/null" : "")])
+            }
+        }
+
+        static func run(_ tool: String, _ arguments: [String]) throws {
+            // posix_spawn + waitpid, not Foundation's Process: this also runs in the atexit handler, when
+            // Process's run loop is no longer served
+            var pid: pid_t = 0
+            let argv = ([tool] + arguments).map { strdup($0) } + [nil]
+            defer { for a in argv { free(a) } }
+            guard posix_spawn(&pid, tool, nil, nil, argv, environ) == 0 else {
+                throw ClusterUnavailable(description: "\(tool): cannot start it")
+            }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            guard status == 0 else {
+                throw ClusterUnavailable(
+                    description: "\(tool) \(arguments.joined(separator: " ")): exit status \(status)")
+            }
+        }
+
+        /// A loopback TCP port nobody listens on now.
+        static func freePort() -> Int {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = 0
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+            }
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            }
+            return Int(UInt16(bigEndian: address.sin_port))
+        }
+    }
+
+    /// The shell command that stops the throwaway cluster and removes its folder (run at exit).
+    let stopCluster = Locked<String?>(nil)
+#endif

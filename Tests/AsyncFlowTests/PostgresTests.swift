@@ -1,0 +1,297 @@
+#if Postgres
+    import Foundation
+    import PostgresNIO
+    import Synchronization
+    import Testing
+
+    @testable import AsyncFlow
+    @testable import AsyncFlowPostgres
+
+    /// The example's layer: mix(x) = ((x &* 2654435761) & 0xFFFF_FFFF) % 1_000_003.
+    func mix(_ x: Int) -> Int { ((x &* 2_654_435_761) & 0xFFFF_FFFF) % 1_000_003 }
+
+    /// AsyncFlowPostgres against a real server (PostgresCluster): the protocol's promises, each with exact
+    /// counts: results exactly once and in order, policies counted, stale builds refused, lost leases
+    /// fenced, dead letters, a server restart, no rows left behind.
+    extension Serial {
+        @Suite(
+            "PostgreSQL distributed layer",
+            .enabled(if: Cluster.available, "no PostgreSQL server (see PostgresCluster.swift)"),
+            .timeLimit(.minutes(2)))
+        struct PostgresTests {
+            /// Run `workers` FlowWorkers for `layer` beside `body`, drained and awaited afterwards.
+            func withWorkers<T: Sendable>(
+                _ queue: PostgresWorkQueue, _ layer: DistributedLayer<Int, Int>, count: Int = 2, threads: Int = 1,
+                _ body: ([FlowWorker<Int, Int>]) async throws -> T
+            ) async throws -> T {
+                let workers = (0..<count).map { _ in FlowWorker(queue: queue, serving: layer, threads: threads) }
+                let tasks = workers.map { w in Task { try await w.run() } }
+                do {
+                    let result = try await body(workers)
+                    for w in workers { w.drain() }
+                    for t in tasks { try await t.value }
+                    return result
+                } catch {
+                    for t in tasks { t.cancel() }
+                    throw error
+                }
+            }
+
+            @Test("20,000 items through 2 workers: every result once, in input order, no rows left")
+            func exactlyOnceOrdered() async throws {
+                let queue = try Cluster.queue()
+                let layer = DistributedLayer("mix") { (x: Int) in mix(x) }
+                let n = 20_000
+                let seen = Locked<[Int]>([])
+                let report = try await withWorkers(queue, layer) { _ in
+                    try await pipeline(
+                        Layer(0..<n), Layer(layer, on: queue, chunk: 500, ordered: true),
+                        Layer { (y: Int) in seen.withLock { $0.append(y) } })
+                }
+                let inOrder = seen.withLock { $0 } == (0..<n).map(mix)
+                #expect(inOrder)
+                #expect(report.layers[1].emitted == n && report.completed == n && report.dropped == 0)
+                expectBalanced(report, pulled: n)
+                let left = try await queue.counts()
+                #expect(left.chunks == 0 && left.results == 0 && left.deadLetters == 0)
+                await queue.shutdown()
+            }
+
+            @Test("skip, retry and fail are applied by the workers and counted in the coordinator's report")
+            func policiesCounted() async throws {
+                let queue = try Cluster.queue()
+                let n = 10_000
+                let failing = DistributedLayer("sevens") { (x: Int) throws -> Int in
+                    if x % 1_000 == 7 { throw TestError.bad(x) }
+                    return x
+                }
+                let failedOnce = Locked<Set<Int>>([])
+                let flaky = DistributedLayer("eights") { (x: Int) throws -> Int in
+                    if x % 1_000 == 8, failedOnce.withLock({ $0.insert(x).inserted }) { throw TestError.bad(x) }
+                    return x
+                }
+                let sum = Atomic<Int>(0)
+                let skipped = try await withWorkers(queue, failing) { _ in
+                    try await pipeline(
+                        Layer(0..<n), Layer(failing, on: queue, chunk: 250, onError: .skip),
+                        Layer { (y: Int) in sum.add(y, ordering: .relaxed) })
+                }
+                #expect(skipped.layers[1].skipped == 10 && skipped.layers[1].emitted == n - 10)
+                #expect(sum.load(ordering: .relaxed) == (0..<n).filter { $0 % 1_000 != 7 }.reduce(0, +))
+                #expect(skipped.errors.count == 10 && "\(skipped.errors[0])".contains("bad("))
+                expectBalanced(skipped, pulled: n)
+
+                let retried = try await withWorkers(queue, flaky) { _ in
+                    try await pipeline(
+                        Layer(0..<n), Layer(flaky, on: queue, chunk: 250, onError: .retry(attempts: 2)),
+                        Layer { (_: Int) in })
+                }
+                #expect(retried.layers[1].retried == 10 && retried.layers[1].emitted == n && retried.completed == n)
+
+                let box = ReportBox()
+                let once = DistributedLayer("one") { (x: Int) throws -> Int in
+                    if x == 7_777 { throw TestError.bad(x) }
+                    return x
+                }
+                do {
+                    _ = try await withWorkers(queue, once) { _ in
+                        try await pipeline(
+                            Layer(0..<n), Layer(once, on: queue, chunk: 250), Layer { (_: Int) in },
+                            options: box.options(.native))
+                    }
+                    Issue.record("the run did not fail")
+                } catch let error as DistributedLayerError {
+                    #expect(error.kind == .remote && error.layer == "one" && error.chunk == 7_777 / 250 + 1)
+                    #expect(error.message.contains("bad("), "\(error)")
+                }
+                let failed = try #require(box.report.withLock { $0 })
+                #expect(failed.layers[1].failed == 1)
+                expectBalanced(failed, pulled: failed.layers[0].received)
+                let left = try await queue.counts()
+                #expect(left.chunks == 0 && left.results == 0)  // C4: a stopped run forgets its chunks
+                await queue.shutdown()
+            }
+
+            @Test(
+                "a worker of another build is refused with an error naming both builds; the coordinator cancels cleanly"
+            )
+            func otherBuildRefused() async throws {
+                let queue = try Cluster.queue()
+                let coordinatorLayer = DistributedLayer("mix", version: "2.0") { (x: Int) in mix(x) }
+                let staleLayer = DistributedLayer("mix", version: "1.0") { (x: Int) in mix(x) }
+                let run = Task {
+                    try await pipeline(
+                        Layer(0..<1_000), Layer(coordinatorLayer, on: queue, chunk: 100), Layer { (_: Int) in })
+                }
+                let stale = FlowWorker(queue: queue, serving: staleLayer, threads: 1)
+                do {
+                    try await stale.run()
+                    Issue.record("the stale worker ran")
+                } catch let error as DistributedLayerError {
+                    #expect(
+                        error.kind == .otherBuild && "\(error)".contains("build 2.0")
+                            && "\(error)".contains("build 1.0"))
+                }
+                #expect(stale.report.completed == 0)
+                run.cancel()
+                await #expect(throws: CancellationError.self) { try await run.value }
+                let left = try await queue.counts()
+                #expect(left.chunks == 0 && left.results == 0)
+                await queue.shutdown()
+            }
+
+            @Test("a worker whose heartbeats stall loses its chunks to another; its late results are refused")
+            func lostLeaseFenced() async throws {
+                let queue = try Cluster.queue()
+                let n = 2_000
+                // the same layer (name and version) in two workers: the stalled one is slow and never renews
+                let slow = DistributedLayer("lease", version: "1") { (x: Int) -> Int in
+                    if x % 100 == 0 { usleep(600_000) }  // 0.6 s a chunk, three leases
+                    return mix(x)
+                }
+                let fast = DistributedLayer("lease", version: "1") { (x: Int) in mix(x) }
+                let stalled = FlowWorker(queue: queue, serving: slow, threads: 1, heartbeats: false)
+                let stalledRun = Task { try await stalled.run() }
+                let seen = Locked<[Int]>([])
+                let report = try await withWorkers(queue, fast, count: 1) { workers in
+                    try await pipeline(
+                        Layer(0..<n), Layer(fast, on: queue, chunk: 100, ordered: true, lease: .milliseconds(200)),
+                        Layer { (y: Int) in seen.withLock { $0.append(y) } })
+                }
+                stalled.drain()
+                try await stalledRun.value
+                let inOrder = seen.withLock { $0 } == (0..<n).map(mix)
+                #expect(inOrder)
+                #expect(report.completed == n)
+                #expect(stalled.report.refused > 0, "\(stalled.report)")  // it did finish chunks, too late
+                #expect(stalled.report.completed + stalled.report.refused >= 1)
+                let left = try await queue.counts()
+                #expect(left.chunks == 0 && left.results == 0)
+                await queue.shutdown()
+            }
+
+            @Test("a chunk whose workers die maxAttempts times goes to the dead letters; its items count failed")
+            func deadLetters() async throws {
+                let queue = try Cluster.queue()
+                let layer = DistributedLayer("poison") { (x: Int) in x }
+                let box = ReportBox()
+                // no FlowWorker: this test claims like a worker that dies each time (never completes), so
+                // each claim's lease (0.2 s) runs out
+                let run = Task {
+                    try await pipeline(
+                        Layer(0..<10),
+                        Layer(layer, on: queue, chunk: 10, maxAttempts: 2, lease: .milliseconds(200), onError: .skip),
+                        Layer { (_: Int) in }, options: box.options(.swift))
+                }
+                var claims = 0
+                while claims < 2 {
+                    let rows = try await queue.rows(
+                        queue.sql.claim(layer: "poison", build: layer.build, limit: 1, worker: "dying"),
+                        as: (Int64, Int64, Int32, String, ByteBuffer, Double).self)
+                    claims += rows.count
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                let report = try await run.value
+                #expect(report.layers[1].failed == 10 && report.layers[1].emitted == 0 && report.completed == 0)
+                expectBalanced(report, pulled: 10)
+                let left = try await queue.counts()
+                #expect(left.chunks == 0 && left.results == 0 && left.deadLetters == 1)
+
+                let failing = Task {
+                    try await pipeline(
+                        Layer(0..<10), Layer(layer, on: queue, chunk: 10, maxAttempts: 1, lease: .milliseconds(200)),
+                        Layer { (_: Int) in })
+                }
+                while try await queue.rows(
+                    queue.sql.claim(layer: "poison", build: layer.build, limit: 1, worker: "dying"),
+                    as: (Int64, Int64, Int32, String, ByteBuffer, Double).self
+                ).isEmpty {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                do {
+                    _ = try await failing.value
+                    Issue.record("the run did not fail")
+                } catch let error as DistributedLayerError {
+                    #expect(error.kind == .deadLetter && "\(error)".contains("died 1 times"), "\(error)")
+                }
+                await queue.shutdown()
+            }
+
+            @Test("a server restart in the middle of a run: coordinator and workers reconnect, every result once")
+            func serverRestart() async throws {
+                let cluster = try Cluster.server()
+                guard cluster.data != nil else { return }  // DATABASE_URL's server is not ours to restart
+                let queue = try Cluster.queue()
+                let layer = DistributedLayer("restart") { (x: Int) in mix(x) }
+                let n = 200_000
+                let sum = Atomic<Int>(0)
+                let count = Atomic<Int>(0)
+                let report = try await withWorkers(queue, layer) { _ in
+                    try await pipeline(
+                        Layer(0..<n),
+                        // a claim whose answer is lost in the restart runs out after its lease (2 s)
+                        Layer(layer, on: queue, chunk: 1_000, ordered: true, lease: .seconds(2)),
+                        Layer { (y: Int) in
+                            sum.add(y, ordering: .relaxed)
+                            if count.add(1, ordering: .relaxed).newValue == 20_000 {
+                                Task.detached { try cluster.restart() }
+                            }
+                        })
+                }
+                #expect(report.completed == n && report.dropped == 0)
+                #expect(sum.load(ordering: .relaxed) == (0..<n).reduce(0) { $0 + mix($1) })
+                let left = try await queue.counts()
+                #expect(left.chunks == 0 && left.results == 0)
+                await queue.shutdown()
+            }
+
+            @Test("bad URLs, schemas and parameters are refused with errors that name them; passwords are masked")
+            func badInput() async throws {
+                #expect(throws: PostgresWorkQueueError.self) { try PostgresWorkQueue(url: "mysql://x@y/z") }
+                do {
+                    _ = try PostgresWorkQueue(url: "postgres://u:secret@127.0.0.1/db", schema: "Robert'); DROP")
+                    Issue.record("a bad schema was taken")
+                } catch let error as PostgresWorkQueueError {
+                    #expect("\(error)".contains("schema:") && "\(error)".contains("lower-case"))
+                }
+                do {
+                    _ = try PostgresWorkQueue(url: "postgres://u:secret@127.0.0.1/db?sslmode=sometimes")
+                    Issue.record("a bad sslmode was taken")
+                } catch let error as PostgresWorkQueueError {
+                    #expect("\(error)".contains("sslmode=sometimes"))
+                }
+                let queue = try PostgresWorkQueue(url: "postgres://u:secret@127.0.0.1:5999/db?sslmode=require")
+                #expect(queue.description == "postgres://u:***@127.0.0.1:5999/db?sslmode=require")
+                await queue.shutdown()
+
+                let real = try Cluster.queue()
+                let layer = DistributedLayer("params") { (x: Int) in x }
+                do {
+                    _ = try await pipeline(Layer(0..<10), Layer(layer, on: real, maxAttempts: 0), Layer { (_: Int) in })
+                    Issue.record("maxAttempts: 0 was taken")
+                } catch let error as DistributedLayerError {
+                    #expect(error.kind == .parameter && error.message.contains("maxAttempts: 0"))
+                }
+                await #expect(throws: DistributedLayerError.self) {
+                    try await FlowWorker(queue: real, serving: layer, threads: 0).run()
+                }
+                await real.shutdown()
+            }
+
+            @Test("chunks of plain data travel as bytes, other Codable items as JSON; both read back exactly")
+            func codec() throws {
+                struct Point: Codable, Equatable { var x: Double, y: Int32 }
+                struct Named: Codable, Equatable { var name: String, n: Int }
+                let points = (0..<100).map { Point(x: Double($0) / 3, y: Int32($0)) }
+                let raw = try ChunkCodec.encode(points)
+                #expect(raw.readableBytes == 1 + 100 * MemoryLayout<Point>.stride)
+                #expect(try ChunkCodec.decode(raw, as: Point.self) == points)
+                let named = (0..<10).map { Named(name: "n\($0) ✓", n: $0) }
+                let json = try ChunkCodec.encode(named)
+                #expect(json.getInteger(at: 0, as: UInt8.self) == ChunkCodec.json)
+                #expect(try ChunkCodec.decode(json, as: Named.self) == named)
+                #expect(throws: (any Error).self) { try ChunkCodec.decode(json, as: Point.self) }
+            }
+        }
+    }
+#endif
