@@ -47,6 +47,13 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "flow-distributed",
+            dependencies: [
+                .product(name: "AsyncFlow", package: "AsyncFlow"),
+                .product(name: "AsyncFlowPostgres", package: "AsyncFlow"),
+            ]
+        ),
+        .executableTarget(
             name: "ingest-postgres",
             dependencies: [
                 "IngestCore", "MetricsEndpoint", .product(name: "AsyncFlow", package: "AsyncFlow"),

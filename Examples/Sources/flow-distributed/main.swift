@@ -1,0 +1,151 @@
+// flow-distributed: the middle layer of a pipeline done by worker processes through PostgreSQL
+// (AsyncFlowPostgres). One binary, two modes; both read DATABASE_URL.
+//
+//   flow-distributed coordinator --items N [--chunk C] [--ordered] [--lease-seconds S] [--max-attempts K]
+//       0..<N -> the distributed layer `mix` -> a collector that sums; prints the report, then as its last
+//       line `RESULT items=<completed> sum=<sum>`; exits 0 only when all N items completed (and, with
+//       --ordered, arrived in input order).
+//   flow-distributed worker [--threads T] [--work-us U]
+//       serves `mix` until SIGTERM/SIGINT (then drains: finishes what it started, hands back the rest);
+//       --work-us adds about U µs of CPU work per item without changing the result.
+//
+// mix(x) = ((x &* 2654435761) & 0xFFFF_FFFF) % 1_000_003
+import AsyncFlow
+import AsyncFlowPostgres
+import Dispatch
+import Foundation
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    exit(2)
+}
+
+enum Signals {
+    /// Call `action` on SIGTERM and SIGINT (instead of dying). A static function, so that the handler is
+    /// not isolated to the main actor as a closure written in top-level code would be (Dispatch calls it
+    /// on a thread of its own).
+    static func onTermination(_ action: @escaping @Sendable () -> Void) -> [any DispatchSourceSignal] {
+        [SIGTERM, SIGINT].map { signal in
+            Foundation.signal(signal, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signal)
+            source.setEventHandler(handler: action)
+            source.resume()
+            return source
+        }
+    }
+}
+
+let usage = """
+    usage: flow-distributed coordinator --items N [--chunk C] [--ordered] [--lease-seconds S] [--max-attempts K]
+           flow-distributed worker [--threads T] [--work-us U]
+    """
+
+/// The command line's flags after the mode: `--name value` pairs and bare `--ordered`.
+struct Flags {
+    var values: [String: String] = [:]
+    var switches: Set<String> = []
+
+    init(_ arguments: ArraySlice<String>, switches known: Set<String>, values allowed: Set<String>) {
+        var rest = arguments[...]
+        while let flag = rest.popFirst() {
+            if known.contains(flag) {
+                switches.insert(flag)
+            } else if allowed.contains(flag), let value = rest.popFirst() {
+                values[flag] = value
+            } else {
+                fail("flow-distributed: unexpected argument \"\(flag)\"\n\(usage)")
+            }
+        }
+    }
+
+    /// A whole number flag, at least `minimum`.
+    func int(_ name: String, default value: Int?, minimum: Int) -> Int {
+        guard let text = values[name] else {
+            guard let value else { fail("flow-distributed: \(name) is required\n\(usage)") }
+            return value
+        }
+        guard let n = Int(text), n >= minimum else {
+            fail("flow-distributed: \(name) \(text): expected a whole number ≥ \(minimum)")
+        }
+        return n
+    }
+}
+
+let arguments = CommandLine.arguments.dropFirst()
+let mode = arguments.first
+let flags = Flags(
+    arguments.dropFirst(), switches: ["--ordered"],
+    values: ["--items", "--chunk", "--lease-seconds", "--max-attempts", "--threads", "--work-us"])
+
+/// --work-us: CPU work added per item (a worker's own setting; the result does not depend on it).
+let workMicros = mode == "worker" ? flags.int("--work-us", default: 0, minimum: 0) : 0
+
+@inline(never) func spin(micros: Int) {
+    guard micros > 0 else { return }
+    let end = ContinuousClock.now + .microseconds(micros)
+    var x = 0
+    while ContinuousClock.now < end { x &+= 1 }
+    withExtendedLifetime(x) {}
+}
+
+/// The layer, declared once for both modes.
+let mixLayer = DistributedLayer("mix") { (x: Int) -> Int in
+    spin(micros: workMicros)
+    return ((x &* 2_654_435_761) & 0xFFFF_FFFF) % 1_000_003
+}
+
+let queue: PostgresWorkQueue
+do { queue = try PostgresWorkQueue() } catch { fail("flow-distributed: \(error)") }
+
+switch mode {
+case "coordinator":
+    let items = flags.int("--items", default: nil, minimum: 0)
+    let chunk = flags.int("--chunk", default: 1_000, minimum: 1)
+    let lease = flags.int("--lease-seconds", default: 30, minimum: 1)
+    let attempts = flags.int("--max-attempts", default: 3, minimum: 1)
+    let ordered = flags.switches.contains("--ordered")
+    final class Totals: @unchecked Sendable {  // only the collector's one task touches it
+        var sum = 0
+        var count = 0
+        var inOrder = true
+    }
+    let totals = Totals()
+    print("coordinator: \(items) items in chunks of \(chunk), lease \(lease) s, \(attempts) attempts, \(queue)")
+    do {
+        let report = try await pipeline(
+            Layer(0..<items, name: "items"),
+            Layer(mixLayer, on: queue, chunk: chunk, ordered: ordered, maxAttempts: attempts, lease: .seconds(lease)),
+            Layer(name: "sum") { (y: Int) in
+                if ordered && y != ((totals.count &* 2_654_435_761) & 0xFFFF_FFFF) % 1_000_003 {
+                    totals.inOrder = false
+                }
+                totals.sum &+= y
+                totals.count += 1
+            })
+        print(report)
+    } catch {
+        print("coordinator: the run failed: \(error)")
+    }
+    print("RESULT items=\(totals.count) sum=\(totals.sum)")
+    exit(totals.count == items && totals.inOrder ? 0 : 1)
+
+case "worker":
+    let threads = flags.values["--threads"] == nil ? nil : flags.int("--threads", default: nil, minimum: 1)
+    let worker = FlowWorker(queue: queue, serving: mixLayer, threads: threads)
+    // SIGTERM / SIGINT: drain (finish what was started, hand back the rest), then exit 0
+    let sources = Signals.onTermination { worker.drain() }
+    print(
+        "worker \(worker.id): serving mix, \(threads.map(String.init) ?? "default") threads, +\(workMicros) µs an item")
+    do {
+        try await worker.run()
+        print("worker \(worker.id): drained: \(worker.report)")
+        withExtendedLifetime(sources) {}
+        exit(0)
+    } catch {
+        print("worker \(worker.id): \(error) (\(worker.report))")
+        exit(1)
+    }
+
+default:
+    fail(usage)
+}
