@@ -32,6 +32,7 @@ let package = Package(
             name: "readme-tour",
             dependencies: [
                 .product(name: "AsyncFlow", package: "AsyncFlow"),
+                .product(name: "AsyncFlowPostgres", package: "AsyncFlow"),
                 .product(name: "AsyncFlowServiceLifecycle", package: "AsyncFlow"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -2,16 +2,16 @@
 // BatchMapStage) whose batches are chunks written to PostgreSQL, done by workers, and read back.
 //
 // Invariants:
-//  C1. A chunk's slot is registered before its row is written, so a result the poller takes (Q4: taking
+//  DC1. A chunk's slot is registered before its row is written, so a result the poller takes (PQ4: taking
 //      deletes it) always finds its slot; a slot is filled once and read once.
-//  C2. At most `concurrency` chunks per run are outstanding (BatchMapStage M1): memory and table size
+//  DC2. At most `concurrency` chunks per run are outstanding (BatchMapStage BM1): memory and table size
 //      stay flat however long the source is.
-//  C3. One poller per coordinator runs while slots are open: it takes results and buries dead chunks,
+//  DC3. One poller per coordinator runs while slots are open: it takes results and buries dead chunks,
 //      woken by a NOTIFY from a worker's completion or by a backstop timer with jitter; it ends when
 //      no slot is open (checked under the slots' lock, so a new slot starts a new poller).
-//  C4. A stop (failure elsewhere, cancellation) closes the open slots empty (BatchCall.whileRunning);
+//  DC4. A stop (failure elsewhere, cancellation) closes the open slots empty (BatchCall.whileRunning);
 //      each chunk call then deletes its chunk's row and result, so a stopped run leaves no rows.
-//  C5. Connection errors (a database restart) are retried with backoff until the run stops: writing a
+//  DC5. Connection errors (a database restart) are retried with backoff until the run stops: writing a
 //      chunk twice is refused by its key and taken as written; a lost result cannot happen (a result is
 //      deleted only by the statement that returns it).
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
@@ -92,7 +92,7 @@
         case dead(attempts: Int)
     }
 
-    /// One run's side of the protocol, shared by the chunk calls of a distributed layer (C1–C5).
+    /// One run's side of the protocol, shared by the chunk calls of a distributed layer (DC1–DC5).
     final class Coordinator<Input: Codable & Sendable, Output: Codable & Sendable>: Sendable {
         let layer: DistributedLayer<Input, Output>
         let queue: PostgresWorkQueue
@@ -149,7 +149,7 @@
                     outputs: [], failed: items.count, failure: failure(.parameter, nil, "encoding a chunk: \(error)"))
             }
             let seq = nextSeq.add(1, ordering: .relaxed).newValue
-            open(seq)  // C1
+            open(seq)  // DC1
             await retrying(call, duplicateIsDone: true) {
                 try await self.queue.run(
                     self.queue.sql.submit(
@@ -159,7 +159,7 @@
                         lease: self.lease.seconds))
             }
             let result = await call.whileRunning(onStop: { self.fill(seq, nil) }, { await self.wait(seq) })
-            guard let result else {  // C4
+            guard let result else {  // DC4
                 // in a task of its own: a cancelled run's task would cancel the statements too
                 await Task {
                     _ = await self.retrying(nil, attempts: 3) {
@@ -196,7 +196,7 @@
             }
         }
 
-        /// Run `action` until it succeeds, backing off after connection errors (C5); false if the run
+        /// Run `action` until it succeeds, backing off after connection errors (DC5); false if the run
         /// stopped first (or `attempts` ran out). With `duplicateIsDone`, a unique violation (a write that
         /// had succeeded before the connection dropped) counts as done.
         @discardableResult
@@ -223,7 +223,7 @@
             return false
         }
 
-        // MARK: slots (C1, C3)
+        // MARK: slots (DC1, DC3)
 
         func open(_ seq: Int64) {
             let start = slots.withLock { s -> Bool in
@@ -265,7 +265,7 @@
             }
         }
 
-        /// The poller (C3): take results, bury dead chunks, sleep until a NOTIFY or the backstop.
+        /// The poller (DC3): take results, bury dead chunks, sleep until a NOTIFY or the backstop.
         func poll() async {
             let listener = Task { await self.listen() }
             defer { listener.cancel() }

@@ -4,7 +4,7 @@
 // Invariants:
 //  F1. The worker's pipeline is claims → `threads` CPU workers (a chunk each at a time) → completions in
 //      batches: its bounded queues bound what it holds, so it claims only what it can start soon.
-//  F2. Every claimed chunk is completed (Q3: fenced, so a chunk whose lease was lost writes nothing), or
+//  F2. Every claimed chunk is completed (PQ3: fenced, so a chunk whose lease was lost writes nothing), or
 //      handed back (a drain: chunks claimed but not yet in the pipeline), or left to its lease (the
 //      process died or was cancelled).
 //  F3. The heartbeat extends the leases of every chunk the worker holds every third of the shortest
@@ -144,7 +144,7 @@
             return completed(outputs, skipped: skipped, retried: retried, skipError: skipError)
         }
 
-        /// Complete a batch of chunks in one statement (Q3), then wake the coordinators; retried after
+        /// Complete a batch of chunks in one statement (PQ3), then wake the coordinators; retried after
         /// connection errors while the leases may still hold.
         func complete(_ done: [CompletedChunk]) async {
             var delay = Duration.milliseconds(10)

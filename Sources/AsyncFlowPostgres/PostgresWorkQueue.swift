@@ -2,24 +2,24 @@
 // connection (from a URL), the schema (made on first use), and every statement they run.
 //
 // Invariants (the whole protocol; Coordinator.swift and FlowWorker.swift keep to it):
-//  Q1. A chunk is a row of `chunks` (run, seq) until it is completed or dead: its items, the layer's name
+//  PQ1. A chunk is a row of `chunks` (run, seq) until it is completed or dead: its items, the layer's name
 //      and build, the error policy, the attempt number of its latest claim and that claim's lease.
-//  Q2. A claim takes chunks whose lease is absent or past (FOR UPDATE SKIP LOCKED, several a statement),
+//  PQ2. A claim takes chunks whose lease is absent or past (FOR UPDATE SKIP LOCKED, several a statement),
 //      adds 1 to `attempt` and sets a new lease; only chunks of the claimer's layer and build, and with
 //      attempts left, are taken. A worker's heartbeat extends the leases of the claims it knows it
 //      holds, by key and attempt (a claim whose answer was lost with a connection runs out).
-//  Q3. Completion is one statement that deletes the chunk row only if `attempt` is still the claim's,
+//  PQ3. Completion is one statement that deletes the chunk row only if `attempt` is still the claim's,
 //      and inserts the result only for rows it deleted (ON CONFLICT DO NOTHING besides): a worker that
 //      lost its lease (the chunk was claimed again) writes nothing. So each chunk has at most one result,
 //      whatever runs twice (execution is at least once, results exactly once).
-//  Q4. The coordinator takes a result by deleting it (one statement for all its run's results), so a
+//  PQ4. The coordinator takes a result by deleting it (one statement for all its run's results), so a
 //      result is handed to the pipeline once; a chunk whose last attempt's lease ran out is moved to
 //      `dead_letters` by one statement, and its items count failed. A finished run leaves no rows in
 //      `chunks` or `results`; dead letters stay for inspection.
-//  Q6. A statement that has not finished within statementLimit is given up (its caller retries) and the
+//  PQ6. A statement that has not finished within statementLimit is given up (its caller retries) and the
 //      connection pool is replaced: after a server restart postgres-nio's pool was seen to leave every
-//      later request waiting for ever. Giving up is safe: every statement is idempotent or fenced (Q3).
-//  Q5. SQL takes values only as bind parameters; the one identifier put into SQL text, the schema name,
+//      later request waiting for ever. Giving up is safe: every statement is idempotent or fenced (PQ3).
+//  PQ5. SQL takes values only as bind parameters; the one identifier put into SQL text, the schema name,
 //      is checked against [a-z_][a-z0-9_]* first. The password is never printed (`description` masks it).
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
@@ -41,7 +41,7 @@
         public let description: String
         let logger: Logger
         let configuration: PostgresClient.Configuration
-        /// The client (a connection pool) and the task that runs it; replaced when a statement hangs (Q6).
+        /// The client (a connection pool) and the task that runs it; replaced when a statement hangs (PQ6).
         let current: Mutex<(client: PostgresClient, runner: Task<Void, Never>)>
         let sql: Statements
         let ready = Once()
@@ -88,7 +88,7 @@
         /// The connection pool in use.
         var client: PostgresClient { current.withLock { $0.client } }
 
-        /// Q6: replace `stale` (a pool whose statement hung) with a new pool, unless that was done already.
+        /// PQ6: replace `stale` (a pool whose statement hung) with a new pool, unless that was done already.
         func renew(_ stale: PostgresClient) {
             current.withLock { c in
                 guard c.client === stale else { return }
@@ -162,7 +162,7 @@
         static let statementLimit = Duration.seconds(5)
 
         /// Run `work` (a statement on `client`) in a task of its own; if it has not finished within
-        /// statementLimit, throw and replace the pool (Q6; the task is left to end on its own).
+        /// statementLimit, throw and replace the pool (PQ6; the task is left to end on its own).
         func bounded<T: Sendable>(
             _ client: PostgresClient, _ work: @escaping @Sendable () async throws -> T
         ) async throws -> T {
@@ -281,7 +281,7 @@
         }
     }
 
-    /// Every statement of the protocol (Q1–Q5), with the schema put in.
+    /// Every statement of the protocol (PQ1–PQ5), with the schema put in.
     struct Statements: Sendable {
         static let version: Int32 = 1
         let schema: String
@@ -322,7 +322,7 @@
             ]
         }
 
-        /// The coordinator adds one chunk (Q1).
+        /// The coordinator adds one chunk (PQ1).
         func submit(
             run: Int64, seq: Int64, layer: String, build: String, policy: String, items: Int32, payload: ByteBuffer,
             maxAttempts: Int32, lease: Double
@@ -344,7 +344,7 @@
                     """, binds: b)
         }
 
-        /// Q2: claim up to `limit` chunks of a layer and build, each with the lease its coordinator asked
+        /// PQ2: claim up to `limit` chunks of a layer and build, each with the lease its coordinator asked
         /// for. Rows: run, seq, attempt, policy, payload, lease seconds.
         func claim(layer: String, build: String, limit: Int32, worker: String) -> PostgresQuery {
             var b = PostgresBindings(capacity: 4)
@@ -376,7 +376,7 @@
                 unsafeSQL: "SELECT build FROM \(t("chunks")) WHERE layer = $1 AND build <> $2 LIMIT 1", binds: b)
         }
 
-        /// Q2: extend the leases of the chunks `worker` knows it holds, under those claims only: a claim
+        /// PQ2: extend the leases of the chunks `worker` knows it holds, under those claims only: a claim
         /// whose answer was lost (the connection dropped after the commit) is not renewed, so it runs out.
         func heartbeat(_ chunks: [ClaimKey], worker: String) -> PostgresQuery {
             var b = PostgresBindings(capacity: 4)
@@ -408,7 +408,7 @@
                     """, binds: b)
         }
 
-        /// Q3: complete chunks, fenced by their claims' attempts. Rows: run, seq of each result written.
+        /// PQ3: complete chunks, fenced by their claims' attempts. Rows: run, seq of each result written.
         func complete(_ done: [CompletedChunk], worker: String) -> PostgresQuery {
             var b = PostgresBindings(capacity: 11)
             b.append(done.map(\.key.run))
@@ -440,7 +440,7 @@
                     """, binds: b)
         }
 
-        /// Q4: take a run's results. Rows: seq, payload, emitted, skipped, failed, retried, error, skip_error,
+        /// PQ4: take a run's results. Rows: seq, payload, emitted, skipped, failed, retried, error, skip_error,
         /// worker.
         func take(run: Int64) -> PostgresQuery {
             var b = PostgresBindings(capacity: 1)
@@ -452,7 +452,7 @@
                     """, binds: b)
         }
 
-        /// Q4: move a run's chunks whose last attempt's lease ran out to the dead letters. Rows: seq, attempts.
+        /// PQ4: move a run's chunks whose last attempt's lease ran out to the dead letters. Rows: seq, attempts.
         func bury(run: Int64) -> PostgresQuery {
             var b = PostgresBindings(capacity: 1)
             b.append(run)
@@ -486,14 +486,14 @@
         }
     }
 
-    /// A claim of one chunk: which chunk, under which attempt (Q2, Q3).
+    /// A claim of one chunk: which chunk, under which attempt (PQ2, PQ3).
     struct ClaimKey: Hashable, Sendable {
         let run: Int64
         let seq: Int64
         let attempt: Int32
     }
 
-    /// What a worker made of one claimed chunk, ready for the completion statement (Q3).
+    /// What a worker made of one claimed chunk, ready for the completion statement (PQ3).
     struct CompletedChunk: Sendable {
         let key: ClaimKey
         let payload: ByteBuffer

@@ -4,6 +4,7 @@
 //
 //   swift run readme-tour
 import AsyncFlow
+import AsyncFlowPostgres
 import AsyncFlowServiceLifecycle
 import Foundation
 import Logging
@@ -51,6 +52,14 @@ actor GeoService {
         var located = e
         located.country = e.city == "Lyon" ? "FR" : "DE"
         return located
+    }
+
+    /// One request for many ids: the city of each, in order.
+    var requests = 0
+    func cities(of ids: [Int]) async throws -> [String] {
+        requests += 1
+        try await Task.sleep(for: .milliseconds(1))
+        return ids.map { $0 % 2 == 0 ? "Lyon" : "Köln" }
     }
 }
 
@@ -252,6 +261,15 @@ do {
     let r = try await pipeline(shards, Layer { (n: Int) in merged.add(n, ordering: .relaxed) })
     check(r.pulled == 30_000 && merged.load(ordering: .relaxed) == 29_999 * 30_000 / 2, "three shards merged")
 
+    let cities = Layer(batchesOf: 100, concurrency: 4, ordered: true) { (ids: [Int]) async throws in
+        try await geo.cities(of: ids)  // one request for 100 ids, 4 requests in flight
+    }
+    let named = Mutex([String]())
+    let r1 = try await pipeline(Layer(0..<1_000), cities, Layer { (c: String) in named.withLock { $0.append(c) } })
+    let expected = (0..<1_000).map { $0 % 2 == 0 ? "Lyon" : "Köln" }
+    let requests = await geo.requests
+    check(r1.completed == 1_000 && named.withLock { $0 } == expected && requests == 10, "batches in the middle")
+
     let db = Database()  // a fresh one
     let save = Layer(batchesOf: 500, within: .milliseconds(200), name: "save") { (events: [Event]) async throws in
         try await db.insert(contentsOf: events)  // one transaction per batch
@@ -295,6 +313,35 @@ do {
         configuration: .init(services: [job], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     try await group.run()  // SIGTERM: drained, nothing pulled is lost; ingest.report has the counts
     check(ingest.report?.completed == 30_000 && ingest.report?.dropped == 0, "the service's run")
+}
+
+// MARK: - AsyncFlowPostgres (only with DATABASE_URL: CI runs the tour again once its server is up)
+
+/// The README's worker lines, in a task the tour cancels when the coordinator is done.
+func serve(_ queue: PostgresWorkQueue, _ score: DistributedLayer<Int, Int>) async throws {
+    // a worker, on any machine: the same code started in worker mode, until worker.drain() (on SIGTERM)
+    let worker = FlowWorker(queue: queue, serving: score)
+    try await worker.run()
+}
+
+if ProcessInfo.processInfo.environment["DATABASE_URL"] != nil {
+    // the worker: the same declaration (name and build) in another value, as another process has it
+    let served = DistributedLayer("score") { (x: Int) in x * x }
+    let total = Atomic<Int>(0)
+    let serving = Task { try await serve(try PostgresWorkQueue(), served) }
+
+    let score = DistributedLayer("score") { (x: Int) in x * x }  // declared once, in code both sides run
+
+    // the coordinator: an ordinary pipeline (DATABASE_URL; the tables live in the schema "asyncflow")
+    let queue = try PostgresWorkQueue()
+    let report = try await pipeline(
+        Layer(0..<100_000), Layer(score, on: queue, chunk: 1_000, ordered: true),
+        Layer { (y: Int) in total.add(y, ordering: .relaxed) })
+    serving.cancel()
+    _ = await serving.result
+    let squares = (0..<100_000).reduce(0) { $0 + $1 * $1 }
+    check(report.completed == 100_000 && total.load(ordering: .relaxed) == squares, "a distributed layer")
+    print("readme-tour: the distributed layer ran through \(queue)")
 }
 
 // MARK: - Progress bar and logging

@@ -192,7 +192,7 @@ extension Layer {
     }
 
     /// A batch layer whose items are handled elsewhere under the layer's error policy (AsyncFlowPostgres):
-    /// `body` reports what became of each batch's items (BatchMapStage M3).
+    /// `body` reports what became of each batch's items (BatchMapStage BM3).
     @inlinable package init(
         batchesOf size: Int, within: Duration?, concurrency: Int, ordered: Bool, name: String?, capacity: Int?,
         onError: ErrorPolicy,

@@ -41,7 +41,7 @@ import Synchronization
 
     @usableFromInline func register(_ link: any Closable) { linkList.withLock { $0.append(link) } }
 
-    /// Forget a registered closable (a stop hook whose wait ended: BatchMapStage M5).
+    /// Forget a registered closable (a stop hook whose wait ended: BatchMapStage BM5).
     @usableFromInline func unregister(_ link: any Closable) {
         linkList.withLock { list in list.removeAll { $0 === link } }
     }

@@ -42,7 +42,7 @@ import Synchronization
 
     /// A loop taking up to `take` items per pop (adaptive: fewer when items are slow, BatchSizer BZ1);
     /// `ordered` uses the context's window, if it has one; `producing: false` leaves the output link to
-    /// the stage (a gatherer whose batches are pushed by other tasks: BatchMapStage M4).
+    /// the stage (a gatherer whose batches are pushed by other tasks: BatchMapStage BM4).
     @inlinable init(
         _ context: StageContext<Input, Output>, take: Int, adaptive: Bool = false, ordered: Bool = true,
         producing: Bool = true

@@ -4,19 +4,19 @@
 // flight.
 //
 // Invariants:
-//  M1. One task gathers the batches (BatchLoop B7): batch k holds the items popped after those of batch
+//  BM1. One task gathers the batches (BatchLoop B7): batch k holds the items popped after those of batch
 //      k - 1, so batch numbers are input order. Each batch is handed to a child task; at most
 //      `concurrency` children are running (the gatherer waits for one to end before it starts another).
-//  M2. Ordered: a batch's results are pushed only in its turn (OrderedWindow over batch numbers: the
+//  BM2. Ordered: a batch's results are pushed only in its turn (OrderedWindow over batch numbers: the
 //      holder of batch k advances `next` to k + 1). Batch `next` is always running or pushing, because
 //      batches start in number order, so holding a slot while waiting never blocks the turn.
-//  M3. Every item gathered is, by the end of its batch, emitted, skipped, failed or dropped (B1): the
+//  BM3. Every item gathered is, by the end of its batch, emitted, skipped, failed or dropped (B1): the
 //      call's results are pushed (emitted, or dropped if the link refused them), the outcome's skipped
 //      and failed are counted as such, and the rest of the batch (items it returned no result for,
 //      after a failure) is counted dropped. A batch whose call did not start before a stop is dropped.
-//  M4. The stage is one producer of its output link: the gatherer's loop does not finish it; the stage
+//  BM4. The stage is one producer of its output link: the gatherer's loop does not finish it; the stage
 //      does, once, after every child has ended.
-//  M5. A call in flight is not interrupted by a stop (like an async layer's closure); a closure that
+//  BM5. A call in flight is not interrupted by a stop (like an async layer's closure); a closure that
 //      waits on something outside (a remote worker) runs that wait under a stop hook
 //      (BatchCall.whileRunning) to end it. Its results are then dropped.
 import Synchronization
@@ -72,7 +72,7 @@ import Synchronization
     package var stopped: Bool { layer.run.stopped }
 
     /// Run `body`; if the run stops (a failure elsewhere, cancellation) before it returns, call `hook`
-    /// once, at once if it has stopped already (M5). The hook is forgotten when `body` returns.
+    /// once, at once if it has stopped already (BM5). The hook is forgotten when `body` returns.
     package func whileRunning<T>(
         onStop hook: @escaping @Sendable () -> Void, _ body: () async throws -> T
     ) async rethrows -> T {
@@ -115,7 +115,7 @@ final class StopHook: Closable {
         self.within = within
         self.concurrency = concurrency
         self.body = body
-        context.output?.addProducers(1)  // M4
+        context.output?.addProducers(1)  // BM4
     }
 
     @inlinable func run() async {
@@ -125,7 +125,7 @@ final class StopHook: Closable {
             var running = 0
             await loop.runGathering(within: within) { loop, count in
                 let items = loop.takeHeld(count)
-                if running == concurrency {  // M1
+                if running == concurrency {  // BM1
                     await group.next()
                     running -= 1
                 }
@@ -135,10 +135,10 @@ final class StopHook: Closable {
                 group.addTask { await self.handle(items, position) }
             }
         }
-        context.output?.finishProducer()  // M4
+        context.output?.finishProducer()  // BM4
     }
 
-    /// Call the closure for one batch and deliver its results (M2, M3).
+    /// Call the closure for one batch and deliver its results (BM2, BM3).
     @inlinable func handle(_ items: [Input], _ position: UInt64) async {
         let layer = context.layer
         let counters = context.counters
@@ -163,7 +163,7 @@ final class StopHook: Closable {
             return
         }
         if let window = context.window, !(await window.waitTurn(position, run: layer.run)) {
-            counters.dropped.add(made, ordering: .relaxed)  // M2, stopped while waiting
+            counters.dropped.add(made, ordering: .relaxed)  // BM2, stopped while waiting
             return
         }
         let buffer = UnsafeMutablePointer<Output>.allocate(capacity: max(made, 1))
