@@ -379,22 +379,17 @@
         /// PQ2: extend the leases of the chunks `worker` knows it holds, under those claims only: a claim
         /// whose answer was lost (the connection dropped after the commit) is not renewed, so it runs out.
         func heartbeat(_ chunks: [ClaimKey], worker: String) -> PostgresQuery {
-            var b = PostgresBindings(capacity: 4)
-            b.append(chunks.map(\.run))
-            b.append(chunks.map(\.seq))
-            b.append(chunks.map(\.attempt))
-            b.append(worker)
-            return PostgresQuery(
-                unsafeSQL: """
-                    UPDATE \(t("chunks")) c SET lease_until = now() + make_interval(secs => c.lease_seconds)
-                    FROM unnest($1::int8[], $2::int8[], $3::int4[]) AS h(run, seq, attempt)
-                    WHERE c.run = h.run AND c.seq = h.seq AND c.attempt = h.attempt AND c.worker = $4
-                    """, binds: b)
+            update(chunks, worker: worker, set: "lease_until = now() + make_interval(secs => c.lease_seconds)")
         }
 
         /// Hand claimed chunks back at once (a worker stopping): only those still under this claim; the
         /// attempt is not counted.
         func handBack(_ chunks: [ClaimKey], worker: String) -> PostgresQuery {
+            update(chunks, worker: worker, set: "lease_until = NULL, worker = NULL, attempt = c.attempt - 1")
+        }
+
+        /// Update the rows of `chunks` that are still under those claims of `worker`.
+        private func update(_ chunks: [ClaimKey], worker: String, set: String) -> PostgresQuery {
             var b = PostgresBindings(capacity: 4)
             b.append(chunks.map(\.run))
             b.append(chunks.map(\.seq))
@@ -402,7 +397,7 @@
             b.append(worker)
             return PostgresQuery(
                 unsafeSQL: """
-                    UPDATE \(t("chunks")) c SET lease_until = NULL, worker = NULL, attempt = c.attempt - 1
+                    UPDATE \(t("chunks")) c SET \(set)
                     FROM unnest($1::int8[], $2::int8[], $3::int4[]) AS h(run, seq, attempt)
                     WHERE c.run = h.run AND c.seq = h.seq AND c.attempt = h.attempt AND c.worker = $4
                     """, binds: b)
