@@ -144,12 +144,23 @@
             func lostLeaseFenced() async throws {
                 let queue = try Cluster.queue()
                 let n = 2_000
-                // the same layer (name and version) in two workers: the stalled one is slow and never renews
+                // the same layer (name and version) in two workers: the stalled one never renews its lease
+                // (0.2 s) and takes 0.6 s a chunk; the other, taking such a chunk over, takes 0.9 s on it,
+                // so the stalled one finishes first, while the chunk is under the other's claim: the
+                // fence (PQ3) must refuse it. (A chunk whose lease ran out but that nobody claimed again
+                // is still the stalled worker's to complete.)
+                let stalledStarted = Locked<Set<Int>>([])
                 let slow = DistributedLayer("lease", version: "1") { (x: Int) -> Int in
-                    if x % 100 == 0 { usleep(600_000) }  // 0.6 s a chunk, three leases
+                    if x % 100 == 0 {
+                        stalledStarted.withLock { _ = $0.insert(x) }
+                        usleep(600_000)
+                    }
                     return mix(x)
                 }
-                let fast = DistributedLayer("lease", version: "1") { (x: Int) in mix(x) }
+                let fast = DistributedLayer("lease", version: "1") { (x: Int) -> Int in
+                    if x % 100 == 0 && stalledStarted.withLock({ $0.contains(x) }) { usleep(900_000) }
+                    return mix(x)
+                }
                 let stalled = FlowWorker(queue: queue, serving: slow, threads: 1, heartbeats: false)
                 let stalledRun = Task { try await stalled.run() }
                 let seen = Locked<[Int]>([])
@@ -163,10 +174,52 @@
                 let report = try await withWorkers(queue, fast, count: 1) { _ in try await run.value }
                 stalled.drain()
                 try await stalledRun.value
-                let inOrder = seen.withLock { $0 } == (0..<n).map(mix)
-                #expect(inOrder)
+                let got = seen.withLock { $0 }
+                let wrong = zip(got, (0..<n).map(mix)).count { $0 != $1 }
+                #expect(got.count == n && wrong == 0, "\(got.count) results, \(wrong) not mix(x) or out of order")
                 #expect(report.completed == n)
                 #expect(stalled.report.refused >= 1, "\(stalled.report)")  // it did finish chunks, too late
+                let left = try await queue.counts()
+                #expect(left.chunks == 0 && left.results == 0)
+                await queue.shutdown()
+            }
+
+            @Test("the fence: a completion under a claim that was taken over writes nothing; the new claim's does")
+            func fence() async throws {
+                let queue = try Cluster.queue()
+                let layer = DistributedLayer("fence") { (x: Int) in x }
+                let run = Task {
+                    try await pipeline(
+                        Layer(0..<10), Layer(layer, on: queue, chunk: 10, lease: .milliseconds(100)),
+                        Layer { (_: Int) in })
+                }
+                typealias Claimed = (Int64, Int64, Int32, String, ByteBuffer, Double)
+                func claim(_ who: String) async throws -> [Claimed] {
+                    try await queue.rows(
+                        queue.sql.claim(layer: "fence", build: layer.build, limit: 1, worker: who), as: Claimed.self)
+                }
+                func complete(_ c: Claimed, _ who: String, _ value: Int) async throws -> Int {
+                    let done = CompletedChunk(
+                        key: ClaimKey(run: c.0, seq: c.1, attempt: c.2),
+                        payload: try ChunkCodec.encode(Array(repeating: value, count: 10)), emitted: 10, skipped: 0,
+                        failed: 0, retried: 0, error: "", skipError: "")
+                    let written = try await queue.rows(queue.sql.complete([done], worker: who), as: (Int64, Int64).self)
+                    return written.count
+                }
+                var first = try await claim("A")
+                while first.isEmpty {
+                    try await Task.sleep(for: .milliseconds(10))
+                    first = try await claim("A")
+                }
+                #expect(try await claim("B").isEmpty)  // A's lease holds
+                try await Task.sleep(for: .milliseconds(150))
+                let second = try await claim("B")  // A's lease ran out: B takes the chunk over
+                #expect(second.count == 1 && second[0].2 == first[0].2 + 1)
+                #expect(try await complete(first[0], "A", 7) == 0)  // A lost it: nothing written
+                #expect(try await complete(second[0], "B", 3) == 1)
+                #expect(try await complete(second[0], "B", 3) == 0)  // once
+                let report = try await run.value
+                #expect(report.completed == 10)
                 let left = try await queue.counts()
                 #expect(left.chunks == 0 && left.results == 0)
                 await queue.shutdown()
