@@ -11,9 +11,10 @@
 //      no slot is open (checked under the slots' lock, so a new slot starts a new poller).
 //  DC4. A stop (failure elsewhere, cancellation) closes the open slots empty (BatchCall.whileRunning);
 //      each chunk call then deletes its chunk's row and result, so a stopped run leaves no rows.
-//  DC5. Connection errors (a database restart) are retried with backoff until the run stops: writing a
-//      chunk twice is refused by its key and taken as written; a lost result cannot happen (a result is
-//      deleted only by the statement that returns it).
+//  DC5. Connection errors (a database restart; isTransient) are retried with backoff until the run
+//      stops: writing a chunk twice is refused by its key and taken as written; a lost result cannot
+//      happen (a result is deleted only by the statement that returns it). Any other error (a permission,
+//      a full disk) fails the chunks concerned, and so the run, with DistributedLayerError(.database).
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Foundation
@@ -64,6 +65,8 @@
             case otherBuild
             /// A parameter of the layer or the worker is out of range.
             case parameter
+            /// The database refused a statement, not for a lost connection (a permission, a full disk).
+            case database
         }
 
         public let kind: Kind
@@ -86,6 +89,8 @@
 
     /// What the poller found for one chunk.
     enum ChunkResult: Sendable {
+        /// The database refused a statement for another reason than a lost connection (DC5).
+        case broken(String)
         case done(
             payload: ByteBuffer, emitted: Int, skipped: Int, failed: Int, retried: Int, error: String, skipError: String
         )
@@ -150,13 +155,19 @@
             }
             let seq = nextSeq.add(1, ordering: .relaxed).newValue
             open(seq)  // DC1
-            await retrying(call, duplicateIsDone: true) {
+            let written = await retrying(call, duplicateIsDone: true) {
                 try await self.queue.run(
                     self.queue.sql.submit(
                         run: self.run, seq: seq, layer: self.layer.name, build: self.layer.build,
                         policy: self.policy.wire,
                         items: Int32(items.count), payload: payload, maxAttempts: Int32(self.maxAttempts),
                         lease: self.lease.seconds))
+            }
+            if case .failure(let error) = written {  // DC5: not a connection error
+                fill(seq, nil)
+                _ = await wait(seq)
+                return BatchOutcome(
+                    outputs: [], failed: items.count, failure: failure(.database, seq, "writing the chunk: \(error)"))
             }
             let result = await call.whileRunning(onStop: { self.fill(seq, nil) }, { await self.wait(seq) })
             guard let result else {  // DC4
@@ -171,6 +182,8 @@
                 return BatchOutcome(outputs: [])
             }
             switch result {
+            case .broken(let message):
+                return BatchOutcome(outputs: [], failed: items.count, failure: failure(.database, seq, message))
             case .dead(let attempts):
                 let error = failure(
                     .deadLetter, seq, "its workers died \(attempts) times (dead letter, \(items.count) items failed)")
@@ -184,10 +197,11 @@
                         outputs: [], failed: items.count,
                         failure: failure(.remote, seq, "reading the chunk's results: \(error)"))
                 }
-                guard outputs.count == emitted else {
+                guard outputs.count == emitted, emitted + skipped + failed <= items.count else {
+                    let counts = "\(outputs.count) results, \(emitted) emitted, \(skipped) skipped, \(failed) failed"
                     return BatchOutcome(
                         outputs: [], failed: items.count,
-                        failure: failure(.remote, seq, "\(outputs.count) results in a chunk that says \(emitted)"))
+                        failure: failure(.remote, seq, "\(counts) do not fit a chunk of \(items.count) items"))
                 }
                 return BatchOutcome(
                     outputs: outputs, skipped: skipped,
@@ -196,31 +210,33 @@
             }
         }
 
-        /// Run `action` until it succeeds, backing off after connection errors (DC5); false if the run
-        /// stopped first (or `attempts` ran out). With `duplicateIsDone`, a unique violation (a write that
-        /// had succeeded before the connection dropped) counts as done.
+        /// Run `action` until it succeeds, backing off after connection errors (DC5): `.success(true)`
+        /// when done, `.success(false)` if the run stopped first (or `attempts` ran out), the error when it
+        /// is not a connection error (it would fail again). With `duplicateIsDone`, a unique violation (a
+        /// write that had succeeded before the connection dropped) counts as done.
         @discardableResult
         func retrying(
             _ call: BatchCall?, attempts: Int = .max, duplicateIsDone: Bool = false,
             _ action: @escaping @Sendable () async throws -> Void
-        ) async -> Bool {
+        ) async -> Result<Bool, any Error> {
             var delay = Duration.milliseconds(10)
             for attempt in 1... {
-                if call?.stopped == true { return false }
+                if call?.stopped == true { return .success(false) }
                 do {
                     try await action()
-                    return true
+                    return .success(true)
                 } catch let error as PSQLError where duplicateIsDone && error.serverInfo?[.sqlState] == "23505" {
-                    return true
+                    return .success(true)
                 } catch {
-                    if attempt >= attempts { return false }
+                    guard isTransient(error) else { return .failure(error) }
+                    if attempt >= attempts { return .success(false) }
                     queue.logger.warning(
                         "distributed layer \(layer.name): \(String(reflecting: error)); retrying in \(delay)")
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(1))
                 }
             }
-            return false
+            return .success(false)
         }
 
         // MARK: slots (DC1, DC3)
@@ -294,6 +310,11 @@
                         }
                     }
                 } catch {
+                    guard isTransient(error) else {  // DC5: every open chunk fails with it
+                        let open = slots.withLock { Array($0.open.keys) }
+                        for seq in open { fill(seq, .broken("taking results: \(error)")) }
+                        continue
+                    }
                     queue.logger.warning(
                         "distributed layer \(layer.name): polling for results: \(String(reflecting: error))")
                 }

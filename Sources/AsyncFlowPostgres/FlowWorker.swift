@@ -12,6 +12,9 @@
 //      claims nothing (it may have been partitioned away and its chunks claimed by others).
 //  F4. A worker claims only chunks of its layer's name and build; when it finds none but there are
 //      chunks of its layer for another build, its run throws DistributedLayerError(.otherBuild).
+//  F5. Connection errors are retried (claims and heartbeats at their next turn, completions with backoff
+//      while the leases may hold); any other error (isTransient) ends the run with
+//      DistributedLayerError(.database): retrying a permission error would fail for ever.
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Foundation
@@ -86,7 +89,7 @@
                     Self.work(chunk, body)
                 },
                 Layer(batchesOf: 64, within: .milliseconds(2), name: "completions") { (done: [CompletedChunk]) in
-                    await self.complete(done)
+                    try await self.complete(done)
                 }, options: options)
         }
 
@@ -145,8 +148,8 @@
         }
 
         /// Complete a batch of chunks in one statement (PQ3), then wake the coordinators; retried after
-        /// connection errors while the leases may still hold.
-        func complete(_ done: [CompletedChunk]) async {
+        /// connection errors while the leases may still hold; any other error ends the worker (F5).
+        func complete(_ done: [CompletedChunk]) async throws {
             var delay = Duration.milliseconds(10)
             while true {
                 do {
@@ -160,6 +163,7 @@
                     if !written.isEmpty { try? await queue.run(queue.sql.notify(queue.sql.doneChannel)) }
                     return
                 } catch {
+                    guard isTransient(error) else { throw databaseError("completing chunks", error) }
                     queue.logger.warning("worker \(id): completing \(done.count) chunks: \(String(reflecting: error))")
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(1))
@@ -169,6 +173,12 @@
                     }
                 }
             }
+        }
+
+        /// F5: the database refused a statement for another reason than a lost connection.
+        func databaseError(_ doing: String, _ error: any Error) -> DistributedLayerError {
+            DistributedLayerError(
+                kind: .database, layer: layer.name, run: nil, chunk: nil, message: "\(doing): \(error)")
         }
 
         /// F3: whether the last heartbeat is recent enough for the leases to hold.
@@ -263,6 +273,7 @@
                                 as: (Int64, Int64, Int32, String, ByteBuffer, Double).self)
                         } catch {
                             if Task.isCancelled { return nil }
+                            guard isTransient(error) else { throw worker.databaseError("claiming chunks", error) }
                             queue.logger.warning("worker \(worker.id): claiming: \(String(reflecting: error))")
                             rows = []
                         }

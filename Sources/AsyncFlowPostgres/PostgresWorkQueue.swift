@@ -172,7 +172,8 @@
                     guard (try? await Task.sleep(for: Self.statementLimit)) != nil else { return }
                     first.resume(
                         with: .failure(
-                            PostgresWorkQueueError("a statement did not finish within \(Self.statementLimit)")))
+                            PostgresWorkQueueError(
+                                "a statement did not finish within \(Self.statementLimit)", transient: true)))
                     self.renew(client)
                 }
                 Task {
@@ -210,10 +211,33 @@
         }
     }
 
+    /// Whether `error` may pass if the statement is tried again: a lost or refused connection, a server
+    /// shutting down or short of resources, a serialization failure, a statement that hung (PQ6). Not:
+    /// a permission, a missing table, a constraint, bad credentials.
+    func isTransient(_ error: any Error) -> Bool {
+        if let e = error as? PostgresWorkQueueError { return e.transient }
+        guard let e = error as? PSQLError else { return true }  // the network's own errors (refused, reset)
+        switch e.code {
+        case .server:
+            let state = e.serverInfo?[.sqlState] ?? ""
+            return ["08", "53", "57", "40"].contains(String(state.prefix(2)))
+        case .clientClosedConnection, .serverClosedConnection, .connectionError, .uncleanShutdown, .queryCancelled,
+            .poolClosed:
+            return true
+        default:
+            return false
+        }
+    }
+
     /// A PostgresWorkQueue's connection or schema cannot be used.
     public struct PostgresWorkQueueError: Error, CustomStringConvertible, Sendable {
         public let description: String
-        init(_ message: String) { description = message }
+        /// Whether trying again may help (a statement that hung, PQ6).
+        let transient: Bool
+        init(_ message: String, transient: Bool = false) {
+            description = message
+            self.transient = transient
+        }
     }
 
     /// Runs an async throwing action once; concurrent callers wait for it, and a failure lets a later caller try again.

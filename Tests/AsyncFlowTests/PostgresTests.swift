@@ -225,6 +225,28 @@
                 await queue.shutdown()
             }
 
+            @Test("an error that is not a lost connection fails the run and the worker, naming it, instead of retrying")
+            func databaseErrorFails() async throws {
+                let queue = try Cluster.queue()
+                try await queue.prepare()
+                try await queue.run(PostgresQuery(unsafeSQL: "DROP TABLE \(queue.sql.t("results"))"))
+                let layer = DistributedLayer("broken") { (x: Int) in x }
+                do {
+                    _ = try await pipeline(Layer(0..<100), Layer(layer, on: queue, chunk: 10), Layer { (_: Int) in })
+                    Issue.record("the run did not fail")
+                } catch let error as DistributedLayerError {
+                    #expect(error.kind == .database && "\(error)".contains("taking results"), "\(error)")
+                }
+                try await queue.run(PostgresQuery(unsafeSQL: "DROP TABLE \(queue.sql.t("chunks"))"))
+                do {
+                    try await FlowWorker(queue: queue, serving: layer, threads: 1).run()
+                    Issue.record("the worker ran")
+                } catch let error as DistributedLayerError {
+                    #expect(error.kind == .database && "\(error)".contains("claiming chunks"), "\(error)")
+                }
+                await queue.shutdown()
+            }
+
             @Test("a chunk whose workers die maxAttempts times goes to the dead letters; its items count failed")
             func deadLetters() async throws {
                 let queue = try Cluster.queue()
