@@ -8,12 +8,15 @@
 //   flow-distributed worker [--threads T] [--work-us U]
 //       serves `mix` until SIGTERM/SIGINT (then drains: finishes what it started, hands back the rest);
 //       --work-us adds about U µs of CPU work per item without changing the result.
+//   flow-distributed local --items N [--threads T] [--work-us U]
+//       the same pipeline with `mix` on T local threads (bench-distributed's baseline; no database).
 //
 // mix(x) = ((x &* 2654435761) & 0xFFFF_FFFF) % 1_000_003
 import AsyncFlow
 import AsyncFlowPostgres
 import Dispatch
 import Foundation
+import Synchronization
 
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data((message + "\n").utf8))
@@ -38,6 +41,7 @@ enum Signals {
 let usage = """
     usage: flow-distributed coordinator --items N [--chunk C] [--ordered] [--lease-seconds S] [--max-attempts K]
            flow-distributed worker [--threads T] [--work-us U]
+           flow-distributed local --items N [--threads T] [--work-us U]
     """
 
 /// The command line's flags after the mode: `--name value` pairs and bare `--ordered`.
@@ -78,7 +82,7 @@ let flags = Flags(
     values: ["--items", "--chunk", "--lease-seconds", "--max-attempts", "--threads", "--work-us"])
 
 /// --work-us: CPU work added per item (a worker's own setting; the result does not depend on it).
-let workMicros = mode == "worker" ? flags.int("--work-us", default: 0, minimum: 0) : 0
+let workMicros = mode == "worker" || mode == "local" ? flags.int("--work-us", default: 0, minimum: 0) : 0
 
 @inline(never) func spin(micros: Int) {
     guard micros > 0 else { return }
@@ -88,16 +92,32 @@ let workMicros = mode == "worker" ? flags.int("--work-us", default: 0, minimum: 
     withExtendedLifetime(x) {}
 }
 
-/// The layer, declared once for both modes.
-let mixLayer = DistributedLayer("mix") { (x: Int) -> Int in
+@Sendable func mix(_ x: Int) -> Int {
     spin(micros: workMicros)
     return ((x &* 2_654_435_761) & 0xFFFF_FFFF) % 1_000_003
 }
 
-let queue: PostgresWorkQueue
-do { queue = try PostgresWorkQueue() } catch { fail("flow-distributed: \(error)") }
+/// The layer, declared once for both modes.
+let mixLayer = DistributedLayer("mix", mix)
+
+/// The database (not needed by `local`).
+func connect() -> PostgresWorkQueue {
+    do { return try PostgresWorkQueue() } catch { fail("flow-distributed: \(error)") }
+}
 
 switch mode {
+case "local":
+    // the same pipeline with the layer on local threads: the benchmark's baseline
+    let items = flags.int("--items", default: nil, minimum: 0)
+    let threads = flags.int("--threads", default: 2, minimum: 1)
+    let total = Atomic<Int>(0)
+    let report = try await pipeline(
+        Layer(0..<items, name: "items"), Layer(workers: threads, name: "mix", mix),
+        Layer(name: "sum") { (y: Int) in total.add(y, ordering: .relaxed) })
+    print(report)
+    print("RESULT items=\(report.completed) sum=\(total.load(ordering: .relaxed))")
+    exit(report.completed == items ? 0 : 1)
+
 case "coordinator":
     let items = flags.int("--items", default: nil, minimum: 0)
     let chunk = flags.int("--chunk", default: 1_000, minimum: 1)
@@ -110,6 +130,7 @@ case "coordinator":
         var inOrder = true
     }
     let totals = Totals()
+    let queue = connect()
     print("coordinator: \(items) items in chunks of \(chunk), lease \(lease) s, \(attempts) attempts, \(queue)")
     do {
         let report = try await pipeline(
@@ -131,7 +152,7 @@ case "coordinator":
 
 case "worker":
     let threads = flags.values["--threads"] == nil ? nil : flags.int("--threads", default: nil, minimum: 1)
-    let worker = FlowWorker(queue: queue, serving: mixLayer, threads: threads)
+    let worker = FlowWorker(queue: connect(), serving: mixLayer, threads: threads)
     // SIGTERM / SIGINT: drain (finish what was started, hand back the rest), then exit 0
     let sources = Signals.onTermination { worker.drain() }
     print(

@@ -175,6 +175,8 @@ extension Layer {
     ///   - within: when set, a partial batch is handed over once its first item has waited this long.
     ///   - concurrency: batches in flight at once (calls of `body` running concurrently).
     ///   - ordered: pass results on in input order (batches are numbered as they are formed).
+    ///   - name: the layer's name in reports, progress and metrics.
+    ///   - capacity: the bounded queue in front of this layer.
     ///   - onError: applies to a whole batch, as for a batch collector: counts are items.
     ///   - body: called with each batch; must return exactly one result per item, in the same order
     ///     (otherwise the run fails with a ``BatchResultCountError``).
