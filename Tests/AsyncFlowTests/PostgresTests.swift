@@ -145,7 +145,7 @@
                 let queue = try Cluster.queue()
                 let n = 2_000
                 // the same layer (name and version) in two workers: the stalled one never renews its lease
-                // (0.2 s) and takes 0.6 s a chunk; the other, taking such a chunk over, takes 0.9 s on it,
+                // (0.2 s) and takes 1.2 s a chunk; the other, taking such a chunk over, takes 1.5 s on it,
                 // so the stalled one finishes first, while the chunk is under the other's claim: the
                 // fence (PQ3) must refuse it. (A chunk whose lease ran out but that nobody claimed again
                 // is still the stalled worker's to complete.)
@@ -153,12 +153,12 @@
                 let slow = DistributedLayer("lease", version: "1") { (x: Int) -> Int in
                     if x % 100 == 0 {
                         stalledStarted.withLock { _ = $0.insert(x) }
-                        usleep(600_000)
+                        usleep(1_200_000)
                     }
                     return mix(x)
                 }
                 let fast = DistributedLayer("lease", version: "1") { (x: Int) -> Int in
-                    if x % 100 == 0 && stalledStarted.withLock({ $0.contains(x) }) { usleep(900_000) }
+                    if x % 100 == 0 && stalledStarted.withLock({ $0.contains(x) }) { usleep(1_500_000) }
                     return mix(x)
                 }
                 let stalled = FlowWorker(queue: queue, serving: slow, threads: 1, heartbeats: false)
@@ -190,7 +190,7 @@
                 let layer = DistributedLayer("fence") { (x: Int) in x }
                 let run = Task {
                     try await pipeline(
-                        Layer(0..<10), Layer(layer, on: queue, chunk: 10, lease: .milliseconds(100)),
+                        Layer(0..<10), Layer(layer, on: queue, chunk: 10, lease: .seconds(1)),
                         Layer { (_: Int) in })
                 }
                 typealias Claimed = (Int64, Int64, Int32, String, ByteBuffer, Double)
@@ -212,7 +212,7 @@
                     first = try await claim("A")
                 }
                 #expect(try await claim("B").isEmpty)  // A's lease holds
-                try await Task.sleep(for: .milliseconds(150))
+                try await Task.sleep(for: .milliseconds(1_100))
                 let second = try await claim("B")  // A's lease ran out: B takes the chunk over
                 #expect(second.count == 1 && second[0].2 == first[0].2 + 1)
                 #expect(try await complete(first[0], "A", 7) == 0)  // A lost it: nothing written
