@@ -47,6 +47,8 @@ struct StressConfig: CustomStringConvertible {
         case serialAsync
         /// A batch collector (Layer(batchesOf:within:)), `within` in microseconds.
         case batches(size: Int, within: Int?)
+        /// A middle layer called with batches (Layer(batchesOf:within:concurrency:ordered:)).
+        case batchMap(size: Int, concurrency: Int, within: Int?)
 
         var description: String {
             switch self {
@@ -55,6 +57,8 @@ struct StressConfig: CustomStringConvertible {
             case .serialSync: "serial"
             case .serialAsync: "serial async"
             case .batches(let n, let w): "batchesOf: \(n)" + (w.map { ", within: \($0) µs" } ?? "")
+            case .batchMap(let n, let c, let w):
+                "batchesOf: \(n), concurrency: \(c)" + (w.map { ", within: \($0) µs" } ?? "")
             }
         }
     }
@@ -244,6 +248,17 @@ struct StressConfig: CustomStringConvertible {
         drain =
             n > 0 && Int.random(in: 0..<100, using: &g) < 20
             ? (Int.random(in: 1...steps.count, using: &g), Int.random(in: 0..<n, using: &g)) : nil
+        if steps.count > 1 && Int.random(in: 0..<100, using: &g) < 30 {
+            // a middle layer made a batch map; as for the batch collector, its errors would apply to whole
+            // batches, so it never throws and holds no poison
+            let j = Int.random(in: 0..<(steps.count - 1), using: &g)
+            let within = Bool.random(using: &g) ? Int.random(in: 50...2_000, using: &g) : nil
+            steps[j].kind = .batchMap(
+                size: Int.random(in: 1...64, using: &g), concurrency: Int.random(in: 1...8, using: &g), within: within)
+            steps[j].ordered = allOrdered || Bool.random(using: &g)
+            steps[j].throwRate = 0
+            if poison?.layer == j + 1 { poison = nil }
+        }
         self.poison = poison
         self.steps = steps
     }
@@ -271,8 +286,8 @@ struct StressConfig: CustomStringConvertible {
     var keepsOrder: Bool {
         steps.allSatisfy { step in
             switch step.kind {
-            case .serialSync, .serialAsync, .batches: true
-            case .cpu, .async: step.ordered
+            case .serialSync, .serialAsync, .batches, .batchMap(_, 1, _): true
+            case .cpu, .async, .batchMap: step.ordered
             }
         } && generators == 1
     }

@@ -148,6 +148,16 @@ final class StressRun: Sendable {
             return Layer(capacity: s.capacity, onError: s.policy, cpu(layer))
         case .serialAsync:
             return Layer(capacity: s.capacity, onError: s.policy, async(layer))
+        case .batchMap(let size, let c, let within):
+            let body = async(layer)
+            return Layer(
+                batchesOf: size, within: within.map { .microseconds($0) }, concurrency: c, ordered: s.ordered,
+                capacity: s.capacity, onError: s.policy
+            ) { (items: [StressItem]) async throws in
+                var out: [StressItem] = []
+                for item in items { out.append(try await body(item)) }
+                return out
+            }
         case .batches:
             preconditionFailure("a batch collector is only drawn as the collector")
         }
@@ -165,6 +175,8 @@ final class StressRun: Sendable {
         case .async(let c): return Layer(concurrency: c, capacity: s.capacity, onError: s.policy, asyncCollect)
         case .serialSync: return Layer(capacity: s.capacity, onError: s.policy, syncCollect)
         case .serialAsync: return Layer(capacity: s.capacity, onError: s.policy, asyncCollect)
+        case .batchMap:
+            preconditionFailure("a batch map is only drawn as a middle layer")
         case .batches(let size, let within):
             return Layer(
                 batchesOf: size, within: within.map { .microseconds($0) }, capacity: s.capacity, onError: s.policy
