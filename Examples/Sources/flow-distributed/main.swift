@@ -157,6 +157,7 @@ case "worker":
     let sources = Signals.onTermination { worker.drain() }
     print(
         "worker \(worker.id): serving mix, \(threads.map(String.init) ?? "default") threads, +\(workMicros) µs an item")
+    fflush(nil)  // the id at once, also into a file or a pipe (bench-distributed reads it)
     do {
         try await worker.run()
         print("worker \(worker.id): drained: \(worker.report)")
