@@ -309,14 +309,12 @@
                             fill(seq, .dead(attempts: Int(attempts)))
                         }
                     }
-                } catch {
-                    guard isTransient(error) else {  // DC5: every open chunk fails with it
-                        let open = slots.withLock { Array($0.open.keys) }
-                        for seq in open { fill(seq, .broken("taking results: \(error)")) }
-                        continue
-                    }
+                } catch let error where isTransient(error) {
                     queue.logger.warning(
                         "distributed layer \(layer.name): polling for results: \(String(reflecting: error))")
+                } catch {  // DC5: every open chunk fails with it
+                    let open = slots.withLock { Array($0.open.keys) }
+                    for seq in open { fill(seq, .broken("taking results: \(error)")) }
                 }
                 // the backstop: 20-30 ms (a NOTIFY wakes it at once)
                 await wakeup.wait(for: .milliseconds(20 + Int.random(in: 0...10)))
