@@ -44,6 +44,8 @@
         let shortestLease = Mutex<Double?>(nil)
         /// The claims this worker holds: claimed, not yet completed or handed back (F3).
         let holding = Mutex<Set<ClaimKey>>([])
+        /// Hand-backs started (F2), awaited before run() returns.
+        let handingBack = Mutex<[Task<Void, Never>]>([])
         /// Tests: no heartbeats (a worker whose heartbeats stall).
         let heartbeats: Bool
 
@@ -91,6 +93,9 @@
                 Layer(batchesOf: 64, within: .milliseconds(2), name: "completions") { (done: [CompletedChunk]) in
                     try await self.complete(done)
                 }, options: options)
+            // F2: the source's iterator (its pull task) has ended, so its hand-back has started: wait for
+            // it, so that a process that exits next has handed its chunks back
+            for handBack in handingBack.withLock({ $0 }) { await handBack.value }
         }
 
         /// One chunk through the closure under its policy (items in order; a failure ends the chunk).
@@ -255,7 +260,10 @@
                 let (worker, keys) = (worker, held.map(\.key))
                 worker.stats.withLock { $0.handedBack += keys.count }
                 worker.release(keys)
-                Task { try? await worker.queue.run(worker.queue.sql.handBack(keys, worker: worker.id)) }
+                let handBack = Task {
+                    _ = try? await worker.queue.run(worker.queue.sql.handBack(keys, worker: worker.id))
+                }
+                worker.handingBack.withLock { $0.append(handBack) }
             }
 
             func next() async throws -> ClaimedChunk? {

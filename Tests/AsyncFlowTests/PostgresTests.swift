@@ -184,6 +184,40 @@
                 await queue.shutdown()
             }
 
+            @Test("drain: a worker finishes what it started and hands the rest back before run() returns")
+            func drainHandsBack() async throws {
+                let queue = try Cluster.queue()
+                let slow = DistributedLayer("drain", version: "1") { (x: Int) -> Int in
+                    if x % 10 == 0 { usleep(100_000) }
+                    return mix(x)
+                }
+                let fast = DistributedLayer("drain", version: "1") { (x: Int) in mix(x) }
+                let n = 400
+                let seen = Locked<[Int]>([])
+                // a lease of 60 s: only a hand-back lets another worker take a chunk during this test
+                let run = Task {
+                    try await pipeline(
+                        Layer(0..<n),
+                        Layer(fast, on: queue, chunk: 10, within: nil, ordered: true, lease: .seconds(60)),
+                        Layer { (y: Int) in seen.withLock { $0.append(y) } })
+                }
+                let draining = FlowWorker(queue: queue, serving: slow, threads: 4)
+                let drainingRun = Task { try await draining.run() }
+                while draining.holding.withLock({ $0.count }) < 4 { try await Task.sleep(for: .milliseconds(5)) }
+                draining.drain()
+                try await drainingRun.value
+                // nothing is left under a claim: what it held was completed or handed back (its lease cleared)
+                let claimed = try await queue.rows(
+                    PostgresQuery(
+                        unsafeSQL: "SELECT count(*) FROM \(queue.sql.t("chunks")) WHERE lease_until IS NOT NULL"),
+                    as: Int64.self)
+                #expect(claimed == [0], "\(draining.report)")
+                #expect(draining.report.completed >= 1)
+                let report = try await withWorkers(queue, fast, count: 1) { _ in try await run.value }
+                #expect(report.completed == n && seen.withLock { $0 } == (0..<n).map(mix))
+                await queue.shutdown()
+            }
+
             @Test("the fence: a completion under a claim that was taken over writes nothing; the new claim's does")
             func fence() async throws {
                 let queue = try Cluster.queue()
