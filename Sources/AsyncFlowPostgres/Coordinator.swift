@@ -107,10 +107,10 @@
         /// This coordinator's run id: chunks' keys are (run, seq).
         let run = Int64.random(in: 1...Int64.max)
         let nextSeq = Atomic<Int64>(0)
-        let slots = Mutex<Slots>(Slots())
+        let slots = Locked<Slots>(Slots())
         let wakeup = Wakeup()
 
-        struct Slots: ~Copyable {
+        struct Slots {
             var open: [Int64: Slot] = [:]
             var polling = false
         }
@@ -342,7 +342,7 @@
 
     /// A wake-up with a timeout for one waiter at a time: signal() ends the current or the next wait.
     final class Wakeup: Sendable {
-        let state = Mutex<(signalled: Bool, waiter: CheckedContinuation<Void, Never>?, generation: Int)>(
+        let state = Locked<(signalled: Bool, waiter: CheckedContinuation<Void, Never>?, generation: Int)>(
             (false, nil, 0))
 
         func signal() {

@@ -39,13 +39,13 @@
         /// This worker's name in the tables (host, process, a random part).
         public let id: String
         let control = PipelineControl()
-        let stats = Mutex<FlowWorkerReport>(FlowWorkerReport())
-        let lastBeat = Mutex<ContinuousClock.Instant>(.now)
-        let shortestLease = Mutex<Double?>(nil)
+        let stats = Locked<FlowWorkerReport>(FlowWorkerReport())
+        let lastBeat = Locked<ContinuousClock.Instant>(.now)
+        let shortestLease = Locked<Double?>(nil)
         /// The claims this worker holds: claimed, not yet completed or handed back (F3).
-        let holding = Mutex<Set<ClaimKey>>([])
+        let holding = Locked<Set<ClaimKey>>([])
         /// Hand-backs started (F2), awaited before run() returns.
-        let handingBack = Mutex<[Task<Void, Never>]>([])
+        let handingBack = Locked<[Task<Void, Never>]>([])
         /// Tests: no heartbeats (a worker whose heartbeats stall).
         let heartbeats: Bool
 

@@ -42,7 +42,7 @@
         let logger: Logger
         let configuration: PostgresClient.Configuration
         /// The client (a connection pool) and the task that runs it; replaced when a statement hangs (PQ6).
-        let current: Mutex<(client: PostgresClient, runner: Task<Void, Never>)>
+        let current: Locked<(client: PostgresClient, runner: Task<Void, Never>)>
         let sql: Statements
         let ready = Once()
 
@@ -73,7 +73,7 @@
             self.logger = log
             self.sql = Statements(schema: schema)
             configuration = connection.configuration
-            current = Mutex(Self.connect(connection.configuration, log))
+            current = Locked(Self.connect(connection.configuration, log))
         }
 
         deinit { current.withLock { $0.runner.cancel() } }
@@ -199,9 +199,9 @@
 
     /// A continuation that the first of several racers resumes; the others' results are dropped.
     final class FirstResume<T: Sendable>: Sendable {
-        let continuation: Mutex<CheckedContinuation<T, any Error>?>
+        let continuation: Locked<CheckedContinuation<T, any Error>?>
 
-        init(_ c: CheckedContinuation<T, any Error>) { continuation = Mutex(c) }
+        init(_ c: CheckedContinuation<T, any Error>) { continuation = Locked(c) }
 
         func resume(with result: Result<T, any Error>) {
             continuation.withLock { c in
@@ -242,7 +242,7 @@
 
     /// Runs an async throwing action once; concurrent callers wait for it, and a failure lets a later caller try again.
     final class Once: Sendable {
-        let state = Mutex<Task<Void, any Error>?>(nil)
+        let state = Locked<Task<Void, any Error>?>(nil)
 
         func run(_ action: @escaping @Sendable () async throws -> Void) async throws {
             let task = state.withLock { t in

@@ -22,9 +22,9 @@
 //      while they wait, they are dropped.
 //  B6. The time spent calling the closure is added to the layer's `busy` counter once per batch (two
 //      clock reads a batch, not an item; an async closure's time includes its waits).
-//  B7. Gathering (a batch collector, a batch layer's gatherer: runGathering): items popped are held in inBuf until it holds the
-//      collector's batch size, or `within` has passed since the first of them was popped, or the input
-//      is closed and drained; then they are handed over at once, in pop order (applyBatch). Every item
+//  B7. Gathering (a batch collector, a batch layer's gatherer: runGathering): items popped are held in
+//      inBuf until it holds the batch size, or `within` has passed since the first of them was popped, or
+//      the input is closed and drained; then they are handed over at once, in pop order (applyBatch). Every item
 //      held is handed over or dropped (B1, B2).
 import Synchronization
 

@@ -24,15 +24,15 @@ import Synchronization
     import Darwin
 #endif
 
-@usableFromInline final class Locked<Value>: Sendable {
+@usableFromInline package final class Locked<Value>: Sendable {
     @usableFromInline let mutex: Mutex<Value>
 
-    @inlinable init(_ value: sending Value) {
+    @inlinable package init(_ value: sending Value) {
         mutex = Mutex(value)
     }
 
     /// Run `body` with the value, under the lock (K1–K3).
-    @inlinable func withLock<R: Sendable>(_ body: (inout Value) throws -> R) rethrows -> R {
+    @inlinable package func withLock<R: Sendable>(_ body: (inout Value) throws -> R) rethrows -> R {
         try mutex.withLock { value in
             guard let tsan = ThreadSanitizerHooks.hooks else { return try body(&value) }
             let address = Unmanaged.passUnretained(self).toOpaque()
