@@ -117,8 +117,9 @@ extension Serial {
                 },
                 options: options
             )
-            // queues + the source's batch + one item per async task + the collector's batch
-            let bound = capacities.reduce(0, +) + options.batchSize + concurrency + options.batchSize
+            // queues + the source's batch + one batch per async task (AsyncStage A4) + the collector's batch
+            let bound =
+                capacities.reduce(0, +) + options.batchSize + concurrency * options.batchSize + options.batchSize
             #expect(finished.count == 2_000)
             #expect(maxOutstanding.load(ordering: .relaxed) <= bound)
         }

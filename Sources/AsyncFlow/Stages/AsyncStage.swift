@@ -4,15 +4,23 @@
 //
 // Invariants:
 //  A1. At most `concurrency` closure calls are in flight: each task holds one batch and calls the closure
-//      for one item at a time. With concurrency > 1 a task pops one item at a time, so a slow item never
-//      holds others back from idle tasks.
+//      for one item at a time.
 //  A2. Waiting for input or for space suspends the task (Link L3); no thread is blocked.
 //  A3. Each task is one producer of the output link (BatchLoop B4).
+//  A4. With concurrency > 1, items move through the links in batches too (no queue operation per item),
+//      sized so that a task holds about `asyncBatchTarget` of work (BatchSizer BZ1; the first pop takes
+//      one item): cheap closures move whole batches, slow ones (I/O) one item at a time, as before.
+//      Unordered, a task's batch is shared (SharedBatch): once the input has ended, idle tasks take the
+//      items a busy task has not started, so a closure that slows down late in a run does not keep them.
+//      Ordered, a batch stays with its task (its results are pushed in its turn: BatchLoop B5).
 @usableFromInline final class AsyncStage<Input, Output>: Stage, @unchecked Sendable {
     // @unchecked: immutable after init; the links and counters are thread-safe.
     @usableFromInline let context: StageContext<Input, Output>
     @usableFromInline let concurrency: Int
     @usableFromInline let body: @Sendable (Input) async throws -> Output
+
+    /// A4: the work a task of a concurrent async layer takes per pop, in nanoseconds.
+    @inlinable static var asyncBatchTarget: Double { 20_000 }
 
     @inlinable init(
         context: StageContext<Input, Output>, concurrency: Int,
@@ -27,16 +35,28 @@
     @inlinable var awaitsPerItem: Bool { true }
 
     @inlinable func run() async {
+        guard concurrency > 1 else {
+            var loop = BatchLoop(context, take: context.batch, ordered: false)  // one task: in input order already
+            return await loop.run { loop, count in await loop.applyEach(count, body) }
+        }
+        let sizer = BatchSizer(
+            limit: min(context.batch, SharedBatch<Input>.limit), adaptive: true, target: Self.asyncBatchTarget,
+            first: 1)
+        let shared = context.window == nil ? (0..<concurrency).map { _ in SharedBatch<Input>() } : nil
+        let (stageContext, transform) = (context, body)
         await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<concurrency {
-                group.addTask { await self.work() }
+            for task in 0..<concurrency {
+                group.addTask {
+                    var loop = BatchLoop(stageContext, sizer: sizer)
+                    if let shared {
+                        await loop.runSharing(shared[task], among: shared) { loop, _ in
+                            await loop.applyShared(shared[task], transform)
+                        }
+                    } else {
+                        await loop.run { loop, count in await loop.applyEach(count, transform) }  // A4: ordered
+                    }
+                }
             }
         }
-    }
-
-    @inlinable func work() async {
-        // A1; one task is in input order already: the window is for concurrency > 1
-        var loop = BatchLoop(context, take: concurrency == 1 ? context.batch : 1, ordered: concurrency > 1)
-        await loop.run { loop, count in await loop.applyEach(count, body) }
     }
 }

@@ -47,13 +47,20 @@ import Synchronization
         _ context: StageContext<Input, Output>, take: Int, adaptive: Bool = false, ordered: Bool = true,
         producing: Bool = true
     ) {
+        self.init(context, sizer: BatchSizer(limit: take, adaptive: adaptive), ordered: ordered, producing: producing)
+    }
+
+    /// A loop whose pops `sizer` sizes (up to its limit).
+    @inlinable init(
+        _ context: StageContext<Input, Output>, sizer: BatchSizer, ordered: Bool = true, producing: Bool = true
+    ) {
         input = context.input!
         output = producing ? context.output : nil
         layer = context.layer
         window = ordered ? context.window : nil
-        inBuf = .allocate(capacity: take)
-        outBuf = .allocate(capacity: take)
-        sizer = BatchSizer(limit: take, adaptive: adaptive)
+        inBuf = .allocate(capacity: sizer.limit)
+        outBuf = .allocate(capacity: sizer.limit)
+        self.sizer = sizer
     }
 
     /// The loop on a Swift task: pop (suspending while the input is empty), `call` the closure for the
@@ -65,6 +72,36 @@ import Synchronization
             if count == 0 { break }
             guard admit(count) else { continue }
             let made = await call(&self, count)
+            await deliver(made, of: count, at: position)
+        }
+        finish()
+    }
+
+    /// run for the tasks of an async layer (AsyncStage A4): each pops into a batch the others may take
+    /// part of (`mine`, one of `all`); once the input has ended, a task takes from the others' batches
+    /// until none has items left. Unordered only: taken items leave their batch's position.
+    @inlinable mutating func runSharing(
+        _ mine: SharedBatch<Input>, among all: [SharedBatch<Input>],
+        _ call: (inout Self, _ count: Int) async -> Int
+    ) async {
+        mine.attach(inBuf)
+        while true {
+            var position: UInt64 = 0
+            var count = await input.pop(into: inBuf, max: sizer.size, position: &position)
+            if count == 0 {
+                // the input has ended: items another task holds (counted received by it) are taken here
+                count = SharedBatch.take(from: all, into: inBuf, max: sizer.limit)
+                if count == 0 { break }
+                if layer.run.stopped {
+                    drop(from: 0, to: count)
+                    continue
+                }
+            } else {
+                guard admit(count) else { continue }
+            }
+            mine.publish(count)
+            let made = await call(&self, count)
+            await mine.retire()
             await deliver(made, of: count, at: position)
         }
         finish()
@@ -157,7 +194,7 @@ import Synchronization
     }
 
     /// apply with an async closure: one call per item, the stop checked before each (B2, B3, B6).
-    @inlinable func applyEach(_ count: Int, _ transform: (Input) async throws -> Output) async -> Int {
+    @inlinable mutating func applyEach(_ count: Int, _ transform: (Input) async throws -> Output) async -> Int {
         let start = ContinuousClock.now
         let keep = output != nil
         var made = 0
@@ -172,8 +209,42 @@ import Synchronization
                 made += 1
             }
         }
-        layer.counters.busy.add((ContinuousClock.now - start).wholeNanoseconds, ordering: .relaxed)
+        record(count, since: start)
         return made
+    }
+
+    /// applyEach for a batch other tasks may take part of (runSharing): the items are taken from the front
+    /// of `mine` one at a time (SharedBatch SB1), so the ones taken by others are never called here.
+    @inlinable mutating func applyShared(
+        _ mine: SharedBatch<Input>, _ transform: (Input) async throws -> Output
+    ) async -> Int {
+        let start = ContinuousClock.now
+        let keep = output != nil
+        var made = 0
+        var called = 0
+        while true {
+            if layer.run.stopped {
+                let rest = mine.takeRest()
+                drop(from: rest.lowerBound, to: rest.upperBound)  // B2, B3
+                break
+            }
+            guard let i = mine.takeFront() else { break }
+            let item = (inBuf + i).move()
+            called += 1
+            if case .value(let v) = await layer.callAsync({ try await transform(item) }) {
+                if keep { (outBuf + made).initialize(to: v) }
+                made += 1
+            }
+        }
+        record(called, since: start)
+        return made
+    }
+
+    /// B6, and the adaptive sizer's measure (BZ1).
+    @inlinable mutating func record(_ items: Int, since start: ContinuousClock.Instant) {
+        let nanoseconds = (ContinuousClock.now - start).wholeNanoseconds
+        layer.counters.busy.add(nanoseconds, ordering: .relaxed)
+        sizer.record(items: items, nanoseconds: Double(nanoseconds))
     }
 
     /// Push the `made` results of a batch of `count` popped at `position`, in turn when ordered (B5),

@@ -1,14 +1,14 @@
 // OrderedWindow.swift — restores input order after a parallel layer (`ordered: true`).
 //
-// Each batch (CPU layer) or item (async layer) knows its position in the input queue
+// Each batch knows its position in the input queue
 // (LinkQueue.pop: positions are consecutive and each is popped once). Its results are pushed on
 // strictly in position order: only the holder of the batch that starts at `next` may push.
 // Invariants:
 //  O1. `next` is the position of the first input item whose results are not yet pushed on. Only the
 //      holder of the batch starting at `next` advances it, by that batch's input count (skipped and
 //      failed items included), with a release store, then wakes the waiters.
-//  O2. Holders wait for their turn holding their results: at most workers × batch (CPU) or concurrency
-//      (async) items are held, so the window is bounded and back-pressure reaches the input. The prefix
+//  O2. Holders wait for their turn holding their results: at most workers (CPU) or concurrency (async)
+//      × batch items are held, so the window is bounded and back-pressure reaches the input. The prefix
 //      that is in order is pushed at once; nothing waits for the whole input.
 //  O3. Threads park on the backend's parker (ThreadParking: no wake-up lost between the check of `next`
 //      and the stop flag and the sleep); tasks wait with a continuation filed under the position they
