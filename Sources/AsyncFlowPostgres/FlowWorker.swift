@@ -3,7 +3,9 @@
 //
 // Invariants:
 //  F1. The worker's pipeline is claims → `threads` CPU workers (a chunk each at a time) → completions in
-//      batches: its bounded queues bound what it holds, so it claims only what it can start soon.
+//      batches: its bounded queues bound what it holds, and a claim takes about 20 ms of work per thread
+//      (ClaimPace, 1 to 8 chunks a thread), so it claims only what it can start soon. An idle worker
+//      waits for a new chunk's NOTIFY (workChannel), with a polling backstop.
 //  F2. Every claimed chunk is completed (PQ3: fenced, so a chunk whose lease was lost writes nothing), or
 //      handed back (a drain: chunks claimed but not yet in the pipeline), or left to its lease (the
 //      process died or was cancelled).
@@ -48,6 +50,8 @@
         let handingBack = Locked<[Task<Void, Never>]>([])
         /// Tests: no heartbeats (a worker whose heartbeats stall).
         let heartbeats: Bool
+        /// Signalled by a NOTIFY of a new chunk (workChannel): an idle worker claims at once.
+        let newWork = Wakeup()
 
         public convenience init(
             queue: PostgresWorkQueue, serving layer: DistributedLayer<Input, Output>, threads: Int? = nil
@@ -80,6 +84,8 @@
             try await queue.prepare()
             let beat = Task { await self.heartbeat() }
             defer { beat.cancel() }
+            let listener = Task { await self.queue.listen(on: self.queue.sql.workChannel, self.newWork) }
+            defer { listener.cancel() }
             let claims = Claims(worker: self)
             var options = PipelineOptions()
             options.control = control
@@ -239,6 +245,31 @@
         let payload: ByteBuffer
     }
 
+    /// How many chunks a worker claims in one statement (F1): about `ahead` of work per thread, by how fast
+    /// the pipeline took the chunks of the last claim; one per thread at first, at most `most`. Trivial
+    /// chunks are claimed several at a time (fewer statements), slow ones one at a time (none waits in a
+    /// busy worker while another is idle).
+    struct ClaimPace {
+        static let ahead = Duration.milliseconds(20)
+        static let most = 8
+        var perChunk: Duration?
+        var last: (at: ContinuousClock.Instant, count: Int)?
+
+        func limit(threads: Int) -> Int {
+            guard let perChunk, perChunk > .zero else { return threads }
+            return threads * Swift.max(1, Swift.min(Self.most, Int(Self.ahead / perChunk)))
+        }
+
+        /// A claim returned `count` chunks: the ones before it were taken since the last claim.
+        mutating func claimed(_ count: Int, now: ContinuousClock.Instant = .now) {
+            if let last, last.count > 0 {
+                let sample = (now - last.at) / last.count
+                perChunk = perChunk.map { $0 * 0.7 + sample * 0.3 } ?? sample
+            }
+            last = count > 0 ? (now, count) : nil  // an empty claim: the wait that follows is not work
+        }
+    }
+
     /// The worker's source: chunks claimed a few at a time as the pipeline pulls (F1), waiting by LISTEN
     /// with a polling backstop when there are none.
     struct Claims<Input: Codable & Sendable, Output: Codable & Sendable>: AsyncSequence, Sendable {
@@ -251,6 +282,7 @@
             let worker: FlowWorker<Input, Output>
             var held: [ClaimedChunk] = []
             var idle = Duration.milliseconds(5)
+            var pace = ClaimPace()
 
             init(worker: FlowWorker<Input, Output>) { self.worker = worker }
 
@@ -271,7 +303,7 @@
                 while held.isEmpty {
                     if Task.isCancelled { return nil }
                     if worker.leaseHolds {
-                        let limit = Int32(Swift.max(1, worker.threads ?? 2))
+                        let limit = Int32(pace.limit(threads: Swift.max(1, worker.threads ?? 2)))
                         let rows: [(Int64, Int64, Int32, String, ByteBuffer, Double)]
                         do {
                             rows = try await queue.rows(
@@ -291,6 +323,7 @@
                             held.append(
                                 ClaimedChunk(key: key, policy: ErrorPolicy(wire: policy) ?? .fail, payload: payload))
                         }
+                        pace.claimed(held.count)
                         if !held.isEmpty { break }
                         let other = try? await queue.rows(
                             queue.sql.otherBuild(layer: worker.layer.name, build: worker.layer.build), as: String.self)
@@ -302,8 +335,8 @@
                             )
                         }
                     }
-                    // nothing to claim: back off 5 ms → 50 ms, with jitter
-                    try? await Task.sleep(for: idle + .microseconds(Int.random(in: 0...2_000)))
+                    // nothing to claim: wait for a new chunk's NOTIFY, or poll, backing off 5 ms → 50 ms
+                    await worker.newWork.wait(for: idle + .microseconds(Int.random(in: 0...2_000)))
                     idle = Swift.min(idle * 2, .milliseconds(50))
                 }
                 idle = .milliseconds(5)

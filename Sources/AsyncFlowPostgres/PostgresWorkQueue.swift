@@ -135,6 +135,25 @@
             }
         }
 
+        /// Signal `wakeup` on every NOTIFY on `channel` (and once when listening starts: a notification may
+        /// have come before LISTEN took effect), until cancelled; listens again after connection errors.
+        func listen(on channel: String, _ wakeup: Wakeup) async {
+            while !Task.isCancelled {
+                do {
+                    try await prepare()
+                    try await client.withConnection { connection in
+                        try await connection.listen(on: channel) { notifications in
+                            wakeup.signal()
+                            for try await _ in notifications { wakeup.signal() }
+                        }
+                    }
+                } catch {
+                    if Task.isCancelled { return }
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
+            }
+        }
+
         /// Run a statement, discarding its rows.
         func run(_ query: PostgresQuery) async throws {
             try await prepare()
@@ -316,8 +335,13 @@
         func t(_ table: String) -> String { "\"\(schema)\".\(table)" }
 
         /// The NOTIFY channel a worker's completions wake the coordinators on (one NOTIFY a batch of
-        /// completions). Idle workers poll instead, backing off from 5 to 50 ms.
+        /// completions).
         var doneChannel: String { "\(schema)_done" }
+
+        /// The NOTIFY channel a coordinator's new chunk wakes idle workers on (the chunk's INSERT sends it,
+        /// so it is delivered when the chunk can be claimed). Idle workers also poll, backing off from 5 to
+        /// 50 ms, in case a notification is lost with a connection.
+        var workChannel: String { "\(schema)_work" }
 
         var create: [String] {
             [
@@ -346,12 +370,12 @@
             ]
         }
 
-        /// The coordinator adds one chunk (PQ1).
+        /// The coordinator adds one chunk (PQ1) and wakes idle workers (workChannel) in the same statement.
         func submit(
             run: Int64, seq: Int64, layer: String, build: String, policy: String, items: Int32, payload: ByteBuffer,
             maxAttempts: Int32, lease: Double
         ) -> PostgresQuery {
-            var b = PostgresBindings(capacity: 9)
+            var b = PostgresBindings(capacity: 10)
             b.append(run)
             b.append(seq)
             b.append(layer)
@@ -361,10 +385,14 @@
             b.append(payload)
             b.append(maxAttempts)
             b.append(lease)
+            b.append(workChannel)
             return PostgresQuery(
                 unsafeSQL: """
-                    INSERT INTO \(t("chunks")) (run, seq, layer, build, policy, items, payload, max_attempts, lease_seconds)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    WITH added AS (
+                        INSERT INTO \(t("chunks")) (run, seq, layer, build, policy, items, payload, max_attempts,
+                            lease_seconds)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq)
+                    SELECT pg_notify($10, '') FROM added
                     """, binds: b)
         }
 

@@ -392,6 +392,62 @@
                 await real.shutdown()
             }
 
+            @Test("a new chunk's INSERT notifies the work channel idle workers listen on, once per chunk")
+            func newChunkNotifies() async throws {
+                let queue = try Cluster.queue()
+                let layer = DistributedLayer("mix") { (x: Int) in mix(x) }
+                let heard = Wakeup()
+                let count = Counter()
+                let listening = Task {
+                    try await queue.client.withConnection { connection in
+                        try await connection.listen(on: queue.sql.workChannel) { notifications in
+                            heard.signal()  // listening now
+                            for try await _ in notifications {
+                                count.add(1)
+                                heard.signal()
+                            }
+                        }
+                    }
+                }
+                defer { listening.cancel() }
+                try await queue.prepare()
+                await heard.wait(for: .seconds(10))
+                // no worker: the 3 chunks stay written until the run is cancelled
+                let run = Task {
+                    try await pipeline(
+                        Layer(0..<30), Layer(layer, on: queue, chunk: 10, within: nil), Layer { (_: Int) in })
+                }
+                let deadline = ContinuousClock.now + .seconds(20)
+                while count.count < 3 && ContinuousClock.now < deadline { await heard.wait(for: .milliseconds(100)) }
+                #expect(count.count == 3)
+                #expect(try await queue.counts().chunks == 3)
+                run.cancel()
+                _ = try? await run.value
+                await queue.shutdown()
+            }
+
+            @Test("a worker claims about 20 ms of work per thread: one chunk a thread at first, up to 8")
+            func claimPace() {
+                var pace = ClaimPace()
+                #expect(pace.limit(threads: 2) == 2)
+                let t0 = ContinuousClock.now
+                pace.claimed(2, now: t0)
+                #expect(pace.limit(threads: 2) == 2)  // nothing measured yet
+                pace.claimed(4, now: t0 + .milliseconds(1))  // 0.5 ms a chunk: 40 fit in 20 ms, at most 8
+                #expect(pace.limit(threads: 2) == 16)
+                var slow = ClaimPace()
+                slow.claimed(1, now: t0)
+                slow.claimed(1, now: t0 + .milliseconds(200))  // 200 ms a chunk
+                #expect(slow.limit(threads: 3) == 3)
+                slow.claimed(0, now: t0 + .milliseconds(300))  // none: the wait after it is not measured
+                slow.claimed(1, now: t0 + .seconds(5))
+                #expect(slow.limit(threads: 1) == 1)
+                var mid = ClaimPace()
+                mid.claimed(2, now: t0)
+                mid.claimed(2, now: t0 + .milliseconds(10))  // 5 ms a chunk: 4 in 20 ms
+                #expect(mid.limit(threads: 1) == 4)
+            }
+
             @Test("chunks of plain data travel as bytes, other Codable items as JSON; both read back exactly")
             func codec() throws {
                 struct Point: Codable, Equatable { var x: Double, y: Int32 }
