@@ -94,8 +94,9 @@
         /// The database refused a statement for another reason than a lost connection (DC5).
         case broken(String)
         case done(
-            payload: ByteBuffer, emitted: Int, skipped: Int, failed: Int, retried: Int, error: String, skipError: String
-        )
+            payload: ByteBuffer, emitted: Int, skipped: Int, failed: Int, retried: Int, error: String,
+            skipError: String,
+            worker: String)
         case dead(attempts: Int)
     }
 
@@ -192,7 +193,8 @@
                 return policy == .skip
                     ? BatchOutcome(outputs: [], failed: items.count)
                     : BatchOutcome(outputs: [], failed: items.count, failure: error)
-            case .done(let payload, let emitted, let skipped, let failed, let retried, let error, let skipError):
+            case .done(
+                let payload, let emitted, let skipped, let failed, let retried, let error, let skipError, let worker):
                 let outputs: [Output]
                 do { outputs = try ChunkCodec.decode(payload, as: Output.self) } catch {
                     return BatchOutcome(
@@ -208,7 +210,8 @@
                 return BatchOutcome(
                     outputs: outputs, skipped: skipped,
                     skippedErrors: skipError.isEmpty ? [] : [RemoteError(description: skipError)],
-                    failed: failed, failure: error.isEmpty ? nil : failure(.remote, seq, error), retried: retried)
+                    failed: failed, failure: error.isEmpty ? nil : failure(.remote, seq, error), retried: retried,
+                    worker: worker)
             }
         }
 
@@ -298,12 +301,12 @@
                     let rows = try await queue.rows(
                         queue.sql.take(run: run),
                         as: (Int64, ByteBuffer, Int32, Int32, Int32, Int32, String, String, String).self)
-                    for (seq, payload, emitted, skipped, failed, retried, error, skipError, _) in rows {
+                    for (seq, payload, emitted, skipped, failed, retried, error, skipError, worker) in rows {
                         fill(
                             seq,
                             .done(
                                 payload: payload, emitted: Int(emitted), skipped: Int(skipped), failed: Int(failed),
-                                retried: Int(retried), error: error, skipError: skipError))
+                                retried: Int(retried), error: error, skipError: skipError, worker: worker))
                     }
                     if ContinuousClock.now - lastBurial > min(lease / 4, .seconds(1)) {
                         lastBurial = .now

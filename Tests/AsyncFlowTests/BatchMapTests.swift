@@ -1,4 +1,5 @@
 import Foundation
+import MetricsTestKit
 import Synchronization
 import Testing
 
@@ -157,6 +158,45 @@ extension Serial {
             let report = try #require(miscount.report.withLock { $0 })
             #expect(report.layers[1].failed == 100)
             expectBalanced(report, pulled: report.layers[0].received)
+        }
+
+        @Test(
+            "batches done by remote workers are counted per worker in the report, the progress and the metrics",
+            arguments: PipelineOptions.Backend.allCases)
+        func countedPerWorker(backend: PipelineOptions.Backend) async throws {
+            // 25 batches of 40: batch k is done by worker "w<k % 3>", 30 results and 10 skipped; the
+            // last one (k = 24) by nobody (as a dead letter would be): 40 failed, no worker
+            let metrics = TestMetrics()
+            var options = MergedSourceTests.FinalSnapshot().options(backend)
+            let snapshots = Locked<[ProgressSnapshot]>([])
+            options.progress = { s in if s.isFinal { snapshots.withLock { $0.append(s) } } }
+            options.metrics = PipelineMetrics(label: "m", interval: .milliseconds(5), factory: metrics)
+            let report = try await pipeline(
+                Layer(0..<1_000),
+                Layer<Int, Int>(
+                    batchesOf: 40, within: nil, concurrency: 4, ordered: false, name: "remote", capacity: nil,
+                    onError: .skip,
+                    handledElsewhere: { items, _ in
+                        let k = items[0] / 40
+                        if k == 24 { return BatchOutcome(outputs: [], failed: 40) }
+                        return BatchOutcome(outputs: Array(items[0..<30]), skipped: 10, worker: "w\(k % 3)")
+                    }),
+                Layer { (_: Int) in }, options: options)
+            // w0: k = 0, 3, ..., 21 (8 batches); w1: 1, ..., 22 (8); w2: 2, ..., 23 (8)
+            let expected = (0..<3).map { WorkerCount(worker: "w\($0)", batches: 8, items: 8 * 40) }
+            #expect(report.layers[1].workers == expected)
+            #expect(report.layers[0].workers.isEmpty && report.layers[2].workers.isEmpty)
+            #expect(
+                report.layers[1].description.hasSuffix(
+                    "; workers: w0 320 items in 8 batches, w1 320 items in 8 batches, w2 320 items in 8 batches"))
+            #expect(report.layers[1].failed == 40 && report.layers[1].skipped == 240 && report.layers[1].emitted == 720)
+            #expect(snapshots.withLock { $0.last?.layers[1].workers } == expected)
+            for count in expected {
+                let published = metrics.counterTotal(
+                    label: "m_worker_items", dimensions: [("layer", "remote"), ("worker", count.worker)])
+                #expect(published == Int64(count.items), "\(count.worker)")
+            }
+            expectBalanced(report, pulled: 1_000)
         }
 
         @Test("items handled elsewhere: the outcome's counts go into the report, items without a result are dropped")

@@ -43,13 +43,19 @@
                 let layer = DistributedLayer("mix") { (x: Int) in mix(x) }
                 let n = 20_000
                 let seen = Locked<[Int]>([])
-                let report = try await withWorkers(queue, layer) { _ in
-                    try await pipeline(
+                let ids = Locked<[String]>([])
+                let report = try await withWorkers(queue, layer) { workers in
+                    ids.withLock { $0 = workers.map(\.id) }
+                    return try await pipeline(
                         Layer(0..<n), Layer(layer, on: queue, chunk: 500, ordered: true),
                         Layer { (y: Int) in seen.withLock { $0.append(y) } })
                 }
                 let inOrder = seen.withLock { $0 } == (0..<n).map(mix)
                 #expect(inOrder)
+                // every chunk counted for the worker that wrote its result
+                let perWorker = report.layers[1].workers
+                #expect(perWorker.reduce(0) { $0 + $1.items } == n && perWorker.reduce(0) { $0 + $1.batches } == 40)
+                #expect(!perWorker.isEmpty && Set(perWorker.map(\.worker)).isSubset(of: ids.withLock { $0 }))
                 #expect(report.layers[1].emitted == n && report.completed == n && report.dropped == 0)
                 expectBalanced(report, pulled: n)
                 let left = try await queue.counts()

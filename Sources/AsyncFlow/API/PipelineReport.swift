@@ -41,6 +41,10 @@ public struct LayerReport: Sendable, CustomStringConvertible {
     /// Time spent in the layer's closure, summed over its workers or tasks (nil for the source). For an
     /// async closure this includes its waits.
     public let busy: Duration?
+    /// For a layer whose batches are done by other processes (a distributed layer: AsyncFlowPostgres),
+    /// what each of them did, by worker id; empty for the others. Batches that no worker finished (dead
+    /// letters, a stopped run) are in no worker's count.
+    public let workers: [WorkerCount]
 
     public var description: String {
         var s = "\(name): in \(received), out \(emitted)"
@@ -49,8 +53,30 @@ public struct LayerReport: Sendable, CustomStringConvertible {
         if retried > 0 { s += ", retried \(retried)" }
         if dropped > 0 { s += ", dropped \(dropped)" }
         if let busy { s += ", busy \(humanDuration(busy))" }
+        if !workers.isEmpty { s += "; workers: " + workers.map(\.description).joined(separator: ", ") }
         return s
     }
+}
+
+/// What one remote worker did for a layer: the batches whose results it wrote, and their items (results,
+/// skipped and failed).
+public struct WorkerCount: Sendable, Equatable, CustomStringConvertible {
+    public let worker: String
+    public private(set) var batches: Int
+    public private(set) var items: Int
+
+    @usableFromInline init(worker: String, batches: Int, items: Int) {
+        self.worker = worker
+        self.batches = batches
+        self.items = items
+    }
+
+    @usableFromInline mutating func add(items: Int) {
+        batches += 1
+        self.items += items
+    }
+
+    public var description: String { "\(worker) \(items) items in \(batches) batches" }
 }
 
 /// An error a layer's closure threw for an item, with the layer's name.

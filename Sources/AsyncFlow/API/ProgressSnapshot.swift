@@ -26,6 +26,8 @@ public struct ProgressSnapshot: Sendable, CustomStringConvertible {
         public let name: String
         public let received: Int
         public let emitted: Int
+        /// A distributed layer's remote workers so far (``LayerReport/workers``); empty for the others.
+        public let workers: [WorkerCount]
     }
 
     /// The time left at the rate so far, when the source's count is known and items have finished.

@@ -28,10 +28,22 @@ import Synchronization
     @usableFromInline let retryErrors = Atomic<Int>(0)
     /// A merged source's items pulled per generator (their sum is `received`); empty for other layers.
     @usableFromInline let generators: [GeneratorCount]
+    /// A distributed layer's batches per remote worker (BatchOutcome.worker), added once per batch.
+    @usableFromInline let workers = Locked<[String: WorkerCount]>([:])
 
     @usableFromInline init(generators: Int = 0) {
         self.generators = (0..<generators).map { _ in GeneratorCount() }
     }
+}
+
+extension LayerCounters {
+    /// Count a batch that `worker` did, of `items` items (its results, skipped and failed items).
+    @inlinable func add(worker: String, items: Int) {
+        workers.withLock { $0[worker, default: WorkerCount(worker: worker, batches: 0, items: 0)].add(items: items) }
+    }
+
+    /// The remote workers' counts, by worker id.
+    var workerCounts: [WorkerCount] { workers.withLock { $0.values.sorted { $0.worker < $1.worker } } }
 }
 
 /// Items pulled from one generator of a merged source (added once per batch, with `received`).

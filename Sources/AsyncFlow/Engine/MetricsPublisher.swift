@@ -5,7 +5,8 @@
 //      after every stage has ended (RunObservers V1): nothing is added on the per-item path, and the
 //      counters' totals equal the final report's counts.
 //  M2. publish() runs under `last`'s lock, so the sampler and the final publish never interleave and each
-//      increment is the difference since the previous publish (never negative: the counts only grow).
+//      increment is the difference since the previous publish (never negative: the counts only grow). The
+//      per-worker counters' lock is taken only inside it.
 import CoreMetrics
 
 /// Publishes one run's counters (M1, M2).
@@ -24,8 +25,20 @@ final class MetricsPublisher: Sendable {
     /// What was published last, per layer: the six counts, then busy nanoseconds; then one more row: the
     /// generators' counts.
     let last: Locked<[[Int]]>
+    /// A distributed layer's per-worker counters (`<label>_worker_items`, made when a worker first
+    /// appears) and the items published for each; touched only under `last`'s lock (M2).
+    let workers = Locked<[WorkerKey: (counter: Counter, items: Int)]>([:])
+    let options: PipelineMetrics
+    let layerNames: [String]
+
+    struct WorkerKey: Hashable {
+        let layer: Int
+        let worker: String
+    }
 
     init(_ options: PipelineMetrics, layerNames: [String], generators: Int) {
+        self.options = options
+        self.layerNames = layerNames
         layers = layerNames.enumerated().map { i, name in
             let dims = options.dimensions + [("layer", name)]
             return LayerMetrics(
@@ -73,6 +86,7 @@ final class MetricsPublisher: Sendable {
                 }
                 if i > 0, i - 1 < depths.count { m.depth?.record(depths[i - 1]) }
                 last[i] = now
+                for count in c.workerCounts { publish(count, layer: i) }
             }
             let g = counters.count
             for (k, count) in counters[0].generators.enumerated() {
@@ -80,6 +94,23 @@ final class MetricsPublisher: Sendable {
                 if now > last[g][k] { generators[k].increment(by: now - last[g][k]) }
                 last[g][k] = now
             }
+        }
+    }
+
+    /// A remote worker's items since the last publish (called under `last`'s lock).
+    private func publish(_ count: WorkerCount, layer: Int) {
+        workers.withLock { workers in
+            let key = WorkerKey(layer: layer, worker: count.worker)
+            let entry =
+                workers[key]
+                ?? (
+                    Counter(
+                        label: "\(options.label)_worker_items",
+                        dimensions: options.dimensions + [("layer", layerNames[layer]), ("worker", count.worker)],
+                        factory: options.factory), 0
+                )
+            if count.items > entry.items { entry.counter.increment(by: count.items - entry.items) }
+            workers[key] = (entry.counter, count.items)
         }
     }
 }

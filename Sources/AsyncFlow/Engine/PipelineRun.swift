@@ -174,7 +174,7 @@ final class PipelineRun: Sendable {
                     emitted: c.emitted.load(ordering: .relaxed), failed: c.failed.load(ordering: .relaxed),
                     skipped: c.skipped.load(ordering: .relaxed), retried: c.retried.load(ordering: .relaxed),
                     dropped: c.dropped.load(ordering: .relaxed),
-                    busy: i == 0 ? nil : .nanoseconds(c.busy.load(ordering: .relaxed)))
+                    busy: i == 0 ? nil : .nanoseconds(c.busy.load(ordering: .relaxed)), workers: c.workerCounts)
             }, errors: run.keptErrors, elapsed: elapsed.withLock { $0 } ?? (ContinuousClock.now - started))
     }
 
@@ -187,7 +187,7 @@ final class PipelineRun: Sendable {
             layers: zip(layers, counters).map {
                 .init(
                     name: $0.name, received: $1.received.load(ordering: .relaxed),
-                    emitted: $1.emitted.load(ordering: .relaxed))
+                    emitted: $1.emitted.load(ordering: .relaxed), workers: $1.workerCounts)
             },
             queueDepths: links.map(\.depth), queueCapacities: links.map(\.capacity), elapsed: elapsed,
             rate: seconds > 0 ? Double(done) / seconds : 0, isFinal: final,

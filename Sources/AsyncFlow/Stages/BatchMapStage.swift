@@ -35,13 +35,16 @@ import Synchronization
     @usableFromInline package var failure: (any Error)?
     /// Retries made (items), as ErrorPolicy.retry counts them.
     @usableFromInline package var retried: Int
+    /// The remote worker that did the batch, if another process did (counted per worker in the report).
+    @usableFromInline package var worker: String?
     /// Set when the layer's own policy counted the skipped or failed items already (LayerRuntime.settle).
     @usableFromInline var settled = false
 
     @usableFromInline package init(
         outputs: [Output], skipped: Int = 0, skippedErrors: [any Error] = [], failed: Int = 0,
-        failure: (any Error)? = nil, retried: Int = 0
+        failure: (any Error)? = nil, retried: Int = 0, worker: String? = nil
     ) {
+        self.worker = worker
         self.outputs = outputs
         self.skipped = skipped
         self.skippedErrors = skippedErrors
@@ -154,6 +157,9 @@ final class StopHook: Closable {
                 for error in outcome.skippedErrors { layer.run.keep(error, layer: layer.name) }
             }
             if let failure = outcome.failure { layer.run.fail(failure, layer: layer.name) }
+            if let worker = outcome.worker {
+                counters.add(worker: worker, items: outcome.outputs.count + outcome.skipped + outcome.failed)
+            }
         }
         let made = outcome.outputs.count
         let unaccounted = items.count - made - outcome.skipped - outcome.failed
