@@ -4,6 +4,7 @@
 // same pipeline alone.
 import AsyncFlow
 import CFlow
+import Foundation
 import Histogram
 import Synchronization
 
@@ -28,15 +29,19 @@ extension Scenarios {
         let work = Work.calibrated(nanoseconds: 10_000)
         let items = s.quick ? 20_000 : 200_000  // 10 µs each: ~1 s on 2 workers
         let w = s.workers
-        func flow(_ backend: PipelineOptions.Backend) -> @Sendable (Sum) async throws -> Void {
-            { sum in
+        func flow(_ backend: PipelineOptions.Backend, niceness: Int? = nil) -> @Sendable (Sum) async throws -> Void {
+            var options = PipelineOptions(backend: backend)
+            options.niceness = niceness
+            let chosen = options
+            return { sum in
                 _ = try await pipeline(
                     Layer(0..<items), Layer(workers: w) { (x: Int) in work.run(x) & 1 },
-                    Layer { (x: Int) in sum.add(x | 2) }, options: PipelineOptions(backend: backend))
+                    Layer { (x: Int) in sum.add(x | 2) }, options: chosen)
             }
         }
         let impls: [(name: String, run: @Sendable (Sum) async throws -> Void)] = [
             ("AsyncFlow native", flow(.native)),
+            ("AsyncFlow native, FLOW_NICE=0", flow(.native, niceness: 0)),
             ("AsyncFlow .swift backend", flow(.swift)),
             (
                 "TaskGroup per item (2W in flight)",
@@ -80,6 +85,22 @@ extension Scenarios {
                         + "\(Report.format(Stat(beside).median, unit: "items/s")) items/s beside the probe, "
                         + "\(Int((kept * 100).rounded())) % of alone; \(wakes / s.runs) wake-ups a run"))
         }
+        // The other side of a nice value: a batch job's share of CPUs that other busy threads want too.
+        for (name, run) in [("native", flow(.native)), ("native, FLOW_NICE=0", flow(.native, niceness: 0))] {
+            var kept: [Double] = []
+            for _ in 0..<s.runs {
+                let solo = try await timedRun(name, items, run)
+                let busy = BusyThreads(count: w)
+                let beside = try await timedRun(name, items, run)
+                busy.stop()
+                kept.append(100 * solo / beside)
+                progress.step("coexist: \(name) beside busy threads")
+            }
+            rows.append(
+                Row(
+                    name: "AsyncFlow \(name) beside \(w) busy threads", unit: "% of alone", stat: Stat(kept),
+                    note: "the pipeline's items/s while \(w) threads of normal priority spin, over its items/s alone"))
+        }
         return ScenarioResult(
             name: "coexist",
             title: "a cooperative task's 1 ms sleep, lateness while gen → \(w) workers (10 µs/item) → sum runs",
@@ -88,6 +109,29 @@ extension Scenarios {
                 "the probe is a detached task on Swift's cooperative pool; stat: its wake-ups' p99 lateness",
                 "kept: the pipeline's items/s beside the probe over the same pipeline alone (median of each)",
             ])
+    }
+
+    /// Threads of normal priority that spin until stopped: other busy processes, as far as the OS's
+    /// scheduler is concerned.
+    final class BusyThreads: Sendable {
+        let stopped = Atomic<Bool>(false)
+        let running = Atomic<Int>(0)
+
+        init(count: Int) {
+            for _ in 0..<count {
+                Thread.detachNewThread { [self] in
+                    running.add(1, ordering: .relaxed)
+                    while !stopped.load(ordering: .relaxed) { flow_spin_pause() }
+                    running.subtract(1, ordering: .relaxed)
+                }
+            }
+            while running.load(ordering: .relaxed) < count { usleep(100) }
+        }
+
+        func stop() {
+            stopped.store(true, ordering: .relaxed)
+            while running.load(ordering: .relaxed) > 0 { usleep(100) }
+        }
     }
 
     /// Seconds one run of `run` takes; checks it collected every item.

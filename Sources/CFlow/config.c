@@ -1,6 +1,6 @@
 /*
- * config.c — the one parser for FLOW_WORKERS, FLOW_CPUS, FLOW_PIN and FLOW_SPIN_NS, whether the text
- * comes from the environment or from code. Every error names the variable and its value.
+ * config.c — the one parser for FLOW_WORKERS, FLOW_CPUS, FLOW_PIN, FLOW_SPIN_NS, FLOW_SCHED and FLOW_NICE,
+ * whether the text comes from the environment or from code. Every error names the variable and its value.
  * No shared state: all functions are reentrant.
  */
 #ifndef _GNU_SOURCE
@@ -129,6 +129,7 @@ int flow_config_init(flow_config *cfg, flow_error *err) {
     cfg->pin = FLOW_PIN_NONE;
     cfg->spin_ns = FLOW_DEFAULT_SPIN_NS;
     cfg->sched = FLOW_SCHED_NORMAL;
+    cfg->nice = FLOW_DEFAULT_NICE;
     return FLOW_OK;
 }
 
@@ -177,6 +178,12 @@ int flow_config_set(flow_config *cfg, const char *name, const char *value, flow_
         if (rc == FLOW_OK) cfg->spin_ns = (int64_t)v;
         return rc;
     }
+    if (strcmp(name, "FLOW_NICE") == 0) {
+        uint64_t v;
+        int rc = parse_int_var(name, value, 0, FLOW_MAX_NICE, &v, err);
+        if (rc == FLOW_OK) cfg->nice = (int)v;
+        return rc;
+    }
     if (strcmp(name, "FLOW_PIN") == 0) {
         static const char *const modes[] = {"none", "compact", "spread"}; /* FLOW_PIN_* in order */
         int v = 0;
@@ -212,11 +219,12 @@ int flow_config_set(flow_config *cfg, const char *name, const char *value, flow_
         return FLOW_OK;
     }
     return flow_fail(err, FLOW_EINVAL, "%.64s: unknown configuration variable (expected FLOW_WORKERS, FLOW_CPUS, "
-                     "FLOW_PIN, FLOW_SPIN_NS or FLOW_SCHED)", name);
+                     "FLOW_PIN, FLOW_SPIN_NS, FLOW_SCHED or FLOW_NICE)", name);
 }
 
 int flow_config_apply_env(flow_config *cfg, flow_error *err) {
-    static const char *const names[] = {"FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS", "FLOW_SCHED"};
+    static const char *const names[] = {"FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS", "FLOW_SCHED",
+                                        "FLOW_NICE"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *v = getenv(names[i]);
         if (!v) continue;
@@ -237,6 +245,8 @@ int flow_config_validate(const flow_config *cfg, flow_error *err) {
         return flow_fail(err, FLOW_EINVAL, "pin=%d: expected none, compact or spread", (int)cfg->pin);
     if (cfg->sched != FLOW_SCHED_NORMAL && cfg->sched != FLOW_SCHED_BATCH && cfg->sched != FLOW_SCHED_IDLE)
         return flow_fail(err, FLOW_EINVAL, "sched=%d: expected normal, batch or idle", (int)cfg->sched);
+    if (cfg->nice < 0 || cfg->nice > FLOW_MAX_NICE)
+        return flow_fail(err, FLOW_EINVAL, "nice=%d: must be between 0 and %d", cfg->nice, FLOW_MAX_NICE);
     if (flow_cpuset_count(&cfg->cpus) == 0) return flow_fail(err, FLOW_EINVAL, "cpus: empty CPU set");
     flow_cpuset allowed;
     int rc = flow_cpuset_allowed(&allowed, err);

@@ -9,6 +9,9 @@
  *      (FLOW_SCHED; glibc's attributes take only SCHED_OTHER/FIFO/RR) waits at `go` until its creator has
  *      set its class (pthread_setschedparam), so it runs no instruction of the loop in another class;
  *      if that fails, `go` says so, the thread leaves without running the loop, and start() fails.
+ *      Likewise a thread with a nice increment (FLOW_NICE; on Linux each thread has its own nice value)
+ *      first sets it on itself, reports the outcome in `niced`, and waits at `go` until its creator
+ *      has read it.
  *  W3. `stop` is a flag the loops poll (relaxed store/load + release/acquire on the transition): it never
  *      interrupts a blocked call; whoever stops a pool also closes the rings its loops block on.
  *  W4. Each worker's counters sit on their own 128-byte lines; only the worker writes items/busy_ns
@@ -25,7 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "flow_pool.h"
 #include "internal.h"
@@ -43,6 +49,7 @@ struct flow_worker {
     int cpu;
     pthread_t thread;
     _Atomic int go; /* W2: 0 wait, 1 run the loop, -1 leave (the class could not be set) */
+    _Atomic int niced; /* W2: -1 not yet, else 0 or the errno of setting the thread's nice value */
 };
 
 struct flow_pool {
@@ -139,6 +146,7 @@ int flow_pool_create(const flow_config *cfg, flow_worker_fn fn, void *ctx, flow_
         atomic_init(&w->busy_ns, 0);
         atomic_init(&w->parked, 0);
         atomic_init(&w->go, 0);
+        atomic_init(&w->niced, -1);
         w->pool = p;
         w->index = i;
         w->cpu = ncpu ? (int)order[i % ncpu] : -1;
@@ -159,6 +167,21 @@ static int set_sched(pthread_t thread, flow_sched_mode mode) {
 #endif
 }
 
+/* On the calling thread: a nice value `increment` above the process's (its main thread's), at most
+ * FLOW_MAX_NICE. 0 or an errno. */
+static int set_own_nice(int increment) {
+#ifdef __linux__
+    errno = 0;
+    int base = getpriority(PRIO_PROCESS, (id_t)getpid());
+    if (base == -1 && errno != 0) return errno;
+    int target = base + increment > FLOW_MAX_NICE ? FLOW_MAX_NICE : base + increment;
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), target) == 0 ? 0 : errno;
+#else
+    (void)increment; /* elsewhere a nice value is the whole process's: left alone */
+    return 0;
+#endif
+}
+
 static const char *sched_name(flow_sched_mode mode) {
     return mode == FLOW_SCHED_IDLE ? "idle" : mode == FLOW_SCHED_BATCH ? "batch" : "normal";
 }
@@ -171,6 +194,7 @@ static void *worker_main(void *arg) {
     snprintf(name, sizeof name, "flow-worker-%u", w->index);
     pthread_setname_np(pthread_self(), name);
 #endif
+    if (w->pool->cfg.nice > 0) atomic_store_explicit(&w->niced, set_own_nice(w->pool->cfg.nice), memory_order_release);
     int go;
     while ((go = atomic_load_explicit(&w->go, memory_order_acquire)) == 0) sched_yield(); /* W2 */
     flow_tls_parked = &w->parked; /* W4 */
@@ -194,15 +218,22 @@ int flow_pool_start(flow_pool *p, flow_error *err) {
             rc = pthread_attr_setaffinity_np(&attr, sizeof cs, &cs);
         }
         if (rc == 0 && p->fail_after && i == p->fail_after) rc = EAGAIN; /* injected (tests) */
-        atomic_store_explicit(&w->go, p->cfg.sched == FLOW_SCHED_NORMAL ? 1 : 0, memory_order_relaxed);
+        int handshake = p->cfg.sched != FLOW_SCHED_NORMAL || p->cfg.nice > 0;
+        atomic_store_explicit(&w->go, handshake ? 0 : 1, memory_order_relaxed);
         if (rc == 0) rc = pthread_create(&w->thread, &attr, worker_main, w);
         pthread_attr_destroy(&attr);
-        if (rc == 0 && p->cfg.sched != FLOW_SCHED_NORMAL) { /* W2 */
-            int sched_rc = set_sched(w->thread, p->cfg.sched);
-            atomic_store_explicit(&w->go, sched_rc == 0 ? 1 : -1, memory_order_release);
-            if (sched_rc != 0) {
+        if (rc == 0 && handshake) { /* W2 */
+            int nice_rc = 0;
+            if (p->cfg.nice > 0)
+                while ((nice_rc = atomic_load_explicit(&w->niced, memory_order_acquire)) == -1) sched_yield();
+            int sched_rc = nice_rc == 0 && p->cfg.sched != FLOW_SCHED_NORMAL ? set_sched(w->thread, p->cfg.sched) : 0;
+            atomic_store_explicit(&w->go, nice_rc == 0 && sched_rc == 0 ? 1 : -1, memory_order_release);
+            if (nice_rc != 0 || sched_rc != 0) {
                 p->started++; /* it runs (to leave at once): joined as every started thread is (W1) */
                 flow_pool_request_stop(p);
+                if (nice_rc != 0)
+                    return flow_fail(err, FLOW_ESYS, "pool: starting worker %u with FLOW_NICE=%d: %s", i,
+                                     p->cfg.nice, strerror(nice_rc));
                 return flow_fail(err, FLOW_ESYS, "pool: starting worker %u with FLOW_SCHED=%s: %s", i,
                                  sched_name(p->cfg.sched), strerror(sched_rc));
             }

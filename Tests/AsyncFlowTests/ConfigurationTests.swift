@@ -124,6 +124,38 @@ extension Serial {
             #expect(try await classes(options) == [Int32(FLOW_SCHED_IDLE.rawValue)])  // the option wins
         }
 
+        @Test("a CPU layer's workers run FLOW_NICE (default 5) nicer than the process; the app's threads keep theirs")
+        func niceness() async throws {
+            func nices(_ options: PipelineOptions) async throws -> (workers: Set<Int32>, collector: Set<Int32>) {
+                let workers = Locked(Set<Int32>())
+                let collector = Locked(Set<Int32>())
+                _ = try await pipeline(
+                    Layer(0..<10_000),
+                    Layer(workers: 2) { (x: Int) in
+                        let nice = flow_check_thread_nice()
+                        workers.withLock { _ = $0.insert(nice) }
+                        return x
+                    },
+                    Layer { (_: Int) async in  // an async collector: on Swift's cooperative pool
+                        let nice = flow_check_thread_nice()
+                        collector.withLock { _ = $0.insert(nice) }
+                    }, options: options)
+                return (workers.withLock { $0 }, collector.withLock { $0 })
+            }
+            let base = flow_check_process_nice()
+            func above(_ n: Int32) -> Int32 { min(19, base + n) }
+            var seen = try await nices(PipelineOptions())
+            #expect(seen.workers == [above(5)] && seen.collector == [base])
+            var options = PipelineOptions()
+            options.niceness = 0
+            seen = try await nices(options)
+            #expect(seen.workers == [base] && seen.collector == [base])
+            setenv("FLOW_NICE", "12", 1)
+            defer { unsetenv("FLOW_NICE") }
+            #expect(try await nices(PipelineOptions()).workers == [above(12)])
+            #expect(try await nices(options).workers == [base])  // the option wins
+        }
+
         @Test("bad options name the option")
         func badOptions() async {
             var o = PipelineOptions()
@@ -146,6 +178,11 @@ extension Serial {
             o.spinNanoseconds = -1
             (error, pulled) = await attempt(Layer(workers: 1) { $0 }, options: o)
             #expect(error?.parameter == "PipelineOptions.spinNanoseconds" && pulled == 0)
+            o = PipelineOptions()
+            o.niceness = 20
+            (error, pulled) = await attempt(Layer(workers: 1) { $0 }, options: o)
+            #expect(error?.parameter == "PipelineOptions.niceness" && pulled == 0)
+            #expect(error?.message == "PipelineOptions.niceness=\"20\": out of range (0-19)")
         }
 
         @Test(
@@ -174,6 +211,9 @@ extension Serial {
                 ("FLOW_SPIN_NS", "99999999999", "FLOW_SPIN_NS=\"99999999999\": out of range"),
                 ("FLOW_SCHED", "fifo", "FLOW_SCHED=\"fifo\": expected normal, batch or idle"),
                 ("FLOW_SCHED", "", "FLOW_SCHED=\"\": expected normal, batch or idle"),
+                ("FLOW_NICE", "20", "FLOW_NICE=\"20\": out of range (0-19)"),
+                ("FLOW_NICE", "-1", "FLOW_NICE=\"-1\": not a whole number"),
+                ("FLOW_NICE", "low", "FLOW_NICE=\"low\": not a whole number"),
             ])
         func badEnvironment(variable: String, value: String, needle: String) async {
             setenv(variable, value, 1)

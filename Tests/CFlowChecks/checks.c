@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "cflow.h"
 #include "cflow_checks.h"
@@ -884,7 +887,13 @@ typedef struct {
     _Atomic int bad_name;
     _Atomic int bad_sched; /* 1 + the class a worker found itself in, when it is not cfg.sched */
     flow_sched_mode want_sched;
+    _Atomic int bad_nice; /* 100 + the nice value a worker found, when it is not want_nice */
+    int want_nice;
 } pool_ctx;
+
+int flow_check_thread_nice(void) { return getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)); }
+
+int flow_check_process_nice(void) { return getpriority(PRIO_PROCESS, (id_t)getpid()); }
 
 int flow_check_thread_sched(void) {
     int policy = sched_getscheduler(0); /* Linux: the calling thread's */
@@ -914,9 +923,16 @@ static void pool_loop(flow_worker *w, void *ctx) {
     }
     int sched = flow_check_thread_sched();
     if (sched != (int)c->want_sched) atomic_store(&c->bad_sched, 1 + sched);
+    if (flow_check_thread_nice() != c->want_nice) atomic_store(&c->bad_nice, 100 + flow_check_thread_nice());
     while (!flow_worker_should_stop(w)) sched_yield();
     flow_worker_record(w, flow_worker_index(w) + 1, 10);
     atomic_fetch_add(&c->stopped_seen, 1);
+}
+
+/* The nice value a worker with FLOW_NICE `increment` runs at (pool.c set_own_nice). */
+static int want_nice(int increment) {
+    int n = flow_check_process_nice() + increment;
+    return n > FLOW_MAX_NICE ? FLOW_MAX_NICE : n;
 }
 
 static int count_threads(void) {
@@ -947,6 +963,7 @@ static int check_pool(void) {
             cfg.pin = modes[m];
             pool_ctx c;
             memset(&c, 0, sizeof c);
+            c.want_nice = want_nice(cfg.nice);
             flow_pool *p;
             CHECK(flow_pool_create(&cfg, pool_loop, &c, &p, &e) == FLOW_OK, "create: %s", e.message);
             CHECK(flow_pool_size(p) == n, "size");
@@ -961,6 +978,8 @@ static int check_pool(void) {
             CHECK(atomic_load(&c.mask) == (1ull << n) - 1, "worker indices %llx", (unsigned long long)atomic_load(&c.mask));
             CHECK(atomic_load(&c.bad_cpu) == 0, "worker pinned to CPU %d ran elsewhere", atomic_load(&c.bad_cpu) - 1);
             CHECK(atomic_load(&c.bad_name) == 0, "a worker thread is not named flow-worker-<index>");
+            CHECK(atomic_load(&c.bad_nice) == 0, "a worker ran at nice %d, not %d", atomic_load(&c.bad_nice) - 100,
+                  c.want_nice);
             uint32_t ncpu = flow_cpuset_count(&cfg.cpus);
             for (uint32_t i = 0; i < n; i++) {
                 flow_worker_stats s = flow_pool_worker_stats(p, i);
@@ -983,9 +1002,11 @@ static int check_pool(void) {
         CHECK(flow_config_init(&cfg, &e) == FLOW_OK, "config init: %s", e.message);
         cfg.workers = 2;
         cfg.sched = classes[k];
+        cfg.nice = k; /* FLOW_NICE 0, 1, 2 beside the classes */
         pool_ctx c;
         memset(&c, 0, sizeof c);
         c.want_sched = classes[k];
+        c.want_nice = want_nice(k);
         flow_pool *p;
         CHECK(flow_pool_create(&cfg, pool_loop, &c, &p, &e) == FLOW_OK, "create: %s", e.message);
         CHECK(flow_pool_start(p, &e) == FLOW_OK, "start with sched %d: %s", (int)classes[k], e.message);
@@ -994,9 +1015,11 @@ static int check_pool(void) {
         flow_pool_destroy(p);
         CHECK(atomic_load(&c.bad_sched) == 0, "FLOW_SCHED %d: a worker ran in class %d", (int)classes[k],
               atomic_load(&c.bad_sched) - 1);
+        CHECK(atomic_load(&c.bad_nice) == 0, "FLOW_NICE %d: a worker ran at nice %d, not %d", k,
+              atomic_load(&c.bad_nice) - 100, c.want_nice);
     }
     CHECK(count_threads() == threads0, "thread count %d after pools, %d before", count_threads(), threads0);
-    snprintf(g_msg, g_len, "1-6 workers x none/compact/spread: start, stop, join, pinning checked with sched_getcpu, names flow-worker-N; FLOW_SCHED normal/batch/idle checked with sched_getscheduler; threads back to %d", threads0);
+    snprintf(g_msg, g_len, "1-6 workers x none/compact/spread: start, stop, join, pinning checked with sched_getcpu, names flow-worker-N; FLOW_SCHED normal/batch/idle checked with sched_getscheduler, FLOW_NICE 5 (default), 0, 1, 2 with getpriority; threads back to %d", threads0);
     return FLOW_CHECK_PASS;
 }
 

@@ -21,6 +21,11 @@ public struct PipelineOptions: Sendable {
     /// The worker threads' scheduling class, overriding `FLOW_SCHED` (native backend: the `.swift` backend
     /// has no threads of its own).
     public var scheduling: Scheduling? = nil
+    /// How much nicer than the process the worker threads run, 0–19, overriding `FLOW_NICE` (default 5;
+    /// Linux, native backend). Above 0, a thread of the app that wakes (a request handler, a timer on
+    /// Swift's cooperative pool) gets a CPU from a busy worker at once; 0 gives the workers an equal share
+    /// against other busy processes.
+    public var niceness: Int? = nil
     /// Where the run tells what it does (apple/swift-log): at the start its layers, workers, queue
     /// capacities, backend and pinning (info); each skipped (warning) or retried (notice) error, the first
     /// few per layer, then how many more; a drain (info); the failure (error); the final report (info).
@@ -121,6 +126,7 @@ extension PipelineOptions {
             ("PipelineOptions.pin", "FLOW_PIN", pin?.rawValue),
             ("PipelineOptions.spinNanoseconds", "FLOW_SPIN_NS", spinNanoseconds.map(String.init)),
             ("PipelineOptions.scheduling", "FLOW_SCHED", scheduling?.rawValue),
+            ("PipelineOptions.niceness", "FLOW_NICE", niceness.map(String.init)),
         ]
         for (parameter, variable, value) in overrides {
             guard let value else { continue }

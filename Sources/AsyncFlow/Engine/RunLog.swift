@@ -47,7 +47,7 @@ import Synchronization
             metadata: [
                 "backend": "\(options.backend)", "batchSize": "\(options.batchSize)",
                 "cpus": "\(String(decoding: cpus.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))",
-                "pin": "\(pin)", "spinNanoseconds": "\(pool.spin_ns)", "scheduling": "\(sched)",
+                "pin": "\(pin)", "spinNanoseconds": "\(pool.spin_ns)", "scheduling": "\(sched)", "nice": "\(pool.nice)",
             ])
     }
 

@@ -22,6 +22,10 @@ size_t flow_check_heap_in_use(void);
 /** The calling thread's scheduling class as a flow_sched_mode (FLOW_SCHED_*), or -1 for another class. */
 int flow_check_thread_sched(void);
 
+/** The calling thread's nice value (Linux: each thread has its own), and the process's (its main thread's). */
+int flow_check_thread_nice(void);
+int flow_check_process_nice(void);
+
 /** Whether the calling thread is a CFlow pool thread (named "flow-worker-N"). */
 int flow_check_on_pool_thread(void);
 #endif
