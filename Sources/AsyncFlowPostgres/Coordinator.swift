@@ -2,8 +2,9 @@
 // BatchMapStage) whose batches are chunks written to PostgreSQL, done by workers, and read back.
 //
 // Invariants:
-//  DC1. A chunk's slot is registered before its row is written, so a result the poller takes (PQ4: taking
-//      deletes it) always finds its slot; a slot is filled once and read once.
+//  DC1. A chunk's slot is registered before its row is written, so a result the poller reads always
+//      finds its slot; a slot is filled once (a result or a burial read again finds it closed) and read
+//      once.
 //  DC2. At most `concurrency` chunks per run are outstanding (BatchMapStage BM1): memory and table size
 //      stay flat however long the source is.
 //  DC3. One poller per coordinator runs while slots are open: it takes results and buries dead chunks,
@@ -11,9 +12,14 @@
 //      no slot is open (checked under the slots' lock, so a new slot starts a new poller).
 //  DC4. A stop (failure elsewhere, cancellation) closes the open slots empty (BatchCall.whileRunning);
 //      each chunk call then deletes its chunk's row and result, so a stopped run leaves no rows.
+//  DC6. A write's answer can come before its commit, and a connection lost in between undoes it (seen
+//      with a server restart: the chunk was nowhere and its call waited for ever). So once a second the
+//      poller asks which chunks whose writes were answered are in none of chunks, results, dead_letters,
+//      and those calls write their chunk again (same key: a second copy is refused, PQ3 fences results).
 //  DC5. Connection errors (a database restart; isTransient) are retried with backoff until the run
-//      stops: writing a chunk twice is refused by its key and taken as written; a lost result cannot
-//      happen (a result is deleted only by the statement that returns it). Any other error (a permission,
+//      stops: writing a chunk twice is refused by its key and taken as written; a result is deleted only
+//      after it was handed over, and dead letters are read again after an error (PQ4), so an answer lost
+//      with a connection loses nothing. Any other error (a permission,
 //      a full disk) fails the chunks concerned, and so the run, with DistributedLayerError(.database).
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
@@ -98,6 +104,11 @@
             skipError: String,
             worker: String)
         case dead(attempts: Int)
+        /// The chunk is nowhere (not waiting, done or dead) although its write was answered: the answer
+        /// came before the commit, which a connection lost in between undid (DC6). It is written again.
+        case lost
+
+        var isLost: Bool { if case .lost = self { true } else { false } }
     }
 
     /// One run's side of the protocol, shared by the chunk calls of a distributed layer (DC1–DC5).
@@ -116,6 +127,8 @@
         struct Slots {
             var open: [Int64: Slot] = [:]
             var polling = false
+            /// Chunks whose write was answered and whose slot waits: what the poller checks for (DC6).
+            var written: Set<Int64> = []
         }
 
         enum Slot {
@@ -157,22 +170,27 @@
                     outputs: [], failed: items.count, failure: failure(.parameter, nil, "encoding a chunk: \(error)"))
             }
             let seq = nextSeq.add(1, ordering: .relaxed).newValue
-            open(seq)  // DC1
-            let written = await retrying(call, duplicateIsDone: true) {
-                try await self.queue.run(
-                    self.queue.sql.submit(
-                        run: self.run, seq: seq, layer: self.layer.name, build: self.layer.build,
-                        policy: self.policy.wire,
-                        items: Int32(items.count), payload: payload, maxAttempts: Int32(self.maxAttempts),
-                        lease: self.lease.seconds))
-            }
-            if case .failure(let error) = written {  // DC5: not a connection error
-                fill(seq, nil)
-                _ = await wait(seq)
-                return BatchOutcome(
-                    outputs: [], failed: items.count, failure: failure(.database, seq, "writing the chunk: \(error)"))
-            }
-            let result = await call.whileRunning(onStop: { self.fill(seq, nil) }, { await self.wait(seq) })
+            var result: ChunkResult?
+            repeat {
+                open(seq)  // DC1
+                let written = await retrying(call, duplicateIsDone: true) {
+                    try await self.queue.run(
+                        self.queue.sql.submit(
+                            run: self.run, seq: seq, layer: self.layer.name, build: self.layer.build,
+                            policy: self.policy.wire,
+                            items: Int32(items.count), payload: payload, maxAttempts: Int32(self.maxAttempts),
+                            lease: self.lease.seconds))
+                }
+                if case .failure(let error) = written {  // DC5: not a connection error
+                    fill(seq, nil)
+                    _ = await wait(seq)
+                    return BatchOutcome(
+                        outputs: [], failed: items.count,
+                        failure: failure(.database, seq, "writing the chunk: \(error)"))
+                }
+                slots.withLock { _ = $0.written.insert(seq) }  // DC6
+                result = await call.whileRunning(onStop: { self.fill(seq, nil) }, { await self.wait(seq) })
+            } while result?.isLost == true
             guard let result else {  // DC4
                 // in a task of its own: a cancelled run's task would cancel the statements too
                 await Task {
@@ -185,6 +203,7 @@
                 return BatchOutcome(outputs: [])
             }
             switch result {
+            case .lost: fatalError("unreachable: a lost chunk is written again")
             case .broken(let message):
                 return BatchOutcome(outputs: [], failed: items.count, failure: failure(.database, seq, message))
             case .dead(let attempts):
@@ -258,6 +277,7 @@
         /// Fill a slot (once: a later fill of the same slot is ignored) and wake its waiter.
         func fill(_ seq: Int64, _ result: ChunkResult?) {
             let waiter = slots.withLock { s -> CheckedContinuation<ChunkResult?, Never>? in
+                s.written.remove(seq)
                 switch s.open[seq] {
                 case .waiting(let c)?:
                     if let c {
@@ -291,6 +311,8 @@
             let listener = Task { await self.queue.listen(on: self.queue.sql.doneChannel, self.wakeup) }
             defer { listener.cancel() }
             var lastBurial = ContinuousClock.now
+            var recheckDead = false  // PQ4: after a connection error, a burial's answer may have been lost
+            var lastCheck = ContinuousClock.now
             while true {
                 let waiting = slots.withLock { s -> Bool in
                     if s.open.isEmpty { s.polling = false }
@@ -299,7 +321,7 @@
                 guard waiting else { return }
                 do {
                     let rows = try await queue.rows(
-                        queue.sql.take(run: run),
+                        queue.sql.results(run: run),
                         as: (Int64, ByteBuffer, Int32, Int32, Int32, Int32, String, String, String).self)
                     for (seq, payload, emitted, skipped, failed, retried, error, skipError, worker) in rows {
                         fill(
@@ -308,6 +330,23 @@
                                 payload: payload, emitted: Int(emitted), skipped: Int(skipped), failed: Int(failed),
                                 retried: Int(retried), error: error, skipError: skipError, worker: worker))
                     }
+                    if !rows.isEmpty { try await queue.run(queue.sql.drop(run: run, seqs: rows.map(\.0))) }
+                    if ContinuousClock.now - lastCheck > .seconds(1) {  // DC6
+                        lastCheck = .now
+                        let written = slots.withLock { Array($0.written) }
+                        if !written.isEmpty {
+                            for seq in try await queue.rows(queue.sql.missing(run: run, seqs: written), as: Int64.self)
+                            {
+                                fill(seq, .lost)
+                            }
+                        }
+                    }
+                    if recheckDead {
+                        for (seq, attempts) in try await queue.rows(queue.sql.dead(run: run), as: (Int64, Int32).self) {
+                            fill(seq, .dead(attempts: Int(attempts)))
+                        }
+                        recheckDead = false
+                    }
                     if ContinuousClock.now - lastBurial > min(lease / 4, .seconds(1)) {
                         lastBurial = .now
                         for (seq, attempts) in try await queue.rows(queue.sql.bury(run: run), as: (Int64, Int32).self) {
@@ -315,6 +354,7 @@
                         }
                     }
                 } catch let error where isTransient(error) {
+                    recheckDead = true
                     queue.logger.warning(
                         "distributed layer \(layer.name): polling for results: \(String(reflecting: error))")
                 } catch {  // DC5: every open chunk fails with it

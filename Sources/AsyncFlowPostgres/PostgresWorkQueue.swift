@@ -12,9 +12,11 @@
 //      and inserts the result only for rows it deleted (ON CONFLICT DO NOTHING besides): a worker that
 //      lost its lease (the chunk was claimed again) writes nothing. So each chunk has at most one result,
 //      whatever runs twice (execution is at least once, results exactly once).
-//  PQ4. The coordinator takes a result by deleting it (one statement for all its run's results), so a
-//      result is handed to the pipeline once; a chunk whose last attempt's lease ran out is moved to
-//      `dead_letters` by one statement, and its items count failed. A finished run leaves no rows in
+//  PQ4. The coordinator reads its run's results, hands each to its chunk's slot (once: a slot takes one
+//      result), then deletes the ones it read; a result read twice (its deletion's answer was lost with a
+//      connection) finds its slot closed and is deleted again. A chunk whose last attempt's lease ran out
+//      is moved to `dead_letters` by one statement, and its items count failed; after a connection error
+//      the coordinator reads its run's dead letters again, so a burial whose answer was lost is seen. A finished run leaves no rows in
 //      `chunks` or `results`; dead letters stay for inspection.
 //  PQ6. A statement that has not finished within statementLimit is given up (its caller retries) and the
 //      connection pool is replaced: after a server restart postgres-nio's pool was seen to leave every
@@ -44,6 +46,10 @@
         /// The client (a connection pool) and the task that runs it; replaced when a statement hangs (PQ6).
         let current: Locked<(client: PostgresClient, runner: Task<Void, Never>)>
         let sql: Statements
+        /// Tests only: for each key, how many more answers to statements whose SQL contains it are lost
+        /// after the statement ran (as when a connection drops after the commit): a transient error. Only
+        /// answers with rows are lost, for a statement that returns rows.
+        let loseAnswers = Locked<[String: Int]>([:])
         let ready = Once()
 
         /// Connect to `url` (default: the `DATABASE_URL` environment variable), a
@@ -159,6 +165,17 @@
             try await prepare()
             let client = self.client
             try await bounded(client) { _ = try await client.query(query, logger: self.logger) }
+            try loseAnswer(query)
+        }
+
+        /// Tests (loseAnswers): throw as a dropped connection would, after `query` ran.
+        func loseAnswer(_ query: PostgresQuery) throws {
+            let lost = loseAnswers.withLock { lose in
+                guard let key = lose.keys.first(where: { query.sql.contains($0) }), lose[key]! > 0 else { return false }
+                lose[key]! -= 1
+                return true
+            }
+            if lost { throw PostgresWorkQueueError("the answer was lost (injected)", transient: true) }
         }
 
         /// Run a statement and decode its rows.
@@ -172,6 +189,7 @@
                 for try await row in try await client.query(query, logger: self.logger).decode((repeat each T).self) {
                     out.append(row)
                 }
+                if !out.isEmpty { try self.loseAnswer(query) }
                 return out
             }
         }
@@ -487,16 +505,48 @@
                     """, binds: b)
         }
 
-        /// PQ4: take a run's results. Rows: seq, payload, emitted, skipped, failed, retried, error, skip_error,
-        /// worker.
-        func take(run: Int64) -> PostgresQuery {
+        /// PQ4: read a run's results (deleted by `drop` once they are handed over). Rows: seq, payload,
+        /// emitted, skipped, failed, retried, error, skip_error, worker.
+        func results(run: Int64) -> PostgresQuery {
             var b = PostgresBindings(capacity: 1)
             b.append(run)
             return PostgresQuery(
                 unsafeSQL: """
-                    DELETE FROM \(t("results")) WHERE run = $1
-                    RETURNING seq, payload, emitted, skipped, failed, retried, error, skip_error, worker
+                    SELECT seq, payload, emitted, skipped, failed, retried, error, skip_error, worker
+                    FROM \(t("results")) WHERE run = $1
                     """, binds: b)
+        }
+
+        /// PQ4: delete results of a run that were handed over.
+        func drop(run: Int64, seqs: [Int64]) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 2)
+            b.append(run)
+            b.append(seqs)
+            return PostgresQuery(
+                unsafeSQL: "DELETE FROM \(t("results")) WHERE run = $1 AND seq = ANY($2::int8[])", binds: b)
+        }
+
+        /// DC6: which of a run's chunks `seqs` are in none of chunks, results and dead_letters. Rows: seq.
+        func missing(run: Int64, seqs: [Int64]) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 2)
+            b.append(run)
+            b.append(seqs)
+            return PostgresQuery(
+                unsafeSQL: """
+                    SELECT s FROM unnest($2::int8[]) AS s
+                    WHERE NOT EXISTS (SELECT 1 FROM \(t("chunks")) c WHERE c.run = $1 AND c.seq = s)
+                      AND NOT EXISTS (SELECT 1 FROM \(t("results")) r WHERE r.run = $1 AND r.seq = s)
+                      AND NOT EXISTS (SELECT 1 FROM \(t("dead_letters")) d WHERE d.run = $1 AND d.seq = s)
+                    """, binds: b)
+        }
+
+        /// PQ4: a run's dead letters, read again after a burial whose answer may have been lost. Rows: seq,
+        /// attempts.
+        func dead(run: Int64) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 1)
+            b.append(run)
+            return PostgresQuery(
+                unsafeSQL: "SELECT seq, attempts FROM \(t("dead_letters")) WHERE run = $1", binds: b)
         }
 
         /// PQ4: move a run's chunks whose last attempt's lease ran out to the dead letters. Rows: seq, attempts.

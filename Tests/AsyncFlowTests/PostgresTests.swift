@@ -337,6 +337,84 @@
                 await queue.shutdown()
             }
 
+            @Test("answers lost after the statement ran (results read, deleted; a burial): nothing lost, nothing twice")
+            func lostAnswers() async throws {
+                let queue = try Cluster.queue()
+                let layer = DistributedLayer("lost") { (x: Int) in mix(x) }
+                let n = 20_000
+                let sum = Atomic<Int>(0)
+                let count = Atomic<Int>(0)
+                // the coordinator's reads and deletions of results lose their answers 3 times each
+                queue.loseAnswers.withLock {
+                    $0 = ["SELECT seq, payload": 3, "DELETE FROM \"\(queue.schema)\".results": 3]
+                }
+                let report = try await withWorkers(queue, layer) { _ in
+                    try await pipeline(
+                        Layer(0..<n), Layer(layer, on: queue, chunk: 500, ordered: true),
+                        Layer { (y: Int) in
+                            sum.add(y, ordering: .relaxed)
+                            count.add(1, ordering: .relaxed)
+                        })
+                }
+                #expect(queue.loseAnswers.withLock { $0.values.reduce(0, +) } == 0, "every injected loss happened")
+                #expect(count.load(ordering: .relaxed) == n && report.completed == n && report.dropped == 0)
+                #expect(sum.load(ordering: .relaxed) == (0..<n).reduce(0) { $0 + mix($1) })
+                var left = try await queue.counts()
+                #expect(left.chunks == 0 && left.results == 0)
+
+                // a burial whose answer is lost: the chunk's items still count failed, and the run ends
+                let poison = DistributedLayer("poison-lost") { (x: Int) in x }
+                queue.loseAnswers.withLock { $0 = ["INSERT INTO \"\(queue.schema)\".dead_letters": 1] }
+                let box = ReportBox()
+                let run = Task {
+                    try await pipeline(
+                        Layer(0..<10),
+                        Layer(
+                            poison, on: queue, chunk: 10, within: nil, maxAttempts: 1, lease: .milliseconds(200),
+                            onError: .skip),
+                        Layer { (_: Int) in }, options: box.options(.swift))
+                }
+                while try await queue.rows(
+                    queue.sql.claim(layer: "poison-lost", build: poison.build, limit: 1, worker: "dying"),
+                    as: (Int64, Int64, Int32, String, ByteBuffer, Double).self
+                ).isEmpty {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                let buried = try await run.value
+                #expect(queue.loseAnswers.withLock { $0.values.reduce(0, +) } == 0, "the burial's answer was lost")
+                #expect(buried.layers[1].failed == 10 && buried.completed == 0)
+                left = try await queue.counts()
+                #expect(left.chunks == 0 && left.results == 0 && left.deadLetters == 1)
+                await queue.shutdown()
+            }
+
+            @Test("a written chunk that vanished (its write was answered, then undone) is written again")
+            func vanishedChunk() async throws {
+                let queue = try Cluster.queue()
+                let layer = DistributedLayer("vanish") { (x: Int) in mix(x) }
+                let sum = Atomic<Int>(0)
+                let count = Atomic<Int>(0)
+                let run = Task {
+                    try await pipeline(
+                        Layer(0..<100), Layer(layer, on: queue, chunk: 10, within: nil, ordered: true),
+                        Layer { (y: Int) in
+                            sum.add(y, ordering: .relaxed)
+                            count.add(1, ordering: .relaxed)
+                        })
+                }
+                // no worker yet: all 10 chunks get written; then one disappears as an undone write would
+                while try await queue.counts().chunks < 10 { try await Task.sleep(for: .milliseconds(10)) }
+                try await queue.run(
+                    PostgresQuery(unsafeSQL: "DELETE FROM \(queue.sql.t("chunks")) WHERE seq = 4", binds: .init()))
+                #expect(try await queue.counts().chunks == 9)
+                let report = try await withWorkers(queue, layer) { _ in try await run.value }
+                #expect(count.load(ordering: .relaxed) == 100 && report.completed == 100 && report.dropped == 0)
+                #expect(sum.load(ordering: .relaxed) == (0..<100).reduce(0) { $0 + mix($1) })
+                let left = try await queue.counts()
+                #expect(left.chunks == 0 && left.results == 0)
+                await queue.shutdown()
+            }
+
             @Test("a server restart in the middle of a run: coordinator and workers reconnect, every result once")
             func serverRestart() async throws {
                 let cluster = try Cluster.server()
