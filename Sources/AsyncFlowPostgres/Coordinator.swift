@@ -12,15 +12,15 @@
 //      no slot is open (checked under the slots' lock, so a new slot starts a new poller).
 //  DC4. A stop (failure elsewhere, cancellation) closes the open slots empty (BatchCall.whileRunning);
 //      each chunk call then deletes its chunk's row and result, so a stopped run leaves no rows.
+//  DC5. Connection errors (a database restart; isTransient) are retried with backoff until the run
+//      stops: writing a chunk twice is refused by its key and taken as written; a result is deleted only
+//      after it was handed over, and dead letters are read again after an error (PQ4), so an answer lost
+//      with a connection loses nothing. Any other error (a permission, a full disk) fails the chunks
+//      concerned, and so the run, with DistributedLayerError(.database).
 //  DC6. A write's answer can come before its commit, and a connection lost in between undoes it (seen
 //      with a server restart: the chunk was nowhere and its call waited for ever). So once a second the
 //      poller asks which chunks whose writes were answered are in none of chunks, results, dead_letters,
 //      and those calls write their chunk again (same key: a second copy is refused, PQ3 fences results).
-//  DC5. Connection errors (a database restart; isTransient) are retried with backoff until the run
-//      stops: writing a chunk twice is refused by its key and taken as written; a result is deleted only
-//      after it was handed over, and dead letters are read again after an error (PQ4), so an answer lost
-//      with a connection loses nothing. Any other error (a permission,
-//      a full disk) fails the chunks concerned, and so the run, with DistributedLayerError(.database).
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Foundation
@@ -111,7 +111,7 @@
         var isLost: Bool { if case .lost = self { true } else { false } }
     }
 
-    /// One run's side of the protocol, shared by the chunk calls of a distributed layer (DC1–DC5).
+    /// One run's side of the protocol, shared by the chunk calls of a distributed layer (DC1–DC6).
     final class Coordinator<Input: Codable & Sendable, Output: Codable & Sendable>: Sendable {
         let layer: DistributedLayer<Input, Output>
         let queue: PostgresWorkQueue
@@ -203,7 +203,8 @@
                 return BatchOutcome(outputs: [])
             }
             switch result {
-            case .lost: fatalError("unreachable: a lost chunk is written again")
+            case .lost:  // not reached: the loop above writes a lost chunk again
+                return BatchOutcome(outputs: [], failed: items.count, failure: failure(.database, seq, "chunk lost"))
             case .broken(let message):
                 return BatchOutcome(outputs: [], failed: items.count, failure: failure(.database, seq, message))
             case .dead(let attempts):
