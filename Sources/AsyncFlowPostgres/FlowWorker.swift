@@ -4,8 +4,10 @@
 // Invariants:
 //  F1. The worker's pipeline is claims → `threads` CPU workers (a chunk each at a time) → completions in
 //      batches: its bounded queues bound what it holds, and a claim takes about 20 ms of work per thread
-//      (ClaimPace, 1 to 8 chunks a thread), so it claims only what it can start soon. An idle worker
-//      waits for a new chunk's NOTIFY (workChannel), with a polling backstop.
+//      (ClaimPace: by how long the last chunks took on a thread; 1 to 8 chunks a thread, 1 until a chunk
+//      has been timed), so it claims only what it can start soon, and chunks that a dead worker held
+//      wait for no long queue in the others. An idle worker waits for a new chunk's NOTIFY
+//      (workChannel), with a polling backstop.
 //  F2. Every claimed chunk is completed (PQ3: fenced, so a chunk whose lease was lost writes nothing), or
 //      handed back (a drain: chunks claimed but not yet in the pipeline), or left to its lease (the
 //      process died or was cancelled).
@@ -52,6 +54,8 @@
         let heartbeats: Bool
         /// Signalled by a NOTIFY of a new chunk (workChannel): an idle worker claims at once.
         let newWork = Wakeup()
+        /// How long chunks take on a thread: how many to claim at a time (F1).
+        let pace = Locked<ClaimPace>(ClaimPace())
 
         public convenience init(
             queue: PostgresWorkQueue, serving layer: DistributedLayer<Input, Output>, threads: Int? = nil
@@ -94,7 +98,9 @@
                 Layer(claims, name: "claims"),
                 Layer(workers: threads, state: layer.makeBody, name: layer.name, capacity: 1) {
                     (body: inout (Input) throws -> Output, chunk: ClaimedChunk) -> CompletedChunk in
-                    Self.work(chunk, body)
+                    let start = ContinuousClock.now
+                    defer { self.pace.withLock { $0.worked(.now - start) } }
+                    return Self.work(chunk, body)
                 },
                 Layer(batchesOf: 64, within: .milliseconds(2), name: "completions") { (done: [CompletedChunk]) in
                     try await self.complete(done)
@@ -158,7 +164,7 @@
             return completed(outputs, skipped: skipped, retried: retried, skipError: skipError)
         }
 
-        /// Complete a batch of chunks in one statement (PQ3), then wake the coordinators; retried after
+        /// Complete a batch of chunks in one statement (PQ3), which also wakes the coordinators; retried after
         /// connection errors while the leases may still hold; any other error ends the worker (F5).
         func complete(_ done: [CompletedChunk]) async throws {
             var delay = Duration.milliseconds(10)
@@ -171,7 +177,6 @@
                         $0.refused += done.count - written.count
                         $0.items += done.reduce(0) { $0 + Int($1.emitted + $1.skipped + $1.failed) }
                     }
-                    if !written.isEmpty { try? await queue.run(queue.sql.notify(queue.sql.doneChannel)) }
                     return
                 } catch {
                     guard isTransient(error) else { throw databaseError("completing chunks", error) }
@@ -245,28 +250,24 @@
         let payload: ByteBuffer
     }
 
-    /// How many chunks a worker claims in one statement (F1): about `ahead` of work per thread, by how fast
-    /// the pipeline took the chunks of the last claim; one per thread at first, at most `most`. Trivial
-    /// chunks are claimed several at a time (fewer statements), slow ones one at a time (none waits in a
-    /// busy worker while another is idle).
+    /// How many chunks a worker claims in one statement (F1): about `ahead` of work per thread, by how long
+    /// the last chunks took on a thread; one per thread until a chunk has been timed, at most `most`.
+    /// Trivial chunks are claimed several at a time (fewer statements), slow ones one at a time (none
+    /// waits in a busy worker while another is idle). Timed where the work is done, not by how fast the
+    /// pipeline takes chunks: that is fast while its queues fill, however slow the chunks.
     struct ClaimPace {
         static let ahead = Duration.milliseconds(20)
         static let most = 8
         var perChunk: Duration?
-        var last: (at: ContinuousClock.Instant, count: Int)?
 
         func limit(threads: Int) -> Int {
             guard let perChunk, perChunk > .zero else { return threads }
             return threads * Swift.max(1, Swift.min(Self.most, Int(Self.ahead / perChunk)))
         }
 
-        /// A claim returned `count` chunks: the ones before it were taken since the last claim.
-        mutating func claimed(_ count: Int, now: ContinuousClock.Instant = .now) {
-            if let last, last.count > 0 {
-                let sample = (now - last.at) / last.count
-                perChunk = perChunk.map { $0 * 0.7 + sample * 0.3 } ?? sample
-            }
-            last = count > 0 ? (now, count) : nil  // an empty claim: the wait that follows is not work
+        /// A chunk took `duration` on a thread.
+        mutating func worked(_ duration: Duration) {
+            perChunk = perChunk.map { $0 * 0.7 + duration * 0.3 } ?? duration
         }
     }
 
@@ -282,7 +283,6 @@
             let worker: FlowWorker<Input, Output>
             var held: [ClaimedChunk] = []
             var idle = Duration.milliseconds(5)
-            var pace = ClaimPace()
 
             init(worker: FlowWorker<Input, Output>) { self.worker = worker }
 
@@ -303,7 +303,8 @@
                 while held.isEmpty {
                     if Task.isCancelled { return nil }
                     if worker.leaseHolds {
-                        let limit = Int32(pace.limit(threads: Swift.max(1, worker.threads ?? 2)))
+                        let threads = Swift.max(1, worker.threads ?? 2)
+                        let limit = Int32(worker.pace.withLock { $0.limit(threads: threads) })
                         let rows: [(Int64, Int64, Int32, String, ByteBuffer, Double)]
                         do {
                             rows = try await queue.rows(
@@ -323,7 +324,6 @@
                             held.append(
                                 ClaimedChunk(key: key, policy: ErrorPolicy(wire: policy) ?? .fail, payload: payload))
                         }
-                        pace.claimed(held.count)
                         if !held.isEmpty { break }
                         let other = try? await queue.rows(
                             queue.sql.otherBuild(layer: worker.layer.name, build: worker.layer.build), as: String.self)

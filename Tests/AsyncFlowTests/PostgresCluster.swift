@@ -48,12 +48,14 @@
             return try PostgresWorkQueue(url: cluster.url, schema: schema, logger: logger)
         }
 
-        /// Restart the throwaway server (pg_ctl restart -m fast): every connection is dropped.
-        func restart() throws {
+        /// Restart the throwaway server (`pg_ctl restart -m mode`): every connection is dropped. `fast`
+        /// writes everything first; `immediate` is a crash (the server recovers from its WAL, and commits
+        /// not yet written are undone).
+        func restart(mode: String = "fast") throws {
             guard let data, let pgctl else {
                 throw ClusterUnavailable(description: "DATABASE_URL's server is not ours to restart")
             }
-            try Self.asPostgres("\(pgctl) -D \(data)/db -m fast -w restart -l \(data)/log", quiet: true)
+            try Self.asPostgres("\(pgctl) -D \(data)/db -m \(mode) -w restart -l \(data)/log", quiet: true)
         }
 
         private static func start() -> Result<Cluster, ClusterUnavailable> {

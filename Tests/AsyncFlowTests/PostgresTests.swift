@@ -12,7 +12,7 @@
 
     /// AsyncFlowPostgres against a real server (PostgresCluster): the protocol's promises, each with exact
     /// counts: results exactly once and in order, policies counted, stale builds refused, lost leases
-    /// fenced, dead letters, a server restart, no rows left behind.
+    /// fenced, dead letters, a server restart and a crash, no rows left behind.
     extension Serial {
         @Suite(
             "PostgreSQL distributed layer",
@@ -416,8 +416,10 @@
                 await queue.shutdown()
             }
 
-            @Test("a server restart in the middle of a run: coordinator and workers reconnect, every result once")
-            func serverRestart() async throws {
+            @Test(
+                "a server restart or crash in the middle of a run: coordinator and workers reconnect, every result once",
+                arguments: ["fast", "immediate"])
+            func serverRestart(mode: String) async throws {
                 let cluster = try Cluster.server()
                 guard cluster.data != nil else { return }  // DATABASE_URL's server is not ours to restart
                 let queue = try Cluster.queue()
@@ -433,7 +435,7 @@
                         Layer { (y: Int) in
                             sum.add(y, ordering: .relaxed)
                             if count.add(1, ordering: .relaxed).newValue == 20_000 {
-                                Task.detached { try cluster.restart() }
+                                Task.detached { try cluster.restart(mode: mode) }
                             }
                         })
                 }
@@ -441,6 +443,27 @@
                 #expect(sum.load(ordering: .relaxed) == (0..<n).reduce(0) { $0 + mix($1) })
                 let left = try await queue.counts()
                 #expect(left.chunks == 0 && left.results == 0)
+                await queue.shutdown()
+            }
+
+            @Test("the queue's sessions commit without waiting for the disk unless asked; payloads are not compressed")
+            func sessionSettings() async throws {
+                let queue = try Cluster.queue()
+                let show = PostgresQuery(unsafeSQL: "SHOW synchronous_commit")
+                #expect(try await queue.rows(show, as: String.self) == ["off"])
+                let storage = try await queue.rows(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            SELECT c.relname::text, a.attstorage::text FROM pg_attribute a
+                            JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                            WHERE n.nspname = '\(queue.schema)' AND a.attname = 'payload' ORDER BY 1
+                            """), as: (String, String).self)
+                #expect(storage.map(\.0) == ["chunks", "dead_letters", "results"])
+                #expect(storage.map(\.1) == ["e", "x", "e"])  // dead letters are few: compressed is fine
+                let durable = try PostgresWorkQueue(
+                    url: Cluster.server().url, schema: queue.schema, synchronousCommit: true)
+                #expect(try await durable.rows(show, as: String.self) == ["on"])
+                await durable.shutdown()
                 await queue.shutdown()
             }
 
@@ -511,26 +534,55 @@
                 await queue.shutdown()
             }
 
-            @Test("a worker claims about 20 ms of work per thread: one chunk a thread at first, up to 8")
+            @Test("a worker claims about 20 ms of work a thread, as timed: one a thread at first, up to 8")
             func claimPace() {
                 var pace = ClaimPace()
-                #expect(pace.limit(threads: 2) == 2)
-                let t0 = ContinuousClock.now
-                pace.claimed(2, now: t0)
-                #expect(pace.limit(threads: 2) == 2)  // nothing measured yet
-                pace.claimed(4, now: t0 + .milliseconds(1))  // 0.5 ms a chunk: 40 fit in 20 ms, at most 8
+                #expect(pace.limit(threads: 2) == 2)  // nothing timed yet
+                pace.worked(.microseconds(500))  // 40 fit in 20 ms: at most 8 a thread
                 #expect(pace.limit(threads: 2) == 16)
                 var slow = ClaimPace()
-                slow.claimed(1, now: t0)
-                slow.claimed(1, now: t0 + .milliseconds(200))  // 200 ms a chunk
+                slow.worked(.milliseconds(200))
                 #expect(slow.limit(threads: 3) == 3)
-                slow.claimed(0, now: t0 + .milliseconds(300))  // none: the wait after it is not measured
-                slow.claimed(1, now: t0 + .seconds(5))
-                #expect(slow.limit(threads: 1) == 1)
                 var mid = ClaimPace()
-                mid.claimed(2, now: t0)
-                mid.claimed(2, now: t0 + .milliseconds(10))  // 5 ms a chunk: 4 in 20 ms
+                mid.worked(.milliseconds(5))  // 4 in 20 ms
                 #expect(mid.limit(threads: 1) == 4)
+                mid.worked(.milliseconds(55))  // a moving average: 0.7 × 5 + 0.3 × 55 = 20 ms
+                #expect(mid.limit(threads: 1) == 1)
+            }
+
+            @Test("a worker with slow chunks holds few claims from its start: a dead worker's chunks wait for no queue")
+            func slowChunksFewClaims() async throws {
+                let queue = try Cluster.queue()
+                // about 30 ms a chunk: one claim a thread at a time
+                let layer = DistributedLayer("slow") { (x: Int) in
+                    usleep(300)
+                    return mix(x)
+                }
+                let running = Atomic<Bool>(true)
+                let sampler = Task { () async throws -> Int in
+                    var most = 0
+                    let held = PostgresQuery(
+                        unsafeSQL: "SELECT count(*) FROM \(queue.sql.t("chunks")) WHERE worker IS NOT NULL")
+                    while running.load(ordering: .acquiring) {
+                        let now: [Int64] = try await queue.rows(held, as: Int64.self)
+                        most = max(most, Int(now.first ?? 0))
+                        try await Task.sleep(for: .milliseconds(2))
+                    }
+                    return most
+                }
+                let sum = Atomic<Int>(0)
+                let n = 2_000
+                _ = try await withWorkers(queue, layer, count: 1) { _ in
+                    try await pipeline(
+                        Layer(0..<n), Layer(layer, on: queue, chunk: 100),
+                        Layer { (y: Int) in sum.add(y, ordering: .relaxed) })
+                }
+                running.store(false, ordering: .releasing)
+                let most = try await sampler.value
+                #expect(sum.load(ordering: .relaxed) == (0..<n).reduce(0) { $0 + mix($1) })
+                // one running, one in the queue before the thread, one the source pushes, one completing
+                #expect(most >= 1 && most <= 4, "the worker held \(most) claims at once")
+                await queue.shutdown()
             }
 
             @Test("chunks of plain data travel as bytes, other Codable items as JSON; both read back exactly")
