@@ -21,6 +21,9 @@
 //      with a server restart: the chunk was nowhere and its call waited for ever). So once a second the
 //      poller asks which chunks whose writes were answered are in none of chunks, results, dead_letters,
 //      and those calls write their chunk again (same key: a second copy is refused, PQ3 fences results).
+//  DC7. Once the layer's last call has ended (BatchMapStage BM6), whatever of the run is left in chunks
+//      and results is deleted: a completion that a server crash undid after its result was handed over
+//      (PQ7) brings its chunk back, to be done again for nothing. A worker still on it is fenced (PQ3).
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Foundation
@@ -57,7 +60,8 @@
             self.init(
                 batchesOf: chunk, within: within, concurrency: concurrency, ordered: ordered, name: name ?? layer.name,
                 capacity: nil, onError: onError,
-                handledElsewhere: { items, call in await coordinator.handle(items, call) })
+                handledElsewhere: { items, call in await coordinator.handle(items, call) },
+                ended: { await coordinator.ended() })
         }
     }
 
@@ -111,7 +115,7 @@
         var isLost: Bool { if case .lost = self { true } else { false } }
     }
 
-    /// One run's side of the protocol, shared by the chunk calls of a distributed layer (DC1–DC6).
+    /// One run's side of the protocol, shared by the chunk calls of a distributed layer (DC1–DC7).
     final class Coordinator<Input: Codable & Sendable, Output: Codable & Sendable>: Sendable {
         let layer: DistributedLayer<Input, Output>
         let queue: PostgresWorkQueue
@@ -192,14 +196,7 @@
                 result = await call.whileRunning(onStop: { self.fill(seq, nil) }, { await self.wait(seq) })
             } while result?.isLost == true
             guard let result else {  // DC4
-                // in a task of its own: a cancelled run's task would cancel the statements too
-                await Task {
-                    _ = await self.retrying(nil, attempts: 3) {
-                        for statement in self.queue.sql.forget(run: self.run, seq: seq) {
-                            try await self.queue.run(statement)
-                        }
-                    }
-                }.value
+                await forget(seq)
                 return BatchOutcome(outputs: [])
             }
             switch result {
@@ -234,6 +231,21 @@
                     worker: worker)
             }
         }
+
+        /// Delete the rows of one chunk (DC4), or of the whole run (DC7), in a task of its own: a cancelled
+        /// run's task would cancel the statements too.
+        func forget(_ seq: Int64? = nil) async {
+            await Task {
+                _ = await self.retrying(nil, attempts: 3) {
+                    for statement in self.queue.sql.forget(run: self.run, seq: seq) {
+                        try await self.queue.run(statement)
+                    }
+                }
+            }.value
+        }
+
+        /// DC7: the layer's last call has ended.
+        func ended() async { await forget() }
 
         /// Run `action` until it succeeds, backing off after connection errors (DC5): `.success(true)`
         /// when done, `.success(false)` if the run stopped first (or `attempts` ran out), the error when it
@@ -307,6 +319,13 @@
             }
         }
 
+        /// Fill the slots of the dead chunks that `query` returns (rows: seq, attempts).
+        func fillDead(_ query: PostgresQuery) async throws {
+            for (seq, attempts) in try await queue.rows(query, as: (Int64, Int32).self) {
+                fill(seq, .dead(attempts: Int(attempts)))
+            }
+        }
+
         /// The poller (DC3): take results, bury dead chunks, sleep until a NOTIFY or the backstop.
         func poll() async {
             let listener = Task { await self.queue.listen(on: self.queue.sql.doneChannel, self.wakeup) }
@@ -343,16 +362,12 @@
                         }
                     }
                     if recheckDead {
-                        for (seq, attempts) in try await queue.rows(queue.sql.dead(run: run), as: (Int64, Int32).self) {
-                            fill(seq, .dead(attempts: Int(attempts)))
-                        }
+                        try await fillDead(queue.sql.dead(run: run))
                         recheckDead = false
                     }
                     if ContinuousClock.now - lastBurial > min(lease / 4, .seconds(1)) {
                         lastBurial = .now
-                        for (seq, attempts) in try await queue.rows(queue.sql.bury(run: run), as: (Int64, Int32).self) {
-                            fill(seq, .dead(attempts: Int(attempts)))
-                        }
+                        try await fillDead(queue.sql.bury(run: run))
                     }
                 } catch let error where isTransient(error) {
                     recheckDead = true

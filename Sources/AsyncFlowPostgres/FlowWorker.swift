@@ -243,11 +243,12 @@
         }
     }
 
-    /// A chunk as claimed: its key, policy and items (still encoded).
+    /// A chunk as claimed: its key, policy, items (still encoded) and lease in seconds.
     struct ClaimedChunk: Sendable {
         let key: ClaimKey
         let policy: ErrorPolicy
         let payload: ByteBuffer
+        let lease: Double
     }
 
     /// How many chunks a worker claims in one statement (F1): about `ahead` of work per thread, by how long
@@ -305,25 +306,15 @@
                     if worker.leaseHolds {
                         let threads = Swift.max(1, worker.threads ?? 2)
                         let limit = Int32(worker.pace.withLock { $0.limit(threads: threads) })
-                        let rows: [(Int64, Int64, Int32, String, ByteBuffer, Double)]
                         do {
-                            rows = try await queue.rows(
-                                queue.sql.claim(
-                                    layer: worker.layer.name, build: worker.layer.build, limit: limit, worker: worker.id
-                                ),
-                                as: (Int64, Int64, Int32, String, ByteBuffer, Double).self)
+                            held = try await queue.claim(
+                                layer: worker.layer.name, build: worker.layer.build, limit: limit, worker: worker.id)
                         } catch {
                             if Task.isCancelled { return nil }
                             guard isTransient(error) else { throw worker.databaseError("claiming chunks", error) }
                             queue.logger.warning("worker \(worker.id): claiming: \(String(reflecting: error))")
-                            rows = []
                         }
-                        for (run, seq, attempt, policy, payload, lease) in rows {
-                            let key = ClaimKey(run: run, seq: seq, attempt: attempt)
-                            worker.hold(key, lease: lease)
-                            held.append(
-                                ClaimedChunk(key: key, policy: ErrorPolicy(wire: policy) ?? .fail, payload: payload))
-                        }
+                        for chunk in held { worker.hold(chunk.key, lease: chunk.lease) }
                         if !held.isEmpty { break }
                         let other = try? await queue.rows(
                             queue.sql.otherBuild(layer: worker.layer.name, build: worker.layer.build), as: String.self)

@@ -243,6 +243,18 @@
             }
         }
 
+        /// PQ2: claim up to `limit` chunks of `layer` for `worker`.
+        func claim(layer: String, build: String, limit: Int32, worker: String) async throws -> [ClaimedChunk] {
+            try await rows(
+                sql.claim(layer: layer, build: build, limit: limit, worker: worker),
+                as: (Int64, Int64, Int32, String, ByteBuffer, Double).self
+            ).map { run, seq, attempt, policy, payload, lease in
+                ClaimedChunk(
+                    key: ClaimKey(run: run, seq: seq, attempt: attempt), policy: ErrorPolicy(wire: policy) ?? .fail,
+                    payload: payload, lease: lease)
+            }
+        }
+
         /// What the queue holds now (for tests, tools and the example): chunks waiting or claimed, results
         /// not yet taken, dead letters.
         public func counts() async throws -> (chunks: Int, results: Int, deadLetters: Int) {
@@ -599,14 +611,16 @@
                     """, binds: b)
         }
 
-        /// Forget one chunk of a run that stopped: its row, then (a second statement, so that it sees a
-        /// completion that committed while the first waited for the row) its result.
-        func forget(run: Int64, seq: Int64) -> [PostgresQuery] {
+        /// Forget one chunk of a run that stopped, or (seq nil) all that is left of a run: rows, then (a
+        /// second statement, so that it sees a completion that committed while the first waited for the
+        /// row) results.
+        func forget(run: Int64, seq: Int64?) -> [PostgresQuery] {
             ["chunks", "results"].map { table in
                 var b = PostgresBindings(capacity: 2)
                 b.append(run)
                 b.append(seq)
-                return PostgresQuery(unsafeSQL: "DELETE FROM \(t(table)) WHERE run = $1 AND seq = $2", binds: b)
+                return PostgresQuery(
+                    unsafeSQL: "DELETE FROM \(t(table)) WHERE run = $1 AND ($2::int8 IS NULL OR seq = $2)", binds: b)
             }
         }
 

@@ -101,18 +101,31 @@ extension Serial {
             #expect(pulled == 0)
         }
 
+        /// What `probe` gives on a CPU layer's workers, and on an async collector (Swift's cooperative
+        /// pool), in one run.
+        func seenOnThreads(_ options: PipelineOptions, _ probe: @escaping @Sendable () -> Int32) async throws -> (
+            workers: Set<Int32>, collector: Set<Int32>
+        ) {
+            let workers = Locked(Set<Int32>())
+            let collector = Locked(Set<Int32>())
+            _ = try await pipeline(
+                Layer(0..<10_000),
+                Layer(workers: 2) { (x: Int) in
+                    let value = probe()
+                    workers.withLock { _ = $0.insert(value) }
+                    return x
+                },
+                Layer { (_: Int) async in
+                    let value = probe()
+                    collector.withLock { _ = $0.insert(value) }
+                }, options: options)
+            return (workers.withLock { $0 }, collector.withLock { $0 })
+        }
+
         @Test("a CPU layer's workers run in the scheduling class asked for, from FLOW_SCHED or the options")
         func schedulingClass() async throws {
             func classes(_ options: PipelineOptions) async throws -> Set<Int32> {
-                let seen = Locked(Set<Int32>())
-                _ = try await pipeline(
-                    Layer(0..<10_000),
-                    Layer(workers: 2) { (x: Int) in
-                        let mode = flow_check_thread_sched()
-                        seen.withLock { _ = $0.insert(mode) }
-                        return x
-                    }, Layer { (_: Int) in }, options: options)
-                return seen.withLock { $0 }
+                try await seenOnThreads(options) { flow_check_thread_sched() }.workers
             }
             #expect(try await classes(PipelineOptions()) == [Int32(FLOW_SCHED_NORMAL.rawValue)])
             var options = PipelineOptions()
@@ -127,20 +140,7 @@ extension Serial {
         @Test("a CPU layer's workers run FLOW_NICE (default 5) nicer than the process; the app's threads keep theirs")
         func niceness() async throws {
             func nices(_ options: PipelineOptions) async throws -> (workers: Set<Int32>, collector: Set<Int32>) {
-                let workers = Locked(Set<Int32>())
-                let collector = Locked(Set<Int32>())
-                _ = try await pipeline(
-                    Layer(0..<10_000),
-                    Layer(workers: 2) { (x: Int) in
-                        let nice = flow_check_thread_nice()
-                        workers.withLock { _ = $0.insert(nice) }
-                        return x
-                    },
-                    Layer { (_: Int) async in  // an async collector: on Swift's cooperative pool
-                        let nice = flow_check_thread_nice()
-                        collector.withLock { _ = $0.insert(nice) }
-                    }, options: options)
-                return (workers.withLock { $0 }, collector.withLock { $0 })
+                try await seenOnThreads(options) { flow_check_thread_nice() }
             }
             let base = flow_check_process_nice()
             func above(_ n: Int32) -> Int32 { min(19, base + n) }

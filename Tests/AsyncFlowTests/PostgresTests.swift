@@ -233,18 +233,11 @@
                         Layer(0..<10), Layer(layer, on: queue, chunk: 10, within: nil, lease: .seconds(1)),
                         Layer { (_: Int) in })
                 }
-                typealias Claimed = (Int64, Int64, Int32, String, ByteBuffer, Double)
-                func claim(_ who: String) async throws -> [Claimed] {
-                    try await queue.rows(
-                        queue.sql.claim(layer: "fence", build: layer.build, limit: 1, worker: who), as: Claimed.self)
+                func claim(_ who: String) async throws -> [ClaimedChunk] {
+                    try await queue.claim(layer: "fence", build: layer.build, limit: 1, worker: who)
                 }
-                func complete(_ c: Claimed, _ who: String, _ value: Int) async throws -> Int {
-                    let done = CompletedChunk(
-                        key: ClaimKey(run: c.0, seq: c.1, attempt: c.2),
-                        payload: try ChunkCodec.encode(Array(repeating: value, count: 10)), emitted: 10, skipped: 0,
-                        failed: 0, retried: 0, error: "", skipError: "")
-                    let written = try await queue.rows(queue.sql.complete([done], worker: who), as: (Int64, Int64).self)
-                    return written.count
+                func complete(_ c: ClaimedChunk, _ who: String, _ value: Int) async throws -> Int {
+                    try await completeAs(queue, c, who, Array(repeating: value, count: 10))
                 }
                 var first = try await claim("A")
                 while first.isEmpty {
@@ -254,7 +247,7 @@
                 #expect(try await claim("B").isEmpty)  // A's lease holds
                 try await Task.sleep(for: .milliseconds(1_100))
                 let second = try await claim("B")  // A's lease ran out: B takes the chunk over
-                #expect(second.count == 1 && second[0].2 == first[0].2 + 1)
+                #expect(second.count == 1 && second[0].key.attempt == first[0].key.attempt + 1)
                 #expect(try await complete(first[0], "A", 7) == 0)  // A lost it: nothing written
                 #expect(try await complete(second[0], "B", 3) == 1)
                 #expect(try await complete(second[0], "B", 3) == 0)  // once
@@ -262,6 +255,47 @@
                 #expect(report.completed == 10)
                 let left = try await queue.counts()
                 #expect(left.chunks == 0 && left.results == 0)
+                await queue.shutdown()
+            }
+
+            /// Complete a claimed chunk with `results` as worker `who`: the results written (0 or 1).
+            func completeAs(_ queue: PostgresWorkQueue, _ c: ClaimedChunk, _ who: String, _ results: [Int])
+                async throws -> Int
+            {
+                let done = CompletedChunk(
+                    key: c.key, payload: try ChunkCodec.encode(results), emitted: Int32(results.count), skipped: 0,
+                    failed: 0, retried: 0, error: "", skipError: "")
+                return try await queue.rows(queue.sql.complete([done], worker: who), as: (Int64, Int64).self).count
+            }
+
+            @Test("a chunk that comes back after its result was taken (a crash undid its completion) is deleted")
+            func returnedChunk() async throws {
+                let queue = try Cluster.queue()
+                let layer = DistributedLayer("returned") { (x: Int) in x }
+                let run = Task {
+                    try await pipeline(
+                        Layer(0..<20), Layer(layer, on: queue, chunk: 10, within: nil), Layer { (_: Int) in })
+                }
+                // this test is the worker: it claims both chunks, completes the first
+                var claimed: [ClaimedChunk] = []
+                while claimed.count < 2 {
+                    claimed += try await queue.claim(layer: layer.name, build: layer.build, limit: 2, worker: "w")
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                let (first, second) = (claimed[0], claimed[1])
+                #expect(try await completeAs(queue, first, "w", Array(0..<10)) == 1)
+                while try await queue.counts().results > 0 { try await Task.sleep(for: .milliseconds(10)) }
+                // its result was taken; now the chunk comes back, as when a crash undoes the completion and the
+                // deletion of the result, which both committed without waiting for the disk (PQ7)
+                try await queue.run(
+                    queue.sql.submit(
+                        run: first.key.run, seq: first.key.seq, layer: layer.name, build: layer.build,
+                        policy: ErrorPolicy.fail.wire, items: 10, payload: first.payload, maxAttempts: 3, lease: 30))
+                #expect(try await completeAs(queue, second, "w", Array(10..<20)) == 1)
+                let report = try await run.value
+                #expect(report.completed == 20)
+                let left = try await queue.counts()
+                #expect(left.chunks == 0 && left.results == 0)  // DC7
                 await queue.shutdown()
             }
 
@@ -287,49 +321,41 @@
                 await queue.shutdown()
             }
 
-            @Test("a chunk whose workers die maxAttempts times goes to the dead letters; its items count failed")
-            func deadLetters() async throws {
-                let queue = try Cluster.queue()
-                let layer = DistributedLayer("poison") { (x: Int) in x }
-                let box = ReportBox()
-                // no FlowWorker: this test claims like a worker that dies each time (never completes), so
-                // each claim's lease (0.2 s) runs out
+            /// 10 items in one chunk of `layer`, served by no FlowWorker: the test claims it like a worker that
+            /// dies each time (never completes, so each claim's lease, 0.2 s, runs out), `maxAttempts` times.
+            func dyingClaims(
+                _ queue: PostgresWorkQueue, _ layer: DistributedLayer<Int, Int>, maxAttempts: Int,
+                onError: ErrorPolicy = .fail
+            ) async throws -> PipelineReport {
                 let run = Task {
                     try await pipeline(
                         Layer(0..<10),
                         Layer(
-                            layer, on: queue, chunk: 10, within: nil, maxAttempts: 2, lease: .milliseconds(200),
-                            onError: .skip),
-                        Layer { (_: Int) in }, options: box.options(.swift))
+                            layer, on: queue, chunk: 10, within: nil, maxAttempts: maxAttempts,
+                            lease: .milliseconds(200), onError: onError),
+                        Layer { (_: Int) in })
                 }
                 var claims = 0
-                while claims < 2 {
-                    let rows = try await queue.rows(
-                        queue.sql.claim(layer: "poison", build: layer.build, limit: 1, worker: "dying"),
-                        as: (Int64, Int64, Int32, String, ByteBuffer, Double).self)
-                    claims += rows.count
-                    try await Task.sleep(for: .milliseconds(50))
+                while claims < maxAttempts {
+                    claims += try await queue.claim(layer: layer.name, build: layer.build, limit: 1, worker: "dying")
+                        .count
+                    try await Task.sleep(for: .milliseconds(20))
                 }
-                let report = try await run.value
+                return try await run.value
+            }
+
+            @Test("a chunk whose workers die maxAttempts times goes to the dead letters; its items count failed")
+            func deadLetters() async throws {
+                let queue = try Cluster.queue()
+                let layer = DistributedLayer("poison") { (x: Int) in x }
+                let report = try await dyingClaims(queue, layer, maxAttempts: 2, onError: .skip)
                 #expect(report.layers[1].failed == 10 && report.layers[1].emitted == 0 && report.completed == 0)
                 expectBalanced(report, pulled: 10)
                 let left = try await queue.counts()
                 #expect(left.chunks == 0 && left.results == 0 && left.deadLetters == 1)
 
-                let failing = Task {
-                    try await pipeline(
-                        Layer(0..<10),
-                        Layer(layer, on: queue, chunk: 10, within: nil, maxAttempts: 1, lease: .milliseconds(200)),
-                        Layer { (_: Int) in })
-                }
-                while try await queue.rows(
-                    queue.sql.claim(layer: "poison", build: layer.build, limit: 1, worker: "dying"),
-                    as: (Int64, Int64, Int32, String, ByteBuffer, Double).self
-                ).isEmpty {
-                    try await Task.sleep(for: .milliseconds(20))
-                }
                 do {
-                    _ = try await failing.value
+                    _ = try await dyingClaims(queue, layer, maxAttempts: 1)
                     Issue.record("the run did not fail")
                 } catch let error as DistributedLayerError {
                     #expect(error.kind == .deadLetter && "\(error)".contains("died 1 times"), "\(error)")
@@ -366,22 +392,7 @@
                 // a burial whose answer is lost: the chunk's items still count failed, and the run ends
                 let poison = DistributedLayer("poison-lost") { (x: Int) in x }
                 queue.loseAnswers.withLock { $0 = ["INSERT INTO \"\(queue.schema)\".dead_letters": 1] }
-                let box = ReportBox()
-                let run = Task {
-                    try await pipeline(
-                        Layer(0..<10),
-                        Layer(
-                            poison, on: queue, chunk: 10, within: nil, maxAttempts: 1, lease: .milliseconds(200),
-                            onError: .skip),
-                        Layer { (_: Int) in }, options: box.options(.swift))
-                }
-                while try await queue.rows(
-                    queue.sql.claim(layer: "poison-lost", build: poison.build, limit: 1, worker: "dying"),
-                    as: (Int64, Int64, Int32, String, ByteBuffer, Double).self
-                ).isEmpty {
-                    try await Task.sleep(for: .milliseconds(20))
-                }
-                let buried = try await run.value
+                let buried = try await dyingClaims(queue, poison, maxAttempts: 1, onError: .skip)
                 #expect(queue.loseAnswers.withLock { $0.values.reduce(0, +) } == 0, "the burial's answer was lost")
                 #expect(buried.layers[1].failed == 10 && buried.completed == 0)
                 left = try await queue.counts()

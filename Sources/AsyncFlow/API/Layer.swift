@@ -194,18 +194,21 @@ extension Layer {
     }
 
     /// A batch layer whose items are handled elsewhere under the layer's error policy (AsyncFlowPostgres):
-    /// `body` reports what became of each batch's items (BatchMapStage BM3).
+    /// `body` reports what became of each batch's items (BatchMapStage BM3); `ended` is awaited once
+    /// after the last call (BM6).
     @inlinable package init(
         batchesOf size: Int, within: Duration?, concurrency: Int, ordered: Bool, name: String?, capacity: Int?,
         onError: ErrorPolicy,
-        handledElsewhere body: @escaping @Sendable ([Input], BatchCall) async -> BatchOutcome<Output>
+        handledElsewhere body: @escaping @Sendable ([Input], BatchCall) async -> BatchOutcome<Output>,
+        ended: (@Sendable () async -> Void)? = nil
     ) {
         self.init(
             kind: .batchMap(size: size, within: within, concurrency: concurrency), name: name, ordered: ordered,
             capacity: capacity, onError: onError,
             makeStage: {
                 StageHandle(
-                    BatchMapStage(context: $0, size: size, within: within, concurrency: concurrency, body: body))
+                    BatchMapStage(
+                        context: $0, size: size, within: within, concurrency: concurrency, body: body, ended: ended))
             })
     }
 

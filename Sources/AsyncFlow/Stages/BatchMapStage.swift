@@ -19,6 +19,8 @@
 //  BM5. A call in flight is not interrupted by a stop (like an async layer's closure); a closure that
 //      waits on something outside (a remote worker) runs that wait under a stop hook
 //      (BatchCall.whileRunning) to end it. Its results are then dropped.
+//  BM6. `ended`, when given, is awaited once after every call has ended, however the run ended, before
+//      the stage finishes its output (BM4): where the calls' side effects elsewhere are cleaned up.
 import Synchronization
 
 /// What one call of a batch layer's closure produced, for layers whose items are handled elsewhere
@@ -108,16 +110,19 @@ final class StopHook: Closable {
     @usableFromInline let within: Duration?
     @usableFromInline let concurrency: Int
     @usableFromInline let body: @Sendable ([Input], BatchCall) async -> BatchOutcome<Output>
+    @usableFromInline let ended: (@Sendable () async -> Void)?
 
     @inlinable init(
         context: StageContext<Input, Output>, size: Int, within: Duration?, concurrency: Int,
-        body: @escaping @Sendable ([Input], BatchCall) async -> BatchOutcome<Output>
+        body: @escaping @Sendable ([Input], BatchCall) async -> BatchOutcome<Output>,
+        ended: (@Sendable () async -> Void)? = nil
     ) {
         self.context = context
         self.size = size
         self.within = within
         self.concurrency = concurrency
         self.body = body
+        self.ended = ended
         context.output?.addProducers(1)  // BM4
     }
 
@@ -138,6 +143,7 @@ final class StopHook: Closable {
                 group.addTask { await self.handle(items, position) }
             }
         }
+        await ended?()  // BM6
         context.output?.finishProducer()  // BM4
     }
 
