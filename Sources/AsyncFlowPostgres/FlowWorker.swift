@@ -5,9 +5,10 @@
 //  F1. The worker's pipeline is claims → `threads` CPU workers (a chunk each at a time) → completions in
 //      batches: its bounded queues bound what it holds, and a claim takes about 20 ms of work per thread
 //      (ClaimPace: by how long the last chunks took on a thread; 1 to 8 chunks a thread, 1 until a chunk
-//      has been timed), so it claims only what it can start soon, and chunks that a dead worker held
-//      wait for no long queue in the others. An idle worker waits for a new chunk's NOTIFY
-//      (workChannel), with a polling backstop.
+//      has been timed), and only while it holds fewer than its threads run plus one claim ahead (the
+//      claims source waits for a completion rather than hold a claim it cannot push): so it claims only
+//      what it can start soon, and chunks that a dead worker held wait for no long queue in the others.
+//      An idle worker waits for a new chunk's NOTIFY (workChannel), with a polling backstop.
 //  F2. Every claimed chunk is completed (PQ3: fenced, so a chunk whose lease was lost writes nothing), or
 //      handed back (a drain: chunks claimed but not yet in the pipeline), or left to its lease (the
 //      process died or was cancelled).
@@ -56,6 +57,8 @@
         let newWork = Wakeup()
         /// How long chunks take on a thread: how many to claim at a time (F1).
         let pace = Locked<ClaimPace>(ClaimPace())
+        /// Signalled when claims are released (completed, refused, handed back): room to claim (F1).
+        let released = Wakeup()
 
         public convenience init(
             queue: PostgresWorkQueue, serving layer: DistributedLayer<Input, Output>, threads: Int? = nil
@@ -212,6 +215,7 @@
         /// Claims completed, refused or handed back: no longer renewed.
         func release(_ keys: [ClaimKey]) {
             holding.withLock { h in for k in keys { h.remove(k) } }
+            released.signal()
         }
 
         /// F3: renew the leases of what this worker holds, every third of the shortest lease.
@@ -305,10 +309,15 @@
                     if Task.isCancelled { return nil }
                     if worker.leaseHolds {
                         let threads = Swift.max(1, worker.threads ?? 2)
-                        let limit = Int32(worker.pace.withLock { $0.limit(threads: threads) })
+                        let limit = worker.pace.withLock { $0.limit(threads: threads) }
+                        if worker.holding.withLock({ $0.count }) >= threads + limit {  // F1: no room yet
+                            await worker.released.wait(for: .milliseconds(50))
+                            continue
+                        }
                         do {
                             held = try await queue.claim(
-                                layer: worker.layer.name, build: worker.layer.build, limit: limit, worker: worker.id)
+                                layer: worker.layer.name, build: worker.layer.build, limit: Int32(limit),
+                                worker: worker.id)
                         } catch {
                             if Task.isCancelled { return nil }
                             guard isTransient(error) else { throw worker.databaseError("claiming chunks", error) }

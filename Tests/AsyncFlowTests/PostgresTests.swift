@@ -591,8 +591,8 @@
                 running.store(false, ordering: .releasing)
                 let most = try await sampler.value
                 #expect(sum.load(ordering: .relaxed) == (0..<n).reduce(0) { $0 + mix($1) })
-                // one running, one in the queue before the thread, one the source pushes, one completing
-                #expect(most >= 1 && most <= 4, "the worker held \(most) claims at once")
+                // one running, one in the queue before the thread (F1), and for a moment one being completed
+                #expect(most >= 1 && most <= 3, "the worker held \(most) claims at once")
                 await queue.shutdown()
             }
 
