@@ -21,9 +21,10 @@
  *       Model-checked with a job queue, a pushing thread and a close: spin-models/serve.pml.
  *  RW5. Adaptive spin, for a pool thread waiting for items (pop_n_serving): each thread keeps an average
  *       of how long its recent waits lasted, from finding its ring empty until items came. While that
- *       average is under FLOW_ADAPTIVE_SPIN_MAX_NS, one thread of the process at a time (it holds
- *       `long_spinner`, taken with a CAS and given back when its spin ends) spins for up to twice the
- *       average instead of spin_ns; the others spin spin_ns as before. So a steady trickle of items
+ *       average is under FLOW_ADAPTIVE_SPIN_FACTOR x spin_ns (240 us by default), one thread of the
+ *       process at a time (it holds `long_spinner`, taken with a CAS and given back when its spin ends)
+ *       spins for up to twice the average, within that bound, instead of spin_ns; the others spin
+ *       spin_ns as before. So a steady trickle of items
  *       (10 k/s: 100 us apart) is caught by a spinning thread rather than after a futex wake (~35 us
  *       here), at the cost of that thread's CPU (niced, FLOW_NICE, and yielding after ~2 us); a source
  *       that falls silent shows as one long wait, after which every thread spins spin_ns and parks.
@@ -321,9 +322,9 @@ static _Thread_local int64_t wait_average_ns = -1;
 /* RW5: the spin budget of a thread about to wait for items; *held is set when it took the long spin. */
 static int64_t adaptive_budget(const flow_ring *r, int *held) {
     *held = 0;
-    int64_t average = wait_average_ns;
-    if (r->spin_ns == 0 || average < 0 || average >= FLOW_ADAPTIVE_SPIN_MAX_NS) return r->spin_ns;
-    int64_t want = 2 * average < FLOW_ADAPTIVE_SPIN_MAX_NS ? 2 * average : FLOW_ADAPTIVE_SPIN_MAX_NS;
+    int64_t average = wait_average_ns, most = FLOW_ADAPTIVE_SPIN_FACTOR * r->spin_ns;
+    if (average < 0 || average >= most) return r->spin_ns; /* (spin_ns 0: most is 0) */
+    int64_t want = 2 * average < most ? 2 * average : most;
     if (want <= r->spin_ns) return r->spin_ns;
     int free = 0;
     if (!atomic_compare_exchange_strong_explicit(&long_spinner, &free, 1, memory_order_relaxed,

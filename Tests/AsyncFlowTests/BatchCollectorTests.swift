@@ -177,6 +177,9 @@ extension Serial {
                     one.initialize(to: x)
                     done += await link.push(one, count: 1)
                     if x % 7 == 0 { await Task.yield() }
+                    // a pause the consumer's short deadlines must meet (without it the pusher may stay ahead
+                    // throughout, and no pop times out)
+                    if x % 1_000 == 999 { try? await Task.sleep(for: .microseconds(300)) }
                 }
                 link.close()
                 return done

@@ -45,9 +45,9 @@ const char *flow_status_name(int status);
 
 /** Default spin budget before a blocking call parks, in ns: about one futex wake on these machines. */
 #define FLOW_DEFAULT_SPIN_NS 40000
-/** Pool threads whose recent waits for items were shorter than this spin up to twice their average wait,
- *  one thread at a time (ring.c RW5), in ns. */
-#define FLOW_ADAPTIVE_SPIN_MAX_NS 250000
+/** One pool thread at a time whose recent waits for items averaged under this many spin budgets spins up
+ *  to twice its average wait, at most this many budgets (ring.c RW5): 240 us with the default budget. */
+#define FLOW_ADAPTIVE_SPIN_FACTOR 6
 /** The largest spin budget a ring or FLOW_SPIN_NS accepts, in ns (10 s). */
 #define FLOW_MAX_SPIN_NS 10000000000LL
 
