@@ -89,11 +89,13 @@
                     message: "threads: \(threads): must be at least 1")
             }
             try await queue.prepare()
+            // the threads the local CPU layer gets: what the claims are paced for (F1)
+            let threads = try self.threads ?? PipelineOptions().resolvedWorkers()
             let beat = Task { await self.heartbeat() }
             defer { beat.cancel() }
             let listener = Task { await self.queue.listen(on: self.queue.sql.workChannel, self.newWork) }
             defer { listener.cancel() }
-            let claims = Claims(worker: self)
+            let claims = Claims(worker: self, threads: threads)
             var options = PipelineOptions()
             options.control = control
             let layer = self.layer
@@ -281,15 +283,21 @@
     struct Claims<Input: Codable & Sendable, Output: Codable & Sendable>: AsyncSequence, Sendable {
         typealias Element = ClaimedChunk
         let worker: FlowWorker<Input, Output>
+        /// The local CPU layer's threads.
+        let threads: Int
 
-        func makeAsyncIterator() -> Iterator { Iterator(worker: worker) }
+        func makeAsyncIterator() -> Iterator { Iterator(worker: worker, threads: threads) }
 
         final class Iterator: AsyncIteratorProtocol {
             let worker: FlowWorker<Input, Output>
+            let threads: Int
             var held: [ClaimedChunk] = []
             var idle = Duration.milliseconds(5)
 
-            init(worker: FlowWorker<Input, Output>) { self.worker = worker }
+            init(worker: FlowWorker<Input, Output>, threads: Int) {
+                self.worker = worker
+                self.threads = threads
+            }
 
             deinit {
                 // F2: chunks claimed but never handed to the pipeline go back at once
@@ -308,16 +316,17 @@
                 while held.isEmpty {
                     if Task.isCancelled { return nil }
                     if worker.leaseHolds {
-                        let threads = Swift.max(1, worker.threads ?? 2)
+                        // F1: a claim's worth, within room for what the threads run plus one claim ahead
                         let limit = worker.pace.withLock { $0.limit(threads: threads) }
-                        if worker.holding.withLock({ $0.count }) >= threads + limit {  // F1: no room yet
+                        let room = threads + limit - worker.holding.withLock { $0.count }
+                        if room <= 0 {
                             await worker.released.wait(for: .milliseconds(50))
                             continue
                         }
                         do {
                             held = try await queue.claim(
-                                layer: worker.layer.name, build: worker.layer.build, limit: Int32(limit),
-                                worker: worker.id)
+                                layer: worker.layer.name, build: worker.layer.build,
+                                limit: Int32(Swift.min(limit, room)), worker: worker.id)
                         } catch {
                             if Task.isCancelled { return nil }
                             guard isTransient(error) else { throw worker.databaseError("claiming chunks", error) }

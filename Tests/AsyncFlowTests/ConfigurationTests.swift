@@ -156,6 +156,22 @@ extension Serial {
             #expect(try await nices(options).workers == [base])  // the option wins
         }
 
+        @Test("workers: nil resolves to PipelineOptions.workers, else FLOW_WORKERS, else the CPUs allowed")
+        func resolvedWorkers() throws {
+            var config = flow_config()
+            var err = flow_error()
+            #expect(flow_config_init(&config, &err) == FLOW_OK)
+            #expect(try PipelineOptions().resolvedWorkers() == Int(config.workers))
+            setenv("FLOW_WORKERS", "3", 1)
+            defer { unsetenv("FLOW_WORKERS") }
+            #expect(try PipelineOptions().resolvedWorkers() == 3)
+            var options = PipelineOptions()
+            options.workers = 5
+            #expect(try options.resolvedWorkers() == 5)
+            setenv("FLOW_WORKERS", "none", 1)
+            #expect(throws: FlowConfigurationError.self) { try PipelineOptions().resolvedWorkers() }
+        }
+
         @Test("bad options name the option")
         func badOptions() async {
             var o = PipelineOptions()

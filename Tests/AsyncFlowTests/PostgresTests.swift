@@ -21,7 +21,7 @@
         struct PostgresTests {
             /// Run `workers` FlowWorkers for `layer` beside `body`, drained and awaited afterwards.
             func withWorkers<T: Sendable>(
-                _ queue: PostgresWorkQueue, _ layer: DistributedLayer<Int, Int>, count: Int = 2, threads: Int = 1,
+                _ queue: PostgresWorkQueue, _ layer: DistributedLayer<Int, Int>, count: Int = 2, threads: Int? = 1,
                 _ body: ([FlowWorker<Int, Int>]) async throws -> T
             ) async throws -> T {
                 let workers = (0..<count).map { _ in FlowWorker(queue: queue, serving: layer, threads: threads) }
@@ -561,10 +561,10 @@
                 #expect(mid.limit(threads: 1) == 1)
             }
 
-            @Test("a worker with slow chunks holds few claims from its start: a dead worker's chunks wait for no queue")
-            func slowChunksFewClaims() async throws {
-                let queue = try Cluster.queue()
-                // about 30 ms a chunk: one claim a thread at a time
+            /// The most claims one worker with `threads` held at once (sampled every 2 ms) while it did 20
+            /// chunks of about 30 ms (one claim a thread at a time).
+            func mostClaimsHeld(threads: Int?, _ test: String = #function) async throws -> Int {
+                let queue = try Cluster.queue(test)
                 let layer = DistributedLayer("slow") { (x: Int) in
                     usleep(300)
                     return mix(x)
@@ -583,7 +583,7 @@
                 }
                 let sum = Atomic<Int>(0)
                 let n = 2_000
-                _ = try await withWorkers(queue, layer, count: 1) { _ in
+                _ = try await withWorkers(queue, layer, count: 1, threads: threads) { _ in
                     try await pipeline(
                         Layer(0..<n), Layer(layer, on: queue, chunk: 100),
                         Layer { (y: Int) in sum.add(y, ordering: .relaxed) })
@@ -591,9 +591,24 @@
                 running.store(false, ordering: .releasing)
                 let most = try await sampler.value
                 #expect(sum.load(ordering: .relaxed) == (0..<n).reduce(0) { $0 + mix($1) })
+                await queue.shutdown()
+                return most
+            }
+
+            @Test("a worker with slow chunks holds few claims from its start: a dead worker's chunks wait for no queue")
+            func slowChunksFewClaims() async throws {
+                let most = try await mostClaimsHeld(threads: 1)
                 // one running, one in the queue before the thread (F1), and for a moment one being completed
                 #expect(most >= 1 && most <= 3, "the worker held \(most) claims at once")
-                await queue.shutdown()
+            }
+
+            @Test("a worker with threads: nil paces its claims for the threads its CPU layer gets (FLOW_WORKERS)")
+            func claimsForResolvedThreads() async throws {
+                setenv("FLOW_WORKERS", "3", 1)
+                defer { unsetenv("FLOW_WORKERS") }
+                let most = try await mostClaimsHeld(threads: nil)
+                // 3 running and one claim ahead of 3 (F1), and for a moment one being completed
+                #expect(most >= 6 && most <= 7, "the worker held \(most) claims at once")
             }
 
             @Test("chunks of plain data travel as bytes, other Codable items as JSON; both read back exactly")

@@ -100,6 +100,12 @@ extension PipelineOptions {
         _ = try poolConfigValidated()
     }
 
+    /// The threads a CPU layer declared with `workers: nil` gets under these options (AsyncFlowPostgres's
+    /// FlowWorker paces its claims by them).
+    package func resolvedWorkers() throws(FlowConfigurationError) -> Int {
+        Int(try poolConfigValidated().workers)
+    }
+
     /// The pool configuration after checking every option: defaults, then FLOW_* variables, then these.
     func poolConfigValidated() throws(FlowConfigurationError) -> flow_config {
         if batchSize < 1 {
