@@ -24,10 +24,10 @@
  *       average is under FLOW_ADAPTIVE_SPIN_FACTOR x spin_ns (240 us by default), one thread of the
  *       process at a time (it holds `long_spinner`, taken with a CAS and given back when its spin ends)
  *       spins for up to twice the average, within that bound, instead of spin_ns; the others spin
- *       spin_ns as before. So a steady trickle of items
- *       (10 k/s: 100 us apart) is caught by a spinning thread rather than after a futex wake (~35 us
- *       here), at the cost of that thread's CPU (niced, FLOW_NICE, and yielding after ~2 us); a source
- *       that falls silent shows as one long wait, after which every thread spins spin_ns and parks.
+ *       spin_ns as before. So a steady trickle of items (10 k/s: 100 us apart) is caught by a spinning
+ *       thread rather than after a futex wake (~35 us here), at the cost of that thread's CPU (niced,
+ *       FLOW_NICE, and yielding after ~2 us); a source that falls silent shows as one long wait, after
+ *       which every thread spins spin_ns and parks.
  *       Only how long a thread spins changes: the park / wake protocol (RW2, RW4) is untouched.
  *       spin_ns = 0 turns spinning off, this one too.
  */
