@@ -11,7 +11,7 @@
 //      woken by a NOTIFY from a worker's completion or by a backstop timer with jitter; it ends when
 //      no slot is open (checked under the slots' lock, so a new slot starts a new poller).
 //  DC4. A stop (failure elsewhere, cancellation) closes the open slots empty (BatchCall.whileRunning);
-//      each chunk call then deletes its chunk's row and result, so a stopped run leaves no rows.
+//      each chunk call then returns at once, and DC7 deletes what the run left in the tables.
 //  DC5. Connection errors (a database restart; isTransient) are retried with backoff until the run
 //      stops: writing a chunk twice is refused by its key and taken as written; a result is deleted only
 //      after it was handed over, and dead letters are read again after an error (PQ4), so an answer lost
@@ -22,8 +22,9 @@
 //      poller asks which chunks whose writes were answered are in none of chunks, results, dead_letters,
 //      and those calls write their chunk again (same key: a second copy is refused, PQ3 fences results).
 //  DC7. Once the layer's last call has ended (BatchMapStage BM6), whatever of the run is left in chunks
-//      and results is deleted: a completion that a server crash undid after its result was handed over
-//      (PQ7) brings its chunk back, to be done again for nothing. A worker still on it is fenced (PQ3).
+//      and results is deleted, so no run leaves rows behind: a stopped run's chunks (DC4), and a chunk
+//      that a server crash brought back by undoing its completion after its result was handed over
+//      (PQ7), to be done again for nothing. A worker still on one is fenced (PQ3).
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Foundation
@@ -195,10 +196,7 @@
                 slots.withLock { _ = $0.written.insert(seq) }  // DC6
                 result = await call.whileRunning(onStop: { self.fill(seq, nil) }, { await self.wait(seq) })
             } while result?.isLost == true
-            guard let result else {  // DC4
-                await forget(seq)
-                return BatchOutcome(outputs: [])
-            }
+            guard let result else { return BatchOutcome(outputs: []) }  // DC4
             switch result {
             case .lost:  // not reached: the loop above writes a lost chunk again
                 return BatchOutcome(outputs: [], failed: items.count, failure: failure(.database, seq, "chunk lost"))
@@ -232,20 +230,15 @@
             }
         }
 
-        /// Delete the rows of one chunk (DC4), or of the whole run (DC7), in a task of its own: a cancelled
-        /// run's task would cancel the statements too.
-        func forget(_ seq: Int64? = nil) async {
+        /// DC7: the layer's last call has ended: delete what is left of the run, in a task of its own (a
+        /// cancelled run's task would cancel the statements too).
+        func ended() async {
             await Task {
                 _ = await self.retrying(nil, attempts: 3) {
-                    for statement in self.queue.sql.forget(run: self.run, seq: seq) {
-                        try await self.queue.run(statement)
-                    }
+                    for statement in self.queue.sql.forget(run: self.run) { try await self.queue.run(statement) }
                 }
             }.value
         }
-
-        /// DC7: the layer's last call has ended.
-        func ended() async { await forget() }
 
         /// Run `action` until it succeeds, backing off after connection errors (DC5): `.success(true)`
         /// when done, `.success(false)` if the run stopped first (or `attempts` ran out), the error when it

@@ -16,8 +16,8 @@
 //      result), then deletes the ones it read; a result read twice (its deletion's answer was lost with a
 //      connection) finds its slot closed and is deleted again. A chunk whose last attempt's lease ran out
 //      is moved to `dead_letters` by one statement, and its items count failed; after a connection error
-//      the coordinator reads its run's dead letters again, so a burial whose answer was lost is seen. A finished run leaves no rows in
-//      `chunks` or `results`; dead letters stay for inspection.
+//      the coordinator reads its run's dead letters again, so a burial whose answer was lost is seen. A
+//      finished run leaves no rows in `chunks` or `results`; dead letters stay for inspection.
 //  PQ5. SQL takes values only as bind parameters; the one identifier put into SQL text, the schema name,
 //      is checked against [a-z_][a-z0-9_]* first. The password is never printed (`description` masks it).
 //  PQ6. A statement that has not finished within statementLimit is given up (its caller retries) and the
@@ -611,16 +611,13 @@
                     """, binds: b)
         }
 
-        /// Forget one chunk of a run that stopped, or (seq nil) all that is left of a run: rows, then (a
-        /// second statement, so that it sees a completion that committed while the first waited for the
-        /// row) results.
-        func forget(run: Int64, seq: Int64?) -> [PostgresQuery] {
+        /// Forget all that is left of a run (DC7): its chunks, then (a second statement, so that it sees a
+        /// completion that committed while the first waited for a row) its results.
+        func forget(run: Int64) -> [PostgresQuery] {
             ["chunks", "results"].map { table in
-                var b = PostgresBindings(capacity: 2)
+                var b = PostgresBindings(capacity: 1)
                 b.append(run)
-                b.append(seq)
-                return PostgresQuery(
-                    unsafeSQL: "DELETE FROM \(t(table)) WHERE run = $1 AND ($2::int8 IS NULL OR seq = $2)", binds: b)
+                return PostgresQuery(unsafeSQL: "DELETE FROM \(t(table)) WHERE run = $1", binds: b)
             }
         }
 

@@ -114,7 +114,7 @@
                 #expect(failed.layers[1].failed == 1)
                 expectBalanced(failed, pulled: failed.layers[0].received)
                 let left = try await queue.counts()
-                #expect(left.chunks == 0 && left.results == 0)  // C4: a stopped run forgets its chunks
+                #expect(left.chunks == 0 && left.results == 0)  // DC4, DC7: a stopped run forgets its chunks
                 await queue.shutdown()
             }
 
