@@ -20,6 +20,9 @@ import CFlow
     var stageExecutor: (any TaskExecutor)? { get }
     /// The last of the stages that run on stageExecutor has ended.
     func stagesEnded()
+    /// Whether its CPU layers' threads may pull a source and call a collector themselves, skipping the
+    /// queue between them (DirectHandOff DH1).
+    var handsOffDirectly: Bool { get }
 }
 
 /// A CPU layer's batch loop in the two forms a backend may run it: each call is one worker.

@@ -34,6 +34,8 @@ import Synchronization
         into buffer: UnsafeMutablePointer<Element>, max: Int, position: inout UInt64,
         until deadline: ContinuousClock.Instant?
     ) async -> Int?
+    /// Pop up to `max` items that are there now, without waiting: 0 when there are none.
+    func popAvailable(into buffer: UnsafeMutablePointer<Element>, max: Int) -> Int
 }
 
 /// Something RunState.stop() must close or wake: links, ordered windows.
@@ -53,6 +55,11 @@ import Synchronization
     @usableFromInline let queue: any LinkQueue<T>
     @usableFromInline let capacity: Int
     @usableFromInline let producers = Atomic<Int>(0)
+    /// The source its consumers pull from themselves, when it has one (DirectHandOff DH1, DH2, DH4): set
+    /// by the source's prepare(), before any stage runs, and never again; held weakly.
+    @usableFromInline nonisolated(unsafe) weak var directSource: DirectSource<T>?
+    /// The collector its producers may call directly, when it has one (DH1, DH3, DH4): likewise.
+    @usableFromInline nonisolated(unsafe) weak var directCollector: DirectCollector<T>?
 
     @inlinable init(capacity: Int, backend: any Backend) throws(FlowConfigurationError) {
         self.capacity = capacity

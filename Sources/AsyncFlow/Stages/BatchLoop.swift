@@ -159,22 +159,25 @@ import Synchronization
     }
 
     /// Count a popped batch as received; false when the run has stopped and it was dropped instead (B1, B2).
-    @inlinable func admit(_ count: Int) -> Bool {
+    @inlinable func admit(_ count: Int, in items: UnsafeMutablePointer<Input>? = nil) -> Bool {
         layer.counters.received.add(count, ordering: .relaxed)
         guard layer.run.stopped else { return true }
-        drop(from: 0, to: count)
+        drop(from: 0, to: count, in: items ?? inBuf)
         return false
     }
 
-    /// Call `transform` for each of the `count` popped items under the error policy, in a plain loop,
-    /// keeping the results in outBuf (B1, B3, B6). Returns how many results were made.
-    @inlinable mutating func apply(_ count: Int, _ transform: (Input) throws -> Output) -> Int {
+    /// Call `transform` for each of the `count` popped items (in inBuf, or `items`) under the error policy,
+    /// in a plain loop, keeping the results in outBuf (B1, B3, B6). Returns how many results were made.
+    @inlinable mutating func apply(
+        _ count: Int, from items: UnsafeMutablePointer<Input>? = nil, _ transform: (Input) throws -> Output
+    ) -> Int {
         let start = ContinuousClock.now
+        let items = items ?? inBuf
         let keep = output != nil
         var made = 0
         var i = 0
         while i < count {
-            let item = (inBuf + i).move()
+            let item = (items + i).move()
             i += 1
             switch layer.call({ try transform(item) }) {
             case .value(let v):
@@ -183,7 +186,7 @@ import Synchronization
             case .skipped:
                 break
             case .failed:
-                drop(from: i, to: count)  // B3
+                drop(from: i, to: count, in: items)  // B3
                 i = count
             }
         }
@@ -265,9 +268,9 @@ import Synchronization
         layer.counters.emitted.add(pushed, ordering: .relaxed)
     }
 
-    /// Deinitialise popped items `from..<to` and count them as dropped.
-    @inlinable func drop(from: Int, to: Int) {
-        (inBuf + from).deinitialize(count: to - from)
+    /// Deinitialise popped items `from..<to` (of inBuf, or `items`) and count them as dropped.
+    @inlinable func drop(from: Int, to: Int, in items: UnsafeMutablePointer<Input>? = nil) {
+        ((items ?? inBuf) + from).deinitialize(count: to - from)
         layer.counters.dropped.add(to - from, ordering: .relaxed)
     }
 

@@ -1,12 +1,20 @@
 // SerialStage.swift — a serial layer with a synchronous closure (typically the collector): one task runs
-// a BatchLoop that calls the closure for each item in a plain loop.
+// a BatchLoop that calls the closure for each item in a plain loop; on the native backend, a CPU layer's
+// thread may also call it with a batch it just made (DirectHandOff DH3).
 //
 // Invariant: no async call is made per item, only per batch (the pop and the push), so a fast collector
-// costs a function call per item; items are handled in input order.
+// costs a function call per item; the closure is never called by two threads at once (when batches may
+// be taken directly, it is called only under `directLoop`'s lock, which the task takes too); items are
+// handled in arrival order (input order, unless a CPU layer hands its batches over directly: DH3).
 @usableFromInline final class SerialStage<Input, Output>: Stage, @unchecked Sendable {
-    // @unchecked: immutable after init; the links and counters are thread-safe.
+    // @unchecked: `directLoop` and `direct` are written in prepare(), before run(); the rest is
+    // immutable; the links and counters are thread-safe.
     @usableFromInline let context: StageContext<Input, Output>
     @usableFromInline let body: @Sendable (Input) throws -> Output
+    /// DH3, when the layer may take batches directly: the loop that counts them, under the closure's lock.
+    @usableFromInline var directLoop: Locked<BatchLoop<Input, Output>>?
+    /// DH3: what its input link's producers call (held weakly by the link, DH4).
+    @usableFromInline var direct: DirectCollector<Input>?
 
     @inlinable init(context: StageContext<Input, Output>, body: @escaping @Sendable (Input) throws -> Output) {
         self.context = context
@@ -14,8 +22,48 @@
         context.output?.addProducers(1)
     }
 
+    deinit { directLoop?.withLock { $0.finish() } }  // frees its buffers (it has no output link to finish)
+
+    @inlinable func prepare() throws(FlowConfigurationError) {
+        guard context.directInput, context.output == nil else { return }  // DH1
+        let locked = Locked(BatchLoop(context, take: context.batch, ordered: false, producing: false))
+        let body = body
+        let queue = context.input!.queue
+        let direct = DirectCollector<Input> { buffer, count in
+            locked.withLockIfAvailable { loop -> Bool in
+                loop.collect(count, from: buffer, body)
+                // DH3: then what others pushed while the closure was busy, a few batches at most
+                for _ in 0..<4 {
+                    let popped = queue.popAvailable(into: loop.inBuf, max: loop.sizer.limit)
+                    if popped == 0 { break }
+                    loop.collect(popped, from: loop.inBuf, body)
+                }
+                return true
+            } ?? false
+        }
+        directLoop = locked
+        self.direct = direct
+        context.input!.directCollector = direct
+    }
+
     @inlinable func run() async {
         var loop = BatchLoop(context, take: context.batch, ordered: false)
-        await loop.run { loop, count in loop.apply(count, body) }
+        if let directLoop {
+            await loop.run { loop, count in directLoop.withLock { _ in loop.apply(count, body) } }  // DH3
+        } else {
+            await loop.run { loop, count in loop.apply(count, body) }
+        }
+    }
+}
+
+extension BatchLoop {
+    /// A batch (the caller's, or popped into inBuf) taken by a last layer directly (DH3): counted received (dropped after a stop),
+    /// then called, its results counted, not kept (B1, B2).
+    @inlinable mutating func collect(
+        _ count: Int, from items: UnsafeMutablePointer<Input>, _ body: (Input) throws -> Output
+    ) {
+        guard admit(count, in: items) else { return }
+        let made = apply(count, from: items, body)
+        settle(made: made, pushed: made)
     }
 }

@@ -127,6 +127,7 @@ import Synchronization
 
 @usableFromInline
 final class SequenceSourceStage<S: Sequence & Sendable>: SourceStage<S.Element>, Stage, @unchecked Sendable {
+    // @unchecked: `puller` is written in prepare(), before run(); the rest is immutable.
     @usableFromInline let source: S
 
     @inlinable init(source: S, context: StageContext<Never, S.Element>) {
@@ -134,7 +135,23 @@ final class SequenceSourceStage<S: Sequence & Sendable>: SourceStage<S.Element>,
         super.init(context: context)
     }
 
-    @inlinable func run() async { await pullSequence(source, context, generator: nil) }
+    /// DirectHandOff DH1: the CPU layer's threads pull this source themselves, through `puller`.
+    @usableFromInline var puller: DirectSource<S.Element>?
+
+    @inlinable func prepare() throws(FlowConfigurationError) {
+        guard context.directOutput else { return }
+        let puller = DirectSource.pulling(source, layer: context.layer)
+        self.puller = puller
+        context.output!.directSource = puller  // held weakly (DH4)
+    }
+
+    @inlinable func run() async {
+        if context.directOutput {
+            context.output!.finishProducer()  // DH2: the queue stays unused
+        } else {
+            await pullSequence(source, context, generator: nil)
+        }
+    }
 }
 
 @usableFromInline

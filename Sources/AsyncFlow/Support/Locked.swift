@@ -9,7 +9,7 @@
 // looked up once with dlsym; absent, and so skipped, in every other build).
 //
 // Invariants:
-//  K1. `mutex`'s value is read and written only inside withLock.
+//  K1. `mutex`'s value is read and written only inside withLock (or withLockIfAvailable).
 //  K2. `body` must not call withLock on the same instance (not recursive) and must not suspend;
 //      continuations are resumed by callers after it returns.
 //  K3. Under ThreadSanitizer, every critical section begins with an acquire and ends with a release on
@@ -34,12 +34,30 @@ import Synchronization
     /// Run `body` with the value, under the lock (K1–K3).
     @inlinable package func withLock<R: Sendable>(_ body: (inout Value) throws -> R) rethrows -> R {
         try mutex.withLock { value in
-            guard let tsan = ThreadSanitizerHooks.hooks else { return try body(&value) }
-            let address = Unmanaged.passUnretained(self).toOpaque()
-            tsan.acquire(address)
-            defer { tsan.release(address) }
+            entered()
+            defer { leaving() }
             return try body(&value)
         }
+    }
+
+    /// Run `body` with the value under the lock if it is free now (K1–K3); nil, without waiting and
+    /// without calling `body`, when another thread holds it.
+    @inlinable package func withLockIfAvailable<R: Sendable>(_ body: (inout Value) -> R) -> R? {
+        mutex.withLockIfAvailable { value in
+            entered()
+            defer { leaving() }
+            return body(&value)
+        }
+    }
+
+    /// K3: the critical section has begun (ThreadSanitizer's acquire on this object, when it runs).
+    @inlinable func entered() {
+        ThreadSanitizerHooks.hooks?.acquire(Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    /// K3: the critical section ends (ThreadSanitizer's release on this object, when it runs).
+    @inlinable func leaving() {
+        ThreadSanitizerHooks.hooks?.release(Unmanaged.passUnretained(self).toOpaque())
     }
 }
 

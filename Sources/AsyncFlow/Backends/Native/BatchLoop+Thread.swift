@@ -9,13 +9,21 @@ extension BatchLoop {
     @inlinable mutating func runOnThread(_ thread: PoolThread, _ call: (inout Self, _ count: Int) -> Int) {
         let inRing = input.queue as! RingQueue<Input>  // the native backend's links are rings
         let outRing = output.map { $0.queue as! RingQueue<Output> }
+        let source = input.directSource  // DirectHandOff DH2
+        let collector = window == nil ? output?.directCollector : nil  // DH3; held while the loop runs (DH4)
         while true {
             var position: UInt64 = 0
-            let count = inRing.popServing(into: inBuf, max: sizer.size, position: &position, thread.jobs)
+            let count =
+                source?.pull(inBuf, sizer.size, &position)
+                ?? inRing.popServing(into: inBuf, max: sizer.size, position: &position, thread.jobs)
             if count == 0 { break }
             guard admit(count) else { continue }
             let made = call(&self, count)
             flow_worker_record(thread.worker, UInt64(count), UInt64(lastNanoseconds))
+            if let collector, made > 0, collector.take(outBuf, made) {
+                settle(made: made, pushed: made)  // DH3: the collector has taken them
+                continue
+            }
             deliver(made, of: count, at: position, to: outRing, serving: thread.jobs)
         }
         finish()

@@ -47,6 +47,9 @@ import Synchronization
     @usableFromInline var stageExecutor: (any TaskExecutor)? { PoolExecutor.shared }
 
     @usableFromInline func stagesEnded() { schedule.retire() }
+
+    /// DirectHandOff DH1: the CPU layers' loops run on the threads that run the other stages.
+    @usableFromInline var handsOffDirectly: Bool { true }
 }
 
 /// What the C trampoline calls through (a @convention(c) function cannot capture): the group's loop.

@@ -93,6 +93,11 @@ import CFlow
         }
     }
 
+    @usableFromInline func popAvailable(into buffer: UnsafeMutablePointer<T>, max: Int) -> Int {
+        let k = flow_ring_pop_n(ring, buffer, Int64(max))
+        return k > 0 ? Int(k) : 0
+    }
+
     // MARK: pool threads
 
     /// Pop up to `max` items and the position of the first on a pool thread: while the ring is empty, run

@@ -21,6 +21,8 @@
     @usableFromInline var stageExecutor: (any TaskExecutor)? { nil }
 
     @usableFromInline func stagesEnded() {}
+
+    @usableFromInline var handsOffDirectly: Bool { false }
 }
 
 /// A CPU layer's workers on the `.swift` backend: child tasks (SW1).

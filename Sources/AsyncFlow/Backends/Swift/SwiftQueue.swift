@@ -143,6 +143,13 @@ import Synchronization
         }
     }
 
+    @inlinable func popAvailable(into items: UnsafeMutablePointer<T>, max: Int) -> Int {
+        var position: UInt64 = 0
+        guard let (n, woken) = tryPop(into: items, max: max, position: &position) else { return 0 }
+        for w in woken { w.resume() }
+        return n
+    }
+
     @inlinable func push(_ items: UnsafeMutablePointer<T>, count: Int) async -> Int {
         var done = 0
         while done < count {

@@ -1,0 +1,127 @@
+// DirectHandOff.swift — batches that skip a queue: a CPU layer's threads pull a Sequence source themselves,
+// and the thread that made a batch calls a sync collector with it, when the native backend's pool threads
+// are all workers (then the source and the collector would run only in the workers' waits anyway, and
+// every batch would cross between cores twice more: flow-bench throughput, 2 workers, ~1.25×).
+//
+// Invariants:
+//  DH1. Only where the run allows it (directLinks): the native backend, a run whose CPU layers' pools
+//       have no helper threads (Sizing Z4), and a link that joins a single (not merged) source to a CPU
+//       layer, or an unordered CPU layer to the last layer when that is a serial one (not a stream's).
+//       Of those, the stage on the serial side offers the direct path only when it can: a Sequence
+//       source (DirectSource), a serial layer with a sync closure and no output (DirectCollector). It
+//       sets it on the link in prepare(), before any thread runs (PipelineRun P1), and never again.
+//  DH2. DirectSource: pulls happen under its lock, so the iterator is used by one thread at a time and
+//       each pull's items take the next positions (the link's queue order, for an ordered CPU layer).
+//       Each pull counts its items received and emitted by the source (SR1) at once; nothing is pulled
+//       after RunState.pullsEnded is seen (SR2, checked before every element); once the iterator has
+//       ended or the pulls have, every pull returns 0 (the workers' input has ended) and the iterator is
+//       released. The source's own task only finishes as the (unused) queue's producer.
+//  DH3. DirectCollector: the layer's closure is called under one lock, by the collector's task for the
+//       batches it pops from its queue, or by a CPU thread for a batch it just made: that thread takes
+//       the lock only if it is free (withLockIfAvailable) and otherwise pushes the batch to the queue as
+//       before, so it never waits for the collector and the queue still receives whatever it does not
+//       take. Items taken directly are counted by the collector's own BatchLoop rules (received, then
+//       emitted, skipped, failed or dropped: B1–B3, B6), and by the CPU layer as emitted (P4 holds).
+//       Batches are called in arrival order, which for an unordered CPU layer is the only order there
+//       is; a collector after an ordered layer is never called directly.
+//  DH4. A direct path is owned by its stage and held weakly by its link (the run's state holds the links,
+//       and the paths hold the layer's runtime, which holds the run), so no cycle outlives a run; each
+//       CPU loop holds the paths strongly while it runs (the stages outlive every loop: PipelineRun P2).
+import CFlow
+import Synchronization
+
+/// DH1: for each link of a run (link i joins layer i to layer i + 1), whether it may be skipped.
+func directLinks(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend, streaming: Bool) -> [Bool] {
+    let linkCount = sizes.links.count
+    guard backend.handsOffDirectly, sizes.helpers.allSatisfy({ $0 == 0 }) else {
+        return Array(repeating: false, count: linkCount)
+    }
+    return (0..<linkCount).map { i in
+        guard i + 1 < layers.count else { return false }  // a stream's link: its consumer is not a layer
+        let (from, to) = (layers[i], layers[i + 1])
+        if case .source(generators: 1, _) = from.kind, to.runsOnWorkers { return true }
+        if case .serial = to.kind, from.runsOnWorkers, !from.ordered, i + 2 == layers.count, !streaming {
+            return true
+        }
+        return false
+    }
+}
+
+/// A source that the consumers of its link pull from themselves (DH2). Its closure is made where the
+/// source's type is known (in the user's module: see StageHandle), so its loop is specialised.
+@usableFromInline final class DirectSource<Element>: Sendable {
+    /// Pull up to `max` items into uninitialised `buffer`; the count, 0 once the source has ended (or its
+    /// pulls have), and the position of the first.
+    @usableFromInline let pull:
+        @Sendable (_ buffer: UnsafeMutablePointer<Element>, _ max: Int, _ position: inout UInt64) -> Int
+
+    @inlinable init(pull: @escaping @Sendable (UnsafeMutablePointer<Element>, Int, inout UInt64) -> Int) {
+        self.pull = pull
+    }
+
+    /// DH2 for a Sequence source of the layer `layer`.
+    @inlinable static func pulling<S: Sequence & Sendable>(_ source: S, layer: LayerRuntime) -> DirectSource
+    where S.Element == Element {
+        let state = Locked(PullState(iterator: source.makeIterator()))
+        return DirectSource { buffer, max, position in
+            let run = layer.run
+            let pull = { (s: inout PullState<S.Iterator>) -> (Int, UInt64) in
+                guard var iterator = s.iterator else { return (0, s.next) }
+                var count = 0
+                var ended = false
+                while count < max {
+                    guard !run.pullsEnded, let element = iterator.next() else {  // SR2
+                        ended = true
+                        break
+                    }
+                    (buffer + count).initialize(to: element)
+                    count += 1
+                }
+                s.iterator = ended ? nil : iterator
+                let first = s.next
+                s.next += UInt64(count)
+                return (count, first)
+            }
+            // DH2: a pull holds the lock for a batch's worth of next() calls, so a puller that finds it
+            // taken re-tries for a while (as ring waits spin, RW3) before it sleeps on it
+            var pulled: (Int, UInt64)? = nil
+            for _ in 0..<spinTries {
+                pulled = state.withLockIfAvailable(pull)
+                if pulled != nil { break }
+                for _ in 0..<16 { flow_spin_pause() }
+            }
+            let (count, first) = pulled ?? state.withLock(pull)
+            position = first
+            layer.counters.received.add(count, ordering: .relaxed)  // SR1: every pulled item goes on
+            layer.counters.emitted.add(count, ordering: .relaxed)
+            return count
+        }
+    }
+}
+
+/// How many times a puller tries DirectSource's lock before it waits for it (each try then ~16 pauses:
+/// a few microseconds in all, about what pulling a batch from a cheap Sequence takes).
+@usableFromInline let spinTries = 64
+
+/// A Sequence source's iterator and its next position, under DirectSource's lock (DH2).
+@usableFromInline struct PullState<Iterator: IteratorProtocol> {
+    /// nil once the source has ended or its pulls have (released then).
+    @usableFromInline var iterator: Iterator?
+    @usableFromInline var next: UInt64 = 0
+
+    @inlinable init(iterator: Iterator) {
+        self.iterator = iterator
+    }
+}
+
+/// A serial layer that a producer of its link may call directly (DH3); its closure is made where the
+/// layer's types are known (SerialStage), like DirectSource's.
+@usableFromInline final class DirectCollector<Element>: Sendable {
+    /// Take `buffer[0..<count]` and call the layer with it if nobody is calling it now; false, taking
+    /// nothing and without waiting, otherwise.
+    @usableFromInline let take: @Sendable (_ buffer: UnsafeMutablePointer<Element>, _ count: Int) -> Bool
+
+    @inlinable init(take: @escaping @Sendable (UnsafeMutablePointer<Element>, Int) -> Bool) {
+        self.take = take
+    }
+}

@@ -1,0 +1,162 @@
+import CFlow
+import Foundation
+import Synchronization
+import Testing
+
+@testable import AsyncFlow
+
+/// DirectHandOff: where the native backend's CPU threads pull the source and call the collector
+/// themselves, and that every item is still counted once.
+extension Serial {
+    @Suite("Direct hand-off")
+    struct DirectHandOffTests {
+        /// 0..<count, noting for every pull whether it ran outside any task (a CPU thread's direct pull).
+        struct NotingRange: Sequence, Sendable {
+            let count: Int
+            let outsideTask: Locked<Set<Bool>>
+
+            struct Iterator: IteratorProtocol {
+                var position = 0
+                let count: Int
+                let outsideTask: Locked<Set<Bool>>
+                mutating func next() -> Int? {
+                    guard position < count else { return nil }
+                    let outside = withUnsafeCurrentTask { $0 == nil }
+                    outsideTask.withLock { _ = $0.insert(outside) }
+                    defer { position += 1 }
+                    return position
+                }
+            }
+            func makeIterator() -> Iterator { Iterator(count: count, outsideTask: outsideTask) }
+        }
+
+        /// Options whose pool has one CPU, so 2 workers leave no room for helper threads (DH1).
+        static func oneCPU(_ backend: PipelineOptions.Backend) -> PipelineOptions {
+            var options = PipelineOptions(backend: backend)
+            options.cpus = "0"
+            return options
+        }
+
+        @Test("which links a run skips: only the native backend's, with no helper threads (DH1)")
+        func whichLinks() {
+            let native = PipelineOptions.Backend.native.implementation(pool: flow_config(), startFailureAfter: 0)
+            let swift = PipelineOptions.Backend.swift.implementation(pool: flow_config(), startFailureAfter: 0)
+            func links(
+                _ layers: [ErasedLayer], cpus: Int = 2, backend: any Backend = native, streaming: Bool = false
+            ) -> [Bool] {
+                let erased = layers.enumerated().map { i, l in
+                    ErasedLayer(
+                        index: i, name: l.name, kind: l.kind, inputStride: l.inputStride, outputStride: l.outputStride,
+                        capacity: l.capacity, ordered: l.ordered, onError: l.onError, makeOutputLink: l.makeOutputLink,
+                        makeStage: l.makeStage)
+                }
+                let sizes = RunSizes(erased, batchSize: 1024, defaultWorkers: 2, cpus: cpus, streaming: streaming)
+                return directLinks(erased, sizes: sizes, backend: backend, streaming: streaming)
+            }
+            let source = Layer(0..<10).erased(0)
+            let merged = Layer(merging: 0..<5, 5..<10).erased(0)
+            let cpu = Layer(workers: 2) { (x: Int) in x }.erased(1)
+            let ordered = Layer(workers: 2, ordered: true) { (x: Int) in x }.erased(1)
+            let one = Layer(workers: 1) { (x: Int) in x }.erased(1)
+            let serial = Layer { (x: Int) in x }.erased(2)
+            let collector = Layer { (_: Int) in }.erased(2)
+            #expect(links([source, cpu, collector]) == [true, true])
+            #expect(links([source, cpu, collector], backend: swift) == [false, false])
+            #expect(links([source, one, collector]) == [false, false])  // a helper thread runs the others
+            #expect(links([source, one, collector], cpus: 1) == [true, true])
+            #expect(links([source, ordered, collector]) == [true, false])  // results wait for their turn
+            #expect(links([merged, cpu, collector]) == [false, true])
+            #expect(links([source, cpu, serial, collector]) == [true, false, false])  // not the last layer
+            #expect(links([source, cpu, collector], streaming: true) == [true, false, false])
+            #expect(links([source, collector]) == [false])  // no CPU layer between them
+        }
+
+        @Test(
+            "the CPU threads pull a Sequence source and call a sync collector themselves, only where DH1 allows",
+            arguments: [
+                (PipelineOptions.Backend.native, false, true, true),
+                (.native, true, true, false),  // ordered: the collector takes its queue's batches
+                (.swift, false, false, false),
+            ])
+        func handOffs(backend: PipelineOptions.Backend, ordered: Bool, pulled: Bool, direct: Bool) async throws {
+            let outsideTask = Locked(Set<Bool>())
+            let collectorOutside = Locked(Set<Bool>())
+            let n = 100_000
+            let sum = Counter()
+            let previous = Locked(-1)
+            let report = try await pipeline(
+                Layer(NotingRange(count: n, outsideTask: outsideTask)),
+                Layer(workers: 2, ordered: ordered) { (x: Int) in x },
+                Layer { (x: Int) in
+                    let outside = withUnsafeCurrentTask { $0 == nil }
+                    collectorOutside.withLock { _ = $0.insert(outside) }
+                    if ordered {
+                        previous.withLock {
+                            #expect(x == $0 + 1)
+                            $0 = x
+                        }
+                    }
+                    sum.add(x)
+                }, options: Self.oneCPU(backend))
+            #expect(sum.count == n * (n - 1) / 2)
+            #expect(report.layers.map(\.received) == [n, n, n] && report.layers.map(\.emitted) == [n, n, n])
+            expectBalanced(report, pulled: n)
+            #expect(outsideTask.withLock { $0 } == [pulled])  // every pull by a CPU thread, or none
+            // the first batch made always finds the collector free (nothing can be queued before a take fails)
+            #expect(collectorOutside.withLock { $0.contains(true) } == direct)
+        }
+
+        @Test(
+            "a collector that fails on a batch taken directly fails the run with its error; every item is counted",
+            arguments: [ErrorPolicy.fail, .skip])
+        func failingCollector(policy: ErrorPolicy) async throws {
+            let box = ReportBox()
+            var options = box.options(.native)
+            options.cpus = "0"
+            let n = 50_000
+            let called = Counter()
+            let run = {
+                try await pipeline(
+                    Layer(0..<n), Layer(workers: 2) { (x: Int) in x },
+                    Layer(onError: policy) { (x: Int) in
+                        called.add(1)
+                        if x % 1_000 == 7 && withUnsafeCurrentTask(body: { $0 == nil }) { throw TestError.bad(x) }
+                    }, options: options)
+            }
+            if case .fail = policy {
+                await #expect(throws: TestError.self) { _ = try await run() }
+                let report = try #require(box.report.withLock { $0 })
+                #expect(report.layers[2].failed == 1)
+                #expect(report.layers[2].received < n)  // the stop dropped the rest before the collector
+            } else {
+                _ = try await run()
+                let report = try #require(box.report.withLock { $0 })
+                #expect(report.layers[2].skipped >= 1)  // at least the first batch was taken directly
+                #expect(report.layers[2].skipped + report.layers[2].emitted == n)
+                #expect(called.count == n)
+            }
+            expectBalanced(box.report.withLock { $0 }, pulled: nil)
+        }
+
+        @Test("a slow Sequence pulled by every worker gives each element once, in order to an ordered layer")
+        func slowSource() async throws {
+            struct Slow: Sequence, Sendable {
+                func makeIterator() -> AnyIterator<Int> {
+                    var i = 0
+                    return AnyIterator {
+                        guard i < 3_000 else { return nil }
+                        for _ in 0..<200 { flow_spin_pause() }  // a few µs: workers meet at the source's lock
+                        defer { i += 1 }
+                        return i
+                    }
+                }
+            }
+            let seen = Locked([Int]())
+            let report = try await pipeline(
+                Layer(Slow()), Layer(workers: 2, ordered: true) { (x: Int) in x * 2 },
+                Layer { (x: Int) in seen.withLock { $0.append(x) } }, options: Self.oneCPU(.native))
+            #expect(seen.withLock { $0 } == (0..<3_000).map { $0 * 2 })
+            expectBalanced(report, pulled: 3_000)
+        }
+    }
+}
