@@ -73,3 +73,23 @@ enum Baselines {
         }
     }
 }
+
+/// What a collector's closure costs by itself: one call per item in a plain loop on one thread, no
+/// pipeline. Each closure passes through `opaque` first, so the optimiser cannot see (and inline) it, as
+/// a pipeline's stage cannot see the user's closure.
+enum CallFloor {
+    /// `value`, out of the optimiser's sight (never inlined, never optimised).
+    @inline(never) @_optimize(none) static func opaque<T>(_ value: T) -> T { value }
+
+    /// 0..<n through a sync closure.
+    @inline(never) static func syncCalls(_ n: Int, _ sum: Sum) {
+        let call = opaque { (x: Int) in sum.add(x) }
+        for i in 0..<n { call(i &* 2) }  // the values a collector gets after x * 2
+    }
+
+    /// 0..<n through an async closure that never suspends (the call's own cost).
+    @inline(never) static func asyncCalls(_ n: Int, _ sum: Sum) async {
+        let call = opaque { @Sendable (x: Int) async in sum.add(x) }
+        for i in 0..<n { await call(i &* 2) }
+    }
+}

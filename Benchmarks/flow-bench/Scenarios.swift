@@ -73,6 +73,8 @@ enum Scenarios {
                 ".swift, async layer (concurrency \(2 * w))", n,
                 { n, sum in try await flowSum(n, w, .swift, sum, asyncMiddle: true) }
             ),
+            ("one sync call per item (no pipeline, 1 thread)", n, { n, sum in CallFloor.syncCalls(n, sum) }),
+            ("one async call per item (no pipeline, 1 thread)", n, { n, sum in await CallFloor.asyncCalls(n, sum) }),
             (
                 "AsyncStream per item", nPerItem,
                 { n, sum in
@@ -110,7 +112,12 @@ enum Scenarios {
         for i in rows.indices { rows[i].ratio = rows[i].stat.median / native }
         return ScenarioResult(
             name: "throughput", title: "gen → \(w) workers (x * 2) → sum collector",
-            rows: rows, notes: ["ratio: the row's median over native's (below 1: slower than native)"])
+            rows: rows,
+            notes: [
+                "ratio: the row's median over native's (below 1: slower than native)",
+                "one sync / async call per item: the collector's closure (sum.add) called in a plain loop, out of"
+                    + " sight of the optimiser as a stage's closure is: what a per-item collector costs at least",
+            ])
     }
 
     /// How flowSum's collector takes its items.
