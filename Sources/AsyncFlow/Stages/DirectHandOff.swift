@@ -1,7 +1,7 @@
 // DirectHandOff.swift — batches that skip a queue: a CPU layer's threads pull a Sequence source themselves,
 // and the thread that made a batch calls a sync collector with it, when the native backend's pool threads
 // are all workers (then the source and the collector would run only in the workers' waits anyway, and
-// every batch would cross between cores twice more: flow-bench throughput, 2 workers, ~1.25×).
+// every batch would cross between cores twice more: flow-bench throughput, 2 workers, 1.2–1.4×).
 //
 // Invariants:
 //  DH1. Only where the run allows it (directLinks): the native backend, a run whose CPU layers' pools
@@ -10,20 +10,23 @@
 //       Of those, the stage on the serial side offers the direct path only when it can: a Sequence
 //       source (DirectSource), a serial layer with a sync closure and no output (DirectCollector). It
 //       sets it on the link in prepare(), before any thread runs (PipelineRun P1), and never again.
-//  DH2. DirectSource: pulls happen under its lock, so the iterator is used by one thread at a time and
-//       each pull's items take the next positions (the link's queue order, for an ordered CPU layer).
-//       Each pull counts its items received and emitted by the source (SR1) at once; nothing is pulled
-//       after RunState.pullsEnded is seen (SR2, checked before every element); once the iterator has
-//       ended or the pulls have, every pull returns 0 (the workers' input has ended) and the iterator is
-//       released. The source's own task only finishes as the (unused) queue's producer.
+//  DH2. DirectSource: pulls happen under its lock (tried for a while, withLockSoon, then waited for), so
+//       the iterator is used by one thread at a time and each pull's items take the next positions (the
+//       link's queue order, for an ordered CPU layer). Each pull counts its items received and emitted
+//       by the source (SR1) at once; nothing is pulled after RunState.pullsEnded is seen (SR2, checked
+//       before every element); once the iterator has ended or the pulls have, every pull returns 0 (the
+//       workers' input has ended) and the iterator is released. The source's own task only finishes as
+//       the (unused) queue's producer.
 //  DH3. DirectCollector: the layer's closure is called under one lock, by the collector's task for the
-//       batches it pops from its queue, or by a CPU thread for a batch it just made: that thread takes
-//       the lock only if it is free (withLockIfAvailable) and otherwise pushes the batch to the queue as
-//       before, so it never waits for the collector and the queue still receives whatever it does not
-//       take. Items taken directly are counted by the collector's own BatchLoop rules (received, then
-//       emitted, skipped, failed or dropped: B1–B3, B6), and by the CPU layer as emitted (P4 holds).
-//       Batches are called in arrival order, which for an unordered CPU layer is the only order there
-//       is; a collector after an ordered layer is never called directly.
+//       batches it pops from its queue, or by a CPU thread for a batch it just made: that thread tries
+//       the lock for a few microseconds (withLockSoon: about one batch of a cheap collector, so two
+//       workers fall into turns instead of copying batches through the queue) and otherwise pushes the
+//       batch to the queue as before, so it never waits long for a slow collector and the queue still
+//       receives whatever it does not take; the caller that holds the lock then also calls it with a few
+//       batches from the queue. Items taken directly are counted by the collector's own BatchLoop rules
+//       (received, then emitted, skipped, failed or dropped: B1–B3, B6), and by the CPU layer as emitted
+//       (P4 holds). Batches are called in arrival order, which for an unordered CPU layer is the only
+//       order there is; a collector after an ordered layer is never called directly.
 //  DH4. A direct path is owned by its stage and held weakly by its link (the run's state holds the links,
 //       and the paths hold the layer's runtime, which holds the run), so no cycle outlives a run; each
 //       CPU loop holds the paths strongly while it runs (the stages outlive every loop: PipelineRun P2).
@@ -83,14 +86,8 @@ func directLinks(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend,
                 return (count, first)
             }
             // DH2: a pull holds the lock for a batch's worth of next() calls, so a puller that finds it
-            // taken re-tries for a while (as ring waits spin, RW3) before it sleeps on it
-            var pulled: (Int, UInt64)? = nil
-            for _ in 0..<spinTries {
-                pulled = state.withLockIfAvailable(pull)
-                if pulled != nil { break }
-                for _ in 0..<16 { flow_spin_pause() }
-            }
-            let (count, first) = pulled ?? state.withLock(pull)
+            // taken re-tries for a while before it sleeps on it
+            let (count, first) = state.withLockSoon(pull) ?? state.withLock(pull)
             position = first
             layer.counters.received.add(count, ordering: .relaxed)  // SR1: every pulled item goes on
             layer.counters.emitted.add(count, ordering: .relaxed)
@@ -99,9 +96,17 @@ func directLinks(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend,
     }
 }
 
-/// How many times a puller tries DirectSource's lock before it waits for it (each try then ~16 pauses:
-/// a few microseconds in all, about what pulling a batch from a cheap Sequence takes).
-@usableFromInline let spinTries = 64
+extension Locked {
+    /// withLockIfAvailable, re-tried for a while (64 tries ~16 pauses apart: some microseconds, a few
+    /// batches of a cheap closure) while another thread holds the lock; nil if it stayed taken (DH2, DH3).
+    @inlinable func withLockSoon<R: Sendable>(_ body: (inout Value) -> R) -> R? {
+        for _ in 0..<64 {
+            if let result = withLockIfAvailable(body) { return result }
+            for _ in 0..<16 { flow_spin_pause() }
+        }
+        return nil
+    }
+}
 
 /// A Sequence source's iterator and its next position, under DirectSource's lock (DH2).
 @usableFromInline struct PullState<Iterator: IteratorProtocol> {

@@ -30,7 +30,7 @@
         let body = body
         let queue = context.input!.queue
         let direct = DirectCollector<Input> { buffer, count in
-            locked.withLockIfAvailable { loop -> Bool in
+            locked.withLockSoon { loop -> Bool in
                 loop.collect(count, from: buffer, body)
                 // DH3: then what others pushed while the closure was busy, a few batches at most
                 for _ in 0..<4 {
