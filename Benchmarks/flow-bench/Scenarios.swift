@@ -94,19 +94,22 @@ enum Scenarios {
                 }
             ),
         ]
-        var rows: [Row] = []
-        for impl in impls {
-            var rates: [Double] = []
-            for _ in 0..<s.runs {
+        // round robin: run k of every row, then run k + 1, so a slow phase of the machine (these VMs
+        // have them) falls on every row alike rather than on whichever rows ran during it
+        var rates = impls.map { _ in [Double]() }
+        for _ in 0..<s.runs {
+            for (i, impl) in impls.enumerated() {
                 let sum = Sum()
                 let t = try await seconds { try await impl.run(impl.items, sum) }
                 guard sum.value == impl.items &* (impl.items - 1) else {
                     throw BenchError(description: "\(impl.name): wrong sum \(sum.value)")
                 }
-                rates.append(Double(impl.items) / t)
+                rates[i].append(Double(impl.items) / t)
                 progress.step("throughput: \(impl.name)")
             }
-            rows.append(Row(name: impl.name, unit: "items/s", stat: Stat(rates), note: "\(impl.items) items"))
+        }
+        var rows = zip(impls, rates).map { impl, rates in
+            Row(name: impl.name, unit: "items/s", stat: Stat(rates), note: "\(impl.items) items")
         }
         let native = rows[0].stat.median
         for i in rows.indices { rows[i].ratio = rows[i].stat.median / native }
@@ -115,6 +118,7 @@ enum Scenarios {
             rows: rows,
             notes: [
                 "ratio: the row's median over native's (below 1: slower than native)",
+                "runs taken in turns: the first run of every row, then the second, and so on",
                 "one sync / async call per item: the collector's closure (sum.add) called in a plain loop, out of"
                     + " sight of the optimiser as a stage's closure is: what a per-item collector costs at least",
             ])
