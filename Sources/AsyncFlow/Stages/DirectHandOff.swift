@@ -1,7 +1,9 @@
 // DirectHandOff.swift — batches that skip a queue: a CPU layer's threads pull a Sequence source themselves,
 // and the thread that made a batch calls a sync collector with it, when the native backend's pool threads
 // are all workers (then the source and the collector would run only in the workers' waits anyway, and
-// every batch would cross between cores twice more: flow-bench throughput, 2 workers, 1.2–1.4×).
+// every batch would cross between cores twice more: flow-bench throughput, 2 workers, 1.2–1.4×). It
+// is the native backend's because a thread here may wait for a lock or spin a few microseconds, which
+// the pool's threads may and Swift's cooperative threads must not (the .swift backend blocks no thread).
 //
 // Invariants:
 //  DH1. Only where the run allows it (directLinks): the native backend, a run whose CPU layers' pools
