@@ -44,14 +44,8 @@ extension Serial {
             func links(
                 _ layers: [ErasedLayer], cpus: Int = 2, backend: any Backend = native, streaming: Bool = false
             ) -> [Bool] {
-                let erased = layers.enumerated().map { i, l in
-                    ErasedLayer(
-                        index: i, name: l.name, kind: l.kind, inputStride: l.inputStride, outputStride: l.outputStride,
-                        capacity: l.capacity, ordered: l.ordered, onError: l.onError, makeOutputLink: l.makeOutputLink,
-                        makeStage: l.makeStage)
-                }
-                let sizes = RunSizes(erased, batchSize: 1024, defaultWorkers: 2, cpus: cpus, streaming: streaming)
-                return directLinks(erased, sizes: sizes, backend: backend, streaming: streaming)
+                let sizes = RunSizes(layers, batchSize: 1024, defaultWorkers: 2, cpus: cpus, streaming: streaming)
+                return directLinks(layers, sizes: sizes, backend: backend, streaming: streaming)
             }
             let source = Layer(0..<10).erased(0)
             let merged = Layer(merging: 0..<5, 5..<10).erased(0)

@@ -124,8 +124,8 @@ extension Locked {
 /// A serial layer that a producer of its link may call directly (DH3); its closure is made where the
 /// layer's types are known (SerialStage), like DirectSource's.
 @usableFromInline final class DirectCollector<Element>: Sendable {
-    /// Take `buffer[0..<count]` and call the layer with it if nobody is calling it now; false, taking
-    /// nothing and without waiting, otherwise.
+    /// Take `buffer[0..<count]` and call the layer with it once nobody else is calling it; false, taking
+    /// nothing, when somebody still is after a few microseconds (withLockSoon).
     @usableFromInline let take: @Sendable (_ buffer: UnsafeMutablePointer<Element>, _ count: Int) -> Bool
 
     @inlinable init(take: @escaping @Sendable (UnsafeMutablePointer<Element>, Int) -> Bool) {

@@ -57,8 +57,8 @@
 }
 
 extension BatchLoop {
-    /// A batch (the caller's, or popped into inBuf) taken by a last layer directly (DH3): counted received (dropped after a stop),
-    /// then called, its results counted, not kept (B1, B2).
+    /// A batch (the caller's, or popped into inBuf) taken by a last layer directly (DH3): counted received
+    /// (dropped after a stop), then called, its results counted, not kept (B1, B2).
     @inlinable mutating func collect(
         _ count: Int, from items: UnsafeMutablePointer<Input>, _ body: (Input) throws -> Output
     ) {
