@@ -30,14 +30,7 @@ extension Serial {
             func makeIterator() -> Iterator { Iterator(count: count, outsideTask: outsideTask) }
         }
 
-        /// Options whose pool has one CPU, so 2 workers leave no room for helper threads (DH1).
-        static func oneCPU(_ backend: PipelineOptions.Backend) -> PipelineOptions {
-            var options = PipelineOptions(backend: backend)
-            options.cpus = "0"
-            return options
-        }
-
-        @Test("which links a run skips: only the native backend's, with no helper threads (DH1)")
+        @Test("which links a run skips: only the native backend's, with one worker per CPU (DH1)")
         func whichLinks() {
             let native = PipelineOptions.Backend.native.implementation(pool: flow_config(), startFailureAfter: 0)
             let swift = PipelineOptions.Backend.swift.implementation(pool: flow_config(), startFailureAfter: 0)
@@ -45,7 +38,7 @@ extension Serial {
                 _ layers: [ErasedLayer], cpus: Int = 2, backend: any Backend = native, streaming: Bool = false
             ) -> [Bool] {
                 let sizes = RunSizes(layers, batchSize: 1024, defaultWorkers: 2, cpus: cpus, streaming: streaming)
-                return directLinks(layers, sizes: sizes, backend: backend, streaming: streaming)
+                return directLinks(layers, sizes: sizes, cpus: cpus, backend: backend, streaming: streaming)
             }
             let source = Layer(0..<10).erased(0)
             let merged = Layer(merging: 0..<5, 5..<10).erased(0)
@@ -58,6 +51,7 @@ extension Serial {
             #expect(links([source, cpu, collector], backend: swift) == [false, false])
             #expect(links([source, one, collector]) == [false, false])  // a helper thread runs the others
             #expect(links([source, one, collector], cpus: 1) == [true, true])
+            #expect(links([source, cpu, collector], cpus: 1) == [false, false])  // more workers than CPUs
             #expect(links([source, ordered, collector]) == [true, false])  // results wait for their turn
             #expect(links([merged, cpu, collector]) == [false, true])
             #expect(links([source, cpu, serial, collector]) == [true, false, false])  // not the last layer
@@ -80,7 +74,7 @@ extension Serial {
             let previous = Locked(-1)
             let report = try await pipeline(
                 Layer(NotingRange(count: n, outsideTask: outsideTask)),
-                Layer(workers: 2, ordered: ordered) { (x: Int) in x },
+                Layer(workers: nil, ordered: ordered) { (x: Int) in x },
                 Layer { (x: Int) in
                     let outside = withUnsafeCurrentTask { $0 == nil }
                     collectorOutside.withLock { _ = $0.insert(outside) }
@@ -91,7 +85,7 @@ extension Serial {
                         }
                     }
                     sum.add(x)
-                }, options: Self.oneCPU(backend))
+                }, options: PipelineOptions(backend: backend))
             #expect(sum.count == n * (n - 1) / 2)
             #expect(report.layers.map(\.received) == [n, n, n] && report.layers.map(\.emitted) == [n, n, n])
             expectBalanced(report, pulled: n)
@@ -105,13 +99,12 @@ extension Serial {
             arguments: [ErrorPolicy.fail, .skip])
         func failingCollector(policy: ErrorPolicy) async throws {
             let box = ReportBox()
-            var options = box.options(.native)
-            options.cpus = "0"
+            let options = box.options(.native)
             let n = 50_000
             let called = Counter()
             let run = {
                 try await pipeline(
-                    Layer(0..<n), Layer(workers: 2) { (x: Int) in x },
+                    Layer(0..<n), Layer(workers: nil) { (x: Int) in x },
                     Layer(onError: policy) { (x: Int) in
                         called.add(1)
                         if x % 1_000 == 7 && withUnsafeCurrentTask(body: { $0 == nil }) { throw TestError.bad(x) }
@@ -147,8 +140,8 @@ extension Serial {
             }
             let seen = Locked([Int]())
             let report = try await pipeline(
-                Layer(Slow()), Layer(workers: 2, ordered: true) { (x: Int) in x * 2 },
-                Layer { (x: Int) in seen.withLock { $0.append(x) } }, options: Self.oneCPU(.native))
+                Layer(Slow()), Layer(workers: nil, ordered: true) { (x: Int) in x * 2 },
+                Layer { (x: Int) in seen.withLock { $0.append(x) } })
             #expect(seen.withLock { $0 } == (0..<3_000).map { $0 * 2 })
             expectBalanced(report, pulled: 3_000)
         }

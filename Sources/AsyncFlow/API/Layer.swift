@@ -33,7 +33,7 @@ public struct Layer<Input: Sendable, Output: Sendable>: Sendable {
 extension Layer where Input == Never {
     /// A source layer over any `Sequence`: its elements enter the pipeline in order, in batches. Its
     /// iterator is used by one thread at a time, not always the same one: on the native backend, when
-    /// the next layer's workers take every CPU, they pull their batches from it themselves.
+    /// the next layer has one worker per CPU, its workers pull their batches from it themselves.
     @inlinable public init<S: Sequence & Sendable>(_ source: S, name: String? = nil) where S.Element == Output {
         self.init(
             kind: .source(generators: 1, count: knownCount(source)), name: name, ordered: false, capacity: nil,
@@ -218,7 +218,7 @@ extension Layer {
     /// items reach it, in a plain loop over each batch (no async call per item). With `Output == Void`
     /// this is the collector. Keep `body` short. It runs on Swift's cooperative pool, except on the
     /// native backend in a pipeline with a CPU layer: there it runs on that layer's threads, and when it
-    /// is the last layer, after a CPU layer whose workers take every CPU, the worker that made a batch
+    /// is the last layer, after a CPU layer with one worker per CPU, the worker that made a batch
     /// calls it with that batch directly, outside any task (task-local values are not set there).
     @inlinable public init(
         name: String? = nil, capacity: Int? = nil, onError: ErrorPolicy = .fail,

@@ -54,9 +54,9 @@ final class PipelineRun: Sendable {
         let log = options.logger.map(RunLog.init)
         run = RunState(log: log)
         let backend = options.backend.implementation(pool: pool, startFailureAfter: options.poolStartFailureAfter)
+        let cpus = Int(withUnsafePointer(to: pool.cpus) { flow_cpuset_count($0) })
         let sizes = RunSizes(
-            layers, batchSize: options.batchSize, defaultWorkers: Int(pool.workers),
-            cpus: Int(withUnsafePointer(to: pool.cpus) { flow_cpuset_count($0) }), streaming: streaming)
+            layers, batchSize: options.batchSize, defaultWorkers: Int(pool.workers), cpus: cpus, streaming: streaming)
         let counters = layers.map { LayerCounters(generators: $0.generators) }
         let run = self.run
         let links: [any AnyLink] = try sizes.links.indices.map { i throws(FlowConfigurationError) in
@@ -72,7 +72,7 @@ final class PipelineRun: Sendable {
                     parameter: error.parameter, message: error.message, layer: error.layer ?? owner.name)
             }
         }
-        let direct = directLinks(layers, sizes: sizes, backend: backend, streaming: streaming)
+        let direct = directLinks(layers, sizes: sizes, cpus: cpus, backend: backend, streaming: streaming)
         var stages: [StageHandle] = []
         for (i, layer) in layers.enumerated() {
             let runtime = LayerRuntime(name: layer.name, policy: layer.onError, counters: counters[i], run: run)

@@ -1,14 +1,17 @@
 // DirectHandOff.swift — batches that skip a queue: a CPU layer's threads pull a Sequence source themselves,
-// and the thread that made a batch calls a sync collector with it, when the native backend's pool threads
-// are all workers (then the source and the collector would run only in the workers' waits anyway, and
+// and the thread that made a batch calls a sync collector with it, when the native backend's workers are
+// one per CPU (then the source and the collector would run only in the workers' waits anyway, and
 // every batch would cross between cores twice more: flow-bench throughput, 2 workers, 1.2–1.4×). It
 // is the native backend's because a thread here may wait for a lock or spin a few microseconds, which
 // the pool's threads may and Swift's cooperative threads must not (the .swift backend blocks no thread).
 //
 // Invariants:
-//  DH1. Only where the run allows it (directLinks): the native backend, a run whose CPU layers' pools
-//       have no helper threads (Sizing Z4), and a link that joins a single (not merged) source to a CPU
-//       layer, or an unordered CPU layer to the last layer when that is a serial one (not a stream's).
+//  DH1. Only where the run allows it (directLinks): the native backend, a run whose CPU layers' workers
+//       are exactly the CPUs the pools may use (fewer: helper threads run the other stages beside them,
+//       Sizing Z4; more: a thread holding a lock is often descheduled, and the others would wait for
+//       it: 27 against 178 M items/s with 8 workers on 2 CPUs), and a link that joins a single (not
+//       merged) source to a CPU layer, or an unordered CPU layer to the last layer when that is a serial
+//       one (not a stream's).
 //       Of those, the stage on the serial side offers the direct path only when it can: a Sequence
 //       source (DirectSource), a serial layer with a sync closure and no output (DirectCollector). It
 //       sets it on the link in prepare(), before any thread runs (PipelineRun P1), and never again.
@@ -36,11 +39,12 @@ import CFlow
 import Synchronization
 
 /// DH1: for each link of a run (link i joins layer i to layer i + 1), whether it may be skipped.
-func directLinks(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend, streaming: Bool) -> [Bool] {
+func directLinks(_ layers: [ErasedLayer], sizes: RunSizes, cpus: Int, backend: any Backend, streaming: Bool)
+    -> [Bool]
+{
     let linkCount = sizes.links.count
-    guard backend.handsOffDirectly, sizes.helpers.allSatisfy({ $0 == 0 }) else {
-        return Array(repeating: false, count: linkCount)
-    }
+    let workers = layers.indices.filter { layers[$0].runsOnWorkers }.reduce(0) { $0 + sizes.workers[$1] }
+    guard backend.handsOffDirectly, workers == cpus else { return Array(repeating: false, count: linkCount) }
     return (0..<linkCount).map { i in
         guard i + 1 < layers.count else { return false }  // a stream's link: its consumer is not a layer
         let (from, to) = (layers[i], layers[i + 1])
