@@ -94,7 +94,7 @@ extension Serial {
                 if i == runs / 2 { heapHalfway = heapInUse() }
                 workersSeen += await mixedRun(i)
                 if flowWorkerThreads() != 0 {
-                    Issue.record("run \(i): \(flowWorkerThreads()) CFlow threads alive after it returned")
+                    expectNoPoolThreads("after run \(i) returned")
                     return
                 }
             }

@@ -143,7 +143,7 @@ extension Serial {
             for await _ in started { break }
             task.cancel()
             await #expect(throws: CancellationError.self) { try await task.value }
-            #expect(flowWorkerThreads() == 0)  // every pool thread joined
+            expectNoPoolThreads()  // every pool thread joined
         }
     }
 }

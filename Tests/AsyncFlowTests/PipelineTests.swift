@@ -204,7 +204,7 @@ extension Serial {
                 #expect(x == 5_000)
             }
             #expect(pulled.count < n)
-            #expect(flowWorkerThreads() == 0)  // every pool thread joined
+            expectNoPoolThreads()  // every pool thread joined
             // nothing lost: the failed run's report accounts for every pulled item
             expectBalanced(box.report.withLock { $0 }, pulled: pulled.count)
             #expect(box.report.withLock { $0?.failed } == 1)
@@ -224,7 +224,7 @@ extension Serial {
             } catch let error as FlowConfigurationError {
                 #expect(error.parameter == "workers" && error.message.contains("starting worker 2"), "\(error)")
             }
-            #expect(flowWorkerThreads() == 0)  // every pool thread joined
+            expectNoPoolThreads()  // every pool thread joined
             expectBalanced(box.report.withLock { $0 }, pulled: pulled.count)
         }
 
@@ -331,7 +331,7 @@ extension Serial {
             let callsAfter = calls.count
             try await Task.sleep(for: .milliseconds(50))
             #expect(calls.count == callsAfter)
-            #expect(flowWorkerThreads() == 0)  // every pool thread joined
+            expectNoPoolThreads()  // every pool thread joined
             expectBalanced(box.report.withLock { $0 }, pulled: pulled.count)
             #expect((box.report.withLock { $0?.dropped } ?? 0) > 0)  // cancelled with items in flight
         }
@@ -402,7 +402,7 @@ extension Serial {
                     )
                 } catch TestError.bad {}
             }
-            #expect(flowWorkerThreads() == 0)  // every pool thread joined
+            expectNoPoolThreads()  // every pool thread joined
         }
     }
 }

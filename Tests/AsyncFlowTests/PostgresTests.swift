@@ -33,6 +33,7 @@
                     return result
                 } catch {
                     for t in tasks { t.cancel() }
+                    for t in tasks { _ = await t.result }  // no worker's run outlives its test
                     throw error
                 }
             }

@@ -27,13 +27,16 @@ extension Serial {
         @Test("ordered layers stream in input order", arguments: PipelineOptions.Backend.allCases)
         func ordered(backend: PipelineOptions.Backend) async throws {
             var seen: [String] = []
-            for try await s in pipelineStream(
+            let stream = pipelineStream(
                 Layer(0..<3_000), Layer(workers: 3, ordered: true) { (x: Int) in x },
                 Layer(concurrency: 4, ordered: true) { (x: Int) async in "\(x)" },
                 options: PipelineOptions(backend: backend))
-            {
+            for try await s in stream {
                 seen.append(s)
             }
+            let report = try await stream.report()  // the run has ended: its pool threads are joined
+            #expect(report.completed == 3_000 && report.dropped == 0)
+            expectNoPoolThreads()
             let firstWrong = seen.indices.first { seen[$0] != "\($0)" }
             #expect(seen.count == 3_000)
             #expect(
@@ -61,7 +64,7 @@ extension Serial {
             let report = try await stream.report()  // leaving is not an error: the report comes back
             #expect(got == 1_000)
             #expect(pulled.count < 10_000_000)
-            #expect(flowWorkerThreads() == 0)  // every pool thread joined
+            expectNoPoolThreads()  // every pool thread joined
             expectConsumerCounts(report, delivered: got, pulled: pulled.count)
             #expect(report.dropped > 0)  // the unread rest
             expectConsumerCounts(final.report.withLock { $0 }, delivered: got, pulled: pulled.count)
@@ -91,7 +94,7 @@ extension Serial {
             #expect(try await iterator.next() == nil)  // the iteration has ended
             #expect(got == 1_000)
             #expect(pulled.count < 10_000_000)
-            #expect(flowWorkerThreads() == 0)  // every pool thread joined
+            expectNoPoolThreads()  // every pool thread joined
             expectConsumerCounts(final.report.withLock { $0 }, delivered: got, pulled: pulled.count)
         }
 
@@ -190,7 +193,7 @@ extension Serial {
             consumer.cancel()
             await #expect(throws: CancellationError.self) { try await consumer.value }
             await #expect(throws: CancellationError.self) { try await stream.report() }
-            #expect(flowWorkerThreads() == 0)  // every pool thread joined
+            expectNoPoolThreads()  // every pool thread joined
             expectConsumerCounts(final.report.withLock { $0 }, delivered: consumed.count, pulled: nil)
         }
 

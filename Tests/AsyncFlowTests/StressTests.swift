@@ -327,7 +327,7 @@ extension Serial {
                 guard let outcome else { return }  // the failure is recorded with the configuration
                 tally[outcome, default: 0] += 1
                 guard flowWorkerThreads() == 0 else {
-                    Issue.record("\(flowWorkerThreads()) CFlow worker threads still alive after the run\n\(config)")
+                    expectNoPoolThreads("after the run\n\(config)")
                     return
                 }
                 guard Tracked.alive.load(ordering: .relaxed) == aliveBefore else {

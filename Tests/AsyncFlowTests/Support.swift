@@ -48,6 +48,15 @@ func threadsOutsideDispatch() -> Int {
 /// thread's entry can outlive pthread_join by a moment).
 func flowWorkerThreads() -> Int { Int(flow_pool_live_workers()) }
 
+/// Records an issue when a CFlow worker thread is alive, naming each pool that has one: its layer (so
+/// the run it belongs to), whether that run's stages ended, and where each of its threads is.
+func expectNoPoolThreads(_ when: String = "", sourceLocation: SourceLocation = #_sourceLocation) {
+    let alive = flowWorkerThreads()
+    guard alive != 0 else { return }
+    let pools = PoolTrace.describeLive().joined(separator: "\n")
+    Issue.record("\(alive) CFlow worker threads alive \(when):\n\(pools)", sourceLocation: sourceLocation)
+}
+
 /// Objects whose lives are counted: every one created must be destroyed exactly once.
 final class Tracked: Sendable {
     static let alive = Atomic<Int>(0)
@@ -104,8 +113,23 @@ struct ThrowingAsyncSource: AsyncSequence, Sendable {
 /// Every suite of this test target is nested in `Serial` and so runs one test at a time: tests compare
 /// the process's thread count before and after, and some set FLOW_* variables, which concurrent tests
 /// (C checks included) would disturb.
-@Suite(.serialized)
+/// Each test also ends with no CFlow worker thread alive (NoPoolThreadsLeft): a run a test leaves behind
+/// is named by the test that left it, not by whichever later test counts threads.
+@Suite(.serialized, NoPoolThreadsLeft())
 enum Serial {}
+
+/// After each test (each case of a parameterised one): no CFlow worker thread is alive. Every run a test
+/// starts has returned by its end (a run's pool threads are joined before it returns, NativeBackend N2).
+struct NoPoolThreadsLeft: SuiteTrait, TestTrait, TestScoping {
+    var isRecursive: Bool { true }
+
+    func provideScope(
+        for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
+    ) async throws {
+        try await function()
+        if !test.isSuite { expectNoPoolThreads("at the end of the test") }
+    }
+}
 
 /// Collects the report that PipelineOptions.onReport hands over, also from a run that threw.
 final class ReportBox: Sendable {

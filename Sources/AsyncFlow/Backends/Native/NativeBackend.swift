@@ -63,6 +63,8 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
     /// Threads counted in to the scheduler and not yet out (PoolExecutor X3).
     let counted: Atomic<Int>
     let completion = Gate()  // opened by the last loop to return (N2)
+    /// Where each thread is, for a check that finds pool threads alive (PoolTrace).
+    let trace: PoolTrace
 
     init(
         _ loops: WorkerLoops, pool config: flow_config, layer: String, schedule: PoolRun,
@@ -72,6 +74,7 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
         self.layer = layer
         self.schedule = schedule
         counted = Atomic(loops.count + loops.helpers)
+        trace = PoolTrace(layer: layer, threads: loops.count + loops.helpers, run: schedule)
         var config = config
         config.workers = UInt32(loops.count + loops.helpers)  // the helpers run no loop (work)
         var err = flow_error()
@@ -84,6 +87,7 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
 
     deinit {
         if let pool { flow_pool_destroy(pool) }
+        trace.forget()  // threads that never started (their pool failed to start)
         countOut(counted.load(ordering: .relaxed))  // X3: threads of a run that never ran, or never started
     }
 
@@ -112,10 +116,14 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
     /// One pool thread: the loop, serving the scheduler while it waits and until the run's other stages
     /// have ended (N4), then (the last one) resume the task awaiting the pool (N2).
     func work(_ worker: OpaquePointer) {
-        if flow_worker_index(worker) < loops.count {  // else a helper (Sizing Z4): it only serves
+        let index = Int(flow_worker_index(worker))
+        if index < loops.count {  // else a helper (Sizing Z4): it only serves
+            trace.enter(.loop, thread: index)
             loops.onThread(PoolThread(worker: worker, jobs: PoolExecutor.shared.jobs))
         }
+        trace.enter(.serving, thread: index)
         PoolExecutor.shared.serve(until: schedule)
+        trace.enter(.left, thread: index)
         countOut(1)
         if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { completion.open() }
     }
@@ -163,5 +171,46 @@ final class EventCountParker: ThreadParking, @unchecked Sendable {
 func cMessage(_ err: inout flow_error) -> String {
     withUnsafeBytes(of: &err.message) { raw in
         String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+    }
+}
+
+/// Where a pool's threads are (in their loop, serving the scheduler, gone), kept while any is there: what
+/// a check that finds pool threads alive after a run can name (the layer says which run they belong to).
+final class PoolTrace: Sendable {
+    enum Phase { case starting, loop, serving, left }
+
+    /// The traces of pools with a thread not yet gone, process-wide.
+    private static let live = Locked<[ObjectIdentifier: PoolTrace]>([:])
+    let layer: String
+    let run: PoolRun
+    private let phases: Locked<[Phase]>
+
+    init(layer: String, threads: Int, run: PoolRun) {
+        self.layer = layer
+        self.run = run
+        phases = Locked(Array(repeating: .starting, count: threads))
+    }
+
+    /// Thread `index` moves to `phase`; the pool is listed from its first thread's start to its last
+    /// thread's leaving.
+    func enter(_ phase: Phase, thread index: Int) {
+        let (first, last) = phases.withLock { phases in
+            let first = !phases.contains { $0 != .starting }
+            phases[index] = phase
+            return (first, phases.allSatisfy { $0 == .left })
+        }
+        if first { Self.live.withLock { $0[ObjectIdentifier(self)] = self } }
+        if last { forget() }
+    }
+
+    /// The pool is gone (its threads joined, or some never started).
+    func forget() { _ = Self.live.withLock { $0.removeValue(forKey: ObjectIdentifier(self)) } }
+
+    /// One line per pool with threads running: its layer, whether its run retired, each thread's phase.
+    static func describeLive() -> [String] {
+        live.withLock { Array($0.values) }.map { trace in
+            "layer '\(trace.layer)' (run retired: \(trace.run.retired.load(ordering: .relaxed))), threads: "
+                + trace.phases.withLock { $0 }.enumerated().map { "\($0) \($1)" }.joined(separator: ", ")
+        }
     }
 }
