@@ -154,7 +154,12 @@ extension Layer {
     ) {
         self.init(
             kind: .cpu(workers: workers), name: name, ordered: ordered, capacity: capacity, onError: onError,
-            makeStage: { StageHandle(CPUStage(context: $0, makeState: state, body: body)) })
+            makeStage: {
+                StageHandle(
+                    CPUStage(
+                        context: $0, makeState: state,
+                        applyBatch: { loop, state, count in loop.apply(count) { try body(&state, $0) } }))
+            })
     }
 
     /// An async layer (I/O: API calls, database writes): Swift tasks, at most `concurrency` items in
@@ -226,7 +231,11 @@ extension Layer {
     ) {
         self.init(
             kind: .serial, name: name, ordered: false, capacity: capacity, onError: onError,
-            makeStage: { StageHandle(SerialStage(context: $0, body: body)) })
+            makeStage: {
+                StageHandle(
+                    SerialStage(context: $0, applyBatch: { loop, count, items in loop.apply(count, from: items, body) })
+                )
+            })
     }
 
     /// A serial async layer: one task calls `body` for each item in order. With `Output == Void` this

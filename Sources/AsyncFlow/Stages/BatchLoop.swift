@@ -166,6 +166,11 @@ import Synchronization
         return false
     }
 
+    /// A layer's closure over one batch: `apply` with it, made where the closure is known (Layer's
+    /// initialisers, in the caller's module), so that loop is specialised for it and can inline it.
+    @usableFromInline typealias Apply =
+        @Sendable (inout Self, _ count: Int, _ items: UnsafeMutablePointer<Input>?) -> Int
+
     /// Call `transform` for each of the `count` popped items (in inBuf, or `items`) under the error policy,
     /// in a plain loop, keeping the results in outBuf (B1, B3, B6). Returns how many results were made.
     @inlinable mutating func apply(

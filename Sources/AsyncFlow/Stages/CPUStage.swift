@@ -12,16 +12,18 @@
     // @unchecked: `workers` is written in prepare(), before run(); the rest is immutable.
     @usableFromInline let context: StageContext<Input, Output>
     @usableFromInline let makeState: @Sendable () -> State
-    @usableFromInline let body: @Sendable (inout State, Input) throws -> Output
+    /// The layer's closure over one batch with a worker's state (BatchLoop.apply), made where the
+    /// closure is known (Layer's initialiser, in the caller's module), so it is specialised for it.
+    @usableFromInline let applyBatch: @Sendable (inout BatchLoop<Input, Output>, inout State, Int) -> Int
     @usableFromInline var workers: (any WorkerGroup)?
 
     @inlinable init(
         context: StageContext<Input, Output>, makeState: @escaping @Sendable () -> State,
-        body: @escaping @Sendable (inout State, Input) throws -> Output
+        applyBatch: @escaping @Sendable (inout BatchLoop<Input, Output>, inout State, Int) -> Int
     ) {
         self.context = context
         self.makeState = makeState
-        self.body = body
+        self.applyBatch = applyBatch
         context.output?.addProducers(context.workers)
     }
 
@@ -42,13 +44,13 @@
     @inlinable func work(on thread: PoolThread) {
         var state = makeState()  // C1
         var loop = BatchLoop(context, take: context.batch, adaptive: true)
-        loop.runOnThread(thread) { loop, count in loop.apply(count) { try body(&state, $0) } }
+        loop.runOnThread(thread) { loop, count in applyBatch(&loop, &state, count) }
     }
 
     /// One worker as a task.
     @inlinable func work() async {
         var state = makeState()  // C1
         var loop = BatchLoop(context, take: context.batch, adaptive: true)
-        await loop.run { loop, count in loop.apply(count) { try body(&state, $0) } }
+        await loop.run { loop, count in applyBatch(&loop, &state, count) }
     }
 }

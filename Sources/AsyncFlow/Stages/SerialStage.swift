@@ -10,15 +10,17 @@
     // @unchecked: `directLoop` and `direct` are written in prepare(), before run(); the rest is
     // immutable; the links and counters are thread-safe.
     @usableFromInline let context: StageContext<Input, Output>
-    @usableFromInline let body: @Sendable (Input) throws -> Output
+    /// The closure over one batch (BatchLoop.apply, on inBuf or the given items), made where the closure
+    /// is known (see Layer), so it is specialised for it.
+    @usableFromInline let applyBatch: BatchLoop<Input, Output>.Apply
     /// DH3, when the layer may take batches directly: the loop that counts them, under the closure's lock.
     @usableFromInline var directLoop: Locked<BatchLoop<Input, Output>>?
     /// DH3: what its input link's producers call (held weakly by the link, DH4).
     @usableFromInline var direct: DirectCollector<Input>?
 
-    @inlinable init(context: StageContext<Input, Output>, body: @escaping @Sendable (Input) throws -> Output) {
+    @inlinable init(context: StageContext<Input, Output>, applyBatch: @escaping BatchLoop<Input, Output>.Apply) {
         self.context = context
-        self.body = body
+        self.applyBatch = applyBatch
         context.output?.addProducers(1)
     }
 
@@ -27,16 +29,16 @@
     @inlinable func prepare() throws(FlowConfigurationError) {
         guard context.directInput, context.output == nil else { return }  // DH1
         let locked = Locked(BatchLoop(context, take: context.batch, ordered: false, producing: false))
-        let body = body
+        let applyBatch = applyBatch
         let queue = context.input!.queue
         let direct = DirectCollector<Input> { buffer, count in
             locked.withLockSoon { loop -> Bool in
-                loop.collect(count, from: buffer, body)
+                loop.collect(count, from: buffer, applyBatch)
                 // DH3: then what others pushed while the closure was busy, a few batches at most
                 for _ in 0..<4 {
                     let popped = queue.popAvailable(into: loop.inBuf, max: loop.sizer.limit)
                     if popped == 0 { break }
-                    loop.collect(popped, from: loop.inBuf, body)
+                    loop.collect(popped, from: loop.inBuf, applyBatch)
                 }
                 return true
             } ?? false
@@ -49,9 +51,9 @@
     @inlinable func run() async {
         var loop = BatchLoop(context, take: context.batch, ordered: false)
         if let directLoop {
-            await loop.run { loop, count in directLoop.withLock { _ in loop.apply(count, body) } }  // DH3
+            await loop.run { loop, count in directLoop.withLock { _ in applyBatch(&loop, count, nil) } }  // DH3
         } else {
-            await loop.run { loop, count in loop.apply(count, body) }
+            await loop.run { loop, count in applyBatch(&loop, count, nil) }
         }
     }
 }
@@ -60,10 +62,10 @@ extension BatchLoop {
     /// A batch (the caller's, or popped into inBuf) taken by a last layer directly (DH3): counted received
     /// (dropped after a stop), then called, its results counted, not kept (B1, B2).
     @inlinable mutating func collect(
-        _ count: Int, from items: UnsafeMutablePointer<Input>, _ body: (Input) throws -> Output
+        _ count: Int, from items: UnsafeMutablePointer<Input>, _ applyBatch: Apply
     ) {
         guard admit(count, in: items) else { return }
-        let made = apply(count, from: items, body)
+        let made = applyBatch(&self, count, items)
         settle(made: made, pushed: made)
     }
 }
