@@ -49,6 +49,8 @@ struct RunSizes {
     let workers: [Int]
     /// Per layer: threads a CPU layer's pool adds that only run the other stages (Z4); 0 for the rest.
     let helpers: [Int]
+    /// The CPU layers' workers, together (what Z4 and DirectHandOff DH1 compare with the CPUs).
+    let cpuWorkers: Int
     /// Per layer: items per batch buffer of its stage.
     let batches: [Int]
     /// Per link: link i joins layer i to layer i + 1; when streaming, the last link is the stream's.
@@ -59,6 +61,7 @@ struct RunSizes {
     init(_ layers: [ErasedLayer], batchSize: Int, defaultWorkers: Int, cpus: Int, streaming: Bool) {
         let workers = layers.map { parallelism(of: $0, defaultWorkers: defaultWorkers) }
         self.workers = workers
+        cpuWorkers = cpuLayerWorkers(layers, workers: workers)
         helpers = schedulerHelpers(layers, workers: workers, cpus: cpus)
         batches = layers.map { batchLimit(batchSize, stride: max($0.inputStride, $0.outputStride)) }
         links = (0..<(layers.count - (streaming ? 0 : 1))).map { i in
@@ -71,11 +74,15 @@ struct RunSizes {
     }
 }
 
+/// The CPU layers' workers, together.
+func cpuLayerWorkers(_ layers: [ErasedLayer], workers: [Int]) -> Int {
+    layers.indices.filter { layers[$0].runsOnWorkers }.reduce(0) { $0 + workers[$1] }
+}
+
 /// Z4: per layer, the helper threads its pool adds.
 func schedulerHelpers(_ layers: [ErasedLayer], workers: [Int], cpus: Int) -> [Int] {
-    let cpuLayers = layers.indices.filter { layers[$0].runsOnWorkers }
-    guard let first = cpuLayers.first else { return layers.map { _ in 0 } }
-    let spare = max(0, cpus - cpuLayers.reduce(0) { $0 + workers[$1] })
-    let others = layers.count - cpuLayers.count
+    guard let first = layers.firstIndex(where: \.runsOnWorkers) else { return layers.map { _ in 0 } }
+    let spare = max(0, cpus - cpuLayerWorkers(layers, workers: workers))
+    let others = layers.count { !$0.runsOnWorkers }
     return layers.indices.map { $0 == first ? min(spare, others) : 0 }
 }

@@ -43,8 +43,7 @@ func directLinks(_ layers: [ErasedLayer], sizes: RunSizes, cpus: Int, backend: a
     -> [Bool]
 {
     let linkCount = sizes.links.count
-    let workers = layers.indices.filter { layers[$0].runsOnWorkers }.reduce(0) { $0 + sizes.workers[$1] }
-    guard backend.handsOffDirectly, workers == cpus else { return Array(repeating: false, count: linkCount) }
+    guard backend.handsOffDirectly, sizes.cpuWorkers == cpus else { return Array(repeating: false, count: linkCount) }
     return (0..<linkCount).map { i in
         guard i + 1 < layers.count else { return false }  // a stream's link: its consumer is not a layer
         let (from, to) = (layers[i], layers[i + 1])
