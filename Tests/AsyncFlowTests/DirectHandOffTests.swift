@@ -30,33 +30,36 @@ extension Serial {
             func makeIterator() -> Iterator { Iterator(count: count, outsideTask: outsideTask) }
         }
 
-        @Test("which links a run skips: only the native backend's, with one worker per CPU (DH1)")
+        @Test("how each link hands its items on: skipped only by the native backend's, with one worker per CPU (DH1)")
         func whichLinks() {
             let native = PipelineOptions.Backend.native.implementation(pool: flow_config(), startFailureAfter: 0)
             let swift = PipelineOptions.Backend.swift.implementation(pool: flow_config(), startFailureAfter: 0)
             func links(
                 _ layers: [ErasedLayer], cpus: Int = 2, backend: any Backend = native, streaming: Bool = false
-            ) -> [Bool] {
+            ) -> [HandOff] {
                 let sizes = RunSizes(layers, batchSize: 1024, defaultWorkers: 2, cpus: cpus, streaming: streaming)
-                return directLinks(layers, sizes: sizes, cpus: cpus, backend: backend, streaming: streaming)
+                return linkHandOffs(layers, sizes: sizes, cpus: cpus, backend: backend, streaming: streaming)
             }
             let source = Layer(0..<10).erased(0)
             let merged = Layer(merging: 0..<5, 5..<10).erased(0)
             let cpu = Layer(workers: 2) { (x: Int) in x }.erased(1)
             let ordered = Layer(workers: 2, ordered: true) { (x: Int) in x }.erased(1)
             let one = Layer(workers: 1) { (x: Int) in x }.erased(1)
+            let oneOrdered = Layer(workers: 1, ordered: true) { (x: Int) in x }.erased(1)
             let serial = Layer { (x: Int) in x }.erased(2)
             let collector = Layer { (_: Int) in }.erased(2)
-            #expect(links([source, cpu, collector]) == [true, true])
-            #expect(links([source, cpu, collector], backend: swift) == [false, false])
-            #expect(links([source, one, collector]) == [false, false])  // a helper thread runs the others
-            #expect(links([source, one, collector], cpus: 1) == [true, true])
-            #expect(links([source, cpu, collector], cpus: 1) == [false, false])  // more workers than CPUs
-            #expect(links([source, ordered, collector]) == [true, false])  // results wait for their turn
-            #expect(links([merged, cpu, collector]) == [false, true])
-            #expect(links([source, cpu, serial, collector]) == [true, false, false])  // not the last layer
-            #expect(links([source, cpu, collector], streaming: true) == [true, false, false])
-            #expect(links([source, collector]) == [false])  // no CPU layer between them
+            #expect(links([source, cpu, collector]) == [.direct, .direct])
+            #expect(links([source, cpu, collector], backend: swift) == [.queue, .queue])
+            // a helper thread runs the other stages: the source's task pulls too (DH6)
+            #expect(links([source, one, collector]) == [.shared, .queue])
+            #expect(links([source, oneOrdered, collector]) == [.queue, .queue])  // positions come from the queue
+            #expect(links([source, one, collector], cpus: 1) == [.direct, .direct])
+            #expect(links([source, cpu, collector], cpus: 1) == [.queue, .queue])  // more workers than CPUs
+            #expect(links([source, ordered, collector]) == [.direct, .queue])  // results wait for their turn
+            #expect(links([merged, cpu, collector]) == [.queue, .direct])
+            #expect(links([source, cpu, serial, collector]) == [.direct, .queue, .queue])  // not the last layer
+            #expect(links([source, cpu, collector], streaming: true) == [.direct, .queue, .queue])
+            #expect(links([source, collector]) == [.queue])  // no CPU layer between them
         }
 
         @Test(
@@ -123,6 +126,59 @@ extension Serial {
                 #expect(called.count == n)
             }
             expectBalanced(box.report.withLock { $0 }, pulled: nil)
+        }
+
+        /// The CPUs the native backend's pools may use here.
+        static var cpus: Int {
+            var config = flow_config()
+            var error = flow_error()
+            guard flow_config_init(&config, &error) == FLOW_OK else { return 0 }
+            return Int(withUnsafePointer(to: config.cpus) { flow_cpuset_count($0) })
+        }
+
+        @Test(
+            "with fewer workers than CPUs, the source's own task and the worker both pull it (DH6); each element once")
+        func sharedSource() async throws {
+            try #require(Self.cpus >= 2, "DH6 needs a CPU beside the worker")
+            struct SlowNoting: Sequence, Sendable {
+                let outsideTask: Locked<Set<Bool>>
+                func makeIterator() -> AnyIterator<Int> {
+                    var i = 0
+                    return AnyIterator {
+                        guard i < 3_000 else { return nil }
+                        // a few µs: the worker empties the queue and finds the source's task pulling
+                        for _ in 0..<200 { flow_spin_pause() }
+                        let outside = withUnsafeCurrentTask { $0 == nil }
+                        outsideTask.withLock { _ = $0.insert(outside) }
+                        defer { i += 1 }
+                        return i
+                    }
+                }
+            }
+            let outsideTask = Locked(Set<Bool>())
+            let seen = Locked([Int]())
+            let report = try await pipeline(
+                Layer(SlowNoting(outsideTask: outsideTask)), Layer(workers: 1) { (x: Int) in x * 2 },
+                Layer { (x: Int) in seen.withLock { $0.append(x) } }, options: PipelineOptions(backend: .native))
+            #expect(seen.withLock { $0.sorted() } == (0..<3_000).map { $0 * 2 })
+            #expect(outsideTask.withLock { $0 } == [true, false])  // the worker's pulls, and the task's
+            expectBalanced(report, pulled: 3_000)
+        }
+
+        @Test("a run that stops while the source's task and the worker share the source counts every item (DH6)")
+        func sharedSourceStop() async throws {
+            try #require(Self.cpus >= 2, "DH6 needs a CPU beside the worker")
+            let box = ReportBox()
+            let n = 2_000_000
+            await #expect(throws: TestError.self) {
+                _ = try await pipeline(
+                    Layer(0..<n), Layer(workers: 1) { (x: Int) in x },
+                    Layer { (x: Int) in if x == n / 2 { throw TestError.bad(x) } }, options: box.options(.native))
+            }
+            let report = try #require(box.report.withLock { $0 })
+            #expect(report.layers[2].failed == 1)
+            #expect(report.layers[0].received < n)  // the stop ended the pulls
+            expectBalanced(report, pulled: nil)
         }
 
         @Test("a slow Sequence pulled by every worker gives each element once, in order to an ordered layer")

@@ -72,7 +72,7 @@ final class PipelineRun: Sendable {
                     parameter: error.parameter, message: error.message, layer: error.layer ?? owner.name)
             }
         }
-        let direct = directLinks(layers, sizes: sizes, cpus: cpus, backend: backend, streaming: streaming)
+        let handOffs = linkHandOffs(layers, sizes: sizes, cpus: cpus, backend: backend, streaming: streaming)
         var stages: [StageHandle] = []
         for (i, layer) in layers.enumerated() {
             let runtime = LayerRuntime(name: layer.name, policy: layer.onError, counters: counters[i], run: run)
@@ -82,7 +82,8 @@ final class PipelineRun: Sendable {
                 StagePlan(
                     input: i > 0 ? links[i - 1] : nil, output: i < links.count ? links[i] : nil, layer: runtime,
                     batch: sizes.batches[i], workers: sizes.workers[i], helpers: sizes.helpers[i], window: window,
-                    backend: backend, directInput: i > 0 && direct[i - 1], directOutput: i < direct.count && direct[i]))
+                    backend: backend, inputHandOff: i > 0 ? handOffs[i - 1] : .queue,
+                    outputHandOff: i < handOffs.count ? handOffs[i] : .queue))
             try stage.prepare()  // P1: worker pools are created (not started) here
             stages.append(stage)
         }

@@ -1,27 +1,29 @@
 // DirectHandOff.swift — batches that skip a queue: a CPU layer's threads pull a Sequence source themselves,
 // and the thread that made a batch calls a sync collector with it, when the native backend's workers are
 // one per CPU (then the source and the collector would run only in the workers' waits anyway, and
-// every batch would cross between cores twice more: flow-bench throughput, 2 workers, 1.2–1.4×). It
-// is the native backend's because a thread here may wait for a lock or spin a few microseconds, which
-// the pool's threads may and Swift's cooperative threads must not (the .swift backend blocks no thread).
+// every batch would cross between cores twice more: flow-bench throughput, 2 workers, 1.2–1.4×); with
+// fewer workers, the workers pull the source whenever its own task has left their queue empty. It is
+// the native backend's because a thread here may wait for a lock or spin a few microseconds, which the
+// pool's threads may and Swift's cooperative threads must not (the .swift backend blocks no thread).
 //
 // Invariants:
-//  DH1. Only where the run allows it (directLinks): the native backend, a run whose CPU layers' workers
-//       are exactly the CPUs the pools may use (fewer: helper threads run the other stages beside them,
-//       Sizing Z4; more: a thread holding a lock is often descheduled, and the others would wait for
-//       it: 27 against 178 M items/s with 8 workers on 2 CPUs), and a link that joins a single (not
-//       merged) source to a CPU layer, or an unordered CPU layer to the last layer when that is a serial
-//       one (not a stream's).
-//       Of those, the stage on the serial side offers the direct path only when it can: a Sequence
-//       source (DirectSource), a serial layer with a sync closure and no output (DirectCollector). It
-//       sets it on the link in prepare(), before any thread runs (PipelineRun P1), and never again.
+//  DH1. Only where the run allows it (linkHandOffs): the native backend, a run whose CPU layers' workers
+//       are at most the CPUs the pools may use (more: a thread holding a lock is often descheduled, and
+//       the others would wait for it: 27 against 178 M items/s with 8 workers on 2 CPUs), and a link
+//       that joins a single (not merged) source to a CPU layer, or an unordered CPU layer to the last
+//       layer when that is a serial one (not a stream's). With exactly one worker per CPU both are
+//       direct (DH2, DH3); with fewer, helper threads run the other stages beside the workers (Sizing
+//       Z4), the collector keeps its queue and a source feeding an unordered CPU layer is shared (DH6).
+//       Of those, the stage on the serial side offers its path only when it can: a Sequence source
+//       (DirectSource), a serial layer with a sync closure and no output (DirectCollector). It sets it
+//       on the link in prepare(), before any thread runs (PipelineRun P1), and never again.
 //  DH2. DirectSource: pulls happen under its lock (tried for a while, withLockSoon, then waited for), so
 //       the iterator is used by one thread at a time and each pull's items take the next positions (the
 //       link's queue order, for an ordered CPU layer). Each pull counts its items received and emitted
 //       by the source (SR1) at once; nothing is pulled after RunState.pullsEnded is seen (SR2, checked
 //       before every element); once the iterator has ended or the pulls have, every pull returns 0 (the
 //       workers' input has ended) and the iterator is released. The source's own task only finishes as
-//       the (unused) queue's producer.
+//       the (unused) queue's producer (unless shared: DH6).
 //  DH3. DirectCollector: the layer's closure is called under one lock, by the collector's task for the
 //       batches it pops from its queue, or by a CPU thread for a batch it just made: that thread tries
 //       the lock for a few microseconds (withLockSoon: about one batch of a cheap collector, so two
@@ -35,23 +37,50 @@
 //  DH4. A direct path is owned by its stage and held weakly by its link (the run's state holds the links,
 //       and the paths hold the layer's runtime, which holds the run), so no cycle outlives a run; each
 //       CPU loop holds the paths strongly while it runs (the stages outlive every loop: PipelineRun P2).
+//  DH5. The direct paths' locks (HandOffLock) say whether they are held: `held` is set just after the
+//       mutex is taken and cleared just before it is given back, relaxed, as a hint only (the mutex
+//       alone orders the critical sections); a thread waiting to try the lock reads `held` and tries
+//       the mutex only when it reads false, so a busy lock costs its waiters loads, not system calls.
+//  DH6. A shared source: its own task pulls batches through the same DirectSource (DH2: same lock, same
+//       counting) and pushes them to the link's queue; each worker pops what the queue holds and, only
+//       when it is empty, pulls a batch itself, so a cheap source costs the helper thread little (the
+//       worker pulls while it would otherwise wait) and a costly one still runs beside the worker on
+//       its own thread (1 worker on 2 CPUs, against the queue alone: gen → x * 2 → sum 1.2×, a source
+//       as costly as the work 1.1×; the worker pulling alone lost 45 % there). Once the pulls return 0 a worker waits on the queue, which ends when the
+//       source's task has pushed its last batch (Link L4). Only for an unordered CPU layer: a batch's
+//       position would come from two counters. A batch the closed queue refuses is moved from the
+//       source's emitted count to its dropped count (SR1 holds).
 import CFlow
 import Synchronization
 
-/// DH1: for each link of a run (link i joins layer i to layer i + 1), whether it may be skipped.
-func directLinks(_ layers: [ErasedLayer], sizes: RunSizes, cpus: Int, backend: any Backend, streaming: Bool)
-    -> [Bool]
+/// How the items of a link go from its producers to its consumers (DH1).
+@usableFromInline enum HandOff: Sendable {
+    /// Through the link's queue.
+    case queue
+    /// Skipping the queue: the consumers pull the source (DH2), or the producers call the collector (DH3).
+    case direct
+    /// A source's own task pulls into the queue, and the consumers pull too whenever it is empty (DH6).
+    case shared
+}
+
+/// DH1: for each link of a run (link i joins layer i to layer i + 1), how its items go.
+func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, cpus: Int, backend: any Backend, streaming: Bool)
+    -> [HandOff]
 {
     let linkCount = sizes.links.count
-    guard backend.handsOffDirectly, sizes.cpuWorkers == cpus else { return Array(repeating: false, count: linkCount) }
+    guard backend.handsOffDirectly, sizes.cpuWorkers <= cpus else { return Array(repeating: .queue, count: linkCount) }
+    let onePerCPU = sizes.cpuWorkers == cpus
     return (0..<linkCount).map { i in
-        guard i + 1 < layers.count else { return false }  // a stream's link: its consumer is not a layer
+        guard i + 1 < layers.count else { return .queue }  // a stream's link: its consumer is not a layer
         let (from, to) = (layers[i], layers[i + 1])
-        if case .source(generators: 1, _) = from.kind, to.runsOnWorkers { return true }
-        if case .serial = to.kind, from.runsOnWorkers, !from.ordered, i + 2 == layers.count, !streaming {
-            return true
+        if case .source(generators: 1, _) = from.kind, to.runsOnWorkers {
+            if onePerCPU { return .direct }
+            return to.ordered ? .queue : .shared
         }
-        return false
+        if case .serial = to.kind, from.runsOnWorkers, !from.ordered, i + 2 == layers.count, !streaming, onePerCPU {
+            return .direct
+        }
+        return .queue
     }
 }
 
@@ -63,15 +92,22 @@ func directLinks(_ layers: [ErasedLayer], sizes: RunSizes, cpus: Int, backend: a
     @usableFromInline let pull:
         @Sendable (_ buffer: UnsafeMutablePointer<Element>, _ max: Int, _ position: inout UInt64) -> Int
 
-    @inlinable init(pull: @escaping @Sendable (UnsafeMutablePointer<Element>, Int, inout UInt64) -> Int) {
+    /// DH6: the source's own task pulls into the link's queue too; its consumers pop that first.
+    @usableFromInline let shared: Bool
+
+    @inlinable init(
+        shared: Bool, pull: @escaping @Sendable (UnsafeMutablePointer<Element>, Int, inout UInt64) -> Int
+    ) {
+        self.shared = shared
         self.pull = pull
     }
 
-    /// DH2 for a Sequence source of the layer `layer`.
-    @inlinable static func pulling<S: Sequence & Sendable>(_ source: S, layer: LayerRuntime) -> DirectSource
+    /// DH2 for a Sequence source of the layer `layer`; DH6 when `shared`.
+    @inlinable static func pulling<S: Sequence & Sendable>(_ source: S, layer: LayerRuntime, shared: Bool)
+        -> DirectSource
     where S.Element == Element {
-        let state = Locked(PullState(iterator: source.makeIterator()))
-        return DirectSource { buffer, max, position in
+        let state = HandOffLock(PullState(iterator: source.makeIterator()))
+        return DirectSource(shared: shared) { buffer, max, position in
             let run = layer.run
             let pull = { (s: inout PullState<S.Iterator>) -> (Int, UInt64) in
                 guard var iterator = s.iterator else { return (0, s.next) }
@@ -99,17 +135,64 @@ func directLinks(_ layers: [ErasedLayer], sizes: RunSizes, cpus: Int, backend: a
             return count
         }
     }
+
+    /// DH6: the source's own task, pulling batches into its output link until the pulls return 0, then
+    /// finishing as its producer. A batch the closed link refuses (in part) moves from emitted to dropped.
+    @inlinable func pushPulls(_ context: StageContext<Never, Element>) async {
+        let link = context.output!
+        let buffer = UnsafeMutablePointer<Element>.allocate(capacity: context.batch)
+        while true {
+            var position: UInt64 = 0
+            let count = pull(buffer, context.batch, &position)
+            if count == 0 { break }
+            let pushed = await link.push(buffer, count: count)
+            if pushed < count {
+                (buffer + pushed).deinitialize(count: count - pushed)
+                context.counters.emitted.subtract(count - pushed, ordering: .relaxed)
+                context.counters.dropped.add(count - pushed, ordering: .relaxed)
+            }
+        }
+        buffer.deallocate()
+        link.finishProducer()
+    }
 }
 
-extension Locked {
-    /// withLockIfAvailable, re-tried for a while (64 tries ~16 pauses apart: some microseconds, a few
-    /// batches of a cheap closure) while another thread holds the lock; nil if it stayed taken (DH2, DH3).
+/// A lock that says whether it is held (DH5), for the direct paths' threads to wait on with a load: a
+/// Synchronization.Mutex whose try fails asks the kernel (FUTEX_TRYLOCK_PI on Linux), which a thread
+/// retrying it for microseconds made ~15 % of a run's samples.
+@usableFromInline final class HandOffLock<Value>: Sendable {
+    @usableFromInline let locked: Locked<Value>
+    /// DH5: true from just after the mutex is taken until just before it is given back; a hint only.
+    @usableFromInline let held = Atomic<Bool>(false)
+
+    @inlinable init(_ value: sending Value) {
+        locked = Locked(value)
+    }
+
+    /// Run `body` under the lock, waiting for it as long as it takes.
+    @inlinable func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R {
+        locked.withLock { value in holding(&value, body) }
+    }
+
+    /// Run `body` under the lock once it is free, waiting for a while (1,024 pauses: some microseconds, a
+    /// few batches of a cheap closure) while another thread holds it; nil, without calling `body`, if it
+    /// stayed taken (DH2, DH3). Waits read `held` and try the mutex only when it looks free (DH5).
     @inlinable func withLockSoon<R: Sendable>(_ body: (inout Value) -> R) -> R? {
-        for _ in 0..<64 {
-            if let result = withLockIfAvailable(body) { return result }
-            for _ in 0..<16 { flow_spin_pause() }
+        for _ in 0..<1024 {
+            if !held.load(ordering: .relaxed),
+                let result = locked.withLockIfAvailable({ value in holding(&value, body) })
+            {
+                return result
+            }
+            flow_spin_pause()
         }
         return nil
+    }
+
+    @inlinable func holding<R>(_ value: inout Value, _ body: (inout Value) -> R) -> R {
+        held.store(true, ordering: .relaxed)
+        defer { held.store(false, ordering: .relaxed) }
+        return body(&value)
     }
 }
 

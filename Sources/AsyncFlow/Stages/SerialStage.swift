@@ -14,7 +14,7 @@
     /// is known (see Layer), so it is specialised for it.
     @usableFromInline let applyBatch: BatchLoop<Input, Output>.Apply
     /// DH3, when the layer may take batches directly: the loop that counts them, under the closure's lock.
-    @usableFromInline var directLoop: Locked<BatchLoop<Input, Output>>?
+    @usableFromInline var directLoop: HandOffLock<BatchLoop<Input, Output>>?
     /// DH3: what its input link's producers call (held weakly by the link, DH4).
     @usableFromInline var direct: DirectCollector<Input>?
 
@@ -27,8 +27,8 @@
     deinit { directLoop?.withLock { $0.finish() } }  // frees its buffers (it has no output link to finish)
 
     @inlinable func prepare() throws(FlowConfigurationError) {
-        guard context.directInput, context.output == nil else { return }  // DH1
-        let locked = Locked(BatchLoop(context, take: context.batch, ordered: false, producing: false))
+        guard context.inputHandOff == .direct, context.output == nil else { return }  // DH1
+        let locked = HandOffLock(BatchLoop(context, take: context.batch, ordered: false, producing: false))
         let applyBatch = applyBatch
         let queue = context.input!.queue
         let direct = DirectCollector<Input> { buffer, count in

@@ -139,17 +139,17 @@ final class SequenceSourceStage<S: Sequence & Sendable>: SourceStage<S.Element>,
     @usableFromInline var puller: DirectSource<S.Element>?
 
     @inlinable func prepare() throws(FlowConfigurationError) {
-        guard context.directOutput else { return }
-        let puller = DirectSource.pulling(source, layer: context.layer)
+        guard context.outputHandOff != .queue else { return }
+        let puller = DirectSource.pulling(source, layer: context.layer, shared: context.outputHandOff == .shared)
         self.puller = puller
         context.output!.directSource = puller  // held weakly (DH4)
     }
 
     @inlinable func run() async {
-        if context.directOutput {
-            context.output!.finishProducer()  // DH2: the queue stays unused
-        } else {
-            await pullSequence(source, context, generator: nil)
+        switch context.outputHandOff {
+        case .queue: await pullSequence(source, context, generator: nil)
+        case .direct: context.output!.finishProducer()  // DH2: the queue stays unused
+        case .shared: await puller!.pushPulls(context)  // DH6
         }
     }
 }

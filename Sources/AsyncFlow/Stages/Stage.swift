@@ -66,9 +66,9 @@ struct StageHandle: Sendable {
     /// Set for an `ordered: true` parallel layer that passes results on: restores input order.
     @usableFromInline let window: OrderedWindow?
     @usableFromInline let backend: any Backend
-    /// Whether the input / output link may be skipped (DirectHandOff DH1).
-    @usableFromInline let directInput: Bool
-    @usableFromInline let directOutput: Bool
+    /// How items cross the input / output link (DirectHandOff DH1).
+    @usableFromInline let inputHandOff: HandOff
+    @usableFromInline let outputHandOff: HandOff
 }
 
 /// Everything a stage is built from: the plan, with the links typed.
@@ -83,8 +83,8 @@ struct StageHandle: Sendable {
     @usableFromInline let helpers: Int
     @usableFromInline let window: OrderedWindow?
     @usableFromInline let backend: any Backend
-    @usableFromInline let directInput: Bool
-    @usableFromInline let directOutput: Bool
+    @usableFromInline let inputHandOff: HandOff
+    @usableFromInline let outputHandOff: HandOff
 
     @inlinable init(_ plan: StagePlan) {
         input = plan.input.map { $0 as! Link<Input> }
@@ -95,8 +95,8 @@ struct StageHandle: Sendable {
         helpers = plan.helpers
         window = plan.window
         backend = plan.backend
-        directInput = plan.directInput
-        directOutput = plan.directOutput
+        inputHandOff = plan.inputHandOff
+        outputHandOff = plan.outputHandOff
     }
 
     @inlinable var run: RunState { layer.run }

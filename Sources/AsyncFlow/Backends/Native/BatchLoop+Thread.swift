@@ -13,9 +13,18 @@ extension BatchLoop {
         let collector = window == nil ? output?.directCollector : nil  // DH3; held while the loop runs (DH4)
         while true {
             var position: UInt64 = 0
-            let count =
-                source?.pull(inBuf, sizer.size, &position)
-                ?? inRing.popServing(into: inBuf, max: sizer.size, position: &position, thread.jobs)
+            var count = 0
+            if let source, source.shared {  // DH6: what the source's task pushed, else pull; at the end, wait
+                count = inRing.popAvailable(into: inBuf, max: sizer.size)
+                if count == 0 { count = source.pull(inBuf, sizer.size, &position) }
+                if count == 0 {
+                    count = inRing.popServing(into: inBuf, max: sizer.size, position: &position, thread.jobs)
+                }
+            } else if let source {
+                count = source.pull(inBuf, sizer.size, &position)  // DH2
+            } else {
+                count = inRing.popServing(into: inBuf, max: sizer.size, position: &position, thread.jobs)
+            }
             if count == 0 { break }
             guard admit(count) else { continue }
             let made = call(&self, count)
