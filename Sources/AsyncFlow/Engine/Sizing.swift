@@ -51,6 +51,8 @@ struct RunSizes {
     let helpers: [Int]
     /// The CPU layers' workers, together (what Z4 and DirectHandOff DH1 compare with the CPUs).
     let cpuWorkers: Int
+    /// The CPUs the pools may use.
+    let cpus: Int
     /// Per layer: items per batch buffer of its stage.
     let batches: [Int]
     /// Per link: link i joins layer i to layer i + 1; when streaming, the last link is the stream's.
@@ -62,6 +64,7 @@ struct RunSizes {
         let workers = layers.map { parallelism(of: $0, defaultWorkers: defaultWorkers) }
         self.workers = workers
         cpuWorkers = cpuLayerWorkers(layers, workers: workers)
+        self.cpus = cpus
         helpers = schedulerHelpers(layers, workers: workers, cpus: cpus)
         batches = layers.map { batchLimit(batchSize, stride: max($0.inputStride, $0.outputStride)) }
         links = (0..<(layers.count - (streaming ? 0 : 1))).map { i in

@@ -14,12 +14,13 @@
     @usableFromInline let makeState: @Sendable () -> State
     /// The layer's closure over one batch with a worker's state (BatchLoop.apply), made where the
     /// closure is known (Layer's initialiser, in the caller's module), so it is specialised for it.
-    @usableFromInline let applyBatch: @Sendable (inout BatchLoop<Input, Output>, inout State, Int) -> Int
+    @usableFromInline typealias ApplyBatch = @Sendable (inout BatchLoop<Input, Output>, inout State, Int) -> Int
+    @usableFromInline let applyBatch: ApplyBatch
     @usableFromInline var workers: (any WorkerGroup)?
 
     @inlinable init(
         context: StageContext<Input, Output>, makeState: @escaping @Sendable () -> State,
-        applyBatch: @escaping @Sendable (inout BatchLoop<Input, Output>, inout State, Int) -> Int
+        applyBatch: @escaping ApplyBatch
     ) {
         self.context = context
         self.makeState = makeState

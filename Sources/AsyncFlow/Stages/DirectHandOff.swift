@@ -64,12 +64,12 @@ import Synchronization
 }
 
 /// DH1: for each link of a run (link i joins layer i to layer i + 1), how its items go.
-func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, cpus: Int, backend: any Backend, streaming: Bool)
-    -> [HandOff]
-{
+func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend, streaming: Bool) -> [HandOff] {
     let linkCount = sizes.links.count
-    guard backend.handsOffDirectly, sizes.cpuWorkers <= cpus else { return Array(repeating: .queue, count: linkCount) }
-    let onePerCPU = sizes.cpuWorkers == cpus
+    guard backend.handsOffDirectly, sizes.cpuWorkers <= sizes.cpus else {
+        return Array(repeating: .queue, count: linkCount)
+    }
+    let onePerCPU = sizes.cpuWorkers == sizes.cpus
     return (0..<linkCount).map { i in
         guard i + 1 < layers.count else { return .queue }  // a stream's link: its consumer is not a layer
         let (from, to) = (layers[i], layers[i + 1])
