@@ -3,7 +3,7 @@
 // one per CPU (then the source and the collector would run only in the workers' waits anyway, and
 // every batch would cross between cores twice more: flow-bench throughput, 2 workers, 1.2–1.4×); with
 // fewer workers, the workers pull the source whenever its own task has left their queue empty. It is
-// the native backend's because a thread here may wait for a lock or spin a few microseconds, which the
+// the native backend's because a thread here may wait for a lock or spin tens of microseconds, which the
 // pool's threads may and Swift's cooperative threads must not (the .swift backend blocks no thread).
 //
 // Invariants:
@@ -26,8 +26,8 @@
 //       the (unused) queue's producer (unless shared: DH6).
 //  DH3. DirectCollector: the layer's closure is called under one lock, by the collector's task for the
 //       batches it pops from its queue, or by a CPU thread for a batch it just made: that thread tries
-//       the lock for a few microseconds (withLockSoon: about one batch of a cheap collector, so two
-//       workers fall into turns instead of copying batches through the queue) and otherwise pushes the
+//       the lock for tens of microseconds (withLockSoon: ~26 µs here, some batches of a cheap
+//       collector, so two workers fall into turns instead of copying batches through the queue) and otherwise pushes the
 //       batch to the queue as before, so it never waits long for a slow collector and the queue still
 //       receives whatever it does not take; the caller that holds the lock then also calls it with a few
 //       batches from the queue. Items taken directly are counted by the collector's own BatchLoop rules
@@ -174,8 +174,8 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
         locked.withLock { value in holding(&value, body) }
     }
 
-    /// Run `body` under the lock once it is free, waiting for a while (1,024 pauses: some microseconds, a
-    /// few batches of a cheap closure) while another thread holds it; nil, without calling `body`, if it
+    /// Run `body` under the lock once it is free, waiting for a while (1,024 pauses: ~26 µs on this
+    /// project's VMs, some batches of a cheap closure) while another thread holds it; nil, without calling `body`, if it
     /// stayed taken (DH2, DH3). Waits read `held` and try the mutex only when it looks free (DH5).
     @inlinable func withLockSoon<R: Sendable>(_ body: (inout Value) -> R) -> R? {
         for _ in 0..<1024 {
@@ -211,7 +211,7 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
 /// layer's types are known (SerialStage), like DirectSource's.
 @usableFromInline final class DirectCollector<Element>: Sendable {
     /// Take `buffer[0..<count]` and call the layer with it once nobody else is calling it; false, taking
-    /// nothing, when somebody still is after a few microseconds (withLockSoon).
+    /// nothing, when somebody still is after tens of microseconds (withLockSoon).
     @usableFromInline let take: @Sendable (_ buffer: UnsafeMutablePointer<Element>, _ count: Int) -> Bool
 
     @inlinable init(take: @escaping @Sendable (UnsafeMutablePointer<Element>, Int) -> Bool) {
