@@ -165,6 +165,41 @@ extension Serial {
             expectBalanced(report, pulled: 3_000)
         }
 
+        @Test("a shared source blocked in next() does not hold back items it gave before (DH6: no worker waits on it)")
+        func sharedSourceBlocked() async throws {
+            try #require(Self.cpus >= 2, "DH6 needs a CPU beside the worker")
+            // From its third batch on, the source waits until the collector has seen an item: whatever
+            // thread pulls it then blocks, and the other must still run the collector (10 s at most here)
+            struct Waiting: Sequence, Sendable {
+                let collected: DispatchSemaphore
+                let stalled: Locked<Bool>
+                func makeIterator() -> AnyIterator<Int> {
+                    var i = 0
+                    return AnyIterator {
+                        guard i < 3_000 else { return nil }
+                        if i == 2_048, collected.wait(timeout: .now() + 10) == .timedOut {
+                            stalled.withLock { $0 = true }
+                        }
+                        defer { i += 1 }
+                        return i
+                    }
+                }
+            }
+            let collected = DispatchSemaphore(value: 0)
+            let stalled = Locked(false)
+            let first = Atomic<Bool>(true)
+            let count = Counter()
+            let report = try await pipeline(
+                Layer(Waiting(collected: collected, stalled: stalled)), Layer(workers: 1) { (x: Int) in x },
+                Layer { (_: Int) in
+                    count.add(1)
+                    if first.exchange(false, ordering: .relaxed) { collected.signal() }
+                }, options: PipelineOptions(backend: .native))
+            #expect(!stalled.withLock { $0 }, "the collector waited for the blocked source")
+            #expect(count.count == 3_000)
+            expectBalanced(report, pulled: 3_000)
+        }
+
         @Test("a run that stops while the source's task and the worker share the source counts every item (DH6)")
         func sharedSourceStop() async throws {
             try #require(Self.cpus >= 2, "DH6 needs a CPU beside the worker")

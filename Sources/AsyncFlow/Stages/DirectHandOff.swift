@@ -23,7 +23,8 @@
 //       by the source (SR1) at once; nothing is pulled after RunState.pullsEnded is seen (SR2, checked
 //       before every element); once the iterator has ended or the pulls have, every pull returns 0 (the
 //       workers' input has ended) and the iterator is released. The source's own task only finishes as
-//       the (unused) queue's producer (unless shared: DH6).
+//       the (unused) queue's producer (unless shared: DH6). While one worker is in a next() that blocks,
+//       the others wait for the lock, and batches queued for the collector (DH3) wait with them.
 //  DH3. DirectCollector: the layer's closure is called under one lock, by the collector's task for the
 //       batches it pops from its queue, or by a CPU thread for a batch it just made: that thread tries
 //       the lock for tens of microseconds (withLockSoon: ~26 µs here, some batches of a cheap
@@ -46,10 +47,16 @@
 //       when it is empty, pulls a batch itself, so a cheap source costs the helper thread little (the
 //       worker pulls while it would otherwise wait) and a costly one still runs beside the worker on
 //       its own thread (1 worker on 2 CPUs, against the queue alone: gen → x * 2 → sum 1.2×, a source
-//       as costly as the work 1.1×; the worker pulling alone lost 45 % there). Once the pulls return 0 a worker waits on the queue, which ends when the
-//       source's task has pushed its last batch (Link L4). Only for an unordered CPU layer: a batch's
-//       position would come from two counters. A batch the closed queue refuses is moved from the
-//       source's emitted count to its dropped count (SR1 holds).
+//       as costly as the work 1.1×; the worker pulling alone lost 45 % there). Neither waits for the
+//       other inside the source, whose next() may block (for ever, until the collector has moved on):
+//       a worker that finds the lock taken for withLockSoon's while waits on the queue instead, running
+//       the pool's jobs (the collector's among them); the task that finds it taken sets `taskWaits`,
+//       after which no worker starts a pull until the task has had its turn, and yields its thread to
+//       the other jobs between tries (at once for a millisecond, then sleeping 0.1 → 10 ms). Once the
+//       pulls return 0 a worker waits on the queue, which ends when the source's task has pushed its
+//       last batch (Link L4). Only for an unordered CPU layer: a batch's position would come from two
+//       counters. A batch the closed queue refuses is moved from the source's emitted count to its
+//       dropped count (SR1 holds).
 import CFlow
 import Synchronization
 
@@ -89,17 +96,33 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
 @usableFromInline final class DirectSource<Element>: Sendable {
     /// Pull up to `max` items into uninitialised `buffer`; the count, 0 once the source has ended (or its
     /// pulls have), and the position of the first.
-    @usableFromInline let pull:
-        @Sendable (_ buffer: UnsafeMutablePointer<Element>, _ max: Int, _ position: inout UInt64) -> Int
+    @inlinable func pull(_ buffer: UnsafeMutablePointer<Element>, _ max: Int, _ position: inout UInt64) -> Int {
+        pullBatch(buffer, max, &position, true)!
+    }
+
+    /// pull, unless the lock stays taken for withLockSoon's while (another thread is in the source's
+    /// next(), which may block): then nil, having pulled nothing (DH6).
+    @inlinable func pullIfFree(_ buffer: UnsafeMutablePointer<Element>, _ max: Int, _ position: inout UInt64)
+        -> Int?
+    {
+        pullBatch(buffer, max, &position, false)
+    }
+
+    /// pull, waiting for the lock as long as it takes when `wait`, else nil if it stayed taken.
+    @usableFromInline let pullBatch:
+        @Sendable (_ buffer: UnsafeMutablePointer<Element>, _ max: Int, _ position: inout UInt64, _ wait: Bool)
+            -> Int?
 
     /// DH6: the source's own task pulls into the link's queue too; its consumers pop that first.
     @usableFromInline let shared: Bool
+    /// DH6: the source's task found a worker in the source and waits for its turn (a hint, relaxed).
+    @usableFromInline let taskWaits = Atomic<Bool>(false)
 
     @inlinable init(
-        shared: Bool, pull: @escaping @Sendable (UnsafeMutablePointer<Element>, Int, inout UInt64) -> Int
+        shared: Bool, pullBatch: @escaping @Sendable (UnsafeMutablePointer<Element>, Int, inout UInt64, Bool) -> Int?
     ) {
         self.shared = shared
-        self.pull = pull
+        self.pullBatch = pullBatch
     }
 
     /// DH2 for a Sequence source of the layer `layer`; DH6 when `shared`.
@@ -107,7 +130,7 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
         -> DirectSource
     where S.Element == Element {
         let state = HandOffLock(PullState(iterator: source.makeIterator()))
-        return DirectSource(shared: shared) { buffer, max, position in
+        return DirectSource(shared: shared) { buffer, max, position, wait in
             let run = layer.run
             let pull = { (s: inout PullState<S.Iterator>) -> (Int, UInt64) in
                 guard var iterator = s.iterator else { return (0, s.next) }
@@ -128,7 +151,9 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
             }
             // DH2: a pull holds the lock for a batch's worth of next() calls, so a puller that finds it
             // taken re-tries for a while before it sleeps on it
-            let (count, first) = state.withLockSoon(pull) ?? state.withLock(pull)
+            guard let (count, first) = state.withLockSoon(pull) ?? (wait ? state.withLock(pull) : nil) else {
+                return nil
+            }
             position = first
             layer.counters.received.add(count, ordering: .relaxed)  // SR1: every pulled item goes on
             layer.counters.emitted.add(count, ordering: .relaxed)
@@ -141,9 +166,27 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
     @inlinable func pushPulls(_ context: StageContext<Never, Element>) async {
         let link = context.output!
         let buffer = UnsafeMutablePointer<Element>.allocate(capacity: context.batch)
+        var busySince: ContinuousClock.Instant? = nil
+        var pause = Duration.microseconds(100)
         while true {
             var position: UInt64 = 0
-            let count = pull(buffer, context.batch, &position)
+            guard let count = pullIfFree(buffer, context.batch, &position) else {
+                // DH6: a worker is in the source, whose next() may block: no worker starts another pull
+                // until this task has had its turn, and this thread runs the other jobs meanwhile,
+                // re-trying after each for a millisecond, then less and less often
+                taskWaits.store(true, ordering: .relaxed)
+                let since = busySince ?? .now
+                busySince = since
+                if ContinuousClock.now - since < .milliseconds(1) {
+                    await Task.yield()
+                } else {
+                    try? await Task.sleep(for: pause)
+                    pause = min(pause * 2, .milliseconds(10))
+                }
+                continue
+            }
+            taskWaits.store(false, ordering: .relaxed)
+            (busySince, pause) = (nil, .microseconds(100))
             if count == 0 { break }
             let pushed = await link.push(buffer, count: count)
             if pushed < count {

@@ -3,6 +3,7 @@
 // that run the run's other stages while they wait (then spin, then park: PoolExecutor X1), and the
 // ordered window's wait parking the thread (NativeBackend N1).
 import CFlow
+import Synchronization
 
 extension BatchLoop {
     /// The loop on a pool thread.
@@ -14,9 +15,11 @@ extension BatchLoop {
         while true {
             var position: UInt64 = 0
             var count = 0
-            if let source, source.shared {  // DH6: what the source's task pushed, else pull; at the end, wait
+            if let source, source.shared {  // DH6: what the source's task pushed, else pull if free, else wait
                 count = inRing.popAvailable(into: inBuf, max: sizer.size)
-                if count == 0 { count = source.pull(inBuf, sizer.size, &position) }
+                if count == 0, !source.taskWaits.load(ordering: .relaxed) {
+                    count = source.pullIfFree(inBuf, sizer.size, &position) ?? 0
+                }
                 if count == 0 {
                     count = inRing.popServing(into: inBuf, max: sizer.size, position: &position, thread.jobs)
                 }
