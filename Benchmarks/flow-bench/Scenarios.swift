@@ -52,7 +52,7 @@ enum Scenarios {
         let nPerItem = s.quick ? 20_000 : 200_000  // the per-item baselines are ~100x slower
         let w = s.workers
         typealias Impl = (name: String, items: Int, run: @Sendable (Int, Sum) async throws -> Void)
-        let impls: [Impl] = [
+        var impls: [Impl] = [
             ("AsyncFlow native", n, { n, sum in try await flowSum(n, w, .native, sum) }),
             ("AsyncFlow .swift backend", n, { n, sum in try await flowSum(n, w, .swift, sum) }),
             ("native, async collector", n, { n, sum in try await flowSum(n, w, .native, sum, collector: .async) }),
@@ -94,6 +94,13 @@ enum Scenarios {
                 }
             ),
         ]
+        if w != 1 {  // the same pipeline with one worker, so every run shows both (issue 11's goal 1)
+            let one: [Impl] = [
+                ("native, 1 worker", n, { @Sendable n, sum in try await flowSum(n, 1, .native, sum) }),
+                (".swift, 1 worker", n, { @Sendable n, sum in try await flowSum(n, 1, .swift, sum) }),
+            ]
+            impls.insert(contentsOf: one, at: 2)
+        }
         // round robin: run k of every row, then run k + 1, so a slow phase of the machine (these VMs
         // have them) falls on every row alike rather than on whichever rows ran during it
         var rates = impls.map { _ in [Double]() }
