@@ -173,7 +173,9 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
             guard let count = pullIfFree(buffer, context.batch, &position) else {
                 // DH6: a worker is in the source, whose next() may block: no worker starts another pull
                 // until this task has had its turn, and this thread runs the other jobs meanwhile,
-                // re-trying after each for a millisecond, then less and less often
+                // re-trying after each for a millisecond, then less and less often; once the pulls have
+                // ended (SR2) there is nothing left to take (and a cancelled task's sleeps do not wait)
+                if context.run.pullsEnded { break }
                 taskWaits.store(true, ordering: .relaxed)
                 let since = busySince ?? .now
                 busySince = since
@@ -218,8 +220,9 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
     }
 
     /// Run `body` under the lock once it is free, waiting for a while (1,024 pauses: ~26 µs on this
-    /// project's VMs, some batches of a cheap closure) while another thread holds it; nil, without calling `body`, if it
-    /// stayed taken (DH2, DH3). Waits read `held` and try the mutex only when it looks free (DH5).
+    /// project's VMs, some batches of a cheap closure) while another thread holds it; nil, without
+    /// calling `body`, if it stayed taken (DH2, DH3). Waits read `held` and try the mutex only when it
+    /// looks free (DH5).
     @inlinable func withLockSoon<R: Sendable>(_ body: (inout Value) -> R) -> R? {
         for _ in 0..<1024 {
             if !held.load(ordering: .relaxed),
