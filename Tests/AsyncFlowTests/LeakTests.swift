@@ -93,10 +93,7 @@ extension Serial {
             for i in 0..<runs {
                 if i == runs / 2 { heapHalfway = heapInUse() }
                 workersSeen += await mixedRun(i)
-                if flowWorkerThreads() != 0 {
-                    expectNoPoolThreads("after run \(i) returned")
-                    return
-                }
+                guard expectNoPoolThreads("after run \(i) returned") else { return }
             }
             #expect(workersSeen == (0..<runs).count { $0 % 12 == 0 })
             #expect(threadsOutsideDispatch() == threads, "threads \(threadsOutsideDispatch()), before \(threads)")

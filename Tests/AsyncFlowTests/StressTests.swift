@@ -326,10 +326,7 @@ extension Serial {
                 }
                 guard let outcome else { return }  // the failure is recorded with the configuration
                 tally[outcome, default: 0] += 1
-                guard flowWorkerThreads() == 0 else {
-                    expectNoPoolThreads("after the run\n\(config)")
-                    return
-                }
+                guard expectNoPoolThreads("after the run\n\(config)") else { return }
                 guard Tracked.alive.load(ordering: .relaxed) == aliveBefore else {
                     Issue.record(
                         "items leaked or freed twice: \(Tracked.alive.load(ordering: .relaxed) - aliveBefore)\n\(config)"

@@ -49,12 +49,15 @@ func threadsOutsideDispatch() -> Int {
 func flowWorkerThreads() -> Int { Int(flow_pool_live_workers()) }
 
 /// Records an issue when a CFlow worker thread is alive, naming each pool that has one: its layer (so
-/// the run it belongs to), whether that run's stages ended, and where each of its threads is.
-func expectNoPoolThreads(_ when: String = "", sourceLocation: SourceLocation = #_sourceLocation) {
+/// the run it belongs to), whether that run's stages ended, and where each of its threads is. True when
+/// none was alive.
+@discardableResult
+func expectNoPoolThreads(_ when: String = "", sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
     let alive = flowWorkerThreads()
-    guard alive != 0 else { return }
+    guard alive != 0 else { return true }
     let pools = PoolTrace.describeLive().joined(separator: "\n")
     Issue.record("\(alive) CFlow worker threads alive \(when):\n\(pools)", sourceLocation: sourceLocation)
+    return false
 }
 
 /// Objects whose lives are counted: every one created must be destroyed exactly once.

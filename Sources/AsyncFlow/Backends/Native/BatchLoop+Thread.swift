@@ -15,18 +15,18 @@ extension BatchLoop {
         while true {
             var position: UInt64 = 0
             var count = 0
-            if let source, source.shared {  // DH6: what the source's task pushed, else pull if free, else wait
-                count = inRing.popAvailable(into: inBuf, max: sizer.size)
-                if count == 0, !source.taskWaits.load(ordering: .relaxed) {
-                    count = source.pullIfFree(inBuf, sizer.size, &position) ?? 0
+            if let source, !source.shared {
+                count = source.pull(inBuf, sizer.size, &position)  // DH2
+            } else {
+                if let source {  // DH6: what the source's task pushed, else pull if free, else wait
+                    count = inRing.popAvailable(into: inBuf, max: sizer.size)
+                    if count == 0, !source.taskWaits.load(ordering: .relaxed) {
+                        count = source.pullIfFree(inBuf, sizer.size, &position) ?? 0
+                    }
                 }
                 if count == 0 {
                     count = inRing.popServing(into: inBuf, max: sizer.size, position: &position, thread.jobs)
                 }
-            } else if let source {
-                count = source.pull(inBuf, sizer.size, &position)  // DH2
-            } else {
-                count = inRing.popServing(into: inBuf, max: sizer.size, position: &position, thread.jobs)
             }
             if count == 0 { break }
             guard admit(count) else { continue }
