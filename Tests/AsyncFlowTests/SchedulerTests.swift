@@ -84,8 +84,64 @@ extension Serial {
             }
             let sum = Counter()
             let report = try await pipeline(
-                Layer(items), Layer(workers: 2) { (x: Int) in x }, Layer { (x: Int) async in sum.add(x) })
+                Layer(merging: items, AsyncStream { $0.finish() }), Layer(workers: 2) { (x: Int) in x },
+                Layer { (x: Int) async in sum.add(x) })
             #expect(sum.count == 999 * 1_000 / 2 && report.completed == 1_000)
+        }
+
+        /// 0..<count as an AsyncSequence that sleeps before every `every`-th element, noting where each
+        /// next() runs.
+        struct NotingAsyncRange: AsyncSequence, Sendable {
+            let count: Int
+            let every: Int
+            let note: @Sendable (String) -> Void
+
+            struct AsyncIterator: AsyncIteratorProtocol {
+                var position = 0
+                let count: Int
+                let every: Int
+                let note: @Sendable (String) -> Void
+                mutating func next() async -> Int? {
+                    guard position < count else { return nil }
+                    if position % every == 0 { try? await Task.sleep(for: .microseconds(50)) }
+                    note("source")
+                    defer { position += 1 }
+                    return position
+                }
+            }
+            func makeAsyncIterator() -> AsyncIterator { AsyncIterator(count: count, every: every, note: note) }
+        }
+
+        @Test(
+            "an AsyncSequence source pulls on the pool threads (SR5), also after it slept; merged ones do not",
+            arguments: [2, 1])
+        func asyncSourceOnPool(workers: Int) async throws {
+            let places = Locked([String: Set<Bool>]())  // stage: on a pool thread?
+            let note: @Sendable (String) -> Void = { stage in
+                let onPool = flow_check_on_pool_thread() != 0
+                places.withLock { _ = $0[stage, default: []].insert(onPool) }
+            }
+            let n = 2_000
+            let sum = Counter()
+            let report = try await pipeline(
+                Layer(NotingAsyncRange(count: n, every: 100, note: note)),
+                Layer(workers: workers) { (x: Int) in x }, Layer { (x: Int) in sum.add(x) })
+            #expect(sum.count == (n - 1) * n / 2 && report.completed == n)
+            #expect(places.withLock { $0 } == ["source": [true]])
+            // the .swift backend has no pool; merged AsyncSequences await on Swift's executor
+            places.withLock { $0 = [:] }
+            let swiftReport = try await pipeline(
+                Layer(NotingAsyncRange(count: n, every: 100, note: note)),
+                Layer(workers: workers) { (x: Int) in x }, Layer { (_: Int) in },
+                options: PipelineOptions(backend: .swift))
+            #expect(swiftReport.completed == n)
+            let merged = try await pipeline(
+                Layer(
+                    merging: NotingAsyncRange(count: n, every: 100, note: note),
+                    NotingAsyncRange(count: n, every: 100, note: note)),
+                Layer(workers: workers) { (x: Int) in x }, Layer { (_: Int) in })
+            #expect(merged.completed == 2 * n)
+            #expect(places.withLock { $0 } == ["source": [false]])
         }
 
         @Test(

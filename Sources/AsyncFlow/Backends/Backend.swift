@@ -20,6 +20,9 @@ import CFlow
     var stageExecutor: (any TaskExecutor)? { get }
     /// The last of the stages that run on stageExecutor has ended.
     func stagesEnded()
+    /// How many jobs stageExecutor has started so far (0 for the global executor): a task that reads a
+    /// different count after an await knows it may have been suspended (a hint).
+    var jobsStarted: Int { get }
     /// Whether its CPU layers' threads may pull a source and call a collector themselves, skipping the
     /// queue between them (DirectHandOff DH1).
     var handsOffDirectly: Bool { get }

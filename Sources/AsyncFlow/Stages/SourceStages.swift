@@ -14,6 +14,13 @@
 //      output link, so the link closes when the last generator has ended (Link L4). A Sequence
 //      generator yields after every batch it pushes, so generators that never suspend take turns on a
 //      shared executor. Each flushed batch is also counted to its generator (counters.generators).
+//  SR5. A single AsyncSequence source pulls on the backend's stage executor (the native pool's,
+//      PoolExecutor), so a pipeline with a CPU layer keeps one runnable thread per CPU and Swift's
+//      cooperative pool free; a next() that does not suspend costs more there (the task's status lock:
+//      a never-suspending source ~0.5-0.7x the items/s), one that waits does not feel it. After a pull
+//      the executor resumed (it started jobs meanwhile: a hint) into an empty queue, the task yields
+//      once after pushing the element, so the thread takes it on before the task goes into its next
+//      next() (a timer's set-up there took ~5-10 us). Merged generators stay on Swift's executor.
 import Synchronization
 
 /// What every source kind shares: a layer that is the producer of its output link.
@@ -101,14 +108,21 @@ import Synchronization
     async
 {
     let run = context.run
+    let backend = context.backend
+    let executor = generator == nil ? backend.stageExecutor : nil  // SR5
     // SR2: the pull runs in a task of its own, cancelled when the pulls end (a drain or a stop) or this
     // task is cancelled
-    let pulling = Task {
+    let pulling = Task(executorPreference: executor) {
         var batch = SourceBatcher(context, capacity: 1, generator: generator)  // SR3
         var iterator = source.makeAsyncIterator()
+        var jobs = backend.jobsStarted
         do {
             while !run.pullsEnded, let element = try await iterator.next() {
+                // SR5: a pull the executor resumed (it started jobs meanwhile) into an empty queue
+                let resumed = executor != nil && backend.jobsStarted != jobs && context.output!.depth == 0
                 if batch.add(element), !(await batch.flush()) { break }
+                if resumed { await Task.yield() }
+                jobs = backend.jobsStarted
             }
         } catch {
             if !(error is CancellationError && run.pullsEnded) {
@@ -163,7 +177,7 @@ final class AsyncSourceStage<S: AsyncSequence & Sendable>: SourceStage<S.Element
         super.init(context: context)
     }
 
-    @inlinable var awaitsPerItem: Bool { true }
+    @inlinable var awaitsPerItem: Bool { false }
 
     @inlinable func run() async { await pullAsync(source, context, generator: nil) }
 }

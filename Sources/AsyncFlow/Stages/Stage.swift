@@ -16,9 +16,10 @@ import Synchronization
     /// Move items from input to output until the input is closed and drained or the run is stopped;
     /// then finish as a producer of the output link. Never throws: failures go to RunState.
     func run() async
-    /// Whether the stage awaits once per item (an async closure, an AsyncSequence's next()): such a
-    /// stage stays on Swift's global executor, where an await that does not suspend costs least (on a
-    /// task with an executor preference each one takes the task's status lock: 24 → 14 M items/s).
+    /// Whether the stage awaits once per item (an async closure): such a stage stays on Swift's global
+    /// executor, where an await that does not suspend costs least (on a task with an executor preference
+    /// each one takes the task's status lock: 24 → 14 M items/s). A single AsyncSequence source does
+    /// not, to keep the pool the run's one scheduler (SourceStages SR5).
     var awaitsPerItem: Bool { get }
 }
 

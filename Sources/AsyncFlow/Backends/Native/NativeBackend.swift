@@ -48,6 +48,8 @@ import Synchronization
 
     @usableFromInline func stagesEnded() { schedule.retire() }
 
+    @usableFromInline var jobsStarted: Int { PoolExecutor.shared.started.load(ordering: .relaxed) }
+
     /// DirectHandOff DH1: the CPU layers' loops run on the threads that run the other stages.
     @usableFromInline var handsOffDirectly: Bool { true }
 }

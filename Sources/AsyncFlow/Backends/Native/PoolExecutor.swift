@@ -1,10 +1,10 @@
 // PoolExecutor.swift — the native backend's scheduler: a TaskExecutor whose jobs the pool threads run
 // whenever they would otherwise wait. A run's other stages that call sync closures (a Sequence source,
-// serial layers, a sync collector) are tasks that prefer it, so on a pipeline with a CPU layer they run
-// on the pool's threads, one runnable thread per worker (plus helpers, Sizing Z4), and Swift's
-// cooperative pool is left free. Stages that await per item (async closures, an AsyncSequence source)
-// stay on the global executor: on a task with an executor preference each await costs a status lock
-// (Stage.awaitsPerItem).
+// serial layers, a sync collector) and a single AsyncSequence source (SourceStages SR5) are tasks that
+// prefer it, so on a pipeline with a CPU layer they run on the pool's threads, one runnable thread per
+// worker (plus helpers, Sizing Z4), and Swift's cooperative pool is left free. Layers with async
+// closures stay on the global executor: on a task with an executor preference each await costs a
+// status lock (Stage.awaitsPerItem).
 //
 // There is one, for the process (`shared`), never freed: a task keeps its executor preference for as
 // long as it lives, and a task a stage leaves behind (a timer's wake-up after a cancelled sleep, an
@@ -87,11 +87,15 @@ import Synchronization
             return job
         }
         guard let job else { return false }
+        started.add(1, ordering: .relaxed)
         job.runSynchronously(on: asUnownedTaskExecutor())
         return true
     }
 
     var pending: Bool { queued.load(ordering: .acquiring) > 0 }
+
+    /// How many jobs the pool threads have started (relaxed, a hint: Backend.jobsStarted).
+    let started = Atomic<Int>(0)
 
     /// X3: `count` more threads will serve (a pool's workers, counted when they are made).
     func addThreads(_ count: Int) {

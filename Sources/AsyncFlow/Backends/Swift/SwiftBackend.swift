@@ -22,6 +22,8 @@
 
     @usableFromInline func stagesEnded() {}
 
+    @usableFromInline var jobsStarted: Int { 0 }
+
     @usableFromInline var handsOffDirectly: Bool { false }
 }
 
