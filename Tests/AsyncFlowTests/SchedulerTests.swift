@@ -89,27 +89,20 @@ extension Serial {
             #expect(sum.count == 999 * 1_000 / 2 && report.completed == 1_000)
         }
 
-        /// 0..<count as an AsyncSequence that sleeps before every `every`-th element, noting where each
-        /// next() runs.
+        /// NotingRange as an AsyncSequence that sleeps before every `every`-th element.
         struct NotingAsyncRange: AsyncSequence, Sendable {
-            let count: Int
+            let range: NotingRange
             let every: Int
-            let note: @Sendable (String) -> Void
 
             struct AsyncIterator: AsyncIteratorProtocol {
-                var position = 0
-                let count: Int
+                var range: NotingRange.Iterator
                 let every: Int
-                let note: @Sendable (String) -> Void
                 mutating func next() async -> Int? {
-                    guard position < count else { return nil }
-                    if position % every == 0 { try? await Task.sleep(for: .microseconds(50)) }
-                    note("source")
-                    defer { position += 1 }
-                    return position
+                    if range.position % every == 0 { try? await Task.sleep(for: .microseconds(50)) }
+                    return range.next()
                 }
             }
-            func makeAsyncIterator() -> AsyncIterator { AsyncIterator(count: count, every: every, note: note) }
+            func makeAsyncIterator() -> AsyncIterator { AsyncIterator(range: range.makeIterator(), every: every) }
         }
 
         @Test(
@@ -124,21 +117,21 @@ extension Serial {
             let n = 2_000
             let sum = Counter()
             let report = try await pipeline(
-                Layer(NotingAsyncRange(count: n, every: 100, note: note)),
+                Layer(NotingAsyncRange(range: NotingRange(count: n, note: note), every: 100)),
                 Layer(workers: workers) { (x: Int) in x }, Layer { (x: Int) in sum.add(x) })
             #expect(sum.count == (n - 1) * n / 2 && report.completed == n)
             #expect(places.withLock { $0 } == ["source": [true]])
             // the .swift backend has no pool; merged AsyncSequences await on Swift's executor
             places.withLock { $0 = [:] }
             let swiftReport = try await pipeline(
-                Layer(NotingAsyncRange(count: n, every: 100, note: note)),
+                Layer(NotingAsyncRange(range: NotingRange(count: n, note: note), every: 100)),
                 Layer(workers: workers) { (x: Int) in x }, Layer { (_: Int) in },
                 options: PipelineOptions(backend: .swift))
             #expect(swiftReport.completed == n)
             let merged = try await pipeline(
                 Layer(
-                    merging: NotingAsyncRange(count: n, every: 100, note: note),
-                    NotingAsyncRange(count: n, every: 100, note: note)),
+                    merging: NotingAsyncRange(range: NotingRange(count: n, note: note), every: 100),
+                    NotingAsyncRange(range: NotingRange(count: n, note: note), every: 100)),
                 Layer(workers: workers) { (x: Int) in x }, Layer { (_: Int) in })
             #expect(merged.completed == 2 * n)
             #expect(places.withLock { $0 } == ["source": [false]])
