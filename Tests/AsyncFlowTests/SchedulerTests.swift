@@ -9,6 +9,17 @@ import Testing
 extension Serial {
     @Suite("Native scheduler")
     struct SchedulerTests {
+        /// For each stage name noted, whether it ran on a pool thread, on one run or several.
+        final class Places: Sendable {
+            private let places = Locked([String: Set<Bool>]())
+            var seen: [String: Set<Bool>] { places.withLock { $0 } }
+            func note(_ stage: String) {
+                let onPool = flow_check_on_pool_thread() != 0
+                places.withLock { _ = $0[stage, default: []].insert(onPool) }
+            }
+            func clear() { places.withLock { $0 = [:] } }
+        }
+
         /// 0..<count, noting the thread of every pull (a lazy `map` would not do: given a non-Sendable
         /// closure, the type checker picks the eager `map`, which runs in the caller before the pipeline).
         struct NotingRange: Sequence, Sendable {
@@ -33,11 +44,8 @@ extension Serial {
             "the source and a sync collector run on the pool threads; an async layer on Swift's pool",
             arguments: [2, 1])
         func stagesOnPoolThreads(workers: Int) async throws {
-            let places = Locked([String: Set<Bool>]())  // stage: on a pool thread?
-            let note: @Sendable (String) -> Void = { stage in
-                let onPool = flow_check_on_pool_thread() != 0
-                places.withLock { _ = $0[stage, default: []].insert(onPool) }
-            }
+            let places = Places()
+            let note = places.note
             let n = 20_000
             let count = Counter()
             let report = try await pipeline(
@@ -53,7 +61,7 @@ extension Serial {
                 })
             #expect(count.count == n && report.completed == n)
             // an async closure's layer awaits per item, which costs least on Swift's global executor
-            #expect(places.withLock { $0 } == ["source": [true], "async": [false], "collector": [true]])
+            #expect(places.seen == ["source": [true], "async": [false], "collector": [true]])
         }
 
         @Test("helper threads fill the CPUs the workers leave, one per other layer at most (Sizing Z4)")
@@ -109,20 +117,17 @@ extension Serial {
             "an AsyncSequence source pulls on the pool threads (SR5), also after it slept; merged ones do not",
             arguments: [2, 1])
         func asyncSourceOnPool(workers: Int) async throws {
-            let places = Locked([String: Set<Bool>]())  // stage: on a pool thread?
-            let note: @Sendable (String) -> Void = { stage in
-                let onPool = flow_check_on_pool_thread() != 0
-                places.withLock { _ = $0[stage, default: []].insert(onPool) }
-            }
+            let places = Places()
+            let note = places.note
             let n = 2_000
             let sum = Counter()
             let report = try await pipeline(
                 Layer(NotingAsyncRange(range: NotingRange(count: n, note: note), every: 100)),
                 Layer(workers: workers) { (x: Int) in x }, Layer { (x: Int) in sum.add(x) })
             #expect(sum.count == (n - 1) * n / 2 && report.completed == n)
-            #expect(places.withLock { $0 } == ["source": [true]])
+            #expect(places.seen == ["source": [true]])
             // the .swift backend has no pool; merged AsyncSequences await on Swift's executor
-            places.withLock { $0 = [:] }
+            places.clear()
             let swiftReport = try await pipeline(
                 Layer(NotingAsyncRange(range: NotingRange(count: n, note: note), every: 100)),
                 Layer(workers: workers) { (x: Int) in x }, Layer { (_: Int) in },
@@ -134,7 +139,7 @@ extension Serial {
                     NotingAsyncRange(range: NotingRange(count: n, note: note), every: 100)),
                 Layer(workers: workers) { (x: Int) in x }, Layer { (_: Int) in })
             #expect(merged.completed == 2 * n)
-            #expect(places.withLock { $0 } == ["source": [false]])
+            #expect(places.seen == ["source": [false]])
         }
 
         @Test(

@@ -117,19 +117,20 @@ import Synchronization
     let pulling = Task(executorPreference: executor) {
         var batch = SourceBatcher(context, capacity: 1, generator: generator)  // SR3
         var iterator = source.makeAsyncIterator()
-        var jobs = backend.jobsStarted
+        let onPool = executor != nil
+        var jobs = onPool ? backend.jobsStarted : 0
         var yields = 0
         do {
             while !run.pullsEnded, let element = try await iterator.next() {
                 // SR5: a pull the executor resumed (it started jobs meanwhile), and the few after it
-                if executor != nil && backend.jobsStarted != jobs { yields = 8 }
+                if onPool && backend.jobsStarted != jobs { yields = 8 }
                 let yielding = yields > 0 && context.output!.depth == 0
                 if batch.add(element), !(await batch.flush()) { break }
                 if yielding {
                     yields -= 1
                     await Task.yield()
                 }
-                jobs = backend.jobsStarted
+                if onPool { jobs = backend.jobsStarted }
             }
         } catch {
             if !(error is CancellationError && run.pullsEnded) {
@@ -183,8 +184,6 @@ final class AsyncSourceStage<S: AsyncSequence & Sendable>: SourceStage<S.Element
         self.source = source
         super.init(context: context)
     }
-
-    @inlinable var awaitsPerItem: Bool { false }
 
     @inlinable func run() async { await pullAsync(source, context, generator: nil) }
 }
