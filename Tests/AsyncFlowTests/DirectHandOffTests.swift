@@ -146,7 +146,7 @@ extension Serial {
                     var i = 0
                     return AnyIterator {
                         guard i < 3_000 else { return nil }
-                        // a few µs: the worker empties the queue and finds the source's task pulling
+                        // a few µs: a worker that pulls first is still pulling when the task first tries
                         for _ in 0..<200 { flow_spin_pause() }
                         let outside = withUnsafeCurrentTask { $0 == nil }
                         outsideTask.withLock { _ = $0.insert(outside) }
@@ -157,8 +157,14 @@ extension Serial {
             }
             let outsideTask = Locked(Set<Bool>())
             let seen = Locked([Int]())
+            // Either side may pull first. The worker: the task finds the lock taken, and the worker leaves
+            // it the next pull (taskWaits). The task: the queue holds one item, so the task pushes its
+            // batch one item at a time, waiting (outside the source's lock) for the worker to pop each;
+            // the worker finds the queue empty while the task waits, and pulls. (With a roomy queue the
+            // task, holding the lock a whole batch at a time, left the worker no pull after its first:
+            // under TSan, whose thread starts are slow, the worker often made none.)
             let report = try await pipeline(
-                Layer(SlowNoting(outsideTask: outsideTask)), Layer(workers: 1) { (x: Int) in x * 2 },
+                Layer(SlowNoting(outsideTask: outsideTask)), Layer(workers: 1, capacity: 1) { (x: Int) in x * 2 },
                 Layer { (x: Int) in seen.withLock { $0.append(x) } }, options: PipelineOptions(backend: .native))
             #expect(seen.withLock { $0.sorted() } == (0..<3_000).map { $0 * 2 })
             #expect(outsideTask.withLock { $0 } == [true, false])  // the worker's pulls, and the task's
