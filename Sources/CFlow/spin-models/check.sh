@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Model-checks ring.pml, eventcount.pml and serve.pml with spin (exhaustive, breadth-first; two models at a time), then checks that
-# spin finds the planted bug in every mutant, so a model that proves nothing would fail here too.
+# Model-checks ring.pml, eventcount.pml and serve.pml with spin (exhaustive, breadth-first; two at a time),
+# then checks that spin finds the planted bug in every mutant, so a model that proves nothing would fail
+# here too.
 # Usage: Sources/CFlow/spin-models/check.sh [work dir]   (needs spin and a C compiler; ~1 min on 2 cores)
 set -euo pipefail
 models=$(cd "$(dirname "$0")" && pwd)
