@@ -95,14 +95,16 @@ extension LayerCounters {
 
     @inlinable var retries: Int { if case .retry(let n) = policy { n } else { 0 } }
 
-    /// The closure for one item under the policy: `attempt` is called again while retries are left.
-    @inline(__always)
-    @inlinable func call<T>(_ attempt: () throws -> T) -> Outcome<T> {
+    /// A sync closure's call for one item, once its first attempt threw `error`: the policy decides, and
+    /// `attempt` is called again while retries are left. The first attempt is the caller's own, in its
+    /// loop (BatchLoop.apply), so the per-item path is a plain call and this stays out of line.
+    @inline(never)
+    @inlinable func call<T>(after error: any Error, _ attempt: () throws -> T) -> Outcome<T> {
         var retriesLeft = retries
+        var error = error
         while true {
-            do { return .value(try attempt()) } catch {
-                if let o: Outcome<T> = settle(error, retriesLeft: &retriesLeft) { return o }
-            }
+            if let o: Outcome<T> = settle(error, retriesLeft: &retriesLeft) { return o }
+            do { return .value(try attempt()) } catch let next { error = next }
         }
     }
 

@@ -183,17 +183,23 @@ import Synchronization
         var i = 0
         while i < count {
             let item = (items + i).move()
-            i += 1
-            switch layer.call({ try transform(item) }) {
-            case .value(let v):
-                if keep { (outBuf + made).initialize(to: v) }
-                made += 1
-            case .skipped:
-                break
-            case .failed:
-                drop(from: i, to: count, in: items)  // B3
-                i = count
+            i &+= 1
+            let result: Output
+            do { result = try transform(item) } catch {
+                // the error policy, out of line: this loop is the per-item path of every sync layer
+                switch layer.call(after: error, { try transform(item) }) {
+                case .value(let v):
+                    result = v
+                case .skipped:
+                    continue
+                case .failed:
+                    drop(from: i, to: count, in: items)  // B3
+                    i = count
+                    continue
+                }
             }
+            if keep { (outBuf + made).initialize(to: result) }
+            made &+= 1
         }
         lastNanoseconds = (ContinuousClock.now - start).wholeNanoseconds
         layer.counters.busy.add(lastNanoseconds, ordering: .relaxed)
