@@ -143,7 +143,11 @@ enum Scenarios {
 
     /// gen → x * 2 → sum: the middle layer CPU (`w` workers) or async (`2w` tasks), the collector sync,
     /// async or batched; the async closures never suspend, so these rows show what an async call costs.
-    static func flowSum(
+    /// Never inlined, so that every row runs the same closures: inlined into each row's closure, it gave
+    /// each row its own copy of them, and the optimiser put some copies behind one more forwarding call
+    /// per item than others (the `.swift` 1-worker row called `sum.add` in one call, the other rows in
+    /// two: ~10 % of their collector's time).
+    @inline(never) static func flowSum(
         _ n: Int, _ w: Int, _ backend: PipelineOptions.Backend, _ sum: Sum, asyncMiddle: Bool = false,
         collector kind: Collector = .sync
     ) async throws {
