@@ -108,7 +108,8 @@ extension LayerCounters {
         }
     }
 
-    /// callAsync for one call that carries `items` items (E3).
+    /// An async closure's call under the policy, for one item or a batch of `items` (E3): `attempt` is
+    /// called again while retries are left.
     @inline(__always)
     @inlinable func callAsync<T>(items: Int = 1, _ attempt: () async throws -> T) async -> Outcome<T> {
         var retriesLeft = retries
