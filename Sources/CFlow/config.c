@@ -1,5 +1,5 @@
 /*
- * config.c — the one parser for FLOW_WORKERS, FLOW_CPUS, FLOW_PIN, FLOW_SPIN_NS, FLOW_SCHED and FLOW_NICE,
+ * config.c — the one parser for FLOW_WORKERS, FLOW_CPUS, FLOW_PIN, FLOW_SPIN_NS, FLOW_SCHED, FLOW_NICE and FLOW_SLICE_NS,
  * whether the text comes from the environment or from code. Every error names the variable and its value.
  * No shared state: all functions are reentrant.
  */
@@ -130,6 +130,7 @@ int flow_config_init(flow_config *cfg, flow_error *err) {
     cfg->spin_ns = FLOW_DEFAULT_SPIN_NS;
     cfg->sched = FLOW_SCHED_NORMAL;
     cfg->nice = FLOW_DEFAULT_NICE;
+    cfg->slice_ns = FLOW_DEFAULT_SLICE_NS;
     return FLOW_OK;
 }
 
@@ -184,6 +185,15 @@ int flow_config_set(flow_config *cfg, const char *name, const char *value, flow_
         if (rc == FLOW_OK) cfg->nice = (int)v;
         return rc;
     }
+    if (strcmp(name, "FLOW_SLICE_NS") == 0) {
+        uint64_t v;
+        int rc = parse_int_var(name, value, 0, UINT64_MAX / 10 - 10, &v, err);
+        if (rc == FLOW_OK && v != 0 && (v < FLOW_MIN_SLICE_NS || v > FLOW_MAX_SLICE_NS))
+            return flow_fail(err, FLOW_EINVAL, "%s=\"%.64s\": out of range (0, or %d-%d)", name, value,
+                             FLOW_MIN_SLICE_NS, FLOW_MAX_SLICE_NS);
+        if (rc == FLOW_OK) cfg->slice_ns = (int64_t)v;
+        return rc;
+    }
     if (strcmp(name, "FLOW_PIN") == 0) {
         static const char *const modes[] = {"none", "compact", "spread"}; /* FLOW_PIN_* in order */
         int v = 0;
@@ -219,12 +229,12 @@ int flow_config_set(flow_config *cfg, const char *name, const char *value, flow_
         return FLOW_OK;
     }
     return flow_fail(err, FLOW_EINVAL, "%.64s: unknown configuration variable (expected FLOW_WORKERS, FLOW_CPUS, "
-                     "FLOW_PIN, FLOW_SPIN_NS, FLOW_SCHED or FLOW_NICE)", name);
+                     "FLOW_PIN, FLOW_SPIN_NS, FLOW_SCHED, FLOW_NICE or FLOW_SLICE_NS)", name);
 }
 
 int flow_config_apply_env(flow_config *cfg, flow_error *err) {
     static const char *const names[] = {"FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS", "FLOW_SCHED",
-                                        "FLOW_NICE"};
+                                        "FLOW_NICE", "FLOW_SLICE_NS"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *v = getenv(names[i]);
         if (!v) continue;
@@ -247,6 +257,9 @@ int flow_config_validate(const flow_config *cfg, flow_error *err) {
         return flow_fail(err, FLOW_EINVAL, "sched=%d: expected normal, batch or idle", (int)cfg->sched);
     if (cfg->nice < 0 || cfg->nice > FLOW_MAX_NICE)
         return flow_fail(err, FLOW_EINVAL, "nice=%d: must be between 0 and %d", cfg->nice, FLOW_MAX_NICE);
+    if (cfg->slice_ns != 0 && (cfg->slice_ns < FLOW_MIN_SLICE_NS || cfg->slice_ns > FLOW_MAX_SLICE_NS))
+        return flow_fail(err, FLOW_EINVAL, "slice_ns=%lld: must be 0 or between %d and %d", (long long)cfg->slice_ns,
+                         FLOW_MIN_SLICE_NS, FLOW_MAX_SLICE_NS);
     if (flow_cpuset_count(&cfg->cpus) == 0) return flow_fail(err, FLOW_EINVAL, "cpus: empty CPU set");
     flow_cpuset allowed;
     int rc = flow_cpuset_allowed(&allowed, err);

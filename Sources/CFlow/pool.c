@@ -10,14 +10,20 @@
  *      set its class (pthread_setschedparam), so it runs no instruction of the loop in another class;
  *      if that fails, `go` says so, the thread leaves without running the loop, and start() fails.
  *      Likewise a thread with a nice increment (FLOW_NICE; on Linux each thread has its own nice value)
- *      first sets it on itself, reports the outcome in `niced`, and waits at `go` until its creator
- *      has read it.
+ *      or a time slice (FLOW_SLICE_NS) first sets them on itself, reports the outcome in `niced`, and
+ *      waits at `go` until its creator has read it.
  *  W3. `stop` is a flag the loops poll (relaxed store/load + release/acquire on the transition): it never
  *      interrupts a blocked call; whoever stops a pool also closes the rings its loops block on.
  *  W4. Each worker's counters sit on their own 128-byte lines; only the worker writes items/busy_ns
  *      (relaxed), `parked` is incremented by its own thread inside blocking ring calls (flow_tls_parked).
  *  W5. `live_workers` counts, process-wide, the workers between the first and the last statement of
  *      worker_main (release decrement), so after flow_pool_join it no longer counts that pool's threads.
+ *  W6. A worker's slice (FLOW_SLICE_NS, sched_setattr's sched_runtime: Linux 6.12+ keeps it as the
+ *      thread's EEVDF slice and keeps it across pthread_setschedparam, older kernels ignore it) is set on
+ *      itself before its loop, as its nice value is (W2); by default it is longer than the kernel's slice
+ *      for every other thread. A waking thread whose slice is shorter than the running one's may preempt
+ *      it at once (PREEMPT_SHORT); with equal slices a thread that wakes beside a busy worker can wait for
+ *      the scheduler tick (up to 4 ms). The slice sets no share: shares follow the nice values alone.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -49,7 +55,7 @@ struct flow_worker {
     int cpu;
     pthread_t thread;
     _Atomic int go; /* W2: 0 wait, 1 run the loop, -1 leave (the class could not be set) */
-    _Atomic int niced; /* W2: -1 not yet, else 0 or the errno of setting the thread's nice value */
+    _Atomic int niced; /* W2: -1 not yet, else 0 or the errno of setting the thread's nice value and slice */
 };
 
 struct flow_pool {
@@ -167,17 +173,32 @@ static int set_sched(pthread_t thread, flow_sched_mode mode) {
 #endif
 }
 
+/* sched_setattr's argument (SCHED_ATTR_SIZE_VER0; glibc before 2.41 has neither the call nor the struct, and
+ * <linux/sched/types.h> clashes with <sched.h> over struct sched_param). */
+struct flow_sched_attr {
+    uint32_t size, policy;
+    uint64_t flags;
+    int32_t nice;
+    uint32_t priority;
+    uint64_t runtime, deadline, period;
+};
+
 /* On the calling thread: a nice value `increment` above the process's (its main thread's), at most
- * FLOW_MAX_NICE. 0 or an errno. */
-static int set_own_nice(int increment) {
+ * FLOW_MAX_NICE, and, when slice_ns > 0, that time slice (W6). 0 or an errno. */
+static int set_own_share(int increment, int64_t slice_ns) {
 #ifdef __linux__
     errno = 0;
     int base = getpriority(PRIO_PROCESS, (id_t)getpid());
     if (base == -1 && errno != 0) return errno;
     int target = base + increment > FLOW_MAX_NICE ? FLOW_MAX_NICE : base + increment;
-    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), target) == 0 ? 0 : errno;
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    if (slice_ns == 0) return setpriority(PRIO_PROCESS, (id_t)self, target) == 0 ? 0 : errno;
+    struct flow_sched_attr attr = {
+        .size = sizeof attr, .policy = SCHED_OTHER, .nice = target, .runtime = (uint64_t)slice_ns};
+    return syscall(SYS_sched_setattr, self, &attr, 0u) == 0 ? 0 : errno;
 #else
     (void)increment; /* elsewhere a nice value is the whole process's: left alone */
+    (void)slice_ns;
     return 0;
 #endif
 }
@@ -194,7 +215,9 @@ static void *worker_main(void *arg) {
     snprintf(name, sizeof name, "flow-worker-%u", w->index);
     pthread_setname_np(pthread_self(), name);
 #endif
-    if (w->pool->cfg.nice > 0) atomic_store_explicit(&w->niced, set_own_nice(w->pool->cfg.nice), memory_order_release);
+    const flow_config *cfg = &w->pool->cfg;
+    if (cfg->nice > 0 || cfg->slice_ns > 0) /* W2 */
+        atomic_store_explicit(&w->niced, set_own_share(cfg->nice, cfg->slice_ns), memory_order_release);
     int go;
     while ((go = atomic_load_explicit(&w->go, memory_order_acquire)) == 0) sched_yield(); /* W2 */
     flow_tls_parked = &w->parked; /* W4 */
@@ -218,19 +241,25 @@ int flow_pool_start(flow_pool *p, flow_error *err) {
             rc = pthread_attr_setaffinity_np(&attr, sizeof cs, &cs);
         }
         if (rc == 0 && p->fail_after && i == p->fail_after) rc = EAGAIN; /* injected (tests) */
-        int handshake = p->cfg.sched != FLOW_SCHED_NORMAL || p->cfg.nice > 0;
+        int shared = p->cfg.nice > 0 || p->cfg.slice_ns > 0; /* the thread sets its own nice value and slice */
+        int handshake = p->cfg.sched != FLOW_SCHED_NORMAL || shared;
         atomic_store_explicit(&w->go, handshake ? 0 : 1, memory_order_relaxed);
         if (rc == 0) rc = pthread_create(&w->thread, &attr, worker_main, w);
         pthread_attr_destroy(&attr);
         if (rc == 0 && handshake) { /* W2 */
             int nice_rc = 0;
-            if (p->cfg.nice > 0)
+            if (shared)
                 while ((nice_rc = atomic_load_explicit(&w->niced, memory_order_acquire)) == -1) sched_yield();
             int sched_rc = nice_rc == 0 && p->cfg.sched != FLOW_SCHED_NORMAL ? set_sched(w->thread, p->cfg.sched) : 0;
             atomic_store_explicit(&w->go, nice_rc == 0 && sched_rc == 0 ? 1 : -1, memory_order_release);
             if (nice_rc != 0 || sched_rc != 0) {
                 p->started++; /* it runs (to leave at once): joined as every started thread is (W1) */
                 flow_pool_request_stop(p);
+                if (nice_rc != 0 && p->cfg.slice_ns > 0)
+                    return flow_fail(err, FLOW_ESYS,
+                                     "pool: starting worker %u with FLOW_NICE=%d and FLOW_SLICE_NS=%lld: %s "
+                                     "(FLOW_SLICE_NS=0 leaves the slice to the kernel)",
+                                     i, p->cfg.nice, (long long)p->cfg.slice_ns, strerror(nice_rc));
                 if (nice_rc != 0)
                     return flow_fail(err, FLOW_ESYS, "pool: starting worker %u with FLOW_NICE=%d: %s", i,
                                      p->cfg.nice, strerror(nice_rc));

@@ -103,11 +103,11 @@ extension Serial {
 
         /// What `probe` gives on a CPU layer's workers, and on an async collector (Swift's cooperative
         /// pool), in one run.
-        func seenOnThreads(_ options: PipelineOptions, _ probe: @escaping @Sendable () -> Int32) async throws -> (
-            workers: Set<Int32>, collector: Set<Int32>
-        ) {
-            let workers = Locked(Set<Int32>())
-            let collector = Locked(Set<Int32>())
+        func seenOnThreads<Value: Hashable & Sendable>(
+            _ options: PipelineOptions, _ probe: @escaping @Sendable () -> Value
+        ) async throws -> (workers: Set<Value>, collector: Set<Value>) {
+            let workers = Locked(Set<Value>())
+            let collector = Locked(Set<Value>())
             _ = try await pipeline(
                 Layer(0..<10_000),
                 Layer(workers: 2) { (x: Int) in
@@ -156,6 +156,25 @@ extension Serial {
             #expect(try await nices(options).workers == [base])  // the option wins
         }
 
+        @Test("a CPU layer's workers run with FLOW_SLICE_NS's time slice (default 5 ms); the app's threads keep theirs")
+        func timeSlice() async throws {
+            func slices(_ options: PipelineOptions) async throws -> (workers: Set<Int64>, collector: Set<Int64>) {
+                try await seenOnThreads(options) { Int64(flow_check_thread_slice_ns()) }
+            }
+            let base = Int64(flow_check_process_slice_ns())  // 0: a kernel before 6.12, which has no slices
+            func want(_ slice: Int64) -> Int64 { base <= 0 || slice == 0 ? base : slice }
+            var seen = try await slices(PipelineOptions())
+            #expect(seen.workers == [want(Int64(FLOW_DEFAULT_SLICE_NS))] && seen.collector == [base])
+            var options = PipelineOptions()
+            options.sliceNanoseconds = 0
+            seen = try await slices(options)
+            #expect(seen.workers == [base] && seen.collector == [base])
+            setenv("FLOW_SLICE_NS", "2500000", 1)
+            defer { unsetenv("FLOW_SLICE_NS") }
+            #expect(try await slices(PipelineOptions()).workers == [want(2_500_000)])
+            #expect(try await slices(options).workers == [base])  // the option wins
+        }
+
         @Test("workers: nil resolves to PipelineOptions.workers, else FLOW_WORKERS, else the CPUs allowed")
         func resolvedWorkers() throws {
             var config = flow_config()
@@ -199,6 +218,12 @@ extension Serial {
             (error, pulled) = await attempt(Layer(workers: 1) { $0 }, options: o)
             #expect(error?.parameter == "PipelineOptions.niceness" && pulled == 0)
             #expect(error?.message == "PipelineOptions.niceness=\"20\": out of range (0-19)")
+            o = PipelineOptions()
+            o.sliceNanoseconds = 50_000
+            (error, pulled) = await attempt(Layer(workers: 1) { $0 }, options: o)
+            #expect(error?.parameter == "PipelineOptions.sliceNanoseconds" && pulled == 0)
+            #expect(
+                error?.message == "PipelineOptions.sliceNanoseconds=\"50000\": out of range (0, or 100000-100000000)")
         }
 
         @Test(
@@ -230,6 +255,9 @@ extension Serial {
                 ("FLOW_NICE", "20", "FLOW_NICE=\"20\": out of range (0-19)"),
                 ("FLOW_NICE", "-1", "FLOW_NICE=\"-1\": not a whole number"),
                 ("FLOW_NICE", "low", "FLOW_NICE=\"low\": not a whole number"),
+                ("FLOW_SLICE_NS", "99999", "FLOW_SLICE_NS=\"99999\": out of range (0, or 100000-100000000)"),
+                ("FLOW_SLICE_NS", "200000000", "FLOW_SLICE_NS=\"200000000\": out of range (0, or 100000-100000000)"),
+                ("FLOW_SLICE_NS", "5ms", "FLOW_SLICE_NS=\"5ms\": not a whole number"),
             ])
         func badEnvironment(variable: String, value: String, needle: String) async {
             setenv(variable, value, 1)

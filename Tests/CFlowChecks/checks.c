@@ -889,11 +889,33 @@ typedef struct {
     flow_sched_mode want_sched;
     _Atomic int bad_nice; /* 100 + the nice value a worker found, when it is not want_nice */
     int want_nice;
+    _Atomic long long bad_slice; /* 1 + the slice a worker found, when it is not want_slice */
+    long long want_slice;
 } pool_ctx;
 
 int flow_check_thread_nice(void) { return getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)); }
 
 int flow_check_process_nice(void) { return getpriority(PRIO_PROCESS, (id_t)getpid()); }
+
+/* sched_getattr's argument (SCHED_ATTR_SIZE_VER0), as pool.c declares it for sched_setattr. */
+struct check_sched_attr {
+    uint32_t size, policy;
+    uint64_t flags;
+    int32_t nice;
+    uint32_t priority;
+    uint64_t runtime, deadline, period;
+};
+
+static long long slice_of(pid_t tid) {
+    struct check_sched_attr a;
+    memset(&a, 0, sizeof a);
+    if (syscall(SYS_sched_getattr, tid, &a, (unsigned)sizeof a, 0u) != 0) return -1;
+    return (long long)a.runtime;
+}
+
+long long flow_check_thread_slice_ns(void) { return slice_of(0); }
+
+long long flow_check_process_slice_ns(void) { return slice_of(getpid()); }
 
 int flow_check_thread_sched(void) {
     int policy = sched_getscheduler(0); /* Linux: the calling thread's */
@@ -924,15 +946,23 @@ static void pool_loop(flow_worker *w, void *ctx) {
     int sched = flow_check_thread_sched();
     if (sched != (int)c->want_sched) atomic_store(&c->bad_sched, 1 + sched);
     if (flow_check_thread_nice() != c->want_nice) atomic_store(&c->bad_nice, 100 + flow_check_thread_nice());
+    if (flow_check_thread_slice_ns() != c->want_slice) atomic_store(&c->bad_slice, 1 + flow_check_thread_slice_ns());
     while (!flow_worker_should_stop(w)) sched_yield();
     flow_worker_record(w, flow_worker_index(w) + 1, 10);
     atomic_fetch_add(&c->stopped_seen, 1);
 }
 
-/* The nice value a worker with FLOW_NICE `increment` runs at (pool.c set_own_nice). */
+/* The nice value a worker with FLOW_NICE `increment` runs at (pool.c set_own_share). */
 static int want_nice(int increment) {
     int n = flow_check_process_nice() + increment;
     return n > FLOW_MAX_NICE ? FLOW_MAX_NICE : n;
+}
+
+/* The slice a worker with FLOW_SLICE_NS `slice` reports (pool.c W6): the kernel's own for 0 (the main
+ * thread's), nothing where the kernel reports none. */
+static long long want_slice(int64_t slice) {
+    long long base = flow_check_process_slice_ns();
+    return base <= 0 || slice == 0 ? base : (long long)slice;
 }
 
 static int count_threads(void) {
@@ -964,6 +994,7 @@ static int check_pool(void) {
             pool_ctx c;
             memset(&c, 0, sizeof c);
             c.want_nice = want_nice(cfg.nice);
+            c.want_slice = want_slice(cfg.slice_ns);
             flow_pool *p;
             CHECK(flow_pool_create(&cfg, pool_loop, &c, &p, &e) == FLOW_OK, "create: %s", e.message);
             CHECK(flow_pool_size(p) == n, "size");
@@ -980,6 +1011,8 @@ static int check_pool(void) {
             CHECK(atomic_load(&c.bad_name) == 0, "a worker thread is not named flow-worker-<index>");
             CHECK(atomic_load(&c.bad_nice) == 0, "a worker ran at nice %d, not %d", atomic_load(&c.bad_nice) - 100,
                   c.want_nice);
+            CHECK(atomic_load(&c.bad_slice) == 0, "a worker ran with a %lld ns slice, not %lld",
+                  atomic_load(&c.bad_slice) - 1, c.want_slice);
             uint32_t ncpu = flow_cpuset_count(&cfg.cpus);
             for (uint32_t i = 0; i < n; i++) {
                 flow_worker_stats s = flow_pool_worker_stats(p, i);
@@ -1003,10 +1036,13 @@ static int check_pool(void) {
         cfg.workers = 2;
         cfg.sched = classes[k];
         cfg.nice = k; /* FLOW_NICE 0, 1, 2 beside the classes */
+        static const int64_t slices[] = {0, 3000000, FLOW_MIN_SLICE_NS}; /* FLOW_SLICE_NS too */
+        cfg.slice_ns = slices[k];
         pool_ctx c;
         memset(&c, 0, sizeof c);
         c.want_sched = classes[k];
         c.want_nice = want_nice(k);
+        c.want_slice = want_slice(slices[k]);
         flow_pool *p;
         CHECK(flow_pool_create(&cfg, pool_loop, &c, &p, &e) == FLOW_OK, "create: %s", e.message);
         CHECK(flow_pool_start(p, &e) == FLOW_OK, "start with sched %d: %s", (int)classes[k], e.message);
@@ -1017,9 +1053,11 @@ static int check_pool(void) {
               atomic_load(&c.bad_sched) - 1);
         CHECK(atomic_load(&c.bad_nice) == 0, "FLOW_NICE %d: a worker ran at nice %d, not %d", k,
               atomic_load(&c.bad_nice) - 100, c.want_nice);
+        CHECK(atomic_load(&c.bad_slice) == 0, "FLOW_SLICE_NS %lld: a worker ran with a %lld ns slice, not %lld",
+              (long long)slices[k], atomic_load(&c.bad_slice) - 1, c.want_slice);
     }
     CHECK(count_threads() == threads0, "thread count %d after pools, %d before", count_threads(), threads0);
-    snprintf(g_msg, g_len, "1-6 workers x none/compact/spread: start, stop, join, pinning checked with sched_getcpu, names flow-worker-N; FLOW_SCHED normal/batch/idle checked with sched_getscheduler, FLOW_NICE 5 (default), 0, 1, 2 with getpriority; threads back to %d", threads0);
+    snprintf(g_msg, g_len, "1-6 workers x none/compact/spread: start, stop, join, pinning checked with sched_getcpu, names flow-worker-N; FLOW_SCHED normal/batch/idle checked with sched_getscheduler, FLOW_NICE 5 (default), 0, 1, 2 with getpriority, FLOW_SLICE_NS 5 ms (default), 0, 3 ms, 0.1 ms with sched_getattr (main thread's slice %lld ns); threads back to %d", flow_check_process_slice_ns(), threads0);
     return FLOW_CHECK_PASS;
 }
 
@@ -1124,16 +1162,17 @@ static int expect_env_error(const char *name, const char *value, const char *nee
 }
 
 static int check_config(void) {
-    const char *vars[] = {"FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS", "FLOW_SCHED"};
-    for (int i = 0; i < 5; i++) unsetenv(vars[i]);
+    const char *vars[] = {"FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS", "FLOW_SCHED", "FLOW_SLICE_NS"};
+    for (int i = 0; i < 6; i++) unsetenv(vars[i]);
     flow_config cfg;
     flow_error e;
     CHECK(flow_config_init(&cfg, &e) == FLOW_OK, "init: %s", e.message);
     flow_cpuset allowed;
     flow_cpuset_allowed(&allowed, NULL);
     CHECK(cfg.workers == flow_cpuset_count(&allowed) && cfg.pin == FLOW_PIN_NONE && cfg.spin_ns == FLOW_DEFAULT_SPIN_NS &&
-              cfg.sched == FLOW_SCHED_NORMAL,
-          "defaults: workers %u pin %d spin %lld sched %d", cfg.workers, cfg.pin, (long long)cfg.spin_ns, (int)cfg.sched);
+              cfg.sched == FLOW_SCHED_NORMAL && cfg.slice_ns == FLOW_DEFAULT_SLICE_NS,
+          "defaults: workers %u pin %d spin %lld sched %d slice %lld", cfg.workers, cfg.pin, (long long)cfg.spin_ns,
+          (int)cfg.sched, (long long)cfg.slice_ns);
     /* cpulist grammar */
     flow_cpuset s;
     CHECK(flow_cpulist_parse("0-3,8,10-14:2", &s, "FLOW_CPUS", &e) == FLOW_OK, "parse: %s", e.message);
@@ -1163,7 +1202,11 @@ static int check_config(void) {
         (rc = expect_env_error("FLOW_SPIN_NS", "1e3", "not a whole number")) ||
         (rc = expect_env_error("FLOW_SPIN_NS", "", "empty")) ||
         (rc = expect_env_error("FLOW_SPIN_NS", "99999999999", "out of range")) ||
-        (rc = expect_env_error("FLOW_SPIN_NS", "184467440737095516160", "not a whole number")))
+        (rc = expect_env_error("FLOW_SPIN_NS", "184467440737095516160", "not a whole number")) ||
+        (rc = expect_env_error("FLOW_SLICE_NS", "99999", "out of range (0, or 100000-100000000)")) ||
+        (rc = expect_env_error("FLOW_SLICE_NS", "100000001", "out of range")) ||
+        (rc = expect_env_error("FLOW_SLICE_NS", "5ms", "not a whole number")) ||
+        (rc = expect_env_error("FLOW_SLICE_NS", "", "empty")))
         return rc;
     /* a CPU outside the allowed set */
     uint32_t outside = FLOW_CPU_SETSIZE - 1;
@@ -1178,23 +1221,34 @@ static int check_config(void) {
     setenv("FLOW_PIN", "spread", 1);
     setenv("FLOW_SPIN_NS", "0", 1);
     setenv("FLOW_SCHED", "idle", 1);
+    setenv("FLOW_SLICE_NS", "0", 1);
     flow_config_init(&cfg, NULL);
     rc = flow_config_apply_env(&cfg, &e);
     CHECK(rc == FLOW_OK && cfg.workers == 1 && cfg.pin == FLOW_PIN_SPREAD && cfg.spin_ns == 0 &&
-              cfg.sched == FLOW_SCHED_IDLE && flow_cpuset_count(&cfg.cpus) == 1,
-          "good env: rc %d workers %u sched %d", rc, cfg.workers, (int)cfg.sched);
+              cfg.sched == FLOW_SCHED_IDLE && cfg.slice_ns == 0 && flow_cpuset_count(&cfg.cpus) == 1,
+          "good env: rc %d workers %u sched %d slice %lld", rc, cfg.workers, (int)cfg.sched, (long long)cfg.slice_ns);
+    setenv("FLOW_SLICE_NS", "100000", 1);
+    flow_config_init(&cfg, NULL);
+    rc = flow_config_apply_env(&cfg, &e);
+    CHECK(rc == FLOW_OK && cfg.slice_ns == FLOW_MIN_SLICE_NS, "FLOW_SLICE_NS=100000: rc %d slice %lld", rc,
+          (long long)cfg.slice_ns);
     setenv("FLOW_WORKERS", "3", 1);
     flow_config_init(&cfg, NULL);
     rc = flow_config_apply_env(&cfg, &e);
     CHECK(rc == FLOW_OK && cfg.workers == 3, "FLOW_WORKERS with FLOW_CPUS: workers %u", cfg.workers);
-    for (int i = 0; i < 5; i++) unsetenv(vars[i]);
+    for (int i = 0; i < 6; i++) unsetenv(vars[i]);
     CHECK(flow_config_set(&cfg, "FLOW_THREADS", "2", &e) == FLOW_EINVAL && strstr(e.message, "FLOW_THREADS"),
           "unknown variable: %s", e.message);
     cfg.workers = 0;
     CHECK(flow_config_validate(&cfg, &e) == FLOW_EINVAL && strstr(e.message, "workers=0"), "workers 0: %s", e.message);
+    flow_config_init(&cfg, NULL);
+    cfg.slice_ns = 50000;
+    CHECK(flow_config_validate(&cfg, &e) == FLOW_EINVAL && strstr(e.message, "slice_ns=50000"), "slice 50000: %s",
+          e.message);
+    cfg.workers = 0;
     flow_pool *p;
     CHECK(flow_pool_create(&cfg, pool_loop, NULL, &p, &e) == FLOW_EINVAL && p == NULL, "pool with 0 workers created");
-    snprintf(g_msg, g_len, "defaults, cpulist grammar, 20 bad values each named in its error, good values applied");
+    snprintf(g_msg, g_len, "defaults, cpulist grammar, 24 bad values each named in its error, good values applied");
     return FLOW_CHECK_PASS;
 }
 

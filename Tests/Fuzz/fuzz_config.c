@@ -14,7 +14,8 @@
 
 #include "flow_config.h"
 
-static const char *const names[] = {"FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS", "FLOW_BOGUS", "FLOW_SCHED"};
+static const char *const names[] = {"FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS",
+                                    "FLOW_BOGUS", "FLOW_SCHED", "FLOW_NICE", "FLOW_SLICE_NS"};
 
 static void check_error(const flow_error *e, const char *name) {
     size_t len = strnlen(e->message, sizeof e->message);

@@ -26,6 +26,12 @@ public struct PipelineOptions: Sendable {
     /// Swift's cooperative pool) gets a CPU from a busy worker at once; 0 gives the workers an equal share
     /// against other busy processes.
     public var niceness: Int? = nil
+    /// The worker threads' time slice in nanoseconds, 0 (the kernel's own) or 100,000–100,000,000,
+    /// overriding `FLOW_SLICE_NS` (default 5 ms; Linux 6.12 and later, native backend). A thread of the
+    /// app whose slice is shorter (the kernel gives every thread 0.7–2.8 ms) can take a CPU from a busy
+    /// worker as soon as it wakes, instead of waiting out the worker's slice. It changes no thread's share of the
+    /// CPUs: ``niceness`` does that.
+    public var sliceNanoseconds: Int? = nil
     /// Where the run tells what it does (apple/swift-log): at the start its layers, workers, queue
     /// capacities, backend and pinning (info); each skipped (warning) or retried (notice) error, the first
     /// few per layer, then how many more; a drain (info); the failure (error); the final report (info).
@@ -133,6 +139,7 @@ extension PipelineOptions {
             ("PipelineOptions.spinNanoseconds", "FLOW_SPIN_NS", spinNanoseconds.map(String.init)),
             ("PipelineOptions.scheduling", "FLOW_SCHED", scheduling?.rawValue),
             ("PipelineOptions.niceness", "FLOW_NICE", niceness.map(String.init)),
+            ("PipelineOptions.sliceNanoseconds", "FLOW_SLICE_NS", sliceNanoseconds.map(String.init)),
         ]
         for (parameter, variable, value) in overrides {
             guard let value else { continue }

@@ -48,6 +48,7 @@ import Synchronization
                 "backend": "\(options.backend)", "batchSize": "\(options.batchSize)",
                 "cpus": "\(String(decoding: cpus.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))",
                 "pin": "\(pin)", "spinNanoseconds": "\(pool.spin_ns)", "scheduling": "\(sched)", "nice": "\(pool.nice)",
+                "sliceNanoseconds": "\(pool.slice_ns)",
             ])
     }
 

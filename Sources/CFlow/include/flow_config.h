@@ -12,6 +12,9 @@
  *   FLOW_NICE     0..19: how much nicer than the process the workers run  default: FLOW_DEFAULT_NICE
  *                 (Linux, where each thread has its own nice value; the process's others keep theirs,
  *                 so a thread of the app that wakes gets a CPU from a busy worker at once)
+ *   FLOW_SLICE_NS 0 | 100000..100000000: the workers' time slice in ns  default: FLOW_DEFAULT_SLICE_NS
+ *                 (Linux 6.12+, whose EEVDF scheduler lets a waking thread with a shorter slice than
+ *                 the running one's take its CPU at once; 0: the kernel's own; older kernels ignore it)
  *
  * A bad value is an error whose message names the variable and the value, e.g.
  *   FLOW_CPUS="0-x": not a CPU list (expected N, N-M or N-M:S, comma-separated)
@@ -32,6 +35,13 @@ extern "C" {
  *  wakes within ~100 µs (at 0: 0.3–1.2 ms), while a pipeline alone on its CPUs keeps its whole speed. */
 #define FLOW_DEFAULT_NICE 5
 #define FLOW_MAX_NICE 19
+/** The workers' time slice by default: longer than the kernel's own for every other thread (about
+ *  0.7 ms × (1 + log2 CPUs, counting up to 8): 0.7–2.8 ms), so a waking app thread has the shorter slice
+ *  and can take the CPU at once instead of waiting out a worker's (up to a scheduler tick, 4 ms at 250 Hz),
+ *  and short enough that workers which outnumber the CPUs still take turns within milliseconds. */
+#define FLOW_DEFAULT_SLICE_NS 5000000
+#define FLOW_MIN_SLICE_NS 100000    /* the kernel's range for sched_attr.sched_runtime of a normal thread */
+#define FLOW_MAX_SLICE_NS 100000000
 
 /** A set of CPU numbers 0..FLOW_CPU_SETSIZE-1. */
 typedef struct flow_cpuset {
@@ -58,12 +68,14 @@ typedef struct flow_config {
     int workers_explicit; /**< set by flow_config_set("FLOW_WORKERS"): FLOW_CPUS then keeps `workers` */
     flow_sched_mode sched; /**< the worker threads' scheduling class */
     int nice;              /**< 0 .. FLOW_MAX_NICE: the workers' nice value over the process's (Linux) */
+    int64_t slice_ns;      /**< 0 (the kernel's) or FLOW_MIN_SLICE_NS .. FLOW_MAX_SLICE_NS (Linux 6.12+) */
 } flow_config;
 
-/** Defaults: the process's affinity mask, one worker per CPU in it, no pinning, the default spin and nice. */
+/** Defaults: the process's affinity mask, one worker per CPU in it, no pinning, the default spin, nice
+ *  and slice. */
 int flow_config_init(flow_config *cfg, flow_error *err);
 /** Set one variable by name ("FLOW_WORKERS", "FLOW_CPUS", "FLOW_PIN", "FLOW_SPIN_NS", "FLOW_SCHED",
- *  "FLOW_NICE") from its text.
+ *  "FLOW_NICE", "FLOW_SLICE_NS") from its text.
  *  The same parser reads the environment and programmatic overrides. An unknown name is FLOW_EINVAL.
  *  Setting FLOW_CPUS also sets workers to the new set's size unless FLOW_WORKERS was set (either order). */
 int flow_config_set(flow_config *cfg, const char *name, const char *value, flow_error *err);

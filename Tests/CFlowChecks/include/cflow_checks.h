@@ -26,6 +26,11 @@ int flow_check_thread_sched(void);
 int flow_check_thread_nice(void);
 int flow_check_process_nice(void);
 
+/** The time slice in ns the kernel reports for the calling thread, and for the process's main thread
+ *  (sched_getattr: Linux 6.12+ reports every normal thread's; older kernels 0; -1 where the call fails). */
+long long flow_check_thread_slice_ns(void);
+long long flow_check_process_slice_ns(void);
+
 /** Whether the calling thread is a CFlow pool thread (named "flow-worker-N"). */
 int flow_check_on_pool_thread(void);
 #endif
