@@ -11,7 +11,7 @@ struct FlowBench: AsyncParsableCommand {
         discussion: """
             Scenarios: \(Scenarios.all.joined(separator: ", ")) (all by default). Each figure is the median of \
             several runs (min and max shown), every row of a scenario measured in this one process.
-            FLOW_WORKERS, FLOW_CPUS, FLOW_PIN and FLOW_SPIN_NS apply to the native backend.
+            The FLOW_* variables (FLOW_WORKERS, FLOW_CPUS, FLOW_PIN, FLOW_SPIN_NS, ...) apply to the native backend.
             """)
 
     @Argument(help: "Scenarios to run (default: all).")
@@ -95,7 +95,7 @@ struct FlowBench: AsyncParsableCommand {
         case "throughput": return 9 * s.runs
         case "scaling": return 2 * 2 * allowedCPUs() * s.runs
         case "latency": return 3 * (Scenarios.offeredRates.count + 1) * s.runs
-        case "coexist": return 3 * s.runs
+        case "coexist": return 8 * s.runs
         case "memory": return 2 * 2 * s.runs
         case "idle": return 2 * s.runs
         default: return 8 * s.runs

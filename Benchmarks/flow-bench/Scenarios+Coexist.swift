@@ -25,13 +25,48 @@ extension Scenarios {
         }
     }
 
+    /// The probe's figures over several runs.
+    struct LatenessRuns {
+        var p50: [Double] = []
+        var p99: [Double] = []
+        var max: [Double] = []
+        var wakes = 0
+
+        /// Runs `body` with a probe beside it and records the probe's lateness; returns what `body` returns.
+        mutating func probing<T>(_ body: () async throws -> T) async throws -> T {
+            let probe = LatenessProbe()
+            let task = Task.detached { await probe.run() }
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            probe.stopped.store(true, ordering: .relaxed)
+            await task.value
+            p50.append(Double(probe.histogram.valueAtPercentile(50)) / 1000)
+            p99.append(Double(probe.histogram.valueAtPercentile(99)) / 1000)
+            max.append(Double(probe.histogram.max) / 1000)
+            wakes += Int(probe.histogram.totalCount)
+            return try result.get()
+        }
+
+        var extra: [String: Double] {
+            ["p50_us": Stat(p50).median, "p99_us": Stat(p99).median, "max_us": Stat(max).median]
+        }
+
+        func note(runs: Int) -> String {
+            "p50 \(Report.format(Stat(p50).median, unit: "µs")) µs, max \(Report.format(Stat(max).median, unit: "µs")) µs; "
+                + "\(wakes / runs) wake-ups a run"
+        }
+    }
+
     static func coexist(_ s: Settings, _ progress: Progress) async throws -> ScenarioResult {
         let work = Work.calibrated(nanoseconds: 10_000)
         let items = s.quick ? 20_000 : 200_000  // 10 µs each: ~1 s on 2 workers
         let w = s.workers
-        func flow(_ backend: PipelineOptions.Backend, niceness: Int? = nil) -> @Sendable (Sum) async throws -> Void {
+        func flow(_ backend: PipelineOptions.Backend, niceness: Int? = nil, slice: Int? = nil)
+            -> @Sendable (Sum) async throws -> Void
+        {
             var options = PipelineOptions(backend: backend)
             options.niceness = niceness
+            options.sliceNanoseconds = slice
             let chosen = options
             return { sum in
                 _ = try await pipeline(
@@ -42,6 +77,7 @@ extension Scenarios {
         let impls: [(name: String, run: @Sendable (Sum) async throws -> Void)] = [
             ("AsyncFlow native", flow(.native)),
             ("AsyncFlow native, FLOW_NICE=0", flow(.native, niceness: 0)),
+            ("AsyncFlow native, FLOW_SLICE_NS=0 (the kernel's slice)", flow(.native, slice: 0)),
             ("AsyncFlow .swift backend", flow(.swift)),
             (
                 "TaskGroup per item (2W in flight)",
@@ -51,39 +87,38 @@ extension Scenarios {
                 }
             ),
         ]
-        var rows: [Row] = []
+        // The floor: the probe with no pipeline beside it, for about as long as a pipeline's run, so
+        // that a phase in which the machine itself wakes sleepers late shows as such.
+        var floor = LatenessRuns()
+        for _ in 0..<s.runs {
+            try await floor.probing { try await Task.sleep(for: .milliseconds(s.quick ? 100 : 1000)) }
+            progress.step("coexist: the probe alone")
+        }
+        var rows = [
+            Row(
+                name: "no pipeline (the probe alone)", unit: "µs p99 late", stat: Stat(floor.p99),
+                extra: floor.extra, note: floor.note(runs: s.runs))
+        ]
         for impl in impls {
             var solo: [Double] = []
             var beside: [Double] = []
-            var p50: [Double] = []
-            var p99: [Double] = []
-            var mx: [Double] = []
-            var wakes = 0
+            var lateness = LatenessRuns()
             for _ in 0..<s.runs {
                 solo.append(Double(items) / (try await timedRun(impl.name, items, impl.run)))
-                let probe = LatenessProbe()
-                let probing = Task.detached { await probe.run() }
-                beside.append(Double(items) / (try await timedRun(impl.name, items, impl.run)))
-                probe.stopped.store(true, ordering: .relaxed)
-                await probing.value
-                p50.append(Double(probe.histogram.valueAtPercentile(50)) / 1000)
-                p99.append(Double(probe.histogram.valueAtPercentile(99)) / 1000)
-                mx.append(Double(probe.histogram.max) / 1000)
-                wakes += Int(probe.histogram.totalCount)
+                beside.append(
+                    Double(items) / (try await lateness.probing { try await timedRun(impl.name, items, impl.run) }))
                 progress.step("coexist: \(impl.name)")
             }
             let kept = Stat(beside).median / Stat(solo).median
             rows.append(
                 Row(
-                    name: impl.name, unit: "µs p99 late", stat: Stat(p99),
-                    extra: [
-                        "p50_us": Stat(p50).median, "p99_us": Stat(p99).median, "max_us": Stat(mx).median,
-                        "items_per_s": Stat(beside).median, "solo_items_per_s": Stat(solo).median, "kept": kept,
-                    ],
+                    name: impl.name, unit: "µs p99 late", stat: Stat(lateness.p99),
+                    extra: lateness.extra.merging(
+                        ["items_per_s": Stat(beside).median, "solo_items_per_s": Stat(solo).median, "kept": kept],
+                        uniquingKeysWith: { a, _ in a }),
                     note:
-                        "p50 \(Report.format(Stat(p50).median, unit: "µs")) µs, max \(Report.format(Stat(mx).median, unit: "µs")) µs; "
-                        + "\(Report.format(Stat(beside).median, unit: "items/s")) items/s beside the probe, "
-                        + "\(Int((kept * 100).rounded())) % of alone; \(wakes / s.runs) wake-ups a run"))
+                        "\(lateness.note(runs: s.runs)); \(Report.format(Stat(beside).median, unit: "items/s")) items/s "
+                        + "beside the probe, \(Int((kept * 100).rounded())) % of alone"))
         }
         // The other side of a nice value: a batch job's share of CPUs that other busy threads want too.
         for (name, run) in [("native", flow(.native)), ("native, FLOW_NICE=0", flow(.native, niceness: 0))] {
