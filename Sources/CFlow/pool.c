@@ -20,7 +20,8 @@
  *      worker_main (release decrement), so after flow_pool_join it no longer counts that pool's threads.
  *  W6. A worker's slice (FLOW_SLICE_NS, sched_setattr's sched_runtime: Linux 6.12+ keeps it as the
  *      thread's EEVDF slice and keeps it across pthread_setschedparam, older kernels ignore it) is set on
- *      itself before its loop, as its nice value is (W2); by default it is longer than the kernel's slice
+ *      itself before its loop, as its nice value is (W2), in the class the thread inherited (a real-time
+ *      one has no slice: only the nice value is set there); by default it is longer than the kernel's slice
  *      for every other thread. A waking thread whose slice is shorter than the running one's may preempt
  *      it at once (PREEMPT_SHORT); with equal slices a thread that wakes beside a busy worker can wait for
  *      the scheduler tick (up to 4 ms). The slice sets no share: shares follow the nice values alone.
@@ -192,9 +193,16 @@ static int set_own_share(int increment, int64_t slice_ns) {
     if (base == -1 && errno != 0) return errno;
     int target = base + increment > FLOW_MAX_NICE ? FLOW_MAX_NICE : base + increment;
     pid_t self = (pid_t)syscall(SYS_gettid);
-    if (slice_ns == 0) return setpriority(PRIO_PROCESS, (id_t)self, target) == 0 ? 0 : errno;
-    struct flow_sched_attr attr = {
-        .size = sizeof attr, .policy = SCHED_OTHER, .nice = target, .runtime = (uint64_t)slice_ns};
+    /* the class the thread inherited (a process started under `chrt --batch` or `--idle` keeps it) */
+    int inherited = sched_getscheduler(0);
+    int policy = inherited & ~SCHED_RESET_ON_FORK;
+    if (slice_ns == 0 || (policy != SCHED_OTHER && policy != SCHED_BATCH && policy != SCHED_IDLE))
+        return setpriority(PRIO_PROCESS, (id_t)self, target) == 0 ? 0 : errno;
+    struct flow_sched_attr attr = {.size = sizeof attr,
+                                   .policy = (uint32_t)policy,
+                                   .flags = inherited & SCHED_RESET_ON_FORK ? 1u : 0u, /* SCHED_FLAG_RESET_ON_FORK */
+                                   .nice = target,
+                                   .runtime = (uint64_t)slice_ns};
     return syscall(SYS_sched_setattr, self, &attr, 0u) == 0 ? 0 : errno;
 #else
     (void)increment; /* elsewhere a nice value is the whole process's: left alone */

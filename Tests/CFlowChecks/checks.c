@@ -6,6 +6,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -1056,8 +1057,39 @@ static int check_pool(void) {
         CHECK(atomic_load(&c.bad_slice) == 0, "FLOW_SLICE_NS %lld: a worker ran with a %lld ns slice, not %lld",
               (long long)slices[k], atomic_load(&c.bad_slice) - 1, c.want_slice);
     }
+    /* a process started under SCHED_BATCH (chrt --batch): its workers inherit the class and keep it with
+       their nice value and slice (W6) */
+    struct sched_param zero = {.sched_priority = 0};
+    CHECK(sched_setscheduler(0, SCHED_BATCH, &zero) == 0, "SCHED_BATCH for the creating thread: %s", strerror(errno));
+    {
+        flow_config cfg;
+        flow_error e;
+        CHECK(flow_config_init(&cfg, &e) == FLOW_OK, "config init: %s", e.message);
+        cfg.workers = 2;
+        pool_ctx c;
+        memset(&c, 0, sizeof c);
+        c.want_sched = FLOW_SCHED_BATCH;
+        c.want_nice = want_nice(cfg.nice);
+        c.want_slice = want_slice(cfg.slice_ns);
+        flow_pool *p;
+        int created = flow_pool_create(&cfg, pool_loop, &c, &p, &e) == FLOW_OK;
+        int started = created && flow_pool_start(p, &e) == FLOW_OK;
+        if (started)
+            while (atomic_load(&c.ran) < 2) sched_yield();
+        if (created) {
+            flow_pool_request_stop(p);
+            flow_pool_destroy(p);
+        }
+        sched_setscheduler(0, SCHED_OTHER, &zero);
+        CHECK(started, "pool under an inherited SCHED_BATCH: %s", e.message);
+        CHECK(atomic_load(&c.bad_sched) == 0, "inherited SCHED_BATCH: a worker ran in class %d",
+              atomic_load(&c.bad_sched) - 1);
+        CHECK(atomic_load(&c.bad_slice) == 0 && atomic_load(&c.bad_nice) == 0,
+              "inherited SCHED_BATCH: a worker ran with slice %lld / nice %d", atomic_load(&c.bad_slice) - 1,
+              atomic_load(&c.bad_nice) - 100);
+    }
     CHECK(count_threads() == threads0, "thread count %d after pools, %d before", count_threads(), threads0);
-    snprintf(g_msg, g_len, "1-6 workers x none/compact/spread: start, stop, join, pinning checked with sched_getcpu, names flow-worker-N; FLOW_SCHED normal/batch/idle checked with sched_getscheduler, FLOW_NICE 5 (default), 0, 1, 2 with getpriority, FLOW_SLICE_NS 5 ms (default), 0, 3 ms, 0.1 ms with sched_getattr (main thread's slice %lld ns); threads back to %d", flow_check_process_slice_ns(), threads0);
+    snprintf(g_msg, g_len, "1-6 workers x none/compact/spread: start, stop, join, pinning checked with sched_getcpu, names flow-worker-N; FLOW_SCHED normal/batch/idle checked with sched_getscheduler, FLOW_NICE 5 (default), 0, 1, 2 with getpriority, FLOW_SLICE_NS 5 ms (default), 0, 3 ms, 0.1 ms with sched_getattr (main thread's slice %lld ns), an inherited SCHED_BATCH kept; threads back to %d", flow_check_process_slice_ns(), threads0);
     return FLOW_CHECK_PASS;
 }
 
