@@ -146,6 +146,9 @@ static int parse_keyword_var(const char *name, const char *value, const char *co
     return flow_fail(err, FLOW_EINVAL, "%s=\"%.64s\": expected %s", name, value, expected);
 }
 
+/* FLOW_SLICE_NS: 0 (the kernel's own) or the kernel's range for a normal thread's slice. */
+static int slice_in_range(uint64_t v) { return v == 0 || (v >= FLOW_MIN_SLICE_NS && v <= FLOW_MAX_SLICE_NS); }
+
 /* Strict decimal integer within [lo, hi]: whole string, no sign, no spaces. */
 static int parse_int_var(const char *name, const char *value, uint64_t lo, uint64_t hi, uint64_t *out,
                          flow_error *err) {
@@ -188,7 +191,7 @@ int flow_config_set(flow_config *cfg, const char *name, const char *value, flow_
     if (strcmp(name, "FLOW_SLICE_NS") == 0) {
         uint64_t v;
         int rc = parse_int_var(name, value, 0, UINT64_MAX / 10 - 10, &v, err);
-        if (rc == FLOW_OK && v != 0 && (v < FLOW_MIN_SLICE_NS || v > FLOW_MAX_SLICE_NS))
+        if (rc == FLOW_OK && !slice_in_range(v))
             return flow_fail(err, FLOW_EINVAL, "%s=\"%.64s\": out of range (0, or %d-%d)", name, value,
                              FLOW_MIN_SLICE_NS, FLOW_MAX_SLICE_NS);
         if (rc == FLOW_OK) cfg->slice_ns = (int64_t)v;
@@ -257,7 +260,7 @@ int flow_config_validate(const flow_config *cfg, flow_error *err) {
         return flow_fail(err, FLOW_EINVAL, "sched=%d: expected normal, batch or idle", (int)cfg->sched);
     if (cfg->nice < 0 || cfg->nice > FLOW_MAX_NICE)
         return flow_fail(err, FLOW_EINVAL, "nice=%d: must be between 0 and %d", cfg->nice, FLOW_MAX_NICE);
-    if (cfg->slice_ns != 0 && (cfg->slice_ns < FLOW_MIN_SLICE_NS || cfg->slice_ns > FLOW_MAX_SLICE_NS))
+    if (cfg->slice_ns < 0 || !slice_in_range((uint64_t)cfg->slice_ns))
         return flow_fail(err, FLOW_EINVAL, "slice_ns=%lld: must be 0 or between %d and %d", (long long)cfg->slice_ns,
                          FLOW_MIN_SLICE_NS, FLOW_MAX_SLICE_NS);
     if (flow_cpuset_count(&cfg->cpus) == 0) return flow_fail(err, FLOW_EINVAL, "cpus: empty CPU set");
