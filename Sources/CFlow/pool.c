@@ -25,6 +25,9 @@
  *      for every other thread. A waking thread whose slice is shorter than the running one's may preempt
  *      it at once (PREEMPT_SHORT); with equal slices a thread that wakes beside a busy worker can wait for
  *      the scheduler tick (up to 4 ms). The slice sets no share: shares follow the nice values alone.
+ *  W7. flow_current_worker() is the calling thread's worker while that thread runs its loop (set just
+ *      before the loop is called, cleared just after it returns), else NULL: what lets code that must
+ *      run only on a pool's threads check where it is.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -215,6 +218,8 @@ static const char *sched_name(flow_sched_mode mode) {
     return mode == FLOW_SCHED_IDLE ? "idle" : mode == FLOW_SCHED_BATCH ? "batch" : "normal";
 }
 
+static _Thread_local flow_worker *current_worker = NULL; /* W7 */
+
 static void *worker_main(void *arg) {
     struct flow_worker *w = arg;
     atomic_fetch_add_explicit(&live_workers, 1, memory_order_relaxed); /* W5 */
@@ -229,7 +234,9 @@ static void *worker_main(void *arg) {
     int go;
     while ((go = atomic_load_explicit(&w->go, memory_order_acquire)) == 0) sched_yield(); /* W2 */
     flow_tls_parked = &w->parked; /* W4 */
+    current_worker = w;           /* W7 */
     if (go > 0) w->pool->fn(w, w->pool->ctx);
+    current_worker = NULL;
     flow_tls_parked = NULL;
     atomic_fetch_sub_explicit(&live_workers, 1, memory_order_release); /* W5 */
     return NULL;
@@ -321,6 +328,7 @@ flow_worker_stats flow_pool_worker_stats(const flow_pool *p, uint32_t i) {
 }
 
 uint32_t flow_worker_index(const flow_worker *w) { return w->index; }
+flow_worker *flow_current_worker(void) { return current_worker; } /* W7 */
 int flow_worker_cpu(const flow_worker *w) { return w->cpu; }
 int flow_worker_should_stop(const flow_worker *w) {
     return atomic_load_explicit(&w->pool->stop, memory_order_acquire); /* W3 */

@@ -46,12 +46,16 @@ extension Serial {
             let ordered = Layer(workers: 2, ordered: true) { (x: Int) in x }.erased(1)
             let one = Layer(workers: 1) { (x: Int) in x }.erased(1)
             let oneOrdered = Layer(workers: 1, ordered: true) { (x: Int) in x }.erased(1)
+            let oneWithState = Layer(workers: 1, state: { 0 }) { (_: inout Int, x: Int) in x }.erased(1)
             let serial = Layer { (x: Int) in x }.erased(2)
             let collector = Layer { (_: Int) in }.erased(2)
             #expect(links([source, cpu, collector]) == [.direct, .direct])
             #expect(links([source, cpu, collector], backend: swift) == [.queue, .queue])
-            // a helper thread runs the other stages: the source's task pulls too (DH6)
-            #expect(links([source, one, collector]) == [.shared, .queue])
+            // a helper thread runs the other stages: the source's task pulls too (DH6), and may carry its
+            // batches through a stateless layer to the collector (DH7)
+            #expect(links([source, one, collector]) == [.shared, .direct])
+            #expect(links([source, oneWithState, collector]) == [.shared, .queue])
+            #expect(links([merged, one, collector]) == [.queue, .queue])  // nothing to carry
             #expect(links([source, oneOrdered, collector]) == [.queue, .queue])  // positions come from the queue
             #expect(links([source, one, collector], cpus: 1) == [.direct, .direct])
             #expect(links([source, cpu, collector], cpus: 1) == [.queue, .queue])  // more workers than CPUs
@@ -220,6 +224,100 @@ extension Serial {
             #expect(report.layers[2].failed == 1)
             #expect(report.layers[0].received < n)  // the stop ended the pulls
             expectBalanced(report, pulled: nil)
+        }
+
+        /// A CPU layer's closure, as its calls saw it: how many overlapped, which pool threads made them.
+        final class CallWatch: Sendable {
+            let inFlight = Atomic<Int>(0)
+            let overlapped = Atomic<Bool>(false)
+            let offPool = Atomic<Bool>(false)
+            /// Calls by a thread of the pool's other than its workers' (index >= workers): carried (DH7).
+            let byHelper = Atomic<Int>(0)
+            let workers: UInt32
+
+            init(workers: UInt32) { self.workers = workers }
+
+            func call<R>(_ body: () -> R) -> R {
+                if inFlight.add(1, ordering: .acquiringAndReleasing).newValue > workers {
+                    overlapped.store(true, ordering: .relaxed)
+                }
+                if let worker = flow_current_worker() {
+                    if flow_worker_index(worker) >= workers { byHelper.add(1, ordering: .relaxed) }
+                } else {
+                    offPool.store(true, ordering: .relaxed)
+                }
+                defer { inFlight.subtract(1, ordering: .acquiringAndReleasing) }
+                return body()
+            }
+        }
+
+        @Test(
+            "a cheap stateless layer's batches are carried by the source's task too (DH7): on pool threads only, never more calls at once than workers, each item once"
+        )
+        func carried() async throws {
+            try #require(Self.cpus >= 2, "DH7 needs a CPU beside the worker")
+            let n = 100_000
+            let watch = CallWatch(workers: 1)
+            // small batches keep a batch under the carrier's budget even under the sanitizers; whether the
+            // source's task gets to pull depends on the threads' timing, so a few runs may be needed
+            var runs = 0
+            while watch.byHelper.load(ordering: .relaxed) == 0, runs < 20 {
+                runs += 1
+                let sum = Counter()
+                var options = PipelineOptions(backend: .native)
+                options.batchSize = 64
+                let report = try await pipeline(
+                    Layer(0..<n), Layer(workers: 1) { (x: Int) in watch.call { x * 2 } },
+                    Layer { (x: Int) in sum.add(x) }, options: options)
+                #expect(sum.count == n * (n - 1))
+                #expect(report.layers.map(\.received) == [n, n, n] && report.layers.map(\.emitted) == [n, n, n])
+                expectBalanced(report, pulled: n)
+            }
+            #expect(watch.byHelper.load(ordering: .relaxed) > 0, "no batch was carried in \(runs) runs")
+            let (overlapped, offPool) = (
+                watch.overlapped.load(ordering: .relaxed), watch.offPool.load(ordering: .relaxed)
+            )
+            #expect(!overlapped, "two calls of a 1-worker layer overlapped")
+            #expect(!offPool, "a call was made off the pool's threads (N1)")
+        }
+
+        @Test(
+            "no batch is carried through a layer with per-worker state, or one whose batches take longer than the carrier's budget (DH7)",
+            arguments: [false, true])
+        func notCarried(stateful: Bool) async throws {
+            try #require(Self.cpus >= 2, "DH7 needs a CPU beside the worker")
+            let watch = CallWatch(workers: 1)
+            let n = stateful ? 100_000 : 400
+            let states = Atomic<Int>(0)
+            let makeState: @Sendable () -> Int = {
+                states.add(1, ordering: .relaxed)
+                return 0
+            }
+            let middle =
+                stateful
+                ? Layer(workers: 1, state: makeState) { (calls: inout Int, x: Int) in
+                    calls += 1
+                    return watch.call { x }
+                }
+                : Layer(workers: 1) { (x: Int) in
+                    watch.call {
+                        let end = flow_now_ns() + 50_000  // 50 µs: one item is over the budget
+                        while flow_now_ns() < end {}
+                        return x
+                    }
+                }
+            let sum = Counter()
+            var options = PipelineOptions(backend: .native)
+            options.batchSize = 64
+            let report = try await pipeline(Layer(0..<n), middle, Layer { (x: Int) in sum.add(x) }, options: options)
+            #expect(sum.count == n * (n - 1) / 2)
+            let (byHelper, overlapped) = (
+                watch.byHelper.load(ordering: .relaxed), watch.overlapped.load(ordering: .relaxed)
+            )
+            #expect(byHelper == 0)
+            #expect(!overlapped)
+            #expect(states.load(ordering: .relaxed) == (stateful ? 1 : 0))
+            expectBalanced(report, pulled: n)
         }
 
         @Test("a slow Sequence pulled by every worker gives each element once, in order to an ordered layer")

@@ -886,6 +886,7 @@ typedef struct {
     _Atomic int bad_cpu;
     _Atomic int stopped_seen;
     _Atomic int bad_name;
+    _Atomic int bad_current; /* flow_current_worker() was not the loop's own worker (pool.c W7) */
     _Atomic int bad_sched; /* 1 + the class a worker found itself in, when it is not cfg.sched */
     flow_sched_mode want_sched;
     _Atomic int bad_nice; /* 100 + the nice value a worker found, when it is not want_nice */
@@ -935,6 +936,7 @@ static void pool_loop(flow_worker *w, void *ctx) {
     snprintf(want, sizeof want, "flow-worker-%u", flow_worker_index(w));
     if (pthread_getname_np(pthread_self(), name, sizeof name) != 0 || strcmp(name, want) != 0)
         atomic_store(&c->bad_name, 1);
+    if (flow_current_worker() != w) atomic_store(&c->bad_current, 1);
     atomic_fetch_or(&c->mask, 1ull << flow_worker_index(w));
     atomic_fetch_add(&c->ran, 1);
     int cpu = flow_worker_cpu(w);
@@ -1010,6 +1012,8 @@ static int check_pool(void) {
             CHECK(atomic_load(&c.mask) == (1ull << n) - 1, "worker indices %llx", (unsigned long long)atomic_load(&c.mask));
             CHECK(atomic_load(&c.bad_cpu) == 0, "worker pinned to CPU %d ran elsewhere", atomic_load(&c.bad_cpu) - 1);
             CHECK(atomic_load(&c.bad_name) == 0, "a worker thread is not named flow-worker-<index>");
+            CHECK(atomic_load(&c.bad_current) == 0, "flow_current_worker() in a loop was not its worker");
+            CHECK(flow_current_worker() == NULL, "flow_current_worker() on a thread of no pool");
             CHECK(atomic_load(&c.bad_nice) == 0, "a worker ran at nice %d, not %d", atomic_load(&c.bad_nice) - 100,
                   c.want_nice);
             CHECK(atomic_load(&c.bad_slice) == 0, "a worker ran with a %lld ns slice, not %lld",

@@ -129,36 +129,60 @@ extension Layer {
     /// A CPU-bound layer: `body` runs on `workers` C threads (pinned as `FLOW_PIN` / the options say),
     /// called per item from a C loop over a batch. It never runs on Swift's cooperative pool.
     ///
+    /// On the native backend, with fewer workers than the CPUs the pipeline may use, the pool's helper
+    /// thread (which runs the source and the collector) may also carry a batch it just pulled from a
+    /// `Sequence` source through `body` when `body` is cheap, so the batch stays on one core: `body` is
+    /// then called on more threads than `workers`, but never by more than `workers` at once. An unordered
+    /// layer only; the layer with per-worker state
+    /// (``init(workers:state:name:ordered:capacity:onError:_:)``) is called only by its workers.
+    ///
     /// - Parameters:
-    ///   - workers: threads for this layer; `nil` takes `FLOW_WORKERS` (default: the CPUs allowed).
+    ///   - workers: the layer's worker threads, and the most calls of `body` that run at once; `nil`
+    ///     takes `FLOW_WORKERS` (default: the CPUs allowed).
     ///   - name: the layer's name in reports, progress and metrics (default: its index and kind).
     ///   - ordered: pass results on in the order of the input queue (a bounded window holds the rest).
     ///   - capacity: the bounded queue in front of this layer; `nil` picks one from workers and batch size.
     ///   - onError: what a throw from `body` does to the item and the run (default: ``ErrorPolicy/fail``).
-    ///   - body: the work, called once per item on a worker thread.
+    ///   - body: the work, called once per item on one of the pool's threads.
     @inlinable public init(
         workers: Int?, name: String? = nil, ordered: Bool = false, capacity: Int? = nil,
         onError: ErrorPolicy = .fail, _ body: @escaping @Sendable (Input) throws -> Output
     ) {
         self.init(
-            workers: workers, state: { () }, name: name, ordered: ordered, capacity: capacity, onError: onError,
-            { (_: inout Void, item: Input) throws -> Output in try body(item) })
+            cpuWorkers: workers, stateless: true, state: { () }, name: name, ordered: ordered, capacity: capacity,
+            onError: onError, { (_: inout Void, item: Input) throws -> Output in try body(item) })
     }
 
     /// A CPU-bound layer with per-worker state: `state` runs once on each worker thread, and that
-    /// worker's calls of `body` get it `inout` (scratch buffers, an encoder, a connection).
+    /// worker's calls of `body` get it `inout` (scratch buffers, an encoder, a connection). Only that
+    /// worker's thread calls `body` with it.
     @inlinable public init<State>(
         workers: Int?, state: @escaping @Sendable () -> State, name: String? = nil, ordered: Bool = false,
         capacity: Int? = nil, onError: ErrorPolicy = .fail,
         _ body: @escaping @Sendable (inout State, Input) throws -> Output
     ) {
         self.init(
-            kind: .cpu(workers: workers), name: name, ordered: ordered, capacity: capacity, onError: onError,
+            cpuWorkers: workers, stateless: false, state: state, name: name, ordered: ordered, capacity: capacity,
+            onError: onError, body)
+    }
+
+    /// Both CPU layers: `stateless` when `body` keeps no per-worker state (LayerKind.cpu).
+    @inlinable init<State>(
+        cpuWorkers workers: Int?, stateless: Bool, state: @escaping @Sendable () -> State, name: String?,
+        ordered: Bool, capacity: Int?, onError: ErrorPolicy,
+        _ body: @escaping @Sendable (inout State, Input) throws -> Output
+    ) {
+        self.init(
+            kind: .cpu(workers: workers, stateless: stateless), name: name, ordered: ordered, capacity: capacity,
+            onError: onError,
             makeStage: {
                 StageHandle(
                     CPUStage(
-                        context: $0, makeState: state,
-                        applyBatch: { loop, state, count in loop.apply(count) { try body(&state, $0) } }))
+                        context: $0, stateless: stateless, makeState: state,
+                        applyBatch: { loop, state, count, items in
+                            loop.apply(count, from: items) { try body(&state, $0) }
+                        }
+                    ))
             })
     }
 

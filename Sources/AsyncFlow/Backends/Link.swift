@@ -60,6 +60,8 @@ import Synchronization
     @usableFromInline nonisolated(unsafe) weak var directSource: DirectSource<T>?
     /// The collector its producers may call directly, when it has one (DH1, DH3, DH4): likewise.
     @usableFromInline nonisolated(unsafe) weak var directCollector: DirectCollector<T>?
+    /// The CPU layer its source's task may hand batches to, when it has one (DH4, DH7): likewise.
+    @usableFromInline nonisolated(unsafe) weak var directConsumer: DirectConsumer<T>?
 
     @inlinable init(capacity: Int, backend: any Backend) throws(FlowConfigurationError) {
         self.capacity = capacity

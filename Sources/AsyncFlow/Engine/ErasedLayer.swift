@@ -45,7 +45,9 @@ enum LayerKind: Sendable {
     /// A source: one generator, or `generators` merged (Layer(merging:)); `count`: the items it will
     /// give, when known up front (a RandomAccessCollection's count), for the progress bar's ETA.
     case source(generators: Int, count: Int?)
-    case cpu(workers: Int?)
+    /// `stateless`: the closure keeps no per-worker state, so any of the pool's threads may call it, at
+    /// most `workers` at once (DirectHandOff DH7).
+    case cpu(workers: Int?, stateless: Bool)
     case async(concurrency: Int)
     case serial
     /// A batch collector (Layer(batchesOf:within:)).
@@ -89,6 +91,18 @@ extension ErasedLayer {
     var expectedCount: Int? {
         if case .source(_, let count) = kind { return count }
         return nil
+    }
+
+    /// A source with one generator (not merged).
+    var isSingleSource: Bool {
+        if case .source(generators: 1, _) = kind { return true }
+        return false
+    }
+
+    /// A CPU layer whose closure keeps no per-worker state (LayerKind.cpu).
+    var isStateless: Bool {
+        if case .cpu(_, let stateless) = kind { return stateless }
+        return false
     }
 
     /// A CPU layer: its loops run where the backend runs workers, not as a stage task (PipelineRun P2).

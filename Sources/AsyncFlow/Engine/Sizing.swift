@@ -37,7 +37,7 @@ func defaultCapacity(_ layer: ErasedLayer, batch: Int, defaultWorkers: Int) -> I
 /// A layer's parallel loops: a CPU layer's workers, an async layer's concurrency, else 1.
 func parallelism(of layer: ErasedLayer, defaultWorkers: Int) -> Int {
     switch layer.kind {
-    case .cpu(let w): w ?? defaultWorkers
+    case .cpu(let w, _): w ?? defaultWorkers
     case .async(let c): c
     case .source, .serial, .batches, .batchMap: 1  // a batch map's one gatherer pops
     }

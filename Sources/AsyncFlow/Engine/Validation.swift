@@ -17,7 +17,7 @@ func validate(
             FlowConfigurationError(parameter: parameter, message: message, layer: layer.name)
         }
         switch layer.kind {
-        case .cpu(let w?): try checkWorkers(w, parameter: "workers", layer: layer.name)
+        case .cpu(let w?, _): try checkWorkers(w, parameter: "workers", layer: layer.name)
         case .async(let c) where c < 1: throw bad("concurrency", "concurrency: \(c): must be at least 1")
         case .batches(let size, let within):
             try checkBatch(size, within, bad)

@@ -1,6 +1,7 @@
 // CPUStage.swift — a CPU-bound layer: `workers` copies of a BatchLoop that calls the user's closure per
 // item in a plain loop over each batch, run where the backend runs workers (NativeBackend: pool threads;
-// SwiftBackend: tasks).
+// SwiftBackend: tasks); on the native backend, with fewer workers than CPUs, the source's task may carry
+// batches through it too (DirectHandOff DH7).
 //
 // Invariants:
 //  C1. Each worker builds its own State where it runs (its thread, or its task) and keeps it there.
@@ -8,24 +9,56 @@
 //      relaxed counter adds.
 //  C3. Each worker is one producer of the output link (BatchLoop B4), and takes about 100 µs of work
 //      per pop (adaptive BatchSizer, BZ1).
+//  C4. When the source's task may carry batches (DH7), every call of the closure over a batch is made
+//      under one of `slots`, one per worker: a worker's loop under its own, the carrier under any free
+//      one. So the closure never runs more than `workers` times at once. The carrier's loop and state
+//      are touched only by the source's task (one thread at a time), under a slot.
+import CFlow
+import Synchronization
+
+/// DH7: the longest a batch may be expected to take for the source's task to carry it (the layer's
+/// last batch's time per item, times its items): about what a thread that finds a slot taken spins for
+/// (HandOffLock.withLockSoon), so a carried batch never holds a worker up for longer.
+@usableFromInline let carryBudgetNanoseconds = 20_000
+
 @usableFromInline final class CPUStage<Input, Output, State>: Stage, @unchecked Sendable {
-    // @unchecked: `workers` is written in prepare(), before run(); the rest is immutable.
+    // @unchecked: `workers`, `slots` and the carrier's are written in prepare(), before run(); the carrier's
+    // loop and state are the source task's alone (C4); the rest is immutable or atomic.
     @usableFromInline let context: StageContext<Input, Output>
+    /// The closure keeps no per-worker state (LayerKind.cpu): any pool thread may call it (DH7).
+    @usableFromInline let stateless: Bool
     @usableFromInline let makeState: @Sendable () -> State
-    /// The layer's closure over one batch with a worker's state (BatchLoop.apply), made where the
-    /// closure is known (Layer's initialiser, in the caller's module), so it is specialised for it.
-    @usableFromInline typealias ApplyBatch = @Sendable (inout BatchLoop<Input, Output>, inout State, Int) -> Int
+    /// The layer's closure over one batch (in the loop's inBuf, or the given items) with a worker's state
+    /// (BatchLoop.apply), made where the closure is known (Layer's initialiser, in the caller's module),
+    /// so it is specialised for it.
+    @usableFromInline typealias ApplyBatch =
+        @Sendable (inout BatchLoop<Input, Output>, inout State, Int, UnsafeMutablePointer<Input>?) -> Int
     @usableFromInline let applyBatch: ApplyBatch
     @usableFromInline var workers: (any WorkerGroup)?
+    /// C4: one per worker, when the source's task may carry batches; else none.
+    @usableFromInline var slots: [HandOffLock<Void>] = []
+    /// DH7: the source task's loop and state, when it may carry batches (C4).
+    @usableFromInline var carrierLoop: BatchLoop<Input, Output>?
+    @usableFromInline var carrierState: State?
+    /// DH7: the time the layer's last batch took per 1,024 items, in nanoseconds; -1 until one is timed.
+    @usableFromInline let cost = Atomic<Int>(-1)
 
     @inlinable init(
-        context: StageContext<Input, Output>, makeState: @escaping @Sendable () -> State,
+        context: StageContext<Input, Output>, stateless: Bool, makeState: @escaping @Sendable () -> State,
         applyBatch: @escaping ApplyBatch
     ) {
         self.context = context
+        self.stateless = stateless
         self.makeState = makeState
         self.applyBatch = applyBatch
         context.output?.addProducers(context.workers)
+    }
+
+    deinit {
+        if let carrierLoop {  // its buffers; it is no producer of the output link (DH7)
+            carrierLoop.inBuf.deallocate()
+            carrierLoop.outBuf.deallocate()
+        }
     }
 
     @inlinable func prepare() throws(FlowConfigurationError) {
@@ -35,7 +68,21 @@
             onThread: { [unowned self] thread in self.work(on: thread) },
             inTask: { [unowned self] in await self.work() })
         workers = try context.backend.makeWorkers(loops, layer: context.layer.name)
+        // DH7: a stateless, unordered layer fed by a source its task pulls beside the workers (DH6)
+        if stateless, context.window == nil, context.inputHandOff == .shared,
+            context.input!.directSource?.shared == true
+        {
+            slots = (0..<context.workers).map { _ in HandOffLock(()) }
+            carrierLoop = BatchLoop(context, take: context.batch)
+            carrierState = makeState()
+            let consumer = DirectConsumer<Input> { [unowned self] items, count in await self.carry(items, count) }
+            directConsumer = consumer
+            context.input!.directConsumer = consumer  // held weakly (DH4)
+        }
     }
+
+    /// DH7: what the input link holds weakly; the source's task holds it while it runs.
+    @usableFromInline var directConsumer: DirectConsumer<Input>?
 
     @inlinable func run() async {
         await workers?.run(context.run)
@@ -45,13 +92,56 @@
     @inlinable func work(on thread: PoolThread) {
         var state = makeState()  // C1
         var loop = BatchLoop(context, take: context.batch, adaptive: true)
-        loop.runOnThread(thread) { loop, count in applyBatch(&loop, &state, count) }
+        guard !slots.isEmpty else {
+            // with the source shared (DH6) and no carrier, the collector keeps its queue (DH7)
+            loop.runOnThread(thread, collecting: context.inputHandOff != .shared) { loop, count in
+                applyBatch(&loop, &state, count, nil)
+            }
+            return
+        }
+        let slot = slots[Int(flow_worker_index(thread.worker))]  // C4
+        loop.runOnThread(thread) { loop, count in
+            func call(_: inout Void) -> Int { applyBatch(&loop, &state, count, nil) }
+            // the carrier holds a slot for a short batch (DH7): wait for it as a thread does for a pull
+            let made = slot.withLockSoon(call) ?? slot.withLock(call)
+            record(loop.lastNanoseconds, count)
+            return made
+        }
     }
 
     /// One worker as a task.
     @inlinable func work() async {
         var state = makeState()  // C1
         var loop = BatchLoop(context, take: context.batch, adaptive: true)
-        await loop.run { loop, count in applyBatch(&loop, &state, count) }
+        await loop.run { loop, count in applyBatch(&loop, &state, count, nil) }
+    }
+
+    /// DH7: a batch's time, for the carrier's estimate.
+    @inlinable func record(_ nanoseconds: Int, _ count: Int) {
+        cost.store(nanoseconds * 1024 / max(1, count), ordering: .relaxed)
+    }
+
+    /// DH7: carry a batch the source's task just pulled through this layer on its thread, and on to the
+    /// collector (directly, when it is free) or the output link; false, taking nothing, when it is not a
+    /// pool thread, the batch would take too long or not fit, or every slot stays taken.
+    @inlinable func carry(_ items: UnsafeMutablePointer<Input>, _ count: Int) async -> Bool {
+        let perKilo = cost.load(ordering: .relaxed)
+        guard perKilo >= 0, perKilo * count <= carryBudgetNanoseconds * 1024, count <= carrierLoop!.sizer.limit,
+            flow_current_worker() != nil  // NativeBackend N1
+        else { return false }
+        let outcome = HandOffLock.withAnySoon(slots) { _ -> Int in
+            guard carrierLoop!.admit(count, in: items) else { return -1 }  // dropped: the run has stopped (B2)
+            return applyBatch(&carrierLoop!, &carrierState!, count, items)
+        }
+        guard let made = outcome else { return false }
+        guard made >= 0 else { return true }
+        let loop = carrierLoop!
+        record(loop.lastNanoseconds, count)
+        if made > 0, let collector = loop.output?.directCollector, collector.take(loop.outBuf, made) {
+            loop.settle(made: made, pushed: made)  // DH3: the collector has taken them
+        } else {
+            await loop.deliver(made, of: count, at: 0)  // unordered: no position
+        }
+        return true
     }
 }

@@ -2,7 +2,8 @@
 // and the thread that made a batch calls a sync collector with it, when the native backend's workers are
 // one per CPU (then the source and the collector would run only in the workers' waits anyway, and
 // every batch would cross between cores twice more: flow-bench throughput, 2 workers, 1.2–1.4×); with
-// fewer workers, the workers pull the source whenever its own task has left their queue empty. It is
+// fewer workers, the workers pull the source whenever its own task has left their queue empty, and that
+// task carries what it pulls through a stateless CPU layer itself when the layer is cheap. It is
 // the native backend's because a thread here may wait for a lock or spin tens of microseconds, which the
 // pool's threads may and Swift's cooperative threads must not (the .swift backend blocks no thread).
 //
@@ -13,7 +14,8 @@
 //       that joins a single (not merged) source to a CPU layer, or an unordered CPU layer to the last
 //       layer when that is a serial one (not a stream's). With exactly one worker per CPU both are
 //       direct (DH2, DH3); with fewer, helper threads run the other stages beside the workers (Sizing
-//       Z4), the collector keeps its queue and a source feeding an unordered CPU layer is shared (DH6).
+//       Z4), a source feeding an unordered CPU layer is shared (DH6), and the collector keeps its queue
+//       unless that CPU layer is stateless (then batches may be carried through it: DH7).
 //       Of those, the stage on the serial side offers its path only when it can: a Sequence source
 //       (DirectSource), a serial layer with a sync closure and no output (DirectCollector). It sets it
 //       on the link in prepare(), before any thread runs (PipelineRun P1), and never again.
@@ -57,6 +59,23 @@
 //       last batch (Link L4). Only for an unordered CPU layer: a batch's position would come from two
 //       counters. A batch the closed queue refuses is moved from the source's emitted count to its
 //       dropped count (SR1 holds).
+//  DH7. A carried batch: when a shared source (DH6) feeds a stateless CPU layer (LayerKind.cpu: not
+//       `workers:state:`), the source's task may carry a batch it just pulled through the layer on its
+//       own thread (DirectConsumer, CPUStage.carry), and on to the collector (DH3) or the layer's output
+//       link, rather than push it to the queue for a worker to copy it out on another core: the batch
+//       stays in one core's cache, and both threads run every stage (1 worker on 2 CPUs, gen → x * 2 →
+//       sum: ~380-400 M items/s carried against ~300-390 M through the queues, in the same phases). The
+//       closure is called only under one of `workers` slots (CPUStage C4), so never more than `workers`
+//       times at once, though not always on the same threads. The task carries a batch only on a pool
+//       thread (flow_current_worker: NativeBackend N1), when the layer's last batch took so little per
+//       item that this one should take at most carryBudgetNanoseconds (a slot is never held long from
+//       a worker: a costly layer's batches go to the queue as before), when it fits the layer's buffers,
+//       and when a slot is free within withAnySoon's while; otherwise it pushes the batch (DH6). A
+//       carried batch is counted by the layer as a worker's is (received, then emitted, skipped, failed
+//       or dropped: B1–B3), and its results go on (pushed, or taken by the collector) before the task
+//       pushes or pulls again, so before it finishes as the input link's producer, which is before any
+//       worker can finish as the output link's (Link L4): the output is open, or closed by a stop (then
+//       what it refuses is counted dropped). Then the workers call the collector directly too (DH3).
 import CFlow
 import Synchronization
 
@@ -80,11 +99,13 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
     return (0..<linkCount).map { i in
         guard i + 1 < layers.count else { return .queue }  // a stream's link: its consumer is not a layer
         let (from, to) = (layers[i], layers[i + 1])
-        if case .source(generators: 1, _) = from.kind, to.runsOnWorkers {
+        if from.isSingleSource, to.runsOnWorkers {
             if onePerCPU { return .direct }
             return to.ordered ? .queue : .shared
         }
-        if case .serial = to.kind, from.runsOnWorkers, !from.ordered, i + 2 == layers.count, !streaming, onePerCPU {
+        if case .serial = to.kind, from.runsOnWorkers, !from.ordered, i + 2 == layers.count, !streaming,
+            onePerCPU || (from.isStateless && i > 0 && layers[i - 1].isSingleSource)  // DH7
+        {
             return .direct
         }
         return .queue
@@ -165,6 +186,7 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
     /// finishing as its producer. A batch the closed link refuses (in part) moves from emitted to dropped.
     @inlinable func pushPulls(_ context: StageContext<Never, Element>) async {
         let link = context.output!
+        let consumer = link.directConsumer  // DH7; held while this task runs (DH4)
         let buffer = UnsafeMutablePointer<Element>.allocate(capacity: context.batch)
         var busySince: ContinuousClock.Instant? = nil
         var pause = Duration.microseconds(100)
@@ -190,6 +212,7 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
             taskWaits.store(false, ordering: .relaxed)
             (busySince, pause) = (nil, .microseconds(100))
             if count == 0 { break }
+            if let consumer, await consumer.take(buffer, count) { continue }  // DH7
             let pushed = await link.push(buffer, count: count)
             if pushed < count {
                 (buffer + pushed).deinitialize(count: count - pushed)
@@ -212,6 +235,20 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
 
     @inlinable init(_ value: sending Value) {
         locked = Locked(value)
+    }
+
+    /// Run `body` under the first of `locks` found free, waiting for a while (as withLockSoon) while
+    /// every one is held; nil, without calling `body`, if they all stayed taken.
+    @inlinable static func withAnySoon<R: Sendable>(_ locks: [HandOffLock], _ body: (inout Value) -> R) -> R? {
+        for _ in 0..<1024 {
+            for lock in locks where !lock.held.load(ordering: .relaxed) {
+                if let result = lock.locked.withLockIfAvailable({ value in lock.holding(&value, body) }) {
+                    return result
+                }
+            }
+            flow_spin_pause()
+        }
+        return nil
     }
 
     /// Run `body` under the lock, waiting for it as long as it takes.
@@ -261,6 +298,19 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
     @usableFromInline let take: @Sendable (_ buffer: UnsafeMutablePointer<Element>, _ count: Int) -> Bool
 
     @inlinable init(take: @escaping @Sendable (UnsafeMutablePointer<Element>, Int) -> Bool) {
+        self.take = take
+    }
+}
+
+/// A CPU layer that the task of the source feeding it may hand a batch it just pulled to, to be carried
+/// through the layer on that task's thread (DH7); its closure is made where the layer's types are known
+/// (CPUStage), like DirectSource's.
+@usableFromInline final class DirectConsumer<Element>: Sendable {
+    /// Carry `buffer[0..<count]` through the layer and on (its items are moved out), or return false,
+    /// taking nothing, when it should not be done here now (DH7).
+    @usableFromInline let take: @Sendable (_ buffer: UnsafeMutablePointer<Element>, _ count: Int) async -> Bool
+
+    @inlinable init(take: @escaping @Sendable (UnsafeMutablePointer<Element>, Int) async -> Bool) {
         self.take = take
     }
 }

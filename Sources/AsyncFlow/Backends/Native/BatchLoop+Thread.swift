@@ -6,12 +6,16 @@ import CFlow
 import Synchronization
 
 extension BatchLoop {
-    /// The loop on a pool thread.
-    @inlinable mutating func runOnThread(_ thread: PoolThread, _ call: (inout Self, _ count: Int) -> Int) {
+    /// The loop on a pool thread; `collecting`: hand batches to a collector that takes them directly
+    /// (DH3), if the output link has one.
+    @inlinable mutating func runOnThread(
+        _ thread: PoolThread, collecting: Bool = true, _ call: (inout Self, _ count: Int) -> Int
+    ) {
         let inRing = input.queue as! RingQueue<Input>  // the native backend's links are rings
         let outRing = output.map { $0.queue as! RingQueue<Output> }
         let source = input.directSource  // DirectHandOff DH2
-        let collector = window == nil ? output?.directCollector : nil  // DH3; held while the loop runs (DH4)
+        // DH3; held while the loop runs (DH4)
+        let collector = window == nil && collecting ? output?.directCollector : nil
         while true {
             var position: UInt64 = 0
             var count = 0

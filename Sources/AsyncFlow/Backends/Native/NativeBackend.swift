@@ -2,7 +2,8 @@
 // CFlow pool (optionally pinned, FLOW_* settings), and blocked threads park on a CFlow eventcount.
 //
 // Invariants:
-//  N1. A CPU layer's loop runs only on its pool's C threads, never on Swift's cooperative pool.
+//  N1. A CPU layer's loop runs only on its pool's C threads, never on Swift's cooperative pool; so does
+//      a batch carried through it by its source's task (DirectHandOff DH7, which checks the thread).
 //  N2. Each thread runs one loop; when the last loop has returned (each has finished as a producer of its
 //      output link, Link L4), the task awaiting the pool is resumed, and it joins every thread before
 //      run() returns: no thread outlives its run.
