@@ -101,9 +101,11 @@ import Synchronization
         }
         let slot = slots[Int(flow_worker_index(thread.worker))]  // C4
         loop.runOnThread(thread) { loop, count in
-            func call(_: inout Void) -> Int { applyBatch(&loop, &state, count, nil) }
-            // the carrier holds a slot for a short batch (DH7): wait for it as a thread does for a pull
-            let made = slot.withLockSoon(call) ?? slot.withLock(call)
+            // the carrier holds a slot for a short batch (DH7): wait for it as a thread does for a pull.
+            // (A closure literal: a local func capturing `state` put it in a heap box, and a box of a
+            // zero-sized State gave its accesses the address of the next heap block, which
+            // ThreadSanitizer took for a race with whatever lived there.)
+            let made = slot.withLockSpinningFirst { _ in applyBatch(&loop, &state, count, nil) }
             record(loop.lastNanoseconds, count)
             return made
         }

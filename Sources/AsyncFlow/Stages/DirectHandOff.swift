@@ -251,6 +251,12 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
         return nil
     }
 
+    /// withLockSoon, then, if the lock stayed taken, withLock: for a thread that must run `body` and
+    /// would rather spin through a short hold than sleep.
+    @inlinable func withLockSpinningFirst<R: Sendable>(_ body: (inout Value) -> R) -> R {
+        withLockSoon(body) ?? withLock(body)
+    }
+
     /// Run `body` under the lock, waiting for it as long as it takes.
     @inlinable func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R {
         locked.withLock { value in holding(&value, body) }
