@@ -122,57 +122,58 @@ extension Serial {
             return (workers.withLock { $0 }, collector.withLock { $0 })
         }
 
+        /// A setting of the CPU layer's workers, as `probe` reads it on their threads, over four runs: by
+        /// default, with `option` (the options' override), with `variable`=`value` in the environment, and
+        /// with both (the option wins). When `app` is given, the async collector (a thread of Swift's
+        /// cooperative pool) sees it in every run: the setting is the workers' alone.
+        func expectWorkerSetting<Value: Hashable & Sendable>(
+            _ probe: @escaping @Sendable () -> Value, app: Value?, byDefault: Value, option: PipelineOptions,
+            optionGives: Value, variable: String, value: String, environmentGives: Value,
+            sourceLocation: SourceLocation = #_sourceLocation
+        ) async throws {
+            func expectSeen(_ options: PipelineOptions, _ want: Value) async throws {
+                let seen = try await seenOnThreads(options, probe)
+                #expect(seen.workers == [want], sourceLocation: sourceLocation)
+                if let app { #expect(seen.collector == [app], sourceLocation: sourceLocation) }
+            }
+            try await expectSeen(PipelineOptions(), byDefault)
+            try await expectSeen(option, optionGives)
+            setenv(variable, value, 1)
+            defer { unsetenv(variable) }
+            try await expectSeen(PipelineOptions(), environmentGives)
+            try await expectSeen(option, optionGives)  // the option wins
+        }
+
         @Test("a CPU layer's workers run in the scheduling class asked for, from FLOW_SCHED or the options")
         func schedulingClass() async throws {
-            func classes(_ options: PipelineOptions) async throws -> Set<Int32> {
-                try await seenOnThreads(options) { flow_check_thread_sched() }.workers
-            }
-            #expect(try await classes(PipelineOptions()) == [Int32(FLOW_SCHED_NORMAL.rawValue)])
             var options = PipelineOptions()
             options.scheduling = .idle
-            #expect(try await classes(options) == [Int32(FLOW_SCHED_IDLE.rawValue)])
-            setenv("FLOW_SCHED", "batch", 1)
-            defer { unsetenv("FLOW_SCHED") }
-            #expect(try await classes(PipelineOptions()) == [Int32(FLOW_SCHED_BATCH.rawValue)])
-            #expect(try await classes(options) == [Int32(FLOW_SCHED_IDLE.rawValue)])  // the option wins
+            try await expectWorkerSetting(
+                { flow_check_thread_sched() }, app: nil, byDefault: Int32(FLOW_SCHED_NORMAL.rawValue),
+                option: options, optionGives: Int32(FLOW_SCHED_IDLE.rawValue), variable: "FLOW_SCHED",
+                value: "batch", environmentGives: Int32(FLOW_SCHED_BATCH.rawValue))
         }
 
         @Test("a CPU layer's workers run FLOW_NICE (default 5) nicer than the process; the app's threads keep theirs")
         func niceness() async throws {
-            func nices(_ options: PipelineOptions) async throws -> (workers: Set<Int32>, collector: Set<Int32>) {
-                try await seenOnThreads(options) { flow_check_thread_nice() }
-            }
             let base = flow_check_process_nice()
-            func above(_ n: Int32) -> Int32 { min(19, base + n) }
-            var seen = try await nices(PipelineOptions())
-            #expect(seen.workers == [above(5)] && seen.collector == [base])
             var options = PipelineOptions()
             options.niceness = 0
-            seen = try await nices(options)
-            #expect(seen.workers == [base] && seen.collector == [base])
-            setenv("FLOW_NICE", "12", 1)
-            defer { unsetenv("FLOW_NICE") }
-            #expect(try await nices(PipelineOptions()).workers == [above(12)])
-            #expect(try await nices(options).workers == [base])  // the option wins
+            try await expectWorkerSetting(
+                { flow_check_thread_nice() }, app: base, byDefault: min(19, base + 5), option: options,
+                optionGives: base, variable: "FLOW_NICE", value: "12", environmentGives: min(19, base + 12))
         }
 
         @Test("a CPU layer's workers run with FLOW_SLICE_NS's time slice (default 5 ms); the app's threads keep theirs")
         func timeSlice() async throws {
-            func slices(_ options: PipelineOptions) async throws -> (workers: Set<Int64>, collector: Set<Int64>) {
-                try await seenOnThreads(options) { Int64(flow_check_thread_slice_ns()) }
-            }
             let base = Int64(flow_check_process_slice_ns())  // 0: a kernel before 6.12, which has no slices
             func want(_ slice: Int64) -> Int64 { base <= 0 || slice == 0 ? base : slice }
-            var seen = try await slices(PipelineOptions())
-            #expect(seen.workers == [want(Int64(FLOW_DEFAULT_SLICE_NS))] && seen.collector == [base])
             var options = PipelineOptions()
             options.sliceNanoseconds = 0
-            seen = try await slices(options)
-            #expect(seen.workers == [base] && seen.collector == [base])
-            setenv("FLOW_SLICE_NS", "2500000", 1)
-            defer { unsetenv("FLOW_SLICE_NS") }
-            #expect(try await slices(PipelineOptions()).workers == [want(2_500_000)])
-            #expect(try await slices(options).workers == [base])  // the option wins
+            try await expectWorkerSetting(
+                { Int64(flow_check_thread_slice_ns()) }, app: base, byDefault: want(Int64(FLOW_DEFAULT_SLICE_NS)),
+                option: options, optionGives: base, variable: "FLOW_SLICE_NS", value: "2500000",
+                environmentGives: want(2_500_000))
         }
 
         @Test("workers: nil resolves to PipelineOptions.workers, else FLOW_WORKERS, else the CPUs allowed")
