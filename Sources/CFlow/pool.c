@@ -218,6 +218,10 @@ static const char *sched_name(flow_sched_mode mode) {
     return mode == FLOW_SCHED_IDLE ? "idle" : mode == FLOW_SCHED_BATCH ? "batch" : "normal";
 }
 
+/* Whether a worker sets its own nice value and slice before its loop (W2, W6); its creator then waits for
+ * the outcome. */
+static int sets_own_share(const flow_config *cfg) { return cfg->nice > 0 || cfg->slice_ns > 0; }
+
 static _Thread_local flow_worker *current_worker = NULL; /* W7 */
 
 static void *worker_main(void *arg) {
@@ -229,7 +233,7 @@ static void *worker_main(void *arg) {
     pthread_setname_np(pthread_self(), name);
 #endif
     const flow_config *cfg = &w->pool->cfg;
-    if (cfg->nice > 0 || cfg->slice_ns > 0) /* W2 */
+    if (sets_own_share(cfg)) /* W2 */
         atomic_store_explicit(&w->niced, set_own_share(cfg->nice, cfg->slice_ns), memory_order_release);
     int go;
     while ((go = atomic_load_explicit(&w->go, memory_order_acquire)) == 0) sched_yield(); /* W2 */
@@ -256,7 +260,7 @@ int flow_pool_start(flow_pool *p, flow_error *err) {
             rc = pthread_attr_setaffinity_np(&attr, sizeof cs, &cs);
         }
         if (rc == 0 && p->fail_after && i == p->fail_after) rc = EAGAIN; /* injected (tests) */
-        int shared = p->cfg.nice > 0 || p->cfg.slice_ns > 0; /* the thread sets its own nice value and slice */
+        int shared = sets_own_share(&p->cfg);
         int handshake = p->cfg.sched != FLOW_SCHED_NORMAL || shared;
         atomic_store_explicit(&w->go, handshake ? 0 : 1, memory_order_relaxed);
         if (rc == 0) rc = pthread_create(&w->thread, &attr, worker_main, w);
