@@ -162,11 +162,12 @@ extension Serial {
             let outsideTask = Locked(Set<Bool>())
             let seen = Locked([Int]())
             // Either side may pull first. The worker: the task finds the lock taken, and the worker leaves
-            // it the next pull (taskWaits). The task: the queue holds one item, so the task pushes its
-            // batch one item at a time, waiting (outside the source's lock) for the worker to pop each;
-            // the worker finds the queue empty while the task waits, and pulls. (With a roomy queue the
-            // task, holding the lock a whole batch at a time, left the worker no pull after its first:
-            // under TSan, whose thread starts are slow, the worker often made none.)
+            // it the next pull (taskWaits). The task: the queue holds one item, and so does each batch
+            // beside it (a batch never holds more than the queue it stands in for), so the task pulls one
+            // item and waits (outside the source's lock) for the worker to pop it; the worker finds the
+            // queue empty while the task waits, and pulls. (With a roomy queue the task, holding the lock
+            // a whole batch at a time, left the worker no pull after its first: under TSan, whose thread
+            // starts are slow, the worker often made none.)
             let report = try await pipeline(
                 Layer(SlowNoting(outsideTask: outsideTask)), Layer(workers: 1, capacity: 1) { (x: Int) in x * 2 },
                 Layer { (x: Int) in seen.withLock { $0.append(x) } }, options: PipelineOptions(backend: .native))

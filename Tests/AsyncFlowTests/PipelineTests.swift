@@ -184,6 +184,39 @@ extension Serial {
         }
 
         @Test(
+            "a user's capacity bounds the items in flight on every path: queues, direct pulls, carried batches",
+            arguments: PipelineOptions.Backend.allCases, [1, 2, 3])
+        func capacityBoundsInFlight(backend: PipelineOptions.Backend, workers: Int) async throws {
+            // On two CPUs, 2 workers pull the source and call the collector themselves (direct hand-off),
+            // 1 worker shares the source with its task, which may carry batches through the layer, and 3
+            // workers go through the queues: the default batch (1,024) is far above the capacities, so
+            // each path must size its batches by the queue they stand in for.
+            let pulled = Counter()
+            let finished = Counter()
+            let maxOutstanding = Atomic<Int>(0)
+            var options = PipelineOptions(backend: backend)
+            options.cpus = "0-1"
+            let capacities = [8, 8]
+            let n = 100_000
+            _ = try await pipeline(
+                Layer(CountingSequence(range: 0..<n, pulled: pulled)),
+                Layer(workers: workers, capacity: capacities[0]) { (x: Int) in x },
+                Layer(capacity: capacities[1]) { (_: Int) in
+                    maxOutstanding.max(pulled.count - finished.count, ordering: .relaxed)
+                    finished.add(1)
+                    if finished.count <= 300 { usleep(200) }  // slow at first: every queue fills
+                },
+                options: options
+            )
+            // the queues, and one batch (at most the smaller capacity) held by the source, by each worker
+            // (its input and results together: a result replaces its input) and by the collector
+            let bound = capacities.reduce(0, +) + capacities.min()! * (1 + workers + 1)
+            #expect(finished.count == n)
+            #expect(maxOutstanding.load(ordering: .relaxed) <= bound, "bound \(bound)")
+            #expect(maxOutstanding.load(ordering: .relaxed) > capacities[1])  // the queues really filled
+        }
+
+        @Test(
             ".fail rethrows the user's own error, stops pulling, releases every thread",
             arguments: PipelineOptions.Backend.allCases)
         func failFast(backend: PipelineOptions.Backend) async throws {

@@ -142,6 +142,8 @@ extension Layer {
     ///   - name: the layer's name in reports, progress and metrics (default: its index and kind).
     ///   - ordered: pass results on in the order of the input queue (a bounded window holds the rest).
     ///   - capacity: the bounded queue in front of this layer; `nil` picks one from workers and batch size.
+    ///     The batches of this layer and the one before it are at most this size, so what is in flight
+    ///     stays within the capacities plus one batch per worker on every path.
     ///   - onError: what a throw from `body` does to the item and the run (default: ``ErrorPolicy/fail``).
     ///   - body: the work, called once per item on one of the pool's threads.
     @inlinable public init(

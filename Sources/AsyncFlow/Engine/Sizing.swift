@@ -5,6 +5,10 @@
 //  Z2. A batch buffer takes at most batchByteBudget bytes: large items move in smaller batches.
 //  Z3. A default queue holds four batches per parallel consumer, and at least 1,024 items unless those
 //      would take more than linkByteBudget; a `capacity:` given by the user is taken as it is.
+//  Z5. A capacity bounds what is in flight: a stage's batch is at most the capacity of each queue
+//      beside it, so a batch that skips a queue (a direct pull, a batch carried or handed to the
+//      collector) holds no more than that queue would, and every stage holds at most one batch beyond
+//      the queues. So a run holds at most its queues' capacities plus one batch per loop.
 //  Z4. The CPU layers' workers and the helper threads together are at most the CPUs the pools may use
 //      (when the workers alone are fewer): the first CPU layer's pool gets the difference, at most one
 //      helper per other layer, so the other stages run beside the workers rather than only when they
@@ -66,12 +70,16 @@ struct RunSizes {
         cpuWorkers = cpuLayerWorkers(layers, workers: workers)
         self.cpus = cpus
         helpers = schedulerHelpers(layers, workers: workers, cpus: cpus)
-        batches = layers.map { batchLimit(batchSize, stride: max($0.inputStride, $0.outputStride)) }
-        links = (0..<(layers.count - (streaming ? 0 : 1))).map { i in
+        let links = (0..<(layers.count - (streaming ? 0 : 1))).map { i in
             i + 1 < layers.count
                 ? layers[i + 1].capacity
                     ?? defaultCapacity(layers[i + 1], batch: batchSize, defaultWorkers: defaultWorkers)
                 : queueCapacity(batch: batchSize, stride: layers[i].outputStride)  // the stream's: a few batches
+        }
+        self.links = links
+        batches = layers.indices.map { i in
+            let beside = [i > 0 ? links[i - 1] : nil, i < links.count ? links[i] : nil].compactMap { $0 }  // Z5
+            return beside.reduce(batchLimit(batchSize, stride: max(layers[i].inputStride, layers[i].outputStride)), min)
         }
         streamBatch = batchLimit(batchSize, stride: layers.last!.outputStride)
     }
