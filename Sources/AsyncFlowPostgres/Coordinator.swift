@@ -2,29 +2,30 @@
 // BatchMapStage) whose batches are chunks written to PostgreSQL, done by workers, and read back.
 //
 // Invariants:
-//  DC1. A chunk's slot is registered before its row is written, so a result the poller reads always
-//      finds its slot; a slot is filled once (a result or a burial read again finds it closed) and read
-//      once.
-//  DC2. At most `concurrency` chunks per run are outstanding (BatchMapStage BM1): memory and table size
-//      stay flat however long the source is.
-//  DC3. One poller per coordinator runs while slots are open: it takes results and buries dead chunks,
-//      woken by a NOTIFY from a worker's completion or by a backstop timer with jitter; it ends when
-//      no slot is open (checked under the slots' lock, so a new slot starts a new poller).
-//  DC4. A stop (failure elsewhere, cancellation) closes the open slots empty (BatchCall.whileRunning);
-//      each chunk call then returns at once, and DC7 deletes what the run left in the tables.
-//  DC5. Connection errors (a database restart; isTransient) are retried with backoff until the run
-//      stops: writing a chunk twice is refused by its key and taken as written; a result is deleted only
-//      after it was handed over, and dead letters are read again after an error (PQ4), so an answer lost
-//      with a connection loses nothing. Any other error (a permission, a full disk) fails the chunks
-//      concerned, and so the run, with DistributedLayerError(.database).
-//  DC6. A write's answer can come before its commit, and a connection lost in between undoes it (seen
-//      with a server restart: the chunk was nowhere and its call waited for ever). So once a second the
-//      poller asks which chunks whose writes were answered are in none of chunks, results, dead_letters,
-//      and those calls write their chunk again (same key: a second copy is refused, PQ3 fences results).
-//  DC7. Once the layer's last call has ended (BatchMapStage BM6), whatever of the run is left in chunks
-//      and results is deleted, so no run leaves rows behind: a stopped run's chunks (DC4), and a chunk
-//      that a server crash brought back by undoing its completion after its result was handed over
-//      (PQ7), to be done again for nothing. A worker still on one is fenced (PQ3).
+//  [a slot before its row] A chunk's slot is registered before its row is written, so a result the poller reads always
+//    finds its slot; a slot is filled once (a result or a burial read again finds it closed) and read once.
+//  [outstanding chunks bounded] At most `concurrency` chunks per run are outstanding
+//    ([batches gathered in input order]): memory and table size stay flat however long the source is.
+//  [one poller while slots are open] One poller per coordinator runs while slots are open: it takes results and buries
+//    dead chunks, woken by a NOTIFY from a worker's completion or by a backstop timer with jitter; it ends when no slot
+//    is open (checked under the slots' lock, so a new slot starts a new poller).
+//  [a stop closes the slots] A stop (failure elsewhere, cancellation) closes the open slots empty
+//    (BatchCall.whileRunning); each chunk call then returns at once, and [a run leaves no rows] deletes what the run
+//    left in the tables.
+//  [the coordinator retries connection errors] Connection errors (a database restart; isTransient) are retried with
+//    backoff until the run stops: writing a chunk twice is refused by its key and taken as written; a result is deleted
+//    only after it was handed over, and dead letters are read again after an error ([each result handed over once]), so
+//    an answer lost with a connection loses nothing. Any other error (a permission, a full disk) fails the chunks
+//    concerned, and so the run, with DistributedLayerError(.database).
+//  [undone writes written again] A write's answer can come before its commit, and a connection lost in between undoes
+//    it (a server restart: the chunk is nowhere and its call would wait for ever). So once a second the poller
+//    asks which chunks whose writes were answered are in none of chunks, results, dead_letters, and those calls write
+//    their chunk again (same key: a second copy is refused, [completions fenced by attempt] fences results).
+//  [a run leaves no rows] Once the layer's last call has ended ([the end hook runs after every call]), whatever of the
+//    run is left in chunks and results is deleted, so no run leaves rows behind: a stopped run's chunks
+//    ([a stop closes the slots]), and a chunk that a server crash brought back by undoing its completion after its
+//    result was handed over ([commits need not be durable]), to be done again for nothing. A worker still on one is
+//    fenced ([completions fenced by attempt]).
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Foundation
@@ -102,21 +103,24 @@
 
     /// What the poller found for one chunk.
     enum ChunkResult: Sendable {
-        /// The database refused a statement for another reason than a lost connection (DC5).
+        /// The database refused a statement for another reason than a lost connection
+        /// ([the coordinator retries connection errors]).
         case broken(String)
         case done(
             payload: ByteBuffer, emitted: Int, skipped: Int, failed: Int, retried: Int, error: String,
             skipError: String,
             worker: String)
         case dead(attempts: Int)
-        /// The chunk is nowhere (not waiting, done or dead) although its write was answered: the answer
-        /// came before the commit, which a connection lost in between undid (DC6). It is written again.
+        /// The chunk is nowhere (not waiting, done or dead) although its write was answered: the answer came before the
+        /// commit, which a connection lost in between undid ([undone writes written again]). It is written again.
         case lost
 
         var isLost: Bool { if case .lost = self { true } else { false } }
     }
 
-    /// One run's side of the protocol, shared by the chunk calls of a distributed layer (DC1–DC7).
+    /// One run's side of the protocol, shared by the chunk calls of a distributed layer ([a slot before its row],
+    /// [outstanding chunks bounded], [one poller while slots are open], [a stop closes the slots],
+    /// [the coordinator retries connection errors], [undone writes written again], [a run leaves no rows]).
     final class Coordinator<Input: Codable & Sendable, Output: Codable & Sendable>: Sendable {
         let layer: DistributedLayer<Input, Output>
         let queue: PostgresWorkQueue
@@ -132,7 +136,8 @@
         struct Slots {
             var open: [Int64: Slot] = [:]
             var polling = false
-            /// Chunks whose write was answered and whose slot waits: what the poller checks for (DC6).
+            /// Chunks whose write was answered and whose slot waits: what the poller checks for
+            /// ([undone writes written again]).
             var written: Set<Int64> = []
         }
 
@@ -177,7 +182,7 @@
             let seq = nextSeq.add(1, ordering: .relaxed).newValue
             var result: ChunkResult?
             repeat {
-                open(seq)  // DC1
+                open(seq)  // [a slot before its row]
                 let written = await retrying(call, duplicateIsDone: true) {
                     try await self.queue.run(
                         self.queue.sql.submit(
@@ -186,17 +191,18 @@
                             items: Int32(items.count), payload: payload, maxAttempts: Int32(self.maxAttempts),
                             lease: self.lease.seconds))
                 }
-                if case .failure(let error) = written {  // DC5: not a connection error
+                // [the coordinator retries connection errors]: not a connection error
+                if case .failure(let error) = written {
                     fill(seq, nil)
                     _ = await wait(seq)
                     return BatchOutcome(
                         outputs: [], failed: items.count,
                         failure: failure(.database, seq, "writing the chunk: \(error)"))
                 }
-                slots.withLock { _ = $0.written.insert(seq) }  // DC6
+                slots.withLock { _ = $0.written.insert(seq) }  // [undone writes written again]
                 result = await call.whileRunning(onStop: { self.fill(seq, nil) }, { await self.wait(seq) })
             } while result?.isLost == true
-            guard let result else { return BatchOutcome(outputs: []) }  // DC4
+            guard let result else { return BatchOutcome(outputs: []) }  // [a stop closes the slots]
             switch result {
             case .lost:  // not reached: the loop above writes a lost chunk again
                 return BatchOutcome(outputs: [], failed: items.count, failure: failure(.database, seq, "chunk lost"))
@@ -230,8 +236,8 @@
             }
         }
 
-        /// DC7: the layer's last call has ended: delete what is left of the run, in a task of its own (a
-        /// cancelled run's task would cancel the statements too).
+        /// [a run leaves no rows]: the layer's last call has ended: delete what is left of the run, in a task of its
+        /// own (a cancelled run's task would cancel the statements too).
         func ended() async {
             await Task {
                 _ = await self.retrying(nil, attempts: 3) {
@@ -240,10 +246,11 @@
             }.value
         }
 
-        /// Run `action` until it succeeds, backing off after connection errors (DC5): `.success(true)`
-        /// when done, `.success(false)` if the run stopped first (or `attempts` ran out), the error when it
-        /// is not a connection error (it would fail again). With `duplicateIsDone`, a unique violation (a
-        /// write that had succeeded before the connection dropped) counts as done.
+        /// Run `action` until it succeeds, backing off after connection errors
+        /// ([the coordinator retries connection errors]): `.success(true)` when done, `.success(false)` if the run
+        /// stopped first (or `attempts` ran out), the error when it is not a connection error (it would fail again).
+        /// With `duplicateIsDone`, a unique violation (a write that had succeeded before the connection dropped) counts
+        /// as done.
         @discardableResult
         func retrying(
             _ call: BatchCall?, attempts: Int = .max, duplicateIsDone: Bool = false,
@@ -269,7 +276,7 @@
             return .success(false)
         }
 
-        // MARK: slots (DC1, DC3)
+        // MARK: slots ([a slot before its row], [one poller while slots are open])
 
         func open(_ seq: Int64) {
             let start = slots.withLock { s -> Bool in
@@ -319,12 +326,14 @@
             }
         }
 
-        /// The poller (DC3): take results, bury dead chunks, sleep until a NOTIFY or the backstop.
+        /// The poller ([one poller while slots are open]): take results, bury dead chunks, sleep until a NOTIFY or the
+        /// backstop.
         func poll() async {
             let listener = Task { await self.queue.listen(on: self.queue.sql.doneChannel, self.wakeup) }
             defer { listener.cancel() }
             var lastBurial = ContinuousClock.now
-            var recheckDead = false  // PQ4: after a connection error, a burial's answer may have been lost
+            // [each result handed over once]: after a connection error, a burial's answer may have been lost
+            var recheckDead = false
             var lastCheck = ContinuousClock.now
             while true {
                 let waiting = slots.withLock { s -> Bool in
@@ -344,7 +353,7 @@
                                 retried: Int(retried), error: error, skipError: skipError, worker: worker))
                     }
                     if !rows.isEmpty { try await queue.run(queue.sql.drop(run: run, seqs: rows.map(\.0))) }
-                    if ContinuousClock.now - lastCheck > .seconds(1) {  // DC6
+                    if ContinuousClock.now - lastCheck > .seconds(1) {  // [undone writes written again]
                         lastCheck = .now
                         let written = slots.withLock { Array($0.written) }
                         if !written.isEmpty {
@@ -366,7 +375,7 @@
                     recheckDead = true
                     queue.logger.warning(
                         "distributed layer \(layer.name): polling for results: \(String(reflecting: error))")
-                } catch {  // DC5: every open chunk fails with it
+                } catch {  // [the coordinator retries connection errors]: every open chunk fails with it
                     let open = slots.withLock { Array($0.open.keys) }
                     for seq in open { fill(seq, .broken("taking results: \(error)")) }
                 }

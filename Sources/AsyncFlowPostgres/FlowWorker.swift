@@ -2,24 +2,24 @@
 // local C threads (an AsyncFlow pipeline), complete the chunks, renew the leases of what it holds.
 //
 // Invariants:
-//  F1. The worker's pipeline is claims → `threads` CPU workers (a chunk each at a time) → completions in
-//      batches: its bounded queues bound what it holds, and a claim takes about 20 ms of work per thread
-//      (ClaimPace: by how long the last chunks took on a thread; 1 to 8 chunks a thread, 1 until a chunk
-//      has been timed), and only while it holds fewer than its threads run plus one claim ahead (the
-//      claims source waits for a completion rather than hold a claim it cannot push): so it claims only
-//      what it can start soon, and chunks that a dead worker held wait for no long queue in the others.
-//      An idle worker waits for a new chunk's NOTIFY (workChannel), with a polling backstop.
-//  F2. Every claimed chunk is completed (PQ3: fenced, so a chunk whose lease was lost writes nothing), or
-//      handed back (a drain: chunks claimed but not yet in the pipeline), or left to its lease (the
-//      process died or was cancelled).
-//  F3. The heartbeat extends the leases of every chunk the worker holds every third of the shortest
-//      lease it has seen. While the last successful heartbeat is older than that lease, the worker
-//      claims nothing (it may have been partitioned away and its chunks claimed by others).
-//  F4. A worker claims only chunks of its layer's name and build; when it finds none but there are
-//      chunks of its layer for another build, its run throws DistributedLayerError(.otherBuild).
-//  F5. Connection errors are retried (claims and heartbeats at their next turn, completions with backoff
-//      while the leases may hold); any other error (isTransient) ends the run with
-//      DistributedLayerError(.database): retrying a permission error would fail for ever.
+//  [a worker claims what it can start soon] The worker's pipeline is claims → `threads` CPU workers (a chunk each at a
+//    time) → completions in batches: its bounded queues bound what it holds, and a claim takes about 20 ms of work per
+//    thread (ClaimPace: by how long the last chunks took on a thread; 1 to 8 chunks a thread, 1 until a chunk has been
+//    timed), and only while it holds fewer than its threads run plus one claim ahead (the claims source waits for a
+//    completion rather than hold a claim it cannot push): so it claims only what it can start soon, and chunks that a
+//    dead worker held wait for no long queue in the others. An idle worker waits for a new chunk's NOTIFY
+//    (workChannel), with a polling backstop.
+//  [every claim completed or left to its lease] Every claimed chunk is completed
+//    ([completions fenced by attempt]: fenced, so a chunk whose lease was lost writes nothing), or handed back (a
+//    drain: chunks claimed but not yet in the pipeline), or left to its lease (the process died or was cancelled).
+//  [no claim without a fresh heartbeat] The heartbeat extends the leases of every chunk the worker holds every third of
+//    the shortest lease it has seen. While the last successful heartbeat is older than that lease, the worker claims
+//    nothing (it may have been partitioned away and its chunks claimed by others).
+//  [claims only for this layer and build] A worker claims only chunks of its layer's name and build; when it finds none
+//    but there are chunks of its layer for another build, its run throws DistributedLayerError(.otherBuild).
+//  [the worker retries only connection errors] Connection errors are retried (claims and heartbeats at their next turn,
+//    completions with backoff while the leases may hold); any other error (isTransient) ends the run with
+//    DistributedLayerError(.database): retrying a permission error would fail for ever.
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Foundation
@@ -47,17 +47,20 @@
         let stats = Locked<FlowWorkerReport>(FlowWorkerReport())
         let lastBeat = Locked<ContinuousClock.Instant>(.now)
         let shortestLease = Locked<Double?>(nil)
-        /// The claims this worker holds: claimed, not yet completed or handed back (F3).
+        /// The claims this worker holds: claimed, not yet completed or handed back
+        /// ([no claim without a fresh heartbeat]).
         let holding = Locked<Set<ClaimKey>>([])
-        /// Hand-backs started (F2), awaited before run() returns.
+        /// Hand-backs started ([every claim completed or left to its lease]), awaited before run()
+        /// returns.
         let handingBack = Locked<[Task<Void, Never>]>([])
         /// Tests: no heartbeats (a worker whose heartbeats stall).
         let heartbeats: Bool
         /// Signalled by a NOTIFY of a new chunk (workChannel): an idle worker claims at once.
         let newWork = Wakeup()
-        /// How long chunks take on a thread: how many to claim at a time (F1).
+        /// How long chunks take on a thread: how many to claim at a time ([a worker claims what it can start soon]).
         let pace = Locked<ClaimPace>(ClaimPace())
-        /// Signalled when claims are released (completed, refused, handed back): room to claim (F1).
+        /// Signalled when claims are released (completed, refused, handed back): room to claim
+        /// ([a worker claims what it can start soon]).
         let released = Wakeup()
 
         public convenience init(
@@ -89,7 +92,8 @@
                     message: "threads: \(threads): must be at least 1")
             }
             try await queue.prepare()
-            // the threads the local CPU layer gets: what the claims are paced for (F1)
+            // the threads the local CPU layer gets: what the claims are paced for
+            // ([a worker claims what it can start soon])
             let threads = try self.threads ?? PipelineOptions().resolvedWorkers()
             let beat = Task { await self.heartbeat() }
             defer { beat.cancel() }
@@ -110,8 +114,9 @@
                 Layer(batchesOf: 64, within: .milliseconds(2), name: "completions") { (done: [CompletedChunk]) in
                     try await self.complete(done)
                 }, options: options)
-            // F2: the source's iterator (its pull task) has ended, so its hand-back has started: wait for
-            // it, so that a process that exits next has handed its chunks back
+            // [every claim completed or left to its lease]: the source's iterator (its pull task) has
+            // ended, so its hand-back has started: wait for it, so that a process that exits next has handed its chunks
+            // back
             for handBack in handingBack.withLock({ $0 }) { await handBack.value }
         }
 
@@ -169,8 +174,9 @@
             return completed(outputs, skipped: skipped, retried: retried, skipError: skipError)
         }
 
-        /// Complete a batch of chunks in one statement (PQ3), which also wakes the coordinators; retried after
-        /// connection errors while the leases may still hold; any other error ends the worker (F5).
+        /// Complete a batch of chunks in one statement ([completions fenced by attempt]), which also wakes the
+        /// coordinators; retried after connection errors while the leases may still hold; any other error ends the
+        /// worker ([the worker retries only connection errors]).
         func complete(_ done: [CompletedChunk]) async throws {
             var delay = Duration.milliseconds(10)
             while true {
@@ -188,7 +194,8 @@
                     queue.logger.warning("worker \(id): completing \(done.count) chunks: \(String(reflecting: error))")
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(1))
-                    if delay >= .seconds(1) && !leaseHolds {  // F2: they are another worker's now
+                    // [every claim completed or left to its lease]: they are another worker's now
+                    if delay >= .seconds(1) && !leaseHolds {
                         release(done.map(\.key))
                         return
                     }
@@ -196,19 +203,20 @@
             }
         }
 
-        /// F5: the database refused a statement for another reason than a lost connection.
+        /// [the worker retries only connection errors]: the database refused a statement for another reason than a lost
+        /// connection.
         func databaseError(_ doing: String, _ error: any Error) -> DistributedLayerError {
             DistributedLayerError(
                 kind: .database, layer: layer.name, run: nil, chunk: nil, message: "\(doing): \(error)")
         }
 
-        /// F3: whether the last heartbeat is recent enough for the leases to hold.
+        /// [no claim without a fresh heartbeat]: whether the last heartbeat is recent enough for the leases to hold.
         var leaseHolds: Bool {
             guard let lease = shortestLease.withLock({ $0 }) else { return true }
             return ContinuousClock.now - lastBeat.withLock({ $0 }) < .milliseconds(Int(lease * 1000))
         }
 
-        /// Note a claim this worker now holds, and its lease (F3).
+        /// Note a claim this worker now holds, and its lease ([no claim without a fresh heartbeat]).
         func hold(_ key: ClaimKey, lease seconds: Double) {
             holding.withLock { _ = $0.insert(key) }
             shortestLease.withLock { $0 = min($0 ?? seconds, seconds) }
@@ -220,7 +228,8 @@
             released.signal()
         }
 
-        /// F3: renew the leases of what this worker holds, every third of the shortest lease.
+        /// [no claim without a fresh heartbeat]: renew the leases of what this worker holds, every third of the
+        /// shortest lease.
         func heartbeat() async {
             while !Task.isCancelled {
                 let lease = shortestLease.withLock { $0 } ?? 3
@@ -257,11 +266,11 @@
         let lease: Double
     }
 
-    /// How many chunks a worker claims in one statement (F1): about `ahead` of work per thread, by how long
-    /// the last chunks took on a thread; one per thread until a chunk has been timed, at most `most`.
-    /// Trivial chunks are claimed several at a time (fewer statements), slow ones one at a time (none
-    /// waits in a busy worker while another is idle). Timed where the work is done, not by how fast the
-    /// pipeline takes chunks: that is fast while its queues fill, however slow the chunks.
+    /// How many chunks a worker claims in one statement ([a worker claims what it can start soon]): about `ahead` of
+    /// work per thread, by how long the last chunks took on a thread; one per thread until a chunk has been timed, at
+    /// most `most`. Trivial chunks are claimed several at a time (fewer statements), slow ones one at a time (none
+    /// waits in a busy worker while another is idle). Timed where the work is done, not by how fast the pipeline takes
+    /// chunks: that is fast while its queues fill, however slow the chunks.
     struct ClaimPace {
         static let ahead = Duration.milliseconds(20)
         static let most = 8
@@ -278,8 +287,8 @@
         }
     }
 
-    /// The worker's source: chunks claimed a few at a time as the pipeline pulls (F1), waiting by LISTEN
-    /// with a polling backstop when there are none.
+    /// The worker's source: chunks claimed a few at a time as the pipeline pulls
+    /// ([a worker claims what it can start soon]), waiting by LISTEN with a polling backstop when there are none.
     struct Claims<Input: Codable & Sendable, Output: Codable & Sendable>: AsyncSequence, Sendable {
         typealias Element = ClaimedChunk
         let worker: FlowWorker<Input, Output>
@@ -300,7 +309,8 @@
             }
 
             deinit {
-                // F2: chunks claimed but never handed to the pipeline go back at once
+                // [every claim completed or left to its lease]: chunks claimed but never handed to the
+                // pipeline go back at once
                 guard !held.isEmpty else { return }
                 let (worker, keys) = (worker, held.map(\.key))
                 worker.stats.withLock { $0.handedBack += keys.count }
@@ -316,7 +326,8 @@
                 while held.isEmpty {
                     if Task.isCancelled { return nil }
                     if worker.leaseHolds {
-                        // F1: a claim's worth, within room for what the threads run plus one claim ahead
+                        // [a worker claims what it can start soon]: a claim's worth, within room for what the threads
+                        // run plus one claim ahead
                         let limit = worker.pace.withLock { $0.limit(threads: threads) }
                         let room = threads + limit - worker.holding.withLock { $0.count }
                         if room <= 0 {
@@ -336,7 +347,7 @@
                         if !held.isEmpty { break }
                         let other = try? await queue.rows(
                             queue.sql.otherBuild(layer: worker.layer.name, build: worker.layer.build), as: String.self)
-                        if let build = other?.first {  // F4
+                        if let build = other?.first {  // [claims only for this layer and build]
                             throw DistributedLayerError(
                                 kind: .otherBuild, layer: worker.layer.name, run: nil, chunk: nil,
                                 message:

@@ -2,34 +2,36 @@
 // connection (from a URL), the schema (made on first use), and every statement they run.
 //
 // Invariants (the whole protocol; Coordinator.swift and FlowWorker.swift keep to it):
-//  PQ1. A chunk is a row of `chunks` (run, seq) until it is completed or dead: its items, the layer's name
-//      and build, the error policy, the attempt number of its latest claim and that claim's lease.
-//  PQ2. A claim takes chunks whose lease is absent or past (FOR UPDATE SKIP LOCKED, several a statement),
-//      adds 1 to `attempt` and sets a new lease; only chunks of the claimer's layer and build, and with
-//      attempts left, are taken. A worker's heartbeat extends the leases of the claims it knows it
-//      holds, by key and attempt (a claim whose answer was lost with a connection runs out).
-//  PQ3. Completion is one statement that deletes the chunk row only if `attempt` is still the claim's,
-//      and inserts the result only for rows it deleted (ON CONFLICT DO NOTHING besides): a worker that
-//      lost its lease (the chunk was claimed again) writes nothing. So each chunk has at most one result,
-//      whatever runs twice (execution is at least once, results exactly once).
-//  PQ4. The coordinator reads its run's results, hands each to its chunk's slot (once: a slot takes one
-//      result), then deletes the ones it read; a result read twice (its deletion's answer was lost with a
-//      connection) finds its slot closed and is deleted again. A chunk whose last attempt's lease ran out
-//      is moved to `dead_letters` by one statement, and its items count failed; after a connection error
-//      the coordinator reads its run's dead letters again, so a burial whose answer was lost is seen. A
-//      finished run leaves no rows in `chunks` or `results`; dead letters stay for inspection.
-//  PQ5. SQL takes values only as bind parameters; the one identifier put into SQL text, the schema name,
-//      is checked against [a-z_][a-z0-9_]* first. The password is never printed (`description` masks it).
-//  PQ6. A statement that has not finished within statementLimit is given up (its caller retries) and the
-//      connection pool is replaced: after a server restart postgres-nio's pool was seen to leave every
-//      later request waiting for ever. Giving up is safe: every statement is idempotent or fenced (PQ3).
-//  PQ7. Commits need not be durable (the sessions run with synchronous_commit = off unless asked): a
-//      server crash undoes a suffix of the commits, as if their answers had been lost with the
-//      connection. A chunk written and undone is written again (the coordinator's check, DC6); an
-//      undone claim leaves the chunk claimable (a second claim under the same attempt number is fenced
-//      like the first: one result per chunk, PQ3); an undone completion, hand-back or heartbeat leaves it
-//      to its lease; an undone deletion or burial is done again when its rows are read again; a result
-//      read before its completion was undone finds its slot closed when it comes again (PQ4, DC1).
+//  [a chunk is a row] A chunk is a row of `chunks` (run, seq) until it is completed or dead: its items, the layer's
+//    name and build, the error policy, the attempt number of its latest claim and that claim's lease.
+//  [claims take expired leases] A claim takes chunks whose lease is absent or past (FOR UPDATE SKIP LOCKED, several a
+//    statement), adds 1 to `attempt` and sets a new lease; only chunks of the claimer's layer and build, and with
+//    attempts left, are taken. A worker's heartbeat extends the leases of the claims it knows it holds, by key and
+//    attempt (a claim whose answer was lost with a connection runs out).
+//  [completions fenced by attempt] Completion is one statement that deletes the chunk row only if `attempt` is still
+//    the claim's, and inserts the result only for rows it deleted (ON CONFLICT DO NOTHING besides): a worker that lost
+//    its lease (the chunk was claimed again) writes nothing. So each chunk has at most one result, whatever runs twice
+//    (execution is at least once, results exactly once).
+//  [each result handed over once] The coordinator reads its run's results, hands each to its chunk's slot (once: a slot
+//    takes one result), then deletes the ones it read; a result read twice (its deletion's answer was lost with a
+//    connection) finds its slot closed and is deleted again. A chunk whose last attempt's lease ran out is moved to
+//    `dead_letters` by one statement, and its items count failed; after a connection error the coordinator reads its
+//    run's dead letters again, so a burial whose answer was lost is seen. A finished run leaves no rows in `chunks` or
+//    `results`; dead letters stay for inspection.
+//  [values only as binds] SQL takes values only as bind parameters; the one identifier put into SQL text, the schema
+//    name, is checked against [a-z_][a-z0-9_]* first. The password is never printed (`description` masks it).
+//  [a hung statement is given up] A statement that has not finished within statementLimit is given up (its caller
+//    retries) and the connection pool is replaced: after a server restart postgres-nio's pool can leave every later
+//    request waiting for ever. Giving up is safe: every statement is idempotent or fenced
+//    ([completions fenced by attempt]).
+//  [commits need not be durable] Commits need not be durable (the sessions run with synchronous_commit = off unless
+//    asked): a server crash undoes a suffix of the commits, as if their answers had been lost with the connection. A
+//    chunk written and undone is written again (the coordinator's check, [undone writes written again]); an undone
+//    claim leaves the chunk claimable (a second claim under the same attempt number is fenced like the first: one
+//    result per chunk, [completions fenced by attempt]); an undone completion, hand-back or heartbeat leaves it to its
+//    lease; an undone deletion or burial is done again when its rows are read again; a result read before its
+//    completion was undone finds its slot closed when it comes again ([each result handed over once],
+//    [a slot before its row]).
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Foundation
@@ -50,7 +52,8 @@
         public let description: String
         let logger: Logger
         let configuration: PostgresClient.Configuration
-        /// The client (a connection pool) and the task that runs it; replaced when a statement hangs (PQ6).
+        /// The client (a connection pool) and the task that runs it; replaced when a statement hangs
+        /// ([a hung statement is given up]).
         let current: Locked<(client: PostgresClient, runner: Task<Void, Never>)>
         let sql: Statements
         /// Tests only: for each key, how many more answers to statements whose SQL contains it are lost
@@ -65,11 +68,11 @@
         /// - Parameters:
         ///   - schema: where the queue's tables live; a lower-case SQL identifier.
         ///   - logger: postgres-nio's logger (connection errors); defaults to errors only.
-        ///   - synchronousCommit: whether each of the queue's commits waits until the server has flushed it
-        ///     to disk. Off by default (the queue's sessions set `synchronous_commit = off`): the protocol
-        ///     does not need it (PQ7: a commit that a server crash undoes is found and redone, and a result
-        ///     handed over twice finds its slot closed), and on small chunks it is a third of the time.
-        ///     Turn it on if your server's rules ask for it.
+        ///   - synchronousCommit: whether each of the queue's commits waits until the server has flushed it to disk.
+        ///     Off by default (the queue's sessions set `synchronous_commit = off`): the protocol does not need it
+        ///     ([commits need not be durable]: a commit that a server crash undoes is found and redone, and a result
+        ///     handed over twice finds its slot closed), and on small chunks it is a third of the time. Turn it on if
+        ///     your server's rules ask for it.
         public init(
             url: String? = nil, schema: String = "asyncflow", logger: Logger? = nil, synchronousCommit: Bool = false
         ) throws {
@@ -93,7 +96,7 @@
             self.logger = log
             self.sql = Statements(schema: schema)
             var configuration = connection.configuration
-            if !synchronousCommit {  // PQ7
+            if !synchronousCommit {  // [commits need not be durable]
                 configuration.options.additionalStartupParameters.append(("synchronous_commit", "off"))
             }
             self.configuration = configuration
@@ -112,7 +115,8 @@
         /// The connection pool in use.
         var client: PostgresClient { current.withLock { $0.client } }
 
-        /// PQ6: replace `stale` (a pool whose statement hung) with a new pool, unless that was done already.
+        /// [a hung statement is given up]: replace `stale` (a pool whose statement hung) with a new pool, unless that
+        /// was done already.
         func renew(_ stale: PostgresClient) {
             current.withLock { c in
                 guard c.client === stale else { return }
@@ -219,8 +223,8 @@
         /// the protocol is short.
         static let statementLimit = Duration.seconds(5)
 
-        /// Run `work` (a statement on `client`) in a task of its own; if it has not finished within
-        /// statementLimit, throw and replace the pool (PQ6; the task is left to end on its own).
+        /// Run `work` (a statement on `client`) in a task of its own; if it has not finished within statementLimit,
+        /// throw and replace the pool ([a hung statement is given up]; the task is left to end on its own).
         func bounded<T: Sendable>(
             _ client: PostgresClient, _ work: @escaping @Sendable () async throws -> T
         ) async throws -> T {
@@ -243,7 +247,7 @@
             }
         }
 
-        /// PQ2: claim up to `limit` chunks of `layer` for `worker`.
+        /// [claims take expired leases]: claim up to `limit` chunks of `layer` for `worker`.
         func claim(layer: String, build: String, limit: Int32, worker: String) async throws -> [ClaimedChunk] {
             try await rows(
                 sql.claim(layer: layer, build: build, limit: limit, worker: worker),
@@ -281,9 +285,9 @@
         }
     }
 
-    /// Whether `error` may pass if the statement is tried again: a lost or refused connection, a server
-    /// shutting down or short of resources, a serialization failure, a statement that hung (PQ6). Not:
-    /// a permission, a missing table, a constraint, bad credentials.
+    /// Whether `error` may pass if the statement is tried again: a lost or refused connection, a server shutting down
+    /// or short of resources, a serialization failure, a statement that hung ([a hung statement is given up]). Not: a
+    /// permission, a missing table, a constraint, bad credentials.
     func isTransient(_ error: any Error) -> Bool {
         if let e = error as? PostgresWorkQueueError { return e.transient }
         guard let e = error as? PSQLError else { return true }  // the network's own errors (refused, reset)
@@ -302,7 +306,7 @@
     /// A PostgresWorkQueue's connection or schema cannot be used.
     public struct PostgresWorkQueueError: Error, CustomStringConvertible, Sendable {
         public let description: String
-        /// Whether trying again may help (a statement that hung, PQ6).
+        /// Whether trying again may help (a statement that hung, [a hung statement is given up]).
         let transient: Bool
         init(_ message: String, transient: Bool = false) {
             description = message
@@ -375,7 +379,9 @@
         }
     }
 
-    /// Every statement of the protocol (PQ1–PQ7), with the schema put in.
+    /// Every statement of the protocol ([a chunk is a row], [claims take expired leases],
+    /// [completions fenced by attempt], [each result handed over once], [values only as binds],
+    /// [a hung statement is given up], [commits need not be durable]), with the schema put in.
     struct Statements: Sendable {
         static let version: Int32 = 2
         let schema: String
@@ -428,7 +434,8 @@
             ]
         }
 
-        /// The coordinator adds one chunk (PQ1) and wakes idle workers (workChannel) in the same statement.
+        /// The coordinator adds one chunk ([a chunk is a row]) and wakes idle workers (workChannel) in the same
+        /// statement.
         func submit(
             run: Int64, seq: Int64, layer: String, build: String, policy: String, items: Int32, payload: ByteBuffer,
             maxAttempts: Int32, lease: Double
@@ -454,8 +461,8 @@
                     """, binds: b)
         }
 
-        /// PQ2: claim up to `limit` chunks of a layer and build, each with the lease its coordinator asked
-        /// for. Rows: run, seq, attempt, policy, payload, lease seconds.
+        /// [claims take expired leases]: claim up to `limit` chunks of a layer and build, each with the lease its
+        /// coordinator asked for. Rows: run, seq, attempt, policy, payload, lease seconds.
         func claim(layer: String, build: String, limit: Int32, worker: String) -> PostgresQuery {
             var b = PostgresBindings(capacity: 4)
             b.append(layer)
@@ -486,8 +493,9 @@
                 unsafeSQL: "SELECT build FROM \(t("chunks")) WHERE layer = $1 AND build <> $2 LIMIT 1", binds: b)
         }
 
-        /// PQ2: extend the leases of the chunks `worker` knows it holds, under those claims only: a claim
-        /// whose answer was lost (the connection dropped after the commit) is not renewed, so it runs out.
+        /// [claims take expired leases]: extend the leases of the chunks `worker` knows it holds, under those claims
+        /// only: a claim whose answer was lost (the connection dropped after the commit) is not renewed, so it runs
+        /// out.
         func heartbeat(_ chunks: [ClaimKey], worker: String) -> PostgresQuery {
             update(chunks, worker: worker, set: "lease_until = now() + make_interval(secs => c.lease_seconds)")
         }
@@ -513,8 +521,8 @@
                     """, binds: b)
         }
 
-        /// PQ3: complete chunks, fenced by their claims' attempts, and wake the coordinators (one NOTIFY on
-        /// doneChannel when a result was written). Rows: run, seq of each result written.
+        /// [completions fenced by attempt]: complete chunks, fenced by their claims' attempts, and wake the
+        /// coordinators (one NOTIFY on doneChannel when a result was written). Rows: run, seq of each result written.
         func complete(_ done: [CompletedChunk], worker: String) -> PostgresQuery {
             var b = PostgresBindings(capacity: 12)
             b.append(done.map(\.key.run))
@@ -551,8 +559,8 @@
                     """, binds: b)
         }
 
-        /// PQ4: read a run's results (deleted by `drop` once they are handed over). Rows: seq, payload,
-        /// emitted, skipped, failed, retried, error, skip_error, worker.
+        /// [each result handed over once]: read a run's results (deleted by `drop` once they are handed over). Rows:
+        /// seq, payload, emitted, skipped, failed, retried, error, skip_error, worker.
         func results(run: Int64) -> PostgresQuery {
             var b = PostgresBindings(capacity: 1)
             b.append(run)
@@ -563,7 +571,7 @@
                     """, binds: b)
         }
 
-        /// PQ4: delete results of a run that were handed over.
+        /// [each result handed over once]: delete results of a run that were handed over.
         func drop(run: Int64, seqs: [Int64]) -> PostgresQuery {
             var b = PostgresBindings(capacity: 2)
             b.append(run)
@@ -572,7 +580,8 @@
                 unsafeSQL: "DELETE FROM \(t("results")) WHERE run = $1 AND seq = ANY($2::int8[])", binds: b)
         }
 
-        /// DC6: which of a run's chunks `seqs` are in none of chunks, results and dead_letters. Rows: seq.
+        /// [undone writes written again]: which of a run's chunks `seqs` are in none of chunks, results and
+        /// dead_letters. Rows: seq.
         func missing(run: Int64, seqs: [Int64]) -> PostgresQuery {
             var b = PostgresBindings(capacity: 2)
             b.append(run)
@@ -586,8 +595,8 @@
                     """, binds: b)
         }
 
-        /// PQ4: a run's dead letters, read again after a burial whose answer may have been lost. Rows: seq,
-        /// attempts.
+        /// [each result handed over once]: a run's dead letters, read again after a burial whose answer may have been
+        /// lost. Rows: seq, attempts.
         func dead(run: Int64) -> PostgresQuery {
             var b = PostgresBindings(capacity: 1)
             b.append(run)
@@ -595,7 +604,8 @@
                 unsafeSQL: "SELECT seq, attempts FROM \(t("dead_letters")) WHERE run = $1", binds: b)
         }
 
-        /// PQ4: move a run's chunks whose last attempt's lease ran out to the dead letters. Rows: seq, attempts.
+        /// [each result handed over once]: move a run's chunks whose last attempt's lease ran out to the dead letters.
+        /// Rows: seq, attempts.
         func bury(run: Int64) -> PostgresQuery {
             var b = PostgresBindings(capacity: 1)
             b.append(run)
@@ -611,8 +621,8 @@
                     """, binds: b)
         }
 
-        /// Forget all that is left of a run (DC7): its chunks, then (a second statement, so that it sees a
-        /// completion that committed while the first waited for a row) its results.
+        /// Forget all that is left of a run ([a run leaves no rows]): its chunks, then (a second statement, so that it
+        /// sees a completion that committed while the first waited for a row) its results.
         func forget(run: Int64) -> [PostgresQuery] {
             ["chunks", "results"].map { table in
                 var b = PostgresBindings(capacity: 1)
@@ -623,14 +633,15 @@
 
     }
 
-    /// A claim of one chunk: which chunk, under which attempt (PQ2, PQ3).
+    /// A claim of one chunk: which chunk, under which attempt ([claims take expired leases],
+    /// [completions fenced by attempt]).
     struct ClaimKey: Hashable, Sendable {
         let run: Int64
         let seq: Int64
         let attempt: Int32
     }
 
-    /// What a worker made of one claimed chunk, ready for the completion statement (PQ3).
+    /// What a worker made of one claimed chunk, ready for the completion statement ([completions fenced by attempt]).
     struct CompletedChunk: Sendable {
         let key: ClaimKey
         let payload: ByteBuffer

@@ -1,10 +1,11 @@
 // PipelineService.swift — a pipeline as a swift-service-lifecycle Service: graceful shutdown drains it,
 // cancellation cancels it, and its report is kept for whoever started it.
 //
-// Invariant: PS1. A graceful shutdown of the group (SIGTERM, SIGINT, triggerGracefulShutdown) drains the
-// run (PipelineControl, RunState S4): nothing it pulled is lost, and run() returns normally. A
-// cancellation of the group cancels the run (what was not finished is counted as dropped) and run()
-// throws CancellationError. Either way `report` holds the run's report once run() has returned.
+// Invariant:
+//  [a shutdown drains the service] A graceful shutdown of the group (SIGTERM, SIGINT, triggerGracefulShutdown) drains
+//    the run (PipelineControl, [a drain only ends the pulls]): nothing it pulled is lost, and run() returns normally.
+//    A cancellation of the group cancels the run (what was not finished is counted as dropped) and run() throws
+//    CancellationError. Either way `report` holds the run's report once run() has returned.
 public import AsyncFlow
 public import ServiceLifecycle
 import Synchronization
@@ -51,7 +52,7 @@ public final class PipelineService: Service, Sendable {
     /// The run's report, once run() has returned (also when it threw).
     public var report: PipelineReport? { lastReport.withLock { $0 } }
 
-    /// Drain the run now, as a graceful shutdown would (PS1).
+    /// Drain the run now, as a graceful shutdown would ([a shutdown drains the service]).
     public func drain() { control.drain() }
 
     /// Whether the run was drained (a graceful shutdown, or drain()).
@@ -69,7 +70,7 @@ public final class PipelineService: Service, Sendable {
         try await withGracefulShutdownHandler {
             _ = try await body(options)
         } onGracefulShutdown: {
-            control.drain()  // PS1
+            control.drain()  // [a shutdown drains the service]
         }
     }
 }

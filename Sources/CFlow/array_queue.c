@@ -13,27 +13,29 @@
  * So head_done <= head <= tail_done <= tail <= head_done + cap at every moment (the order of the
  * counters' loads below keeps each decision on the safe side of it).
  * Invariants:
- *  R1. A position is claimed by exactly one producer (CAS on tail) and one consumer (CAS on head).
- *  R2. A producer claims k <= cap - (tail - head_done) positions (their slots' previous items were read,
- *      head_done being released after the reads), writes the items, waits until tail_done reaches its
- *      first position, then release-stores tail_done = its end. A consumer claims k <= tail_done - head
- *      positions (acquire: it sees the bytes), reads them, waits until head_done reaches its first
- *      position, then release-stores head_done = its end. Commits are therefore in claim order; a
- *      claimer waits (backoff) only for claimers before it that are mid-copy.
- *  R3. Batches: a claim takes as many positions as are free (ready) up to n, in one CAS.
- *  R4. "Full" / "empty" are decided only after a seq_cst fence followed by a load of the opposite done
- *      counter, and only when no claimer of the opposite side is mid-copy (else it backs off and
- *      retries: the decision would be stale in a moment); with the fence in flow_parker_notify this
- *      makes the parking protocol lossless (parker.c).
- *  R5. close() sets MARK in tail (seq_cst RMW) and ring.c notifies both parkers: later claims see the
- *      mark; pops drain every committed item, then see tail == head with the mark set, so an item whose
- *      producer claimed before the close is still delivered.
- *  R6. Positions are the queue's total order: pop_n_seq reports a batch's first position, so parallel
- *      consumers can restore queue order downstream.
- *  R7. With resume_at set, waiting producers wait for "size <= resume_at" (not just "a free slot"): a
- *      pop notifies them only when the size it computes after its own commit is <= resume_at. It reads
- *      tail before head_done, so it never overestimates the size at the moment head_done is read, and
- *      the pop that brings the ring down to resume_at always notifies; close() notifies regardless.
+ *  [each position claimed once] A position is claimed by exactly one producer (CAS on tail) and one consumer
+ *    (CAS on head).
+ *  [commits in claim order] A producer claims k <= cap - (tail - head_done) positions (their slots' previous
+ *    items were read, head_done being released after the reads), writes the items, waits until tail_done
+ *    reaches its first position, then release-stores tail_done = its end. A consumer claims k <= tail_done -
+ *    head positions (acquire: it sees the bytes), reads them, waits until head_done reaches its first
+ *    position, then release-stores head_done = its end. Commits are therefore in claim order; a claimer waits
+ *    (backoff) only for claimers before it that are mid-copy.
+ *  [a claim takes a batch in one step] Batches: a claim takes as many positions as are free (ready) up to n,
+ *    in one CAS.
+ *  [full and empty decided after a fence] "Full" / "empty" are decided only after a seq_cst fence followed by
+ *    a load of the opposite done counter, and only when no claimer of the opposite side is mid-copy (else it
+ *    backs off and retries: the decision would be stale in a moment); with the fence in flow_parker_notify
+ *    this makes the parking protocol lossless (parker.c).
+ *  [close drains what was claimed] close() sets MARK in tail (seq_cst RMW) and ring.c notifies both parkers:
+ *    later claims see the mark; pops drain every committed item, then see tail == head with the mark set, so
+ *    an item whose producer claimed before the close is still delivered.
+ *  [positions are the queue's order] Positions are the queue's total order: pop_n_seq reports a batch's first
+ *    position, so parallel consumers can restore queue order downstream.
+ *  [producers resume at a size] With resume_at set, waiting producers wait for "size <= resume_at" (not just
+ *    "a free slot"): a pop notifies them only when the size it computes after its own commit is <= resume_at.
+ *    It reads tail before head_done, so it never overestimates the size at the moment head_done is read, and
+ *    the pop that brings the ring down to resume_at always notifies; close() notifies regardless.
  * Memory orderings: tail_done / head_done release (commit) and acquire (claim); tail / head CAS seq_cst
  * on success, relaxed loads elsewhere; the seq_cst fence guards the full/empty decision.
  */
@@ -58,13 +60,17 @@ typedef struct array_queue {
     /* read-mostly after creation */
     _Alignas(FLOW_CACHELINE) uint64_t cap;
     size_t elem_size;
-    uint64_t resume_at; /* R7: wake waiting producers at this size or below (0: on any free slot) */
-    _Atomic uint64_t *written; /* per slot: the end of the written range that starts there (R2) */
+    /* [producers resume at a size]: wake waiting producers at this size or below (0: on any free slot) */
+    uint64_t resume_at;
+    /* per slot: the end of the written range that starts there ([commits in claim order]) */
+    _Atomic uint64_t *written;
     _Atomic uint64_t *read;    /* per slot: the end of the read range that starts there */
     unsigned char *data;
 } array_queue;
 
-/* The layout R1-R4 rely on: each counter, and the read-mostly fields, on cache lines of their own. */
+/* The layout [each position claimed once], [commits in claim order], [a claim takes a batch in one step],
+ * [full and empty decided after a fence] rely on: each counter, and the read-mostly fields, on cache lines
+ * of their own. */
 _Static_assert(offsetof(array_queue, tail) % FLOW_CACHELINE == 0, "tail starts a cache line");
 _Static_assert(offsetof(array_queue, tail_done) - offsetof(array_queue, tail) >= FLOW_CACHELINE,
                "tail and tail_done on separate cache lines");
@@ -117,7 +123,8 @@ static int array_is_closed(const void *q) {
 }
 
 /* Items in the ring, counting those being written or read, from one read of tail then head_done: may
- * underestimate, never overestimates the size at the moment head_done is read (R7). */
+ * underestimate, never overestimates the size at the moment head_done is read ([producers resume at a size]).
+ * */
 static inline uint64_t size_now(array_queue *r) {
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed) & ~MARK;
     uint64_t head = atomic_load_explicit(&r->head_done, memory_order_relaxed);
@@ -137,7 +144,9 @@ static inline void backoff_snooze(backoff *b) {
     if (b->step <= 10) b->step++;
 }
 
-/* Claim up to n positions for pushing (R1-R4): the count (first position in *pos) or a status. */
+/* Claim up to n positions for pushing ([each position claimed once], [commits in claim order],
+ * [a claim takes a batch in one step], [full and empty decided after a fence]): the count (first position
+ * in *pos) or a status. */
 static int64_t claim_push(array_queue *r, int64_t n, uint64_t *pos) {
     backoff b = {0};
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -150,7 +159,7 @@ static int64_t claim_push(array_queue *r, int64_t n, uint64_t *pos) {
         }
         uint64_t free_slots = r->cap - (tail - done);
         if (free_slots == 0) {
-            atomic_thread_fence(memory_order_seq_cst); /* R4 */
+            atomic_thread_fence(memory_order_seq_cst); /* [full and empty decided after a fence] */
             uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
             done = atomic_load_explicit(&r->head_done, memory_order_relaxed);
             uint64_t now = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -179,7 +188,7 @@ static int64_t claim_pop(array_queue *r, int64_t n, uint64_t *pos) {
             continue;
         }
         if (head == done) {
-            atomic_thread_fence(memory_order_seq_cst); /* R4 */
+            atomic_thread_fence(memory_order_seq_cst); /* [full and empty decided after a fence] */
             uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
             done = atomic_load_explicit(&r->tail_done, memory_order_relaxed);
             uint64_t now = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -200,9 +209,10 @@ static int64_t claim_pop(array_queue *r, int64_t n, uint64_t *pos) {
     }
 }
 
-/* R2: finish our range [from, to): when every range before it is finished (done == from), move `done`
- * to its end; otherwise mark it finished, for the claimer that moves `done` to it. Either way, then
- * move `done` over every range after it whose claimer finished first (marked it and left). */
+/* [commits in claim order]: finish our range [from, to): when every range before it is finished (done ==
+ * from), move `done` to its end; otherwise mark it finished, for the claimer that moves `done` to it.
+ * Either way, then move `done` over every range after it whose claimer finished first (marked it and
+ * left). */
 static inline void commit(_Atomic uint64_t *done, _Atomic uint64_t *ends, uint64_t cap, uint64_t from,
                           uint64_t to) {
     uint64_t d = from;
@@ -238,19 +248,19 @@ static int64_t array_pop_n(void *q, void *items, int64_t n, uint64_t *seq, int *
     uint64_t pos;
     int64_t k = claim_pop(r, n, &pos);
     if (k <= 0) return k;
-    if (seq) *seq = pos; /* R6 */
+    if (seq) *seq = pos; /* [positions are the queue's order] */
     uint64_t idx = pos % r->cap, first = r->cap - idx < (uint64_t)k ? r->cap - idx : (uint64_t)k;
     memcpy(items, r->data + idx * r->elem_size, first * r->elem_size);
     if (first < (uint64_t)k)
         memcpy((unsigned char *)items + first * r->elem_size, r->data, ((uint64_t)k - first) * r->elem_size);
     commit(&r->head_done, r->read, r->cap, pos, pos + (uint64_t)k);
-    *resume = r->resume_at == 0 || size_now(r) <= r->resume_at; /* R7 */
+    *resume = r->resume_at == 0 || size_now(r) <= r->resume_at; /* [producers resume at a size] */
     return k;
 }
 
 static void array_close(void *q) {
     array_queue *r = q;
-    atomic_fetch_or_explicit(&r->tail, MARK, memory_order_seq_cst); /* R5 */
+    atomic_fetch_or_explicit(&r->tail, MARK, memory_order_seq_cst); /* [close drains what was claimed] */
 }
 
 /* Readiness re-checks: the decision points (and fences) of the claims, without claiming. */
@@ -269,7 +279,7 @@ static int array_ready_to_push(void *q) {
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     if (tail & MARK) return 1;
     uint64_t size = size_now(r);
-    if (r->resume_at) return size <= r->resume_at; /* R7 */
+    if (r->resume_at) return size <= r->resume_at; /* [producers resume at a size] */
     return size < r->cap;
 }
 

@@ -1,7 +1,7 @@
 /*
- * config.c — the one parser for FLOW_WORKERS, FLOW_CPUS, FLOW_PIN, FLOW_SPIN_NS, FLOW_SCHED, FLOW_NICE and FLOW_SLICE_NS,
- * whether the text comes from the environment or from code. Every error names the variable and its value.
- * No shared state: all functions are reentrant.
+ * config.c — the one parser for FLOW_WORKERS, FLOW_CPUS, FLOW_PIN, FLOW_SPIN_NS, FLOW_SCHED, FLOW_NICE and
+ * FLOW_SLICE_NS, whether the text comes from the environment or from code. Every error names the variable and
+ * its value. No shared state: all functions are reentrant.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

@@ -21,8 +21,9 @@
 /* Fill err (if any) with code and a formatted message; returns code. */
 int flow_fail(flow_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Where the calling thread counts its parks: a pool points it at its worker's counter (pool.c W4);
- * NULL outside a pool thread. Defined in base.c, so the parker does not depend on the pool. */
+/* Where the calling thread counts its parks: a pool points it at its worker's counter
+ * ([worker counters on their own lines]); NULL outside a pool thread. Defined in base.c, so the parker
+ * does not depend on the pool. */
 extern _Thread_local _Atomic uint64_t *flow_tls_parked;
 
 #endif

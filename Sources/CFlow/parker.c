@@ -3,24 +3,25 @@
  *
  * State: one 64-bit word, epoch in the high half, announced waiters in the low half.
  * Invariants:
- *  I1. A waiter announces itself (prepare: seq_cst RMW adding 1 waiter, which also reads the epoch =
- *      its key) BEFORE re-checking the condition; the re-check reads the condition after a seq_cst fence
- *      or seq_cst operation.
- *  I2. A notifier makes the condition true BEFORE `atomic_thread_fence(seq_cst)` and then loads the
- *      state. By the seq_cst fence rules, either the waiter's re-check sees the condition, or the
- *      notifier sees waiters > 0, bumps the epoch and wakes: no wake-up is lost.
- *  I3. A thread sleeps only while epoch == key (futex compares the epoch word atomically with the sleep),
- *      so a notify between prepare and futex_wait makes the wait return at once.
- *  I4. Callback waiters: register increments `callbacks` (seq_cst) and checks the epoch under `lock`;
- *      notify bumps the epoch (seq_cst) and then loads `callbacks`. One of the two sees the other, so a
- *      callback is either refused (FLOW_READY) or fired by that notify. Fired callbacks are detached under
- *      the lock and called outside it, each exactly once; unregister removes only an attached node.
- *  I5. Each waiter's announcement is withdrawn exactly once: by cancel, by the end of wait, by a refused
- *      register, by unregister, or by the notify that detaches its callback.
- *  I6. A node's `owner` is written only under its owner's lock, but read by unregister under the lock of
- *      whichever parker it is asked to leave (flow_ring_unawait tries both of a ring's), so it is
- *      accessed atomically (relaxed: only the owner's own lock orders what matters, and a parker that
- *      does not own the node never sees itself there).
+ *  [announce before re-checking] A waiter announces itself (prepare: seq_cst RMW adding 1 waiter, which also
+ *    reads the epoch = its key) BEFORE re-checking the condition; the re-check reads the condition after a
+ *    seq_cst fence or seq_cst operation.
+ *  [notify after the condition] A notifier makes the condition true BEFORE `atomic_thread_fence(seq_cst)` and
+ *    then loads the state. By the seq_cst fence rules, either the waiter's re-check sees the condition, or
+ *    the notifier sees waiters > 0, bumps the epoch and wakes: no wake-up is lost.
+ *  [sleep only on the key] A thread sleeps only while epoch == key (futex compares the epoch word atomically
+ *    with the sleep), so a notify between prepare and futex_wait makes the wait return at once.
+ *  [callbacks refused or fired] Callback waiters: register increments `callbacks` (seq_cst) and checks the
+ *    epoch under `lock`; notify bumps the epoch (seq_cst) and then loads `callbacks`. One of the two sees the
+ *    other, so a callback is either refused (FLOW_READY) or fired by that notify. Fired callbacks are
+ *    detached under the lock and called outside it, each exactly once; unregister removes only an attached
+ *    node.
+ *  [announcements withdrawn once] Each waiter's announcement is withdrawn exactly once: by cancel, by the end
+ *    of wait, by a refused register, by unregister, or by the notify that detaches its callback.
+ *  [a node's owner read atomically] A node's `owner` is written only under its owner's lock, but read by
+ *    unregister under the lock of whichever parker it is asked to leave (flow_ring_unawait tries both of a
+ *    ring's), so it is accessed atomically (relaxed: only the owner's own lock orders what matters, and a
+ *    parker that does not own the node never sees itself there).
  * Fast path: notify with no waiter is a fence, a relaxed load and a branch.
  */
 #ifndef _GNU_SOURCE
@@ -105,12 +106,13 @@ void flow_parker_destroy(flow_parker *p) {
 }
 
 uint32_t flow_parker_prepare(flow_parker *p) {
-    /* seq_cst: I1, the announcement precedes the caller's re-check */
+    /* seq_cst: [announce before re-checking], the announcement precedes the caller's re-check */
     return EPOCH(atomic_fetch_add_explicit(&p->state, WAITER_ONE, memory_order_seq_cst));
 }
 
 void flow_parker_cancel(flow_parker *p) {
-    atomic_fetch_sub_explicit(&p->state, WAITER_ONE, memory_order_relaxed); /* I5 */
+    /* [announcements withdrawn once] */
+    atomic_fetch_sub_explicit(&p->state, WAITER_ONE, memory_order_relaxed);
 }
 
 uint32_t flow_parker_waiters(const flow_parker *p) {
@@ -145,7 +147,8 @@ int flow_parker_wait(flow_parker *p, uint32_t key, int64_t timeout_ns) {
             rel.tv_nsec = (long)(left % 1000000000u);
             relp = &rel;
         }
-        futex_wait(epoch_word(p), key, relp); /* I3: sleeps only while the epoch is still `key` */
+        /* [sleep only on the key]: sleeps only while the epoch is still `key` */
+        futex_wait(epoch_word(p), key, relp);
     }
 #else
     pthread_mutex_lock(p->lock);
@@ -165,20 +168,21 @@ int flow_parker_wait(flow_parker *p, uint32_t key, int64_t timeout_ns) {
     }
     pthread_mutex_unlock(p->lock);
 #endif
-    atomic_fetch_sub_explicit(&p->state, WAITER_ONE, memory_order_relaxed); /* I5 */
+    /* [announcements withdrawn once] */
+    atomic_fetch_sub_explicit(&p->state, WAITER_ONE, memory_order_relaxed);
     return rc;
 }
 
 int flow_parker_register(flow_parker *p, uint32_t key, flow_waiter *w) {
     pthread_mutex_lock(p->lock);
-    atomic_fetch_add_explicit(&p->callbacks, 1, memory_order_seq_cst); /* I4 */
+    atomic_fetch_add_explicit(&p->callbacks, 1, memory_order_seq_cst); /* [callbacks refused or fired] */
     if (EPOCH(atomic_load_explicit(&p->state, memory_order_seq_cst)) != key) {
         atomic_fetch_sub_explicit(&p->callbacks, 1, memory_order_relaxed);
         pthread_mutex_unlock(p->lock);
-        flow_parker_cancel(p); /* I5: refused */
+        flow_parker_cancel(p); /* [announcements withdrawn once]: refused */
         return FLOW_READY;
     }
-    __atomic_store_n(&w->owner, (void *)p, __ATOMIC_RELAXED); /* I6 */
+    __atomic_store_n(&w->owner, (void *)p, __ATOMIC_RELAXED); /* [a node's owner read atomically] */
     w->prev = NULL;
     w->next = p->head;
     if (p->head) p->head->prev = w;
@@ -190,7 +194,7 @@ int flow_parker_register(flow_parker *p, uint32_t key, flow_waiter *w) {
 int flow_parker_unregister(flow_parker *p, flow_waiter *w) {
     int removed = 0;
     pthread_mutex_lock(p->lock);
-    if (__atomic_load_n(&w->owner, __ATOMIC_RELAXED) == p) { /* I6 */
+    if (__atomic_load_n(&w->owner, __ATOMIC_RELAXED) == p) { /* [a node's owner read atomically] */
         if (w->prev) w->prev->next = w->next; else p->head = w->next;
         if (w->next) w->next->prev = w->prev;
         __atomic_store_n(&w->owner, NULL, __ATOMIC_RELAXED);
@@ -199,7 +203,7 @@ int flow_parker_unregister(flow_parker *p, flow_waiter *w) {
         removed = 1;
     }
     pthread_mutex_unlock(p->lock);
-    if (removed) flow_parker_cancel(p); /* I5 */
+    if (removed) flow_parker_cancel(p); /* [announcements withdrawn once] */
     return removed;
 }
 
@@ -209,12 +213,14 @@ static void fire_callbacks(struct flow_parker *p) {
     uint32_t n = 0;
     p->head = NULL;
     for (flow_waiter *w = list; w; w = w->next) {
-        __atomic_store_n(&w->owner, NULL, __ATOMIC_RELAXED); /* detached: unregister now returns 0 (I6) */
+        /* detached: unregister now returns 0 ([a node's owner read atomically]) */
+        __atomic_store_n(&w->owner, NULL, __ATOMIC_RELAXED);
         n++;
     }
     atomic_fetch_sub_explicit(&p->callbacks, n, memory_order_relaxed);
     pthread_mutex_unlock(p->lock);
-    if (n) atomic_fetch_sub_explicit(&p->state, (uint64_t)n * WAITER_ONE, memory_order_relaxed); /* I5 */
+    /* [announcements withdrawn once] */
+    if (n) atomic_fetch_sub_explicit(&p->state, (uint64_t)n * WAITER_ONE, memory_order_relaxed);
     while (list) {
         flow_waiter *next = list->next; /* fn may free the node */
         list->next = list->prev = NULL;
@@ -224,7 +230,8 @@ static void fire_callbacks(struct flow_parker *p) {
 }
 
 void flow_parker_notify(flow_parker *p, int32_t n) {
-    atomic_thread_fence(memory_order_seq_cst); /* I2: the caller's change precedes the waiter check */
+    /* [notify after the condition]: the caller's change precedes the waiter check */
+    atomic_thread_fence(memory_order_seq_cst);
     if (WAITERS(atomic_load_explicit(&p->state, memory_order_relaxed)) == 0) return;
     /* release: a woken waiter that sees the new epoch also sees the caller's change */
     atomic_fetch_add_explicit(&p->state, EPOCH_ONE, memory_order_seq_cst);
@@ -236,5 +243,6 @@ void flow_parker_notify(flow_parker *p, int32_t n) {
     pthread_cond_broadcast(p->cond);
     pthread_mutex_unlock(p->lock);
 #endif
-    if (atomic_load_explicit(&p->callbacks, memory_order_seq_cst) != 0) fire_callbacks(p); /* I4 */
+    /* [callbacks refused or fired] */
+    if (atomic_load_explicit(&p->callbacks, memory_order_seq_cst) != 0) fire_callbacks(p);
 }

@@ -13,16 +13,17 @@ typedef struct flow_queue_ops {
     /** Push up to n (>= 1) items: the count pushed (>= 1), FLOW_FULL or FLOW_CLOSED. */
     int64_t (*push_n)(void *q, const void *items, int64_t n);
     /** Pop up to n (>= 1) items: the count (>= 1), FLOW_EMPTY or FLOW_CLOSED (closed and drained).
-     *  With seq, also the queue-order number of the first (FLOW_ENOTSUP where the kind has none). After
-     *  a pop, *resume says whether producers waiting for space may go on (the array's R7 hysteresis). */
+     *  With seq, also the queue-order number of the first (FLOW_ENOTSUP where the kind has none). After a
+     *  pop, *resume says whether producers waiting for space may go on (the array's
+     *  [producers resume at a size] hysteresis). */
     int64_t (*pop_n)(void *q, void *items, int64_t n, uint64_t *seq, int *resume);
     /** Refuse pushes from now on; pops drain what is left. Idempotent. */
     void (*close)(void *q);
     int (*is_closed)(const void *q);
     /** Items inside, approximate while others push and pop. */
     uint64_t (*size)(const void *q);
-    /** Await re-checks, after the caller announced itself on a parker (parker.c I1): whether a pop
-     *  (push) would not answer FLOW_EMPTY (FLOW_FULL), or the queue is closed. */
+    /** Await re-checks, after the caller announced itself on a parker ([announce before re-checking]):
+     *  whether a pop (push) would not answer FLOW_EMPTY (FLOW_FULL), or the queue is closed. */
     int (*ready_to_pop)(void *q);
     int (*ready_to_push)(void *q);
     void (*destroy)(void *q);

@@ -4,32 +4,34 @@
  * calls (spin for a budget, then park) and await registration for callbacks.
  *
  * Invariants:
- *  RW1. Every successful push notifies not_empty and every successful pop whose storage says waiting
- *       producers may go on (array R7) notifies not_full, after the storage operation is complete;
- *       close() notifies both. A push refused by close notifies not_empty too (liburcu U3).
- *  RW2. A caller waits only after announcing itself on the parker and re-checking (parker.c I1): the
- *       blocking calls retry the operation, await re-checks with the storage's ready_to_pop / push, which
- *       decide at the same points (and fences) as the operations (array R4). So no wake-up is lost.
- *  RW3. Spinning is bounded in nanoseconds (spin_ns), busy for ~2 us, then yielding between re-checks;
- *       after the budget a waiter parks (no CPU burnt by an idle pipeline).
- *  RW4. A waiter that serves jobs (the *_serving calls) runs every queued job before it spins or parks,
- *       and parks on the jobs' parker only after announcing itself there, registering a node on the
- *       ring's parker (whose callback notifies the jobs' parker: all of its threads, since each waits
- *       on its own ring) and re-checking that no job is queued: so a push, pop or close on its ring
- *       (RW1) and a queued job both wake it, and none is lost. Its node is taken back from that parker
- *       before the call returns (if a notify took it first, the call waits until its callback has run).
- *       Model-checked with a job queue, a pushing thread and a close: spin-models/serve.pml.
- *  RW5. Adaptive spin, for a pool thread waiting for items (pop_n_serving): each thread keeps an average
- *       of how long its recent waits lasted, from finding its ring empty until items came. While that
- *       average is under FLOW_ADAPTIVE_SPIN_FACTOR x spin_ns (240 us by default), one thread of the
- *       process at a time (it holds `long_spinner`, taken with a CAS and given back when its spin ends)
- *       spins for up to twice the average, within that bound, instead of spin_ns; the others spin
- *       spin_ns as before. So a steady trickle of items (10 k/s: 100 us apart) is caught by a spinning
- *       thread rather than after a futex wake (~35 us here), at the cost of that thread's CPU (niced,
- *       FLOW_NICE, and yielding after ~2 us); a source that falls silent shows as one long wait, after
- *       which every thread spins spin_ns and parks.
- *       Only how long a thread spins changes: the park / wake protocol (RW2, RW4) is untouched.
- *       spin_ns = 0 turns spinning off, this one too.
+ *  [every change notifies] Every successful push notifies not_empty and every successful pop whose storage
+ *    says waiting producers may go on ([producers resume at a size]) notifies not_full, after the storage
+ *    operation is complete; close() notifies both. A push refused by close notifies not_empty too
+ *    ([no push accepted after close]).
+ *  [waits announce and re-check] A caller waits only after announcing itself on the parker and re-checking
+ *    ([announce before re-checking]): the blocking calls retry the operation, await re-checks with the
+ *    storage's ready_to_pop / push, which decide at the same points (and fences) as the operations
+ *    ([full and empty decided after a fence]). So no wake-up is lost.
+ *  [spins bounded in time] Spinning is bounded in nanoseconds (spin_ns), busy for ~2 us, then yielding
+ *    between re-checks; after the budget a waiter parks (no CPU burnt by an idle pipeline).
+ *  [a serving waiter misses no job] A waiter that serves jobs (the *_serving calls) runs every queued job
+ *    before it spins or parks, and parks on the jobs' parker only after announcing itself there, registering
+ *    a node on the ring's parker (whose callback notifies the jobs' parker: all of its threads, since each
+ *    waits on its own ring) and re-checking that no job is queued: so a push, pop or close on its ring
+ *    ([every change notifies]) and a queued job both wake it, and none is lost. Its node is taken back from
+ *    that parker before the call returns (if a notify took it first, the call waits until its callback has
+ *    run). Model-checked with a job queue, a pushing thread and a close: spin-models/serve.pml.
+ *  [one long spinner] Adaptive spin, for a pool thread waiting for items (pop_n_serving): each thread keeps
+ *    an average of how long its recent waits lasted, from finding its ring empty until items came. While that
+ *    average is under FLOW_ADAPTIVE_SPIN_FACTOR x spin_ns (240 us by default), one thread of the process at a
+ *    time (it holds `long_spinner`, taken with a CAS and given back when its spin ends) spins for up to twice
+ *    the average, within that bound, instead of spin_ns; the others spin spin_ns as before. So a steady
+ *    trickle of items (10 k/s: 100 us apart) is caught by a spinning thread rather than after a futex wake
+ *    (tens of microseconds on a virtual machine), at the cost of that thread's CPU (niced, FLOW_NICE, and
+ *    yielding after ~2 us); a source that falls silent shows as one long wait, after which every thread
+ *    spins spin_ns and parks. Only how
+ *    long a thread spins changes: the park / wake protocol ([waits announce and re-check],
+ *    [a serving waiter misses no job]) is untouched. spin_ns = 0 turns spinning off, this one too.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -104,7 +106,8 @@ flow_ring *flow_ring_create(const flow_ring_options *o, flow_error *err) {
     r->spin_ns = o->spin_ns < 0 ? FLOW_DEFAULT_SPIN_NS : o->spin_ns;
     int ok = flow_parker_init(&r->not_empty) == FLOW_OK && flow_parker_init(&r->not_full) == FLOW_OK;
     if (ok) {
-        /* resume_producers_at is the array's (R7): liburcu wakes producers on any free slot */
+        /* resume_producers_at is the array's ([producers resume at a size]): liburcu wakes producers on
+         * any free slot */
         r->ops = o->kind == FLOW_QUEUE_RING ? flow_array_ops : flow_urcu_ops;
         r->q = o->kind == FLOW_QUEUE_RING ? flow_array_create(r->cap, r->elem_size, o->resume_producers_at)
                                           : flow_urcu_create(r->cap, r->elem_size);
@@ -142,7 +145,8 @@ int64_t flow_ring_push_n(flow_ring *r, const void *items, int64_t n) {
         flow_parker_notify(&r->not_empty, (int32_t)(k < INT32_MAX ? k : INT32_MAX));
     else if (k == FLOW_CLOSED)
         /* a push refused by close may have held a reservation a consumer waits on before it can see
-           "closed and drained" (liburcu, urcu_queue.c U3): wake consumers (close already woke them once) */
+         * "closed and drained" (liburcu, urcu_queue.c [no push accepted after close]): wake consumers
+         * (close already woke them once) */
         flow_parker_notify(&r->not_empty, INT32_MAX);
     return k;
 }
@@ -151,7 +155,7 @@ static int64_t ring_pop(flow_ring *r, void *items, int64_t n, uint64_t *seq) {
     if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
     int resume = 0;
     int64_t k = r->ops->pop_n(r->q, items, n, seq, &resume);
-    if (k > 0 && resume) /* RW1 */
+    if (k > 0 && resume) /* [every change notifies] */
         flow_parker_notify(&r->not_full, (int32_t)(k < INT32_MAX ? k : INT32_MAX));
     return k;
 }
@@ -181,11 +185,11 @@ void flow_ring_close(flow_ring *r) {
 
 typedef int64_t (*ring_op)(flow_ring *, void *, int64_t, uint64_t *);
 
-/* RW3: re-try `op` until `spin_end` (nothing when spin_ns is 0): busy-wait with pause for the first
- * ~2 us, then yield between re-checks, so a thread this one waits for (often on the same core when CPUs
- * are oversubscribed, e.g. a Swift task consuming our output) gets the CPU instead of our spinning.
- * Returns op's first answer that is not `would_block`, or `would_block` when the budget is spent or,
- * with `jobs`, as soon as a job is queued (then *job is set). */
+/* [spins bounded in time]: re-try `op` until `spin_end` (nothing when spin_ns is 0): busy-wait with pause
+ * for the first ~2 us, then yield between re-checks, so a thread this one waits for (often on the same
+ * core when CPUs are oversubscribed, e.g. a Swift task consuming our output) gets the CPU instead of our
+ * spinning. Returns op's first answer that is not `would_block`, or `would_block` when the budget is spent
+ * or, with `jobs`, as soon as a job is queued (then *job is set). */
 static int64_t ring_spin(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_t *seq, int64_t would_block,
                          uint64_t start, uint64_t spin_end, const flow_jobs *jobs, int *job) {
     uint64_t busy_end = start + 2000 < spin_end ? start + 2000 : spin_end;
@@ -219,7 +223,7 @@ static int64_t ring_wait(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_
     if (k != would_block) return k;
     for (;;) {
         uint32_t key = flow_parker_prepare(parker);
-        k = op(r, buf, n, seq); /* re-check after announcing (RW2) */
+        k = op(r, buf, n, seq); /* re-check after announcing ([waits announce and re-check]) */
         if (k != would_block) {
             flow_parker_cancel(parker);
             return k;
@@ -294,7 +298,7 @@ int64_t flow_ring_push_all_wait(flow_ring *r, const void *items, int64_t n, int6
 }
 
 /* A pool thread serving jobs parks on the jobs' parker, with this node registered on the ring's parker
- * so that a push / pop / close on the ring wakes it too (RW4). */
+ * so that a push / pop / close on the ring wakes it too ([a serving waiter misses no job]). */
 typedef struct serve_node {
     flow_waiter w;
     flow_parker *wake;
@@ -315,11 +319,13 @@ static void serve_withdraw(struct flow_parker *on, serve_node *node) {
     while (!atomic_load_explicit(&node->fired, memory_order_acquire)) flow_cpu_relax();
 }
 
-/* RW5: the process's one long spinner, and each thread's average wait for items (ns; -1: none yet). */
+/* [one long spinner]: the process's one long spinner, and each thread's average wait for items (ns; -1:
+ * none yet). */
 static _Atomic int long_spinner;
 static _Thread_local int64_t wait_average_ns = -1;
 
-/* RW5: the spin budget of a thread about to wait for items; *held is set when it took the long spin. */
+/* [one long spinner]: the spin budget of a thread about to wait for items; *held is set when it took the
+ * long spin. */
 static int64_t adaptive_budget(const flow_ring *r, int *held) {
     *held = 0;
     int64_t average = wait_average_ns, most = FLOW_ADAPTIVE_SPIN_FACTOR * r->spin_ns;
@@ -334,20 +340,20 @@ static int64_t adaptive_budget(const flow_ring *r, int *held) {
     return want;
 }
 
-/* RW5: a wait for items that began at `since` has ended with items. */
+/* [one long spinner]: a wait for items that began at `since` has ended with items. */
 static void record_wait(uint64_t since) {
     int64_t waited = (int64_t)(flow_now_ns() - since);
     wait_average_ns = wait_average_ns < 0 ? waited : (3 * wait_average_ns + waited) / 4;
 }
 
-/* ring_wait for a thread that serves jobs (RW4): run queued jobs first, spin for the budget re-checking
- * both (RW5: adaptively, when waiting for items), then park on the jobs' parker with a node on the
- * ring's parker. */
+/* ring_wait for a thread that serves jobs ([a serving waiter misses no job]): run queued jobs first, spin
+ * for the budget re-checking both ([one long spinner]: adaptively, when waiting for items), then park on
+ * the jobs' parker with a node on the ring's parker. */
 static int ring_await(flow_ring *r, struct flow_parker *parker, int (*ready)(void *), flow_waiter *w);
 
 static int64_t ring_serve(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_t *seq, int64_t would_block,
                           struct flow_parker *on, int (*ready)(void *), const flow_jobs *jobs) {
-    int adaptive = would_block == FLOW_EMPTY; /* RW5: waits for items only */
+    int adaptive = would_block == FLOW_EMPTY; /* [one long spinner]: waits for items only */
     uint64_t since = 0;                       /* when the ring was first found empty */
     for (;;) {
         int64_t k = op(r, buf, n, seq);
@@ -375,7 +381,7 @@ static int64_t ring_serve(flow_ring *r, ring_op op, void *buf, int64_t n, uint64
             flow_parker_cancel(jobs->parker);
             continue;
         }
-        if (jobs->pending(jobs->ctx)) { /* re-check after announcing (parker.c I1) */
+        if (jobs->pending(jobs->ctx)) { /* re-check after announcing ([announce before re-checking]) */
             serve_withdraw(on, &node);
             flow_parker_cancel(jobs->parker);
             continue;
@@ -409,7 +415,8 @@ int64_t flow_ring_push_all_serving(flow_ring *r, const void *items, int64_t n, c
     return done;
 }
 
-/* Register w on `parker` unless `ready` holds after the announcement (parker.c I1/I4). */
+/* Register w on `parker` unless `ready` holds after the announcement ([announce before re-checking],
+ * [callbacks refused or fired]). */
 static int ring_await(flow_ring *r, struct flow_parker *parker, int (*ready)(void *), flow_waiter *w) {
     uint32_t key = flow_parker_prepare(parker);
     if (ready(r->q)) {

@@ -5,15 +5,17 @@
  * queue_ops.h.
  *
  * Invariants:
- *  U1. `count` counts reserved + enqueued items. A push first reserves with fetch_add (acq_rel) and
- *      backs out if that went past cap, so at most cap items are ever reserved: the bound is exact.
- *  U2. Every enqueued node carries its item bytes (one malloc per item: this is the comparison baseline,
- *      not the fast path). A pop dequeues (wfcqueue's blocking dequeue serialises dequeuers with its own
- *      mutex), copies, frees, then releases its reservation.
- *  U4. A node's bytes are published by a release store before the enqueue and read after an acquire
- *      load (the queue orders them already; the pair makes that visible to ThreadSanitizer).
- *  U3. close sets `closed` (seq_cst) before the ring notifies; a push reserves, then re-checks `closed`
- *      after the reservation and backs out, so no item is accepted after close is observed. Pops drain.
+ *  [the urcu bound is exact] `count` counts reserved + enqueued items. A push first reserves with fetch_add
+ *    (acq_rel) and backs out if that went past cap, so at most cap items are ever reserved: the bound is
+ *    exact.
+ *  [a node per item] Every enqueued node carries its item bytes (one malloc per item: this is the comparison
+ *    baseline, not the fast path). A pop dequeues (wfcqueue's blocking dequeue serialises dequeuers with its
+ *    own mutex), copies, frees, then releases its reservation.
+ *  [node bytes published] A node's bytes are published by a release store before the enqueue and read after
+ *    an acquire load (the queue orders them already; the pair makes that visible to ThreadSanitizer).
+ *  [no push accepted after close] close sets `closed` (seq_cst) before the ring notifies; a push reserves,
+ *    then re-checks `closed` after the reservation and backs out, so no item is accepted after close is
+ *    observed. Pops drain.
  */
 #include "queue_ops.h"
 
@@ -66,11 +68,12 @@ static int64_t urcu_push_n(void *queue, const void *items, int64_t n) {
     int64_t done = 0;
     for (; done < n; done++) {
         if (atomic_load_explicit(&q->closed, memory_order_seq_cst)) break;
-        if (atomic_fetch_add_explicit(&q->count, 1, memory_order_acq_rel) >= q->cap) { /* U1 */
+        /* [the urcu bound is exact] */
+        if (atomic_fetch_add_explicit(&q->count, 1, memory_order_acq_rel) >= q->cap) {
             atomic_fetch_sub_explicit(&q->count, 1, memory_order_acq_rel);
             break;
         }
-        if (atomic_load_explicit(&q->closed, memory_order_seq_cst)) { /* U3 */
+        if (atomic_load_explicit(&q->closed, memory_order_seq_cst)) { /* [no push accepted after close] */
             atomic_fetch_sub_explicit(&q->count, 1, memory_order_acq_rel);
             break;
         }
@@ -102,7 +105,7 @@ static int64_t urcu_pop_n(void *queue, void *items, int64_t n, uint64_t *seq, in
         (void)atomic_load_explicit(&nd->published, memory_order_acquire);
         memcpy(dst + (size_t)done * q->elem_size, nd->bytes, q->elem_size);
         free(nd);
-        atomic_fetch_sub_explicit(&q->count, 1, memory_order_acq_rel); /* U2 */
+        atomic_fetch_sub_explicit(&q->count, 1, memory_order_acq_rel); /* [a node per item] */
     }
     if (done) return done;
     atomic_thread_fence(memory_order_seq_cst);
@@ -113,7 +116,8 @@ static int64_t urcu_pop_n(void *queue, void *items, int64_t n, uint64_t *seq, in
 }
 
 static void urcu_close(void *q) {
-    atomic_store_explicit(&((struct flow_urcu_queue *)q)->closed, 1, memory_order_seq_cst); /* U3 */
+    /* [no push accepted after close] */
+    atomic_store_explicit(&((struct flow_urcu_queue *)q)->closed, 1, memory_order_seq_cst);
 }
 static int urcu_is_closed(const void *q) {
     return atomic_load_explicit(&((struct flow_urcu_queue *)q)->closed, memory_order_seq_cst);

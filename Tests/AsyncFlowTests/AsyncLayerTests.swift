@@ -3,8 +3,8 @@ import Testing
 
 @testable import AsyncFlow
 
-/// Async layers with `concurrency` move items in batches (AsyncStage A4); these pin what batching must not
-/// cost: no item kept behind a busy task, each item taken once.
+/// Async layers with `concurrency` move items in batches ([async items move in shared batches]); these pin what
+/// batching must not cost: no item kept behind a busy task, each item taken once.
 extension Serial {
     @Suite("Async layers in batches")
     struct AsyncLayerTests {
@@ -62,7 +62,8 @@ extension Serial {
                 }
                 group.addTask {
                     let buffer = UnsafeMutablePointer<Int>.allocate(capacity: 300)
-                    defer { buffer.deallocate() }  // after the last retire(): no taker is moving items (SB3)
+                    // after the last retire(): no taker is moving items ([no refill while a taker copies])
+                    defer { buffer.deallocate() }
                     share.attach(buffer)
                     var got: [Int] = []
                     for b in 0..<batches {

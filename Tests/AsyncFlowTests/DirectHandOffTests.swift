@@ -30,7 +30,7 @@ extension Serial {
             func makeIterator() -> Iterator { Iterator(count: count, outsideTask: outsideTask) }
         }
 
-        @Test("how each link hands its items on: skipped only by the native backend's, with one worker per CPU (DH1)")
+        @Test("how each link hands its items on: skipped only by the native backend's, with one worker per CPU")
         func whichLinks() {
             let native = PipelineOptions.Backend.native.implementation(pool: flow_config(), startFailureAfter: 0)
             let swift = PipelineOptions.Backend.swift.implementation(pool: flow_config(), startFailureAfter: 0)
@@ -51,8 +51,8 @@ extension Serial {
             let collector = Layer { (_: Int) in }.erased(2)
             #expect(links([source, cpu, collector]) == [.direct, .direct])
             #expect(links([source, cpu, collector], backend: swift) == [.queue, .queue])
-            // a helper thread runs the other stages: the source's task pulls too (DH6), and may carry its
-            // batches through a stateless layer to the collector (DH7)
+            // a helper thread runs the other stages: the source's task pulls too ([a shared source]), and may carry its
+            // batches through a stateless layer to the collector ([carried batches])
             #expect(links([source, one, collector]) == [.shared, .direct])
             #expect(links([source, oneWithState, collector]) == [.shared, .queue])
             #expect(links([merged, one, collector]) == [.queue, .queue])  // nothing to carry
@@ -67,7 +67,7 @@ extension Serial {
         }
 
         @Test(
-            "the CPU threads pull a Sequence source and call a sync collector themselves, only where DH1 allows",
+            "the CPU threads pull a Sequence source and call a sync collector themselves, only where the run allows it",
             arguments: [
                 (PipelineOptions.Backend.native, false, true, true),
                 (.native, true, true, false),  // ordered: the collector takes its queue's batches
@@ -141,9 +141,9 @@ extension Serial {
         }
 
         @Test(
-            "with fewer workers than CPUs, the source's own task and the worker both pull it (DH6); each element once")
+            "with fewer workers than CPUs, the source's own task and the worker both pull it; each element once")
         func sharedSource() async throws {
-            try #require(Self.cpus >= 2, "DH6 needs a CPU beside the worker")
+            try #require(Self.cpus >= 2, "a shared source needs a CPU beside the worker")
             struct SlowNoting: Sequence, Sendable {
                 let outsideTask: Locked<Set<Bool>>
                 func makeIterator() -> AnyIterator<Int> {
@@ -176,9 +176,9 @@ extension Serial {
             expectBalanced(report, pulled: 3_000)
         }
 
-        @Test("a shared source blocked in next() does not hold back items it gave before (DH6: no worker waits on it)")
+        @Test("a shared source blocked in next() does not hold back items it gave before (no worker waits on it)")
         func sharedSourceBlocked() async throws {
-            try #require(Self.cpus >= 2, "DH6 needs a CPU beside the worker")
+            try #require(Self.cpus >= 2, "a shared source needs a CPU beside the worker")
             // From its third batch on, the source waits until the collector has seen an item: whatever
             // thread pulls it then blocks, and the other must still run the collector (10 s at most here)
             struct Waiting: Sequence, Sendable {
@@ -211,9 +211,9 @@ extension Serial {
             expectBalanced(report, pulled: 3_000)
         }
 
-        @Test("a run that stops while the source's task and the worker share the source counts every item (DH6)")
+        @Test("a run that stops while the source's task and the worker share the source counts every item")
         func sharedSourceStop() async throws {
-            try #require(Self.cpus >= 2, "DH6 needs a CPU beside the worker")
+            try #require(Self.cpus >= 2, "a shared source needs a CPU beside the worker")
             let box = ReportBox()
             let n = 2_000_000
             await #expect(throws: TestError.self) {
@@ -232,7 +232,7 @@ extension Serial {
             let inFlight = Atomic<Int>(0)
             let overlapped = Atomic<Bool>(false)
             let offPool = Atomic<Bool>(false)
-            /// Calls by a thread of the pool's other than its workers' (index >= workers): carried (DH7).
+            /// Calls by a thread of the pool's other than its workers' (index >= workers): carried ([carried batches]).
             let byHelper = Atomic<Int>(0)
             let workers: UInt32
 
@@ -253,10 +253,10 @@ extension Serial {
         }
 
         @Test(
-            "a cheap stateless layer's batches are carried by the source's task too (DH7): on pool threads only, never more calls at once than workers, each item once"
+            "a cheap stateless layer's batches are carried by the source's task too: on pool threads only, never more calls at once than workers, each item once"
         )
         func carried() async throws {
-            try #require(Self.cpus >= 2, "DH7 needs a CPU beside the worker")
+            try #require(Self.cpus >= 2, "carried batches need a CPU beside the worker")
             let n = 100_000
             let watch = CallWatch(workers: 1)
             // small batches keep a batch under the carrier's budget even under the sanitizers; whether the
@@ -279,14 +279,14 @@ extension Serial {
                 watch.overlapped.load(ordering: .relaxed), watch.offPool.load(ordering: .relaxed)
             )
             #expect(!overlapped, "two calls of a 1-worker layer overlapped")
-            #expect(!offPool, "a call was made off the pool's threads (N1)")
+            #expect(!offPool, "a call was made off the pool's threads")
         }
 
         @Test(
-            "no batch is carried through a layer with per-worker state, or one whose batches take longer than the carrier's budget (DH7)",
+            "no batch is carried through a layer with per-worker state, or one whose batches take longer than the carrier's budget",
             arguments: [false, true])
         func notCarried(stateful: Bool) async throws {
-            try #require(Self.cpus >= 2, "DH7 needs a CPU beside the worker")
+            try #require(Self.cpus >= 2, "carried batches need a CPU beside the worker")
             let watch = CallWatch(workers: 1)
             let n = stateful ? 100_000 : 400
             let states = Atomic<Int>(0)

@@ -73,7 +73,8 @@ extension Serial {
                         if taken == 100 { break }
                     }
                 } catch {}
-                _ = try? await stream.report()  // waits for the stopped run to end (PipelineStream T3, T6)
+                // waits for the stopped run to end ([the report waits for the consumer])
+                _ = try? await stream.report()
             default:
                 preconditionFailure()
             }

@@ -117,7 +117,8 @@ extension Serial {
                 },
                 options: options
             )
-            // queues + the source's batch + one batch per async task (AsyncStage A4) + the collector's batch
+            // queues + the source's batch + one batch per async task ([async items move in shared batches]) + the
+            // collector's batch
             let bound =
                 capacities.reduce(0, +) + options.batchSize + concurrency * options.batchSize + options.batchSize
             #expect(finished.count == 2_000)

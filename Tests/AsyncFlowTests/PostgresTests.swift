@@ -115,7 +115,8 @@
                 #expect(failed.layers[1].failed == 1)
                 expectBalanced(failed, pulled: failed.layers[0].received)
                 let left = try await queue.counts()
-                #expect(left.chunks == 0 && left.results == 0)  // DC4, DC7: a stopped run forgets its chunks
+                // [a stop closes the slots], [a run leaves no rows]: a stopped run forgets its chunks
+                #expect(left.chunks == 0 && left.results == 0)
                 await queue.shutdown()
             }
 
@@ -151,11 +152,11 @@
             func lostLeaseFenced() async throws {
                 let queue = try Cluster.queue()
                 let n = 2_000
-                // the same layer (name and version) in two workers: the stalled one never renews its lease
-                // (0.2 s) and takes 1.2 s a chunk; the other, taking such a chunk over, takes 1.5 s on it,
-                // so the stalled one finishes first, while the chunk is under the other's claim: the
-                // fence (PQ3) must refuse it. (A chunk whose lease ran out but that nobody claimed again
-                // is still the stalled worker's to complete.)
+                // the same layer (name and version) in two workers: the stalled one never renews its lease (0.2 s) and
+                // takes 1.2 s a chunk; the other, taking such a chunk over, takes 1.5 s on it, so the stalled one
+                // finishes first, while the chunk is under the other's claim: the fence
+                // ([completions fenced by attempt]) must refuse it. (A chunk whose lease ran out but that nobody
+                // claimed again is still the stalled worker's to complete.)
                 let stalledStarted = Locked<Set<Int>>([])
                 let slow = DistributedLayer("lease", version: "1") { (x: Int) -> Int in
                     if x % 100 == 0 {
@@ -287,7 +288,8 @@
                 #expect(try await completeAs(queue, first, "w", Array(0..<10)) == 1)
                 while try await queue.counts().results > 0 { try await Task.sleep(for: .milliseconds(10)) }
                 // its result was taken; now the chunk comes back, as when a crash undoes the completion and the
-                // deletion of the result, which both committed without waiting for the disk (PQ7)
+                // deletion of the result, which both committed without waiting for the disk
+                // ([commits need not be durable])
                 try await queue.run(
                     queue.sql.submit(
                         run: first.key.run, seq: first.key.seq, layer: layer.name, build: layer.build,
@@ -296,7 +298,7 @@
                 let report = try await run.value
                 #expect(report.completed == 20)
                 let left = try await queue.counts()
-                #expect(left.chunks == 0 && left.results == 0)  // DC7
+                #expect(left.chunks == 0 && left.results == 0)  // [a run leaves no rows]
                 await queue.shutdown()
             }
 
@@ -599,7 +601,8 @@
             @Test("a worker with slow chunks holds few claims from its start: a dead worker's chunks wait for no queue")
             func slowChunksFewClaims() async throws {
                 let most = try await mostClaimsHeld(threads: 1)
-                // one running, one in the queue before the thread (F1), and for a moment one being completed
+                // one running, one in the queue before the thread ([a worker claims what it can start soon]), and for a
+                // moment one being completed
                 #expect(most >= 1 && most <= 3, "the worker held \(most) claims at once")
             }
 
@@ -608,7 +611,8 @@
                 setenv("FLOW_WORKERS", "3", 1)
                 defer { unsetenv("FLOW_WORKERS") }
                 let most = try await mostClaimsHeld(threads: nil)
-                // 3 running and one claim ahead of 3 (F1), and for a moment one being completed
+                // 3 running and one claim ahead of 3 ([a worker claims what it can start soon]), and for a moment one
+                // being completed
                 #expect(most >= 6 && most <= 7, "the worker held \(most) claims at once")
             }
 

@@ -71,7 +71,8 @@ extension Serial {
             let draws = out.unicodeScalars.split(separator: "\r").map { String(String.UnicodeScalarView($0)) }
             #expect(draws.count >= 2, "\(out.debugDescription)")  // the first draw at the start, the final one
             for draw in draws {
-                // PB2: every draw erases what a longer line before it left, and fits in 60 columns
+                // [each redraw erases its line]: every draw erases what a longer line before it left, and fits in 60
+                // columns
                 #expect(draw.hasSuffix("\u{1B}[K") || draw.hasSuffix("\u{1B}[K\n"), "\(draw.debugDescription)")
                 #expect(
                     draw.replacingOccurrences(of: "\u{1B}[K", with: "").trimmingCharacters(in: .newlines).count < 60)

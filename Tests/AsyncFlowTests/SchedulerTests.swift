@@ -64,7 +64,7 @@ extension Serial {
             #expect(places.seen == ["source": [true], "async": [false], "collector": [true]])
         }
 
-        @Test("helper threads fill the CPUs the workers leave, one per other layer at most (Sizing Z4)")
+        @Test("helper threads fill the CPUs the workers leave, one per other layer at most")
         func helperSizing() {
             let source = Layer(0..<10).erased(0)
             let collector = Layer { (_: Int) in }.erased(2)
@@ -114,7 +114,7 @@ extension Serial {
         }
 
         @Test(
-            "an AsyncSequence source pulls on the pool threads (SR5), also after it slept; merged ones do not",
+            "an AsyncSequence source pulls on the pool threads, also after it slept; merged ones do not",
             arguments: [2, 1])
         func asyncSourceOnPool(workers: Int) async throws {
             let places = Places()

@@ -241,11 +241,11 @@ extension StressRun {
         if case .leave(_, keepIterator: true) = end {
             var iterator = stream.makeAsyncIterator()
             while let item = try await iterator.next(), take(item) {}
-            let report = try await stream.report()  // PipelineStream T5: ends the loop left above
+            let report = try await stream.report()  // [a report from the consumer leaves]: ends the loop left above
             if try await iterator.next() != nil { afterReport.add(1) }
             return report
         }
-        do {  // the iterator is released at the end of this scope (PipelineStream T3)
+        do {  // the iterator is released at the end of this scope: the consumer leaves ([the consumer is done once])
             for try await item in stream where !take(item) { break }
         }
         return try await stream.report()

@@ -122,7 +122,7 @@ struct ThrowingAsyncSource: AsyncSequence, Sendable {
 enum Serial {}
 
 /// After each test (each case of a parameterised one): no CFlow worker thread is alive. Every run a test
-/// starts has returned by its end (a run's pool threads are joined before it returns, NativeBackend N2).
+/// starts has returned by its end (a run's pool threads are joined before it returns, [no thread outlives its run]).
 struct NoPoolThreadsLeft: SuiteTrait, TestTrait, TestScoping {
     var isRecursive: Bool { true }
 

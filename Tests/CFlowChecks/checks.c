@@ -664,7 +664,8 @@ static int check_callbacks(void) {
     return FLOW_CHECK_PASS;
 }
 
-/* ---------- flow_ring_unawait while a notify detaches the node (parker.c I6) ---------- */
+/* ---------- flow_ring_unawait while a notify detaches the node ([a node's owner read atomically])
+ * ---------- */
 
 typedef struct { flow_ring *r; uint64_t rounds; _Atomic int stop; } unawait_ctx;
 
@@ -678,10 +679,11 @@ static void *unawait_notifier(void *a) {
 }
 
 static int check_unawait_race(void) {
-    /* A waiter registered on not_full (a full ring) is taken back with flow_ring_unawait, which asks
-       both of the ring's parkers, not_empty first under its own lock, while pops on another thread
-       detach it under not_full's lock: under ThreadSanitizer this raced on the node's owner before I6.
-       Whichever wins, the callback runs exactly once or not at all. */
+    /* A waiter registered on not_full (a full ring) is taken back with flow_ring_unawait, which asks both
+     * of the ring's parkers, not_empty first under its own lock, while pops on another thread detach it
+     * under not_full's lock, so the node's owner is read under one lock and written under the other
+     * ([a node's owner read atomically]: ThreadSanitizer checks that). Whichever wins, the callback runs
+     * exactly once or not at all. */
     unawait_ctx c = {mk_ring(4, 8, 0, FLOW_QUEUE_RING), 0, 0};
     for (uint64_t v = 0; v < 4; v++) flow_ring_try_push(c.r, &v);
     pthread_t th;
@@ -721,7 +723,7 @@ static int check_unawait_race(void) {
     return FLOW_CHECK_PASS;
 }
 
-/* ---------- pool threads serving jobs while they wait (ring.c RW4) ---------- */
+/* ---------- pool threads serving jobs while they wait ([a serving waiter misses no job]) ---------- */
 
 typedef struct {
     _Atomic uint64_t queued; /* jobs queued and not taken */
@@ -742,7 +744,7 @@ static int jq_run_one(void *ctx) {
 static int jq_pending(void *ctx) { return atomic_load(&((job_queue *)ctx)->queued) > 0; }
 static void jq_enqueue(job_queue *q) {
     atomic_fetch_add(&q->queued, 1);
-    flow_parker_notify(q->parker, 1); /* after queuing (PoolExecutor X2) */
+    flow_parker_notify(q->parker, 1); /* after queuing ([a queued job wakes a parked thread]) */
 }
 
 typedef struct {
@@ -834,7 +836,8 @@ static int check_serving(void) {
         got++;
     }
     uint64_t deadline = flow_now_ns() + 30000000000ull;
-    while (flow_ring_size_approx(r) < 3 && flow_now_ns() < deadline) sched_yield(); /* the producer fills it, parks */
+    /* the producer fills it, parks */
+    while (flow_ring_size_approx(r) < 3 && flow_now_ns() < deadline) sched_yield();
     flow_ring_close(r);
     pthread_join(th, NULL);
     CHECK(p.last == FLOW_CLOSED, "serving push after close ended with %lld", (long long)p.last);
@@ -886,7 +889,8 @@ typedef struct {
     _Atomic int bad_cpu;
     _Atomic int stopped_seen;
     _Atomic int bad_name;
-    _Atomic int bad_current; /* flow_current_worker() was not the loop's own worker (pool.c W7) */
+    /* flow_current_worker() was not the loop's own worker ([a worker knows it is in its loop]) */
+    _Atomic int bad_current;
     _Atomic int bad_sched; /* 1 + the class a worker found itself in, when it is not cfg.sched */
     flow_sched_mode want_sched;
     _Atomic int bad_nice; /* 100 + the nice value a worker found, when it is not want_nice */
@@ -961,8 +965,8 @@ static int want_nice(int increment) {
     return n > FLOW_MAX_NICE ? FLOW_MAX_NICE : n;
 }
 
-/* The slice a worker with FLOW_SLICE_NS `slice` reports (pool.c W6): the kernel's own for 0 (the main
- * thread's), nothing where the kernel reports none. */
+/* The slice a worker with FLOW_SLICE_NS `slice` reports ([workers take a longer slice]): the kernel's own
+ * for 0 (the main thread's), nothing where the kernel reports none. */
 static long long want_slice(int64_t slice) {
     long long base = flow_check_process_slice_ns();
     return base <= 0 || slice == 0 ? base : (long long)slice;
@@ -1032,7 +1036,8 @@ static int check_pool(void) {
             flow_pool_destroy(p);
         }
     }
-    /* FLOW_SCHED: every worker runs in the class asked for, from its first instruction (W2) */
+    /* FLOW_SCHED: every worker runs in the class asked for, from its first instruction
+     * ([settings before the first instruction]) */
     static const flow_sched_mode classes[] = {FLOW_SCHED_NORMAL, FLOW_SCHED_BATCH, FLOW_SCHED_IDLE};
     for (int k = 0; k < 3; k++) {
         flow_config cfg;
@@ -1062,7 +1067,7 @@ static int check_pool(void) {
               (long long)slices[k], atomic_load(&c.bad_slice) - 1, c.want_slice);
     }
     /* a process started under SCHED_BATCH (chrt --batch): its workers inherit the class and keep it with
-       their nice value and slice (W6) */
+       their nice value and slice ([workers take a longer slice]) */
     struct sched_param zero = {.sched_priority = 0};
     CHECK(sched_setscheduler(0, SCHED_BATCH, &zero) == 0, "SCHED_BATCH for the creating thread: %s", strerror(errno));
     {

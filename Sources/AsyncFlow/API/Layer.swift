@@ -227,8 +227,8 @@ extension Layer {
     }
 
     /// A batch layer whose items are handled elsewhere under the layer's error policy (AsyncFlowPostgres):
-    /// `body` reports what became of each batch's items (BatchMapStage BM3); `ended` is awaited once
-    /// after the last call (BM6).
+    /// `body` reports what became of each batch's items ([every gathered item accounted for]); `ended` is awaited once
+    /// after the last call ([the end hook runs after every call]).
     @inlinable package init(
         batchesOf size: Int, within: Duration?, concurrency: Int, ordered: Bool, name: String?, capacity: Int?,
         onError: ErrorPolicy,

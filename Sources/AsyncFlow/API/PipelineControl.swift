@@ -1,7 +1,9 @@
 // PipelineControl.swift — a handle to stop a running pipeline gracefully: drain.
 //
-// Invariant: PC1. Once drained, a control stays drained: every run it is attached to drains (RunState
-// S4), those attached later at their start, so a drain that races the start of a run is not lost.
+// Invariant:
+//  [a drained control stays drained] Once drained, a control stays drained: every run it is attached to drains
+//    ([a drain only ends the pulls]), those attached later at their start, so a drain that races the start of a run
+//    is not lost.
 
 /// Stops a pipeline gracefully from outside: set it as ``PipelineOptions/control``, then call ``drain()``
 /// from any task or thread.
@@ -19,7 +21,7 @@ public final class PipelineControl: Sendable {
 
     public init() {}
 
-    /// Drain every run this control is attached to, now and later (PC1). Idempotent.
+    /// Drain every run this control is attached to, now and later ([a drained control stays drained]). Idempotent.
     public func drain() {
         let runs = state.withLock { s in
             s.drained = true
@@ -31,7 +33,7 @@ public final class PipelineControl: Sendable {
     /// Whether ``drain()`` has been called.
     public var isDraining: Bool { state.withLock { $0.drained } }
 
-    /// A run starts under this control (PC1).
+    /// A run starts under this control ([a drained control stays drained]).
     func attach(_ run: RunState) {
         if state.withLock({ s in
             s.runs[ObjectIdentifier(run)] = run

@@ -1,16 +1,19 @@
 // PipelineStream.swift — the last layer's outputs as an AsyncSequence. An iteration's life is
-// Engine/StreamStateMachine.swift (T1–T4), performed by Engine/StreamDriver.swift (D1, D2).
+// Engine/StreamStateMachine.swift ([the stream starts at the first next], [the consumer holds one batch],
+// [the consumer is done once], [leaving hands back the rest]), performed by Engine/StreamDriver.swift
+// ([leaving cancels the run], [the stream's link is the consumer's]).
 //
 // Invariants:
-//  PS1. Each iterator runs the pipeline once; copies of the stream share `state`, which remembers the
-//      latest run so report() can await it.
-//  PS2. report() called by the task that iterates the stream, before the stream has ended, means that task
-//      has left the loop (it cannot be inside next() at the same time): it leaves (T3). This is what makes
-//      `break` then `report()` work where Swift does not release the loop's iterator when the loop is
-//      left (top-level code in main.swift, seen with Swift 6.3), which leaving on deinit relies on.
-//      Called by any other task, report() only waits. The consumer is recorded once per batch.
-//  PS3. The report is made once the consumer is done (PipelineRun P5), so report() from another task
-//      waits for the consumer, and the counts include what it received.
+//  [one run per iterator] Each iterator runs the pipeline once; copies of the stream share `state`, which remembers the
+//    latest run so report() can await it.
+//  [a report from the consumer leaves] report() called by the task that iterates the stream, before the stream has
+//    ended, means that task has left the loop (it cannot be inside next() at the same time): it leaves
+//    ([the consumer is done once]). This is what makes `break` then `report()` work where Swift does not release the
+//    loop's iterator when the loop is left (top-level code in main.swift, in Swift 6.3), which leaving on deinit
+//    relies on. Called by any other task, report() only waits. The consumer is recorded once per batch.
+//  [the report waits for the consumer] The report is made once the consumer is done
+//    ([a stream ends when its consumer is done]), so report() from another task waits for the consumer, and the counts
+//    include what it received.
 import Synchronization
 
 /// The outputs of a pipeline's last layer, as an `AsyncSequence` (see `pipelineStream`).
@@ -47,7 +50,8 @@ public struct PipelineStream<Element: Sendable>: AsyncSequence, Sendable {
         guard let task = latest.task else {
             throw FlowConfigurationError(parameter: "report", message: "report(): the stream has not been iterated yet")
         }
-        // PS2: the iterating task asks, so it is not inside next(): it has left the loop.
+        // [a report from the consumer leaves]: the iterating task asks, so it is not inside next(): it has left the
+        // loop.
         if let caller, caller == latest.consumer { latest.driver?.leave() }
         return try await task.value.get()
     }
@@ -62,15 +66,15 @@ public struct PipelineStream<Element: Sendable>: AsyncSequence, Sendable {
 final class StreamState: Sendable {
     struct Latest: Sendable {
         var task: Task<Result<PipelineReport, any Error>, Never>?
-        /// The iterator's driver (weak: the iterator owns it, and its deinit leaves, T3) and the task
-        /// that last fetched a batch through it (PS2).
+        /// The iterator's driver (weak: the iterator owns it, and its deinit leaves, [the consumer is done once]) and
+        /// the task that last fetched a batch through it ([a report from the consumer leaves]).
         weak var driver: (any StreamLeaving)?
         var consumer: Int?
     }
     let latest = Locked(Latest())
 }
 
-/// What report() needs of a driver without knowing its element type (PS2).
+/// What report() needs of a driver without knowing its element type ([a report from the consumer leaves]).
 protocol StreamLeaving: AnyObject, Sendable {
     func leave()
 }

@@ -11,7 +11,8 @@ import CFlow
 @usableFromInline protocol Backend: Sendable {
     /// The storage of a link that carries items of type `T`, holding at most `capacity` of them.
     func makeQueue<T>(of type: T.Type, capacity: Int) throws(FlowConfigurationError) -> any LinkQueue<T>
-    /// A CPU layer's workers, built but not started: configuration errors surface here (PipelineRun P1).
+    /// A CPU layer's workers, built but not started: configuration errors surface here
+    /// ([configuration errors before the first pull]).
     func makeWorkers(_ loops: WorkerLoops, layer: String) throws(FlowConfigurationError) -> any WorkerGroup
     /// What blocked threads wait on in an ordered window; nil when this backend's workers are tasks.
     func makeThreadParker() -> (any ThreadParking)?
@@ -24,7 +25,7 @@ import CFlow
     /// different count after an await knows it may have been suspended (a hint).
     var jobsStarted: Int { get }
     /// Whether its CPU layers' threads may pull a source and call a collector themselves, skipping the
-    /// queue between them (DirectHandOff DH1).
+    /// queue between them ([direct hand-offs only where they pay]).
     var handsOffDirectly: Bool { get }
 }
 

@@ -1,17 +1,18 @@
 // Link.swift — a typed, bounded queue between two layers, over the backend's storage (LinkQueue).
 //
-// Invariants (every LinkQueue keeps L1–L3 and L5; Link itself keeps L4):
-//  L1. Items move by bitwise moves of whole batches: a successful push transfers ownership of the pushed
-//      values to the queue (the caller's buffer slots become uninitialised), a successful pop to the
-//      caller's buffer. No per-item allocation, retain or release.
-//  L2. Whatever is still inside when the link is drained or deinitialised is deinitialised exactly once
-//      and counted (drainDropped), so nothing leaks and nothing goes unaccounted.
-//  L3. A task waits only when the queue is full (push) or empty (pop), on one continuation per wait,
-//      never per item, and no wake-up is lost; close() wakes every waiter.
-//  L4. `producers` counts the entities that push into this link; the last to finish closes it, so
-//      consumers see "closed" only after every producer is done.
-//  L5. Hysteresis: a producer that waited for space is woken only once the queue has drained to half its
-//      capacity, so each costly wake-up is followed by half a queue of pushes rather than one batch.
+// Invariants (every LinkQueue keeps [batches move bitwise], [leftovers deinitialised once], [one continuation per wait]
+// and [producers woken at half capacity]; Link itself keeps [the last producer closes the link]):
+//  [batches move bitwise] Items move by bitwise moves of whole batches: a successful push transfers ownership of the
+//    pushed values to the queue (the caller's buffer slots become uninitialised), a successful pop to the caller's
+//    buffer. No per-item allocation, retain or release.
+//  [leftovers deinitialised once] Whatever is still inside when the link is drained or deinitialised is deinitialised
+//    exactly once and counted (drainDropped), so nothing leaks and nothing goes unaccounted.
+//  [one continuation per wait] A task waits only when the queue is full (push) or empty (pop), on one continuation per
+//    wait, never per item, and no wake-up is lost; close() wakes every waiter.
+//  [the last producer closes the link] `producers` counts the entities that push into this link; the last to finish
+//    closes it, so consumers see "closed" only after every producer is done.
+//  [producers woken at half capacity] Hysteresis: a producer that waited for space is woken only once the queue has
+//    drained to half its capacity, so each costly wake-up is followed by half a queue of pushes rather than one batch.
 import Synchronization
 
 /// A link's storage: what a backend provides (RingQueue, SwiftQueue).
@@ -20,7 +21,7 @@ import Synchronization
     /// Items inside now (approximate while others push and pop).
     var depth: Int { get }
     func close()
-    /// Deinitialise and count whatever is left inside (L2).
+    /// Deinitialise and count whatever is left inside ([leftovers deinitialised once]).
     func drainDropped() -> Int
     /// Push `buffer[0..<count]`, suspending while full. Returns how many were pushed: all, or fewer when
     /// the queue was closed (the rest stay initialised in the buffer, owned by the caller).
@@ -55,12 +56,15 @@ import Synchronization
     @usableFromInline let queue: any LinkQueue<T>
     @usableFromInline let capacity: Int
     @usableFromInline let producers = Atomic<Int>(0)
-    /// The source its consumers pull from themselves, when it has one (DirectHandOff DH1, DH2, DH4): set
-    /// by the source's prepare(), before any stage runs, and never again; held weakly.
+    /// The source its consumers pull from themselves, when it has one ([direct hand-offs only where they pay],
+    /// [one puller at a time], [links hold direct paths weakly]): set by the source's prepare(), before any stage runs,
+    /// and never again; held weakly.
     @usableFromInline nonisolated(unsafe) weak var directSource: DirectSource<T>?
-    /// The collector its producers may call directly, when it has one (DH1, DH3, DH4): likewise.
+    /// The collector its producers may call directly, when it has one ([direct hand-offs only where they pay],
+    /// [one collector call at a time], [links hold direct paths weakly]): likewise.
     @usableFromInline nonisolated(unsafe) weak var directCollector: DirectCollector<T>?
-    /// The CPU layer its source's task may hand batches to, when it has one (DH4, DH7): likewise.
+    /// The CPU layer its source's task may hand batches to, when it has one ([links hold direct paths weakly],
+    /// [carried batches]): likewise.
     @usableFromInline nonisolated(unsafe) weak var directConsumer: DirectConsumer<T>?
 
     @inlinable init(capacity: Int, backend: any Backend) throws(FlowConfigurationError) {
@@ -74,7 +78,8 @@ import Synchronization
 
     @inlinable func addProducers(_ n: Int) { producers.add(n, ordering: .relaxed) }
 
-    /// Called once by each producer when it is done; the last one closes the link (L4).
+    /// Called once by each producer when it is done; the last one closes the link
+    /// ([the last producer closes the link]).
     @inlinable func finishProducer() {
         if producers.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { close() }
     }

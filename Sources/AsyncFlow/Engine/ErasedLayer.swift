@@ -46,7 +46,7 @@ enum LayerKind: Sendable {
     /// give, when known up front (a RandomAccessCollection's count), for the progress bar's ETA.
     case source(generators: Int, count: Int?)
     /// `stateless`: the closure keeps no per-worker state, so any of the pool's threads may call it, at
-    /// most `workers` at once (DirectHandOff DH7).
+    /// most `workers` at once ([carried batches]).
     case cpu(workers: Int?, stateless: Bool)
     case async(concurrency: Int)
     case serial
@@ -105,7 +105,8 @@ extension ErasedLayer {
         return false
     }
 
-    /// A CPU layer: its loops run where the backend runs workers, not as a stage task (PipelineRun P2).
+    /// A CPU layer: its loops run where the backend runs workers, not as a stage task
+    /// ([the run outlives its stages and threads]).
     var runsOnWorkers: Bool {
         if case .cpu = kind { return true }
         return false

@@ -2,15 +2,15 @@
 // its closure.
 //
 // Invariants:
-//  E1. Counters only grow. Stages add received, emitted and dropped per batch (BatchLoop B1), the policy
-//      adds skipped, failed and retried per item; the report reads them after every stage has ended
-//      (happens-after through the task group), so its figures are exact.
-//  E2. A retry is made only while attempts are left and the run has not stopped; then .skip counts the
-//      item skipped and keeps its error (the first few, RunState), anything else counts it failed and
-//      fails the run with the closure's own error.
-//  E3. A closure called with a batch of items (Layer(batchesOf:)) is one call under the policy, counted
-//      in items: a retry adds the batch's count to retried, a skip or failure its count to skipped or
-//      failed; its error is kept (or fails the run) once.
+//  [counters only grow] Counters only grow. Stages add received, emitted and dropped per batch
+//    ([every item accounted for]), the policy adds skipped, failed and retried per item; the report reads them after
+//    every stage has ended (happens-after through the task group), so its figures are exact.
+//  [retries only while the run goes on] A retry is made only while attempts are left and the run has not stopped; then
+//    .skip counts the item skipped and keeps its error (the first few, RunState), anything else counts it failed and
+//    fails the run with the closure's own error.
+//  [a batch call counts in items] A closure called with a batch of items (Layer(batchesOf:)) is one call under the
+//    policy, counted in items: a retry adds the batch's count to retried, a skip or failure its count to skipped or
+//    failed; its error is kept (or fails the run) once.
 import Synchronization
 
 /// Per-layer counters (atomics: a CPU layer's workers add to them concurrently, once per batch).
@@ -21,9 +21,9 @@ import Synchronization
     @usableFromInline let skipped = Atomic<Int>(0)
     @usableFromInline let retried = Atomic<Int>(0)
     @usableFromInline let dropped = Atomic<Int>(0)
-    /// Nanoseconds spent calling the layer's closure, added once per batch (BatchLoop B6).
+    /// Nanoseconds spent calling the layer's closure, added once per batch ([busy time per batch]).
     @usableFromInline let busy = Atomic<Int>(0)
-    /// Errors skipped and retried (calls, not items), for the log's limit per layer (RunLog LG1).
+    /// Errors skipped and retried (calls, not items), for the log's limit per layer ([nothing logged per item]).
     @usableFromInline let skipErrors = Atomic<Int>(0)
     @usableFromInline let retryErrors = Atomic<Int>(0)
     /// A merged source's items pulled per generator (their sum is `received`); empty for other layers.
@@ -108,8 +108,8 @@ extension LayerCounters {
         }
     }
 
-    /// An async closure's call under the policy, for one item or a batch of `items` (E3): `attempt` is
-    /// called again while retries are left.
+    /// An async closure's call under the policy, for one item or a batch of `items` ([a batch call counts in items]):
+    /// `attempt` is called again while retries are left.
     @inline(__always)
     @inlinable func callAsync<T>(items: Int = 1, _ attempt: () async throws -> T) async -> Outcome<T> {
         var retriesLeft = retries
@@ -120,9 +120,9 @@ extension LayerCounters {
         }
     }
 
-    /// A batch layer's closure for one batch under the policy (E3), as a BatchOutcome: the results, or
-    /// the batch's items counted skipped or failed. A closure that returns another number of results
-    /// than items fails the run (BatchResultCountError) with the batch counted failed.
+    /// A batch layer's closure for one batch under the policy ([a batch call counts in items]), as a BatchOutcome: the
+    /// results, or the batch's items counted skipped or failed. A closure that returns another number of results than
+    /// items fails the run (BatchResultCountError) with the batch counted failed.
     @inlinable func callBatch<Input, Output>(
         _ items: [Input], _ body: ([Input]) async throws -> [Output]
     ) async -> BatchOutcome<Output> {

@@ -1,15 +1,15 @@
 // MetricsPublisher.swift — publishes a run's counters through apple/swift-metrics (PipelineMetrics).
 //
 // Invariants:
-//  M1. Metrics are published from the layer counters by one sampler task every `interval`, and once more
-//      after every stage has ended (RunObservers V1): nothing is added on the per-item path, and the
-//      counters' totals equal the final report's counts.
-//  M2. publish() runs under `last`'s lock, so the sampler and the final publish never interleave and each
-//      increment is the difference since the previous publish (never negative: the counts only grow). The
-//      per-worker counters' lock is taken only inside it.
+//  [metrics sampled never per item] Metrics are published from the layer counters by one sampler task every `interval`,
+//    and once more after every stage has ended ([observers end with the report's figures]): nothing is added on the
+//    per-item path, and the counters' totals equal the final report's counts.
+//  [metric publishes never overlap] publish() runs under `last`'s lock, so the sampler and the final publish never
+//    interleave and each increment is the difference since the previous publish (never negative: the counts only grow).
+//    The per-worker counters' lock is taken only inside it.
 import CoreMetrics
 
-/// Publishes one run's counters (M1, M2).
+/// Publishes one run's counters ([metrics sampled never per item], [metric publishes never overlap]).
 final class MetricsPublisher: Sendable {
     static let events = ["received", "emitted", "failed", "skipped", "retried", "dropped"]
 
@@ -26,7 +26,7 @@ final class MetricsPublisher: Sendable {
     /// generators' counts.
     let last: Locked<[[Int]]>
     /// A distributed layer's per-worker counters (`<label>_worker_items`, made when a worker first
-    /// appears) and the items published for each; touched only under `last`'s lock (M2).
+    /// appears) and the items published for each; touched only under `last`'s lock ([metric publishes never overlap]).
     let workers = Locked<[WorkerKey: (counter: Counter, items: Int)]>([:])
     let options: PipelineMetrics
     let layerNames: [String]

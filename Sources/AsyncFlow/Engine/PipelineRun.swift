@@ -2,24 +2,27 @@
 // init, run by execute(), ended by outcome(); a stream's consumer reports to it through consumerDone().
 //
 // Invariants:
-//  P1. Every configuration error (layer parameters, FLOW_* variables, options, links, workers) is thrown
-//      by init, before any stage runs, so no item has been pulled.
-//  P2. Stages run as children of one task group; execute() returns only after every stage has ended
-//      and every worker thread has been joined (NativeBackend N2), whichever way it ends. A stage that
-//      is not a CPU layer's and does not await per item (Stage.awaitsPerItem) runs on the backend's
-//      stage executor (the native pool's threads, N4); the backend hears when the last of them ended.
-//  P3. Cancelling the awaiting task stops the run (RunState S1/S2): closes every link, so each stage
-//      finishes promptly; outcome() then throws CancellationError.
-//  P4. Items left in a link at the end are deinitialised and counted as received and dropped by the
-//      layer in front of which they waited: for every layer i > 0, received(i) == emitted(i - 1).
-//  P5. A stream's run ends when every stage has ended and its consumer is done (consumerDone: it read
-//      to the end, left, or saw the run stop); only then is what is left in the stream's own link
-//      deinitialised and moved from the last layer's emitted to its dropped count, and the report made.
-//      So the last layer's `emitted` is exactly what the consumer received.
+//  [configuration errors before the first pull] Every configuration error (layer parameters, FLOW_* variables, options,
+//    links, workers) is thrown by init, before any stage runs, so no item has been pulled.
+//  [the run outlives its stages and threads] Stages run as children of one task group; execute() returns only after
+//    every stage has ended and every worker thread has been joined ([no thread outlives its run]), whichever way it
+//    ends. A stage that is not a CPU layer's and does not await per item (Stage.awaitsPerItem) runs on the backend's
+//    stage executor (the native pool's threads, [the pool threads run the other stages]); the backend hears when the
+//    last of them ended.
+//  [cancelling stops the run] Cancelling the awaiting task stops the run ([a stop is for good],
+//    [the stop flag before the close]): closes every link, so each stage finishes promptly; outcome() then throws
+//    CancellationError.
+//  [leftovers counted where they waited] Items left in a link at the end are deinitialised and counted as received and
+//    dropped by the layer in front of which they waited: for every layer i > 0, received(i) == emitted(i - 1).
+//  [a stream ends when its consumer is done] A stream's run ends when every stage has ended and its consumer is done
+//    (consumerDone: it read to the end, left, or saw the run stop); only then is what is left in the stream's own link
+//    deinitialised and moved from the last layer's emitted to its dropped count, and the report made. So the last
+//    layer's `emitted` is exactly what the consumer received.
 import CFlow
 import Synchronization
 
-/// Run a pipeline to its end (P1–P4) and report.
+/// Run a pipeline to its end ([configuration errors before the first pull], [the run outlives its stages and threads],
+/// [cancelling stops the run], [leftovers counted where they waited]) and report.
 @usableFromInline
 func runPipeline(_ layers: [ErasedLayer], options: PipelineOptions) async throws -> PipelineReport {
     let pipeline = try PipelineRun(layers, options: options, streaming: false)
@@ -39,13 +42,14 @@ final class PipelineRun: Sendable {
     let backend: any Backend
     let started = ContinuousClock.now
     private let elapsed = Locked<Duration?>(nil)
-    /// Streaming only: opened by consumerDone (P5).
+    /// Streaming only: opened by consumerDone ([a stream ends when its consumer is done]).
     private let consumerGate: Gate?
     /// Streaming only: the consumer left its loop before the stream ended, which cancelled the run; that
     /// is the consumer's choice, not an error: the run reports rather than throws.
     private let consumerLeft = Atomic<Bool>(false)
 
-    /// Validate (P1) and build everything; when `streaming`, the last layer gets an output link too.
+    /// Validate ([configuration errors before the first pull]) and build everything; when `streaming`, the last layer
+    /// gets an output link too.
     init(_ layers: [ErasedLayer], options: PipelineOptions, streaming: Bool) throws(FlowConfigurationError) {
         self.layers = layers
         self.options = options
@@ -84,7 +88,8 @@ final class PipelineRun: Sendable {
                     batch: sizes.batches[i], workers: sizes.workers[i], helpers: sizes.helpers[i], window: window,
                     backend: backend, inputHandOff: i > 0 ? handOffs[i - 1] : .queue,
                     outputHandOff: i < handOffs.count ? handOffs[i] : .queue))
-            try stage.prepare()  // P1: worker pools are created (not started) here
+            // [configuration errors before the first pull]: worker pools are created (not started) here
+            try stage.prepare()
             stages.append(stage)
         }
         self.sizes = sizes
@@ -95,7 +100,9 @@ final class PipelineRun: Sendable {
         self.stages = stages
     }
 
-    /// Run every stage to its end (P2), stopping on cancellation (P3), then settle the leftovers (P4, P5).
+    /// Run every stage to its end ([the run outlives its stages and threads]), stopping on cancellation
+    /// ([cancelling stops the run]), then settle the leftovers ([leftovers counted where they waited],
+    /// [a stream ends when its consumer is done]).
     func execute() async {
         let observers = RunObservers(self)
         let run = self.run
@@ -109,7 +116,7 @@ final class PipelineRun: Sendable {
                 if !onExecutor.contains(true) { backend.stagesEnded() }  // none: the pool threads need not stay
                 for (i, stage) in stages.enumerated() {
                     if let executor = backend.stageExecutor, onExecutor[i] {
-                        group.addTask(executorPreference: executor) {  // P2
+                        group.addTask(executorPreference: executor) {  // [the run outlives its stages and threads]
                             await stage.run()
                             if preferring.withLock({ left in
                                 left -= 1
@@ -124,14 +131,16 @@ final class PipelineRun: Sendable {
                 }
             }
         } onCancel: {
-            run.cancel()  // P3
+            run.cancel()  // [cancelling stops the run]
         }
-        for (i, link) in links.enumerated() where i + 1 < counters.count {  // P4 (the stream's link is its consumer's)
+        // [leftovers counted where they waited] (the stream's link is its consumer's)
+        for (i, link) in links.enumerated() where i + 1 < counters.count {
             let left = link.drainDropped()
             counters[i + 1].received.add(left, ordering: .relaxed)
             counters[i + 1].dropped.add(left, ordering: .relaxed)
         }
-        if let consumerGate {  // P5: a stream's run ends when its consumer is done with it
+        // [a stream ends when its consumer is done]: a stream's run ends when its consumer is done with it
+        if let consumerGate {
             await consumerGate.wait()
             dropUndelivered(links.last!.drainDropped())
         }
@@ -139,8 +148,8 @@ final class PipelineRun: Sendable {
         await observers.finish()
     }
 
-    /// Streaming only (P5): the consumer is done, holding `undelivered` items it will not hand out. When
-    /// it `left` before the stream ended, the run is cancelled, and reports rather than throws.
+    /// Streaming only ([a stream ends when its consumer is done]): the consumer is done, holding `undelivered` items it
+    /// will not hand out. When it `left` before the stream ended, the run is cancelled, and reports rather than throws.
     func consumerDone(undelivered: Int, left: Bool) {
         dropUndelivered(undelivered)
         if left {

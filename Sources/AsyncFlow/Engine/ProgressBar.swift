@@ -1,12 +1,13 @@
 // ProgressBar.swift — PipelineOptions.progressBar: a live line on a terminal, redrawn in place.
 //
 // Invariants:
-//  PB1. Nothing is written unless the descriptor is a terminal (isatty), checked once at the start.
-//  PB2. Each redraw is one write of "\r" + the line + "\e[K" (erase to the end of the line), so a shorter
-//       line leaves no characters of a longer one; the line is cut to the terminal's width so it never
-//       wraps (a wrapped line cannot be redrawn with "\r"). The last draw ends with a newline.
-//  PB3. Redrawn at most every `interval` (100 ms) by one task; the final draw happens after that task
-//       has ended (RunObservers V1), so draws never interleave.
+//  [the bar only on a terminal] Nothing is written unless the descriptor is a terminal (isatty), checked once at the
+//    start.
+//  [each redraw erases its line] Each redraw is one write of "\r" + the line + "\e[K" (erase to the end of the line),
+//    so a shorter line leaves no characters of a longer one; the line is cut to the terminal's width so it never wraps
+//    (a wrapped line cannot be redrawn with "\r"). The last draw ends with a newline.
+//  [draws never interleave] Redrawn at most every `interval` (100 ms) by one task; the final draw happens after that
+//    task has ended ([observers end with the report's figures]), so draws never interleave.
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -19,13 +20,13 @@ struct ProgressBar: Sendable {
     static let interval = Duration.milliseconds(100)
     let descriptor: Int32
 
-    /// A bar on `descriptor`, or nil when it is not a terminal (PB1).
+    /// A bar on `descriptor`, or nil when it is not a terminal ([the bar only on a terminal]).
     init?(descriptor: Int32) {
         guard isatty(descriptor) == 1 else { return nil }
         self.descriptor = descriptor
     }
 
-    /// Draw the snapshot in place (PB2); the final one ends the line.
+    /// Draw the snapshot in place ([each redraw erases its line]); the final one ends the line.
     func draw(_ snapshot: ProgressSnapshot) {
         var line = Self.line(snapshot)
         if let width = terminalWidth(), line.count >= width { line = String(line.prefix(max(0, width - 1))) }

@@ -1,11 +1,11 @@
 // RunLog.swift — what one run tells PipelineOptions.logger (apple/swift-log).
 //
 // Invariants:
-//  LG1. Nothing is logged per item: the start (one message), a drain, the failure, the end (one message),
-//      and errors of skipped and retried items: the first `perLayer` of each kind in each layer (counted
-//      with one atomic add per error), then only counted, and the end says how many were not logged.
-//  LG2. No item is logged: only layer names, kinds, sizes, pool settings, and the errors the closures
-//      threw (as those errors describe themselves).
+//  [nothing logged per item] Nothing is logged per item: the start (one message), a drain, the failure, the end (one
+//    message), and errors of skipped and retried items: the first `perLayer` of each kind in each layer (counted with
+//    one atomic add per error), then only counted, and the end says how many were not logged.
+//  [no item in the log] No item is logged: only layer names, kinds, sizes, pool settings, and the errors the closures
+//    threw (as those errors describe themselves).
 import CFlow
 import Logging
 import Synchronization
@@ -16,7 +16,7 @@ import Synchronization
 
     init(_ logger: Logger) { self.logger = logger }
 
-    /// The run's shape (LG1): one line of layers, the pool settings as metadata.
+    /// The run's shape ([nothing logged per item]): one line of layers, the pool settings as metadata.
     func started(_ layers: [ErasedLayer], sizes: RunSizes, options: PipelineOptions, pool: flow_config) {
         let shape = layers.enumerated().map { i, layer -> String in
             var parts: [String] = []
@@ -52,7 +52,7 @@ import Synchronization
             ])
     }
 
-    /// An item's error that its layer's policy skipped (LG1).
+    /// An item's error that its layer's policy skipped ([nothing logged per item]).
     @usableFromInline func skipped(_ error: any Error, layer: String, counters: LayerCounters, items: Int) {
         guard counters.skipErrors.add(1, ordering: .relaxed).newValue <= Self.perLayer else { return }
         logger.warning(
@@ -60,7 +60,7 @@ import Synchronization
             metadata: ["layer": "\(layer)"])
     }
 
-    /// An item's error that its layer's policy retries (LG1).
+    /// An item's error that its layer's policy retries ([nothing logged per item]).
     @usableFromInline func retried(_ error: any Error, layer: String, counters: LayerCounters, items: Int) {
         guard counters.retryErrors.add(1, ordering: .relaxed).newValue <= Self.perLayer else { return }
         logger.notice(
@@ -74,7 +74,7 @@ import Synchronization
         logger.error("pipeline failed in \(layer): \(error)", metadata: ["layer": "\(layer)"])
     }
 
-    /// The end (LG1): how it ended, the report, and the errors not logged one by one.
+    /// The end ([nothing logged per item]): how it ended, the report, and the errors not logged one by one.
     func ended(_ report: PipelineReport, counters: [LayerCounters], cancelled: Bool, failed: Bool) {
         var lines = [report.description]
         for (layer, c) in zip(report.layers, counters) {

@@ -3,10 +3,10 @@
 // finished after it.
 //
 // Invariant:
-//  V1. finish() is called once, after every stage has ended and the leftovers are counted: it stops the
-//      tasks (and waits for the bar's), then publishes the final metrics (MetricsPublisher M1), calls
-//      progress with the final snapshot and draws it as the bar's last line, so all end with the
-//      report's exact figures.
+//  [observers end with the report's figures] finish() is called once, after every stage has ended and the leftovers are
+//    counted: it stops the tasks (and waits for the bar's), then publishes the final metrics
+//    ([metrics sampled never per item]), calls progress with the final snapshot and draws it as the bar's last line, so
+//    all end with the report's exact figures.
 struct RunObservers {
     let run: PipelineRun
     let progress: Task<Void, Never>?
@@ -51,7 +51,7 @@ struct RunObservers {
         }
     }
 
-    /// V1.
+    /// [observers end with the report's figures].
     func finish() async {
         progress?.cancel()
         barTask?.cancel()

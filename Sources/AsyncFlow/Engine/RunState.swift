@@ -2,26 +2,26 @@
 // skipped errors kept for the report.
 //
 // Invariants:
-//  S1. `stopped` only goes false -> true. Stages poll it (relaxed) between batches and items; after it is
-//      set they pull nothing new, call no more user closures, and count what they hold as dropped.
-//  S2. stop() sets the flag before closing every link, so a stage woken by the close sees the flag.
-//  S3. The first stop wins: a failure is the run's cause only if nothing stopped the run before it.
-//      Later errors (often consequences of the stop, such as an attempt a retry policy may no longer
-//      repeat once stopped) are not reported as the cause.
-//  S4. Draining (PipelineControl.drain) only ends the pulls: `pullsEnded` goes true, the pull-end hooks
-//      run once (each AsyncSequence source cancels its pull, which may be waiting for ever), and every
-//      item already pulled goes on through the layers as usual: nothing is dropped, no link is closed
-//      early. stop() ends the pulls the same way before it closes the links. A hook registered after
-//      the pulls ended runs at once.
+//  [a stop is for good] `stopped` only goes false -> true. Stages poll it (relaxed) between batches and items; after it
+//    is set they pull nothing new, call no more user closures, and count what they hold as dropped.
+//  [the stop flag before the close] stop() sets the flag before closing every link, so a stage woken by the close sees
+//    the flag.
+//  [the first stop wins] The first stop wins: a failure is the run's cause only if nothing stopped the run before it.
+//    Later errors (often consequences of the stop, such as an attempt a retry policy may no longer repeat once stopped)
+//    are not reported as the cause.
+//  [a drain only ends the pulls] Draining (PipelineControl.drain) only ends the pulls: `pullsEnded` goes true, the
+//    pull-end hooks run once (each AsyncSequence source cancels its pull, which may be waiting for ever), and every
+//    item already pulled goes on through the layers as usual: nothing is dropped, no link is closed early. stop() ends
+//    the pulls the same way before it closes the links. A hook registered after the pulls ended runs at once.
 import Synchronization
 
 @usableFromInline final class RunState: Sendable {
     @usableFromInline let stoppedFlag = Atomic<Bool>(false)
     @usableFromInline let cancelledFlag = Atomic<Bool>(false)
-    /// Set by stop() and drain(): sources pull nothing more (S4). One flag, so a source's check per
-    /// element is one load.
+    /// Set by stop() and drain(): sources pull nothing more ([a drain only ends the pulls]). One flag, so a source's
+    /// check per element is one load.
     @usableFromInline let pullsEndedFlag = Atomic<Bool>(false)
-    /// What ending the pulls calls (S4); nil once it has.
+    /// What ending the pulls calls ([a drain only ends the pulls]); nil once it has.
     @usableFromInline let pullEndHooks = Locked<[@Sendable () -> Void]?>([])
     @usableFromInline let firstError = Locked<(error: any Error, layer: String)?>(nil)
     @usableFromInline let kept = Locked<[LayerError]>([])
@@ -41,25 +41,26 @@ import Synchronization
 
     @usableFromInline func register(_ link: any Closable) { linkList.withLock { $0.append(link) } }
 
-    /// Forget a registered closable (a stop hook whose wait ended: BatchMapStage BM5).
+    /// Forget a registered closable (a stop hook whose wait ended: [a batch call runs to its end]).
     @usableFromInline func unregister(_ link: any Closable) {
         linkList.withLock { list in list.removeAll { $0 === link } }
     }
 
-    /// Stop everything (S1, S2): no new pulls, no more user closures, every waiter released.
+    /// Stop everything ([a stop is for good], [the stop flag before the close]): no new pulls, no more user closures,
+    /// every waiter released.
     @usableFromInline func stop() {
         stoppedFlag.store(true, ordering: .sequentiallyConsistent)
         endPulls()
         for link in linkList.withLock({ $0 }) { link.close() }
     }
 
-    /// End the pulls and let what was pulled finish (S4).
+    /// End the pulls and let what was pulled finish ([a drain only ends the pulls]).
     @usableFromInline func drain() {
         if !pullsEnded { log?.draining() }
         endPulls()
     }
 
-    /// S4: no more pulls; run the hooks once.
+    /// [a drain only ends the pulls]: no more pulls; run the hooks once.
     func endPulls() {
         pullsEndedFlag.store(true, ordering: .sequentiallyConsistent)
         for hook in pullEndHooks.withLock({ hooks in
@@ -70,7 +71,7 @@ import Synchronization
         }
     }
 
-    /// Call `hook` when the pulls end (drain or stop), or now if they have (S4).
+    /// Call `hook` when the pulls end (drain or stop), or now if they have ([a drain only ends the pulls]).
     @usableFromInline func onPullsEnd(_ hook: @escaping @Sendable () -> Void) {
         let now = pullEndHooks.withLock { hooks in
             guard hooks != nil else { return true }
@@ -85,7 +86,7 @@ import Synchronization
         stop()
     }
 
-    /// Record a failure unless the run had stopped already (S3), and stop.
+    /// Record a failure unless the run had stopped already ([the first stop wins]), and stop.
     @usableFromInline func fail(_ error: any Error, layer: String) {
         let first = firstError.withLock {
             guard $0 == nil && !stopped else { return false }

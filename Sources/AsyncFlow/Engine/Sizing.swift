@@ -2,17 +2,17 @@
 // else (RunSizes, made once by PipelineRun).
 //
 // Invariants:
-//  Z2. A batch buffer takes at most batchByteBudget bytes: large items move in smaller batches.
-//  Z3. A default queue holds four batches per parallel consumer, and at least 1,024 items unless those
-//      would take more than linkByteBudget; a `capacity:` given by the user is taken as it is.
-//  Z5. A capacity bounds what is in flight: a stage's batch is at most the capacity of each queue
-//      beside it, so a batch that skips a queue (a direct pull, a batch carried or handed to the
-//      collector) holds no more than that queue would, and every stage holds at most one batch beyond
-//      the queues. So a run holds at most its queues' capacities plus one batch per loop.
-//  Z4. The CPU layers' workers and the helper threads together are at most the CPUs the pools may use
-//      (when the workers alone are fewer): the first CPU layer's pool gets the difference, at most one
-//      helper per other layer, so the other stages run beside the workers rather than only when they
-//      wait (the native backend's scheduler, PoolExecutor).
+//  [batches bounded in bytes] A batch buffer takes at most batchByteBudget bytes: large items move in smaller batches.
+//  [default queues hold four batches] A default queue holds four batches per parallel consumer, and at least 1,024
+//    items unless those would take more than linkByteBudget; a `capacity:` given by the user is taken as it is.
+//  [batches no larger than their queues] A capacity bounds what is in flight: a stage's batch is at most the capacity
+//    of each queue beside it, so a batch that skips a queue (a direct pull, a batch carried or handed to the collector)
+//    holds no more than that queue would, and every stage holds at most one batch beyond the queues. So a run holds at
+//    most its queues' capacities plus one batch per loop.
+//  [helpers fill the spare cpus] The CPU layers' workers and the helper threads together are at most the CPUs the pools
+//    may use (when the workers alone are fewer): the first CPU layer's pool gets the difference, at most one helper per
+//    other layer, so the other stages run beside the workers rather than only when they wait (the native backend's
+//    scheduler, PoolExecutor).
 
 /// Bytes one batch buffer may take: large items move in smaller batches, so a stage's buffers stay
 /// about this size whatever the item type (a 64 KiB item moves 64 at a time, an Int 1024).
@@ -21,18 +21,21 @@ let batchByteBudget = 4 << 20
 /// Bytes a queue of small items may take before its default capacity stops at 1,024 items.
 let linkByteBudget = 16 << 20
 
-/// The batch size for items of `stride` bytes: `batchSize`, or fewer so a batch fits batchByteBudget (Z2).
+/// The batch size for items of `stride` bytes: `batchSize`, or fewer so a batch fits batchByteBudget
+/// ([batches bounded in bytes]).
 func batchLimit(_ batchSize: Int, stride: Int) -> Int {
     min(batchSize, max(1, batchByteBudget / max(1, stride)))
 }
 
-/// A default queue for items of `stride` bytes popped by `callers` parallel callers (Z3).
+/// A default queue for items of `stride` bytes popped by `callers` parallel callers
+/// ([default queues hold four batches]).
 func queueCapacity(batch: Int, stride: Int, callers: Int = 1) -> Int {
     let stride = max(1, stride)
     return max(min(1024, linkByteBudget / stride), 4 * batchLimit(batch, stride: stride) * max(1, callers))
 }
 
-/// The queue in front of a layer when none is given: popped by its workers or tasks (Z3).
+/// The queue in front of a layer when none is given: popped by its workers or tasks
+/// ([default queues hold four batches]).
 func defaultCapacity(_ layer: ErasedLayer, batch: Int, defaultWorkers: Int) -> Int {
     queueCapacity(
         batch: batch, stride: layer.inputStride, callers: parallelism(of: layer, defaultWorkers: defaultWorkers))
@@ -51,9 +54,11 @@ func parallelism(of layer: ErasedLayer, defaultWorkers: Int) -> Int {
 struct RunSizes {
     /// Per layer: its parallel loops (Backend workers for a CPU layer).
     let workers: [Int]
-    /// Per layer: threads a CPU layer's pool adds that only run the other stages (Z4); 0 for the rest.
+    /// Per layer: threads a CPU layer's pool adds that only run the other stages ([helpers fill the spare cpus]); 0 for
+    /// the rest.
     let helpers: [Int]
-    /// The CPU layers' workers, together (what Z4 and DirectHandOff DH1 compare with the CPUs).
+    /// The CPU layers' workers, together (what [helpers fill the spare cpus] and [direct hand-offs only where they pay]
+    /// compare with the CPUs).
     let cpuWorkers: Int
     /// The CPUs the pools may use.
     let cpus: Int
@@ -78,7 +83,8 @@ struct RunSizes {
         }
         self.links = links
         batches = layers.indices.map { i in
-            let beside = [i > 0 ? links[i - 1] : nil, i < links.count ? links[i] : nil].compactMap { $0 }  // Z5
+            // [batches no larger than their queues]
+            let beside = [i > 0 ? links[i - 1] : nil, i < links.count ? links[i] : nil].compactMap { $0 }
             return beside.reduce(batchLimit(batchSize, stride: max(layers[i].inputStride, layers[i].outputStride)), min)
         }
         streamBatch = batchLimit(batchSize, stride: layers.last!.outputStride)
@@ -90,7 +96,7 @@ func cpuLayerWorkers(_ layers: [ErasedLayer], workers: [Int]) -> Int {
     layers.indices.filter { layers[$0].runsOnWorkers }.reduce(0) { $0 + workers[$1] }
 }
 
-/// Z4: per layer, the helper threads its pool adds.
+/// [helpers fill the spare cpus]: per layer, the helper threads its pool adds.
 func schedulerHelpers(_ layers: [ErasedLayer], workers: [Int], cpus: Int) -> [Int] {
     guard let first = layers.firstIndex(where: \.runsOnWorkers) else { return layers.map { _ in 0 } }
     let spare = max(0, cpus - cpuLayerWorkers(layers, workers: workers))

@@ -1,13 +1,13 @@
-// StreamDriver.swift — performs the actions of one iteration's StreamStateMachine: builds and starts the
-// run, pops batches from the stream's link into the consumer's buffer, and tells the run when the
-// consumer is done (PipelineRun P5). Used only by the iterating task, as AsyncIteratorProtocol requires.
+// StreamDriver.swift — performs the actions of one iteration's StreamStateMachine: builds and starts the run, pops
+// batches from the stream's link into the consumer's buffer, and tells the run when the consumer is done
+// ([a stream ends when its consumer is done]). Used only by the iterating task, as AsyncIteratorProtocol requires.
 //
 // Invariants:
-//  D1. Leaving (T3) cancels the run: every link closes, no more user closures run, and the run's task
-//      joins every thread. Leaving is the consumer's choice: report() then returns the report; a
-//      cancelled consuming task makes it throw CancellationError.
-//  D2. The stream's link belongs to the consumer: the run does not drain it before the consumer is done,
-//      though the stages may end long before the consumer has read everything.
+//  [leaving cancels the run] Leaving ([the consumer is done once]) cancels the run: every link closes, no more user
+//    closures run, and the run's task joins every thread. Leaving is the consumer's choice: report() then returns the
+//    report; a cancelled consuming task makes it throw CancellationError.
+//  [the stream's link is the consumer's] The stream's link belongs to the consumer: the run does not drain it before
+//    the consumer is done, though the stages may end long before the consumer has read everything.
 import Synchronization
 
 final class StreamDriver<Element: Sendable>: StreamLeaving, @unchecked Sendable {
@@ -33,8 +33,9 @@ final class StreamDriver<Element: Sendable>: StreamLeaving, @unchecked Sendable 
         buffer?.deallocate()
     }
 
-    /// The consumer left the loop (T3, T4; D1). Idempotent; called from deinit or by the iterating task itself
-    /// (report()), never during next().
+    /// The consumer left the loop ([the consumer is done once], [leaving hands back the rest];
+    /// [leaving cancels the run]). Idempotent; called from deinit or by the iterating task itself (report()), never
+    /// during next().
     func leave() {
         guard case .stop(let from, let count) = machine.leave() else { return }
         (buffer! + from).deinitialize(count: count)
@@ -53,7 +54,7 @@ final class StreamDriver<Element: Sendable>: StreamLeaving, @unchecked Sendable 
         case .pop: break
         }
         let pipeline = pipeline!
-        let consumer = currentTaskIdentity()  // for report() (PS2): once per batch
+        let consumer = currentTaskIdentity()  // for report() ([a report from the consumer leaves]): once per batch
         state.latest.withLock { $0.consumer = consumer }
         if Task.isCancelled { pipeline.run.cancel() }
         let count =
@@ -73,7 +74,7 @@ final class StreamDriver<Element: Sendable>: StreamLeaving, @unchecked Sendable 
         }
     }
 
-    /// T1: build the run (throwing configuration errors) and start it.
+    /// [the stream starts at the first next]: build the run (throwing configuration errors) and start it.
     private func start() throws {
         let pipeline = try PipelineRun(layers, options: options, streaming: true)
         self.pipeline = pipeline

@@ -5,14 +5,14 @@
 //                      └──leave: break, a throw, the iterator dropped, report() by the consumer──▶ left
 //
 // Invariants:
-//  T1. The run starts at the first next(): configuration errors are thrown there, before any item is
-//      pulled; an iteration whose start failed is ended (later calls return nil).
-//  T2. The consumer holds one popped batch and hands its items out one by one: a pop (and so a
-//      continuation, when the link is empty) is made only once the batch is used up.
-//  T3. The consumer is done exactly once, whichever comes first: the end (.end) or leaving (.stop). Only
-//      a streaming iteration is stopped by leaving; leaving after the end, or twice, does nothing.
-//  T4. Leaving hands back the range of the batch not yet handed out: the driver deinitialises those
-//      items and they count as dropped by the last layer (PipelineRun.consumerDone).
+//  [the stream starts at the first next] The run starts at the first next(): configuration errors are thrown there,
+//    before any item is pulled; an iteration whose start failed is ended (later calls return nil).
+//  [the consumer holds one batch] The consumer holds one popped batch and hands its items out one by one: a pop (and so
+//    a continuation, when the link is empty) is made only once the batch is used up.
+//  [the consumer is done once] The consumer is done exactly once, whichever comes first: the end (.end) or leaving
+//    (.stop). Only a streaming iteration is stopped by leaving; leaving after the end, or twice, does nothing.
+//  [leaving hands back the rest] Leaving hands back the range of the batch not yet handed out: the driver deinitialises
+//    those items and they count as dropped by the last layer (PipelineRun.consumerDone).
 struct StreamStateMachine {
     enum State: Equatable { case idle, streaming, ended, left }
 
@@ -22,9 +22,9 @@ struct StreamStateMachine {
     private(set) var delivered = 0
 
     enum NextAction: Equatable {
-        /// Hand out buffer[index] (T2).
+        /// Hand out buffer[index] ([the consumer holds one batch]).
         case deliver(index: Int)
-        /// Build and start the run (T1), then pop.
+        /// Build and start the run ([the stream starts at the first next]), then pop.
         case start
         /// Pop a batch, then call popped(_:).
         case pop
@@ -46,14 +46,16 @@ struct StreamStateMachine {
         }
     }
 
-    /// The run could not be built: the error is thrown once, then the iteration is over (T1).
+    /// The run could not be built: the error is thrown once, then the iteration is over
+    /// ([the stream starts at the first next]).
     mutating func startFailed() {
         state = .ended
     }
 
     enum PoppedAction: Equatable {
         case deliver(index: Int)
-        /// The stream has ended: the consumer is done (T3); the run's outcome decides what next() does.
+        /// The stream has ended: the consumer is done ([the consumer is done once]); the run's outcome decides what
+        /// next() does.
         case end
     }
 
@@ -70,7 +72,8 @@ struct StreamStateMachine {
 
     enum LeaveAction: Equatable {
         case none
-        /// Stop the run; buffer[from..<from + count] was never handed out (T3, T4).
+        /// Stop the run; buffer[from..<from + count] was never handed out ([the consumer is done once],
+        /// [leaving hands back the rest]).
         case stop(from: Int, count: Int)
     }
 

@@ -1,5 +1,5 @@
-// Validation.swift — every parameter of a run checked before anything is built (PipelineRun P1), each
-// error naming the parameter, its value and its layer.
+// Validation.swift — every parameter of a run checked before anything is built
+// ([configuration errors before the first pull]), each error naming the parameter, its value and its layer.
 import CFlow
 
 /// Check every parameter and return the pool settings: defaults, then FLOW_* variables, then options.

@@ -3,23 +3,25 @@
 // closure): one task, items in input order, popped in batches.
 //
 // Invariants:
-//  A1. At most `concurrency` closure calls are in flight: each task holds one batch and calls the closure
-//      for one item at a time.
-//  A2. Waiting for input or for space suspends the task (Link L3); no thread is blocked.
-//  A3. Each task is one producer of the output link (BatchLoop B4).
-//  A4. With concurrency > 1, items move through the links in batches too (no queue operation per item),
-//      sized so that a task holds about `asyncBatchTarget` of work (BatchSizer BZ1; the first pop takes
-//      one item): cheap closures move whole batches, slow ones (I/O) one item at a time, as before.
-//      Unordered, a task's batch is shared (SharedBatch): once the input has ended, idle tasks take the
-//      items a busy task has not started, so a closure that slows down late in a run does not keep them.
-//      Ordered, a batch stays with its task (its results are pushed in its turn: BatchLoop B5).
+//  [at most concurrency calls in flight] At most `concurrency` closure calls are in flight: each task holds one batch
+//    and calls the closure for one item at a time.
+//  [async layers block no thread] Waiting for input or for space suspends the task ([one continuation per wait]); no
+//    thread is blocked.
+//  [each task is one producer] Each task is one producer of the output link ([each loop is one producer]).
+//  [async items move in shared batches] With concurrency > 1, items move through the links in batches too (no queue
+//    operation per item), sized so that a task holds about `asyncBatchTarget` of work
+//    ([batches sized by measured work]; the first pop takes one item): cheap closures move whole batches, slow ones
+//    (I/O) one item at a time, as before. Unordered, a task's batch is shared (SharedBatch): once the input has ended,
+//    idle tasks take the items a busy task has not started, so a closure that slows down late in a run does not keep
+//    them. Ordered, a batch stays with its task (its results are pushed in its turn:
+//    [ordered results wait their turn]).
 @usableFromInline final class AsyncStage<Input, Output>: Stage, @unchecked Sendable {
     // @unchecked: immutable after init; the links and counters are thread-safe.
     @usableFromInline let context: StageContext<Input, Output>
     @usableFromInline let concurrency: Int
     @usableFromInline let body: @Sendable (Input) async throws -> Output
 
-    /// A4: the work a task of a concurrent async layer takes per pop, in nanoseconds.
+    /// [async items move in shared batches]: the work a task of a concurrent async layer takes per pop, in nanoseconds.
     @inlinable static var asyncBatchTarget: Double { 20_000 }
 
     @inlinable init(
@@ -53,7 +55,8 @@
                             await loop.applyShared(shared[task], transform)
                         }
                     } else {
-                        await loop.run { loop, count in await loop.applyEach(count, transform) }  // A4: ordered
+                        // [async items move in shared batches]: ordered
+                        await loop.run { loop, count in await loop.applyEach(count, transform) }
                     }
                 }
             }

@@ -1,9 +1,10 @@
-// BatchCollectStage.swift — a batch collector (Layer(batchesOf:within:)): one task gathers items into
-// batches of at most `size` (BatchLoop B7) and calls the user's async closure once per batch, serially,
+// BatchCollectStage.swift — a batch collector (Layer(batchesOf:within:)): one task gathers items into batches of at
+// most `size` ([gathered items handed over together]) and calls the user's async closure once per batch, serially,
 // batches in arrival order.
 //
-// Invariant: the closure gets each popped item exactly once, in one batch (or the item is counted dropped
-// after a stop); an async call is made per batch, never per item.
+// Invariant:
+//  [each item in one batch call] The closure gets each popped item exactly once, in one batch (or the item is
+//    counted dropped after a stop); an async call is made per batch, never per item.
 @usableFromInline final class BatchCollectStage<Input>: Stage, @unchecked Sendable {
     // @unchecked: immutable after init; the links and counters are thread-safe.
     @usableFromInline let context: StageContext<Input, Void>

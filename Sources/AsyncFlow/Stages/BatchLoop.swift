@@ -10,22 +10,23 @@
 // pool thread (runOnThread, the native backend's driver in Backends/Native).
 //
 // Invariants:
-//  B1. Every popped item is, by the end of its batch, emitted, skipped, failed or dropped: for every
-//      layer received == emitted + skipped + failed + dropped. received, emitted and dropped are added
-//      once per batch; skipped, failed and retried by the policy, per item.
-//  B2. After RunState.stopped no closure is called: a popped batch, or the rest of it, is dropped.
-//  B3. A failure (ErrorPolicy .fail, or .retry out of attempts) stops the run; the rest of its batch is
-//      dropped.
-//  B4. Each loop is one producer of its output link: finish() frees its buffers and finishes it as a
-//      producer (Link L4), exactly once, when the input is closed and drained.
-//  B5. Ordered: a batch's results are pushed only in their turn (OrderedWindow O1, O2); if the run stops
-//      while they wait, they are dropped.
-//  B6. The time spent calling the closure is added to the layer's `busy` counter once per batch (two
-//      clock reads a batch, not an item; an async closure's time includes its waits).
-//  B7. Gathering (a batch collector, a batch layer's gatherer: runGathering): items popped are held in
-//      inBuf until it holds the batch size, or `within` has passed since the first of them was popped, or
-//      the input is closed and drained; then they are handed over at once, in pop order (applyBatch). Every item
-//      held is handed over or dropped (B1, B2).
+//  [every item accounted for] Every popped item is, by the end of its batch, emitted, skipped, failed or dropped: for
+//    every layer received == emitted + skipped + failed + dropped. received, emitted and dropped are added once per
+//    batch; skipped, failed and retried by the policy, per item.
+//  [no call after a stop] After RunState.stopped no closure is called: a popped batch, or the rest of it, is dropped.
+//  [a failure stops the run] A failure (ErrorPolicy .fail, or .retry out of attempts) stops the run; the rest of its
+//    batch is dropped.
+//  [each loop is one producer] Each loop is one producer of its output link: finish() frees its buffers and finishes it
+//    as a producer ([the last producer closes the link]), exactly once, when the input is closed and drained.
+//  [ordered results wait their turn] Ordered: a batch's results are pushed only in their turn
+//    ([only the turn's holder advances], [the ordered window is bounded]); if the run stops while they wait, they are
+//    dropped.
+//  [busy time per batch] The time spent calling the closure is added to the layer's `busy` counter once per batch (two
+//    clock reads a batch, not an item; an async closure's time includes its waits).
+//  [gathered items handed over together] Gathering (a batch collector, a batch layer's gatherer: runGathering): items
+//    popped are held in inBuf until it holds the batch size, or `within` has passed since the first of them was popped,
+//    or the input is closed and drained; then they are handed over at once, in pop order (applyBatch). Every item held
+//    is handed over or dropped ([every item accounted for], [no call after a stop]).
 import Synchronization
 
 @usableFromInline struct BatchLoop<Input, Output> {
@@ -40,9 +41,10 @@ import Synchronization
     /// What the last apply() took, in nanoseconds (the native driver reports it per worker).
     @usableFromInline var lastNanoseconds = 0
 
-    /// A loop taking up to `take` items per pop (adaptive: fewer when items are slow, BatchSizer BZ1);
-    /// `ordered` uses the context's window, if it has one; `producing: false` leaves the output link to
-    /// the stage (a gatherer whose batches are pushed by other tasks: BatchMapStage BM4).
+    /// A loop taking up to `take` items per pop (adaptive: fewer when items are slow,
+    /// [batches sized by measured work]); `ordered` uses the context's window, if it has one; `producing: false` leaves
+    /// the output link to the stage (a gatherer whose batches are pushed by other tasks:
+    /// [the batch layer is one producer]).
     @inlinable init(
         _ context: StageContext<Input, Output>, take: Int, adaptive: Bool = false, ordered: Bool = true,
         producing: Bool = true
@@ -64,7 +66,7 @@ import Synchronization
     }
 
     /// The loop on a Swift task: pop (suspending while the input is empty), `call` the closure for the
-    /// batch (apply or applyEach), deliver, until the input is closed and drained (B4).
+    /// batch (apply or applyEach), deliver, until the input is closed and drained ([each loop is one producer]).
     @inlinable mutating func run(_ call: (inout Self, _ count: Int) async -> Int) async {
         while true {
             var position: UInt64 = 0
@@ -77,9 +79,9 @@ import Synchronization
         finish()
     }
 
-    /// run for the tasks of an async layer (AsyncStage A4): each pops into a batch the others may take
-    /// part of (`mine`, one of `all`); once the input has ended, a task takes from the others' batches
-    /// until none has items left. Unordered only: taken items leave their batch's position.
+    /// run for the tasks of an async layer ([async items move in shared batches]): each pops into a batch the others
+    /// may take part of (`mine`, one of `all`); once the input has ended, a task takes from the others' batches until
+    /// none has items left. Unordered only: taken items leave their batch's position.
     @inlinable mutating func runSharing(
         _ mine: SharedBatch<Input>, among all: [SharedBatch<Input>],
         _ call: (inout Self, _ count: Int) async -> Int
@@ -107,8 +109,9 @@ import Synchronization
         finish()
     }
 
-    /// The loop of a batch collector (B7): pop into inBuf until it holds `sizer.limit` items, `within`
-    /// has passed since the first, or the input has ended; then `call` it with that count.
+    /// The loop of a batch collector ([gathered items handed over together]): pop into inBuf until it holds
+    /// `sizer.limit` items, `within` has passed since the first, or the input has ended; then `call` it with that
+    /// count.
     @inlinable mutating func runGathering(within: Duration?, _ call: (inout Self, _ count: Int) async -> Void) async {
         let size = sizer.limit
         var held = 0
@@ -138,8 +141,9 @@ import Synchronization
         finish()
     }
 
-    /// Call `body` once with the `count` held items as an array, under the error policy (B7, B2, B6;
-    /// LayerRuntime E3): they are emitted, skipped or failed together, or dropped after a stop.
+    /// Call `body` once with the `count` held items as an array, under the error policy
+    /// ([gathered items handed over together], [no call after a stop], [busy time per batch];
+    /// [a batch call counts in items]): they are emitted, skipped or failed together, or dropped after a stop.
     @inlinable func applyBatch(_ count: Int, _ body: ([Input]) async throws -> Void) async {
         guard !layer.run.stopped else { return drop(from: 0, to: count) }
         let items = takeHeld(count)
@@ -158,7 +162,8 @@ import Synchronization
         }
     }
 
-    /// Count a popped batch as received; false when the run has stopped and it was dropped instead (B1, B2).
+    /// Count a popped batch as received; false when the run has stopped and it was dropped instead
+    /// ([every item accounted for], [no call after a stop]).
     @inlinable func admit(_ count: Int, in items: UnsafeMutablePointer<Input>? = nil) -> Bool {
         layer.counters.received.add(count, ordering: .relaxed)
         guard layer.run.stopped else { return true }
@@ -171,8 +176,9 @@ import Synchronization
     @usableFromInline typealias Apply =
         @Sendable (inout Self, _ count: Int, _ items: UnsafeMutablePointer<Input>?) -> Int
 
-    /// Call `transform` for each of the `count` popped items (in inBuf, or `items`) under the error policy,
-    /// in a plain loop, keeping the results in outBuf (B1, B3, B6). Returns how many results were made.
+    /// Call `transform` for each of the `count` popped items (in inBuf, or `items`) under the error policy, in a plain
+    /// loop, keeping the results in outBuf ([every item accounted for], [a failure stops the run],
+    /// [busy time per batch]). Returns how many results were made.
     @inlinable mutating func apply(
         _ count: Int, from items: UnsafeMutablePointer<Input>? = nil, _ transform: (Input) throws -> Output
     ) -> Int {
@@ -193,7 +199,7 @@ import Synchronization
                 case .skipped:
                     continue
                 case .failed:
-                    drop(from: i, to: count, in: items)  // B3
+                    drop(from: i, to: count, in: items)  // [a failure stops the run]
                     i = count
                     continue
                 }
@@ -207,14 +213,16 @@ import Synchronization
         return made
     }
 
-    /// apply with an async closure: one call per item, the stop checked before each (B2, B3, B6).
+    /// apply with an async closure: one call per item, the stop checked before each ([no call after a stop],
+    /// [a failure stops the run], [busy time per batch]).
     @inlinable mutating func applyEach(_ count: Int, _ transform: (Input) async throws -> Output) async -> Int {
         let start = ContinuousClock.now
         let keep = output != nil
         var made = 0
         for i in 0..<count {
             if layer.run.stopped {
-                drop(from: i, to: count)  // B2; after a failure (B3) too, which stopped the run
+                // [no call after a stop]; after a failure ([a failure stops the run]) too, which stopped the run
+                drop(from: i, to: count)
                 break
             }
             let item = (inBuf + i).move()
@@ -228,7 +236,7 @@ import Synchronization
     }
 
     /// applyEach for a batch other tasks may take part of (runSharing): the items are taken from the front
-    /// of `mine` one at a time (SharedBatch SB1), so the ones taken by others are never called here.
+    /// of `mine` one at a time ([each shared item taken once]), so the ones taken by others are never called here.
     @inlinable mutating func applyShared(
         _ mine: SharedBatch<Input>, _ transform: (Input) async throws -> Output
     ) async -> Int {
@@ -239,7 +247,7 @@ import Synchronization
         while true {
             if layer.run.stopped {
                 let rest = mine.takeRest()
-                drop(from: rest.lowerBound, to: rest.upperBound)  // B2, B3
+                drop(from: rest.lowerBound, to: rest.upperBound)  // [no call after a stop], [a failure stops the run]
                 break
             }
             guard let i = mine.takeFront() else { break }
@@ -254,15 +262,15 @@ import Synchronization
         return made
     }
 
-    /// B6, and the adaptive sizer's measure (BZ1).
+    /// [busy time per batch], and the adaptive sizer's measure ([batches sized by measured work]).
     @inlinable mutating func record(_ items: Int, since start: ContinuousClock.Instant) {
         let nanoseconds = (ContinuousClock.now - start).wholeNanoseconds
         layer.counters.busy.add(nanoseconds, ordering: .relaxed)
         sizer.record(items: items, nanoseconds: Double(nanoseconds))
     }
 
-    /// Push the `made` results of a batch of `count` popped at `position`, in turn when ordered (B5),
-    /// suspending while the output is full.
+    /// Push the `made` results of a batch of `count` popped at `position`, in turn when ordered
+    /// ([ordered results wait their turn]), suspending while the output is full.
     @inlinable func deliver(_ made: Int, of count: Int, at position: UInt64) async {
         guard let output else { return settle(made: made, pushed: made) }
         if let window, !(await window.waitTurn(position, run: layer.run)) { return settle(made: made, pushed: 0) }
@@ -270,7 +278,8 @@ import Synchronization
         window?.advance(from: position, by: count)
     }
 
-    /// Count a batch's push: what went in is emitted, what a closed link refused is dropped (B1).
+    /// Count a batch's push: what went in is emitted, what a closed link refused is dropped
+    /// ([every item accounted for]).
     @inlinable func settle(made: Int, pushed: Int) {
         if pushed < made {
             (outBuf + pushed).deinitialize(count: made - pushed)
@@ -285,7 +294,7 @@ import Synchronization
         layer.counters.dropped.add(to - from, ordering: .relaxed)
     }
 
-    /// B4: free the buffers and finish as a producer of the output link.
+    /// [each loop is one producer]: free the buffers and finish as a producer of the output link.
     @inlinable func finish() {
         inBuf.deallocate()
         outBuf.deallocate()

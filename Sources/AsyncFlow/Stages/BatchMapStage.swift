@@ -4,23 +4,25 @@
 // flight.
 //
 // Invariants:
-//  BM1. One task gathers the batches (BatchLoop B7): batch k holds the items popped after those of batch
-//      k - 1, so batch numbers are input order. Each batch is handed to a child task; at most
-//      `concurrency` children are running (the gatherer waits for one to end before it starts another).
-//  BM2. Ordered: a batch's results are pushed only in its turn (OrderedWindow over batch numbers: the
-//      holder of batch k advances `next` to k + 1). Batch `next` is always running or pushing, because
-//      batches start in number order, so holding a slot while waiting never blocks the turn.
-//  BM3. Every item gathered is, by the end of its batch, emitted, skipped, failed or dropped (B1): the
-//      call's results are pushed (emitted, or dropped if the link refused them), the outcome's skipped
-//      and failed are counted as such, and the rest of the batch (items it returned no result for,
-//      after a failure) is counted dropped. A batch whose call did not start before a stop is dropped.
-//  BM4. The stage is one producer of its output link: the gatherer's loop does not finish it; the stage
-//      does, once, after every child has ended.
-//  BM5. A call in flight is not interrupted by a stop (like an async layer's closure); a closure that
-//      waits on something outside (a remote worker) runs that wait under a stop hook
-//      (BatchCall.whileRunning) to end it. Its results are then dropped.
-//  BM6. `ended`, when given, is awaited once after every call has ended, however the run ended, before
-//      the stage finishes its output (BM4): where the calls' side effects elsewhere are cleaned up.
+//  [batches gathered in input order] One task gathers the batches ([gathered items handed over together]): batch k
+//    holds the items popped after those of batch k - 1, so batch numbers are input order. Each batch is handed to a
+//    child task; at most `concurrency` children are running (the gatherer waits for one to end before it starts
+//    another).
+//  [the next batch is always running] Ordered: a batch's results are pushed only in its turn (OrderedWindow over batch
+//    numbers: the holder of batch k advances `next` to k + 1). Batch `next` is always running or pushing, because
+//    batches start in number order, so holding a slot while waiting never blocks the turn.
+//  [every gathered item accounted for] Every item gathered is, by the end of its batch, emitted, skipped, failed or
+//    dropped ([every item accounted for]): the call's results are pushed (emitted, or dropped if the link refused
+//    them), the outcome's skipped and failed are counted as such, and the rest of the batch (items it returned no
+//    result for, after a failure) is counted dropped. A batch whose call did not start before a stop is dropped.
+//  [the batch layer is one producer] The stage is one producer of its output link: the gatherer's loop does not finish
+//    it; the stage does, once, after every child has ended.
+//  [a batch call runs to its end] A call in flight is not interrupted by a stop (like an async layer's closure); a
+//    closure that waits on something outside (a remote worker) runs that wait under a stop hook
+//    (BatchCall.whileRunning) to end it. Its results are then dropped.
+//  [the end hook runs after every call] `ended`, when given, is awaited once after every call has ended, however the
+//    run ended, before the stage finishes its output ([the batch layer is one producer]): where the calls' side effects
+//    elsewhere are cleaned up.
 import Synchronization
 
 /// What one call of a batch layer's closure produced, for layers whose items are handled elsewhere
@@ -56,7 +58,7 @@ import Synchronization
     }
 
     /// A batch the layer's policy skipped or failed as a whole, counted and its error kept or failing
-    /// the run by LayerRuntime.settle (E3).
+    /// the run by LayerRuntime.settle ([a batch call counts in items]).
     @usableFromInline init(settled count: Int, skipped: Bool) {
         self.init(outputs: [], skipped: skipped ? count : 0, failed: skipped ? 0 : count)
         settled = true
@@ -76,8 +78,8 @@ import Synchronization
     /// Whether the run has stopped (its results would be dropped).
     package var stopped: Bool { layer.run.stopped }
 
-    /// Run `body`; if the run stops (a failure elsewhere, cancellation) before it returns, call `hook`
-    /// once, at once if it has stopped already (BM5). The hook is forgotten when `body` returns.
+    /// Run `body`; if the run stops (a failure elsewhere, cancellation) before it returns, call `hook` once, at once if
+    /// it has stopped already ([a batch call runs to its end]). The hook is forgotten when `body` returns.
     package func whileRunning<T>(
         onStop hook: @escaping @Sendable () -> Void, _ body: () async throws -> T
     ) async rethrows -> T {
@@ -123,7 +125,7 @@ final class StopHook: Closable {
         self.concurrency = concurrency
         self.body = body
         self.ended = ended
-        context.output?.addProducers(1)  // BM4
+        context.output?.addProducers(1)  // [the batch layer is one producer]
     }
 
     @inlinable func run() async {
@@ -133,7 +135,7 @@ final class StopHook: Closable {
             var running = 0
             await loop.runGathering(within: within) { loop, count in
                 let items = loop.takeHeld(count)
-                if running == concurrency {  // BM1
+                if running == concurrency {  // [batches gathered in input order]
                     await group.next()
                     running -= 1
                 }
@@ -143,11 +145,12 @@ final class StopHook: Closable {
                 group.addTask { await self.handle(items, position) }
             }
         }
-        await ended?()  // BM6
-        context.output?.finishProducer()  // BM4
+        await ended?()  // [the end hook runs after every call]
+        context.output?.finishProducer()  // [the batch layer is one producer]
     }
 
-    /// Call the closure for one batch and deliver its results (BM2, BM3).
+    /// Call the closure for one batch and deliver its results ([the next batch is always running],
+    /// [every gathered item accounted for]).
     @inlinable func handle(_ items: [Input], _ position: UInt64) async {
         let layer = context.layer
         let counters = context.counters
@@ -175,7 +178,7 @@ final class StopHook: Closable {
             return
         }
         if let window = context.window, !(await window.waitTurn(position, run: layer.run)) {
-            counters.dropped.add(made, ordering: .relaxed)  // BM2, stopped while waiting
+            counters.dropped.add(made, ordering: .relaxed)  // [the next batch is always running], stopped while waiting
             return
         }
         let buffer = UnsafeMutablePointer<Output>.allocate(capacity: max(made, 1))

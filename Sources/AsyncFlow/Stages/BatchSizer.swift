@@ -1,10 +1,10 @@
 // BatchSizer.swift — how many items a loop takes per pop.
 //
 // Invariant:
-//  BZ1. A fixed sizer always takes `limit`. An adaptive one (CPU layers, async layers with concurrency)
-//      takes `first` items first, then about `target` ns of work by the running average of the cost per
-//      item, between 1 and `limit`: cheap items move in full batches; slow ones in small batches, so the
-//      last items of a run are not left queued behind one busy worker while the others are idle.
+//  [batches sized by measured work] A fixed sizer always takes `limit`. An adaptive one (CPU layers, async layers with
+//    concurrency) takes `first` items first, then about `target` ns of work by the running average of the cost per
+//    item, between 1 and `limit`: cheap items move in full batches; slow ones in small batches, so the last items of a
+//    run are not left queued behind one busy worker while the others are idle.
 @usableFromInline
 struct BatchSizer: Sendable {
     @usableFromInline let limit: Int

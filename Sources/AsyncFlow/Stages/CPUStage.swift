@@ -1,31 +1,33 @@
 // CPUStage.swift — a CPU-bound layer: `workers` copies of a BatchLoop that calls the user's closure per
 // item in a plain loop over each batch, run where the backend runs workers (NativeBackend: pool threads;
 // SwiftBackend: tasks); on the native backend, with fewer workers than CPUs, the source's task may carry
-// batches through it too (DirectHandOff DH7).
+// batches through it too ([carried batches]).
 //
 // Invariants:
-//  C1. Each worker builds its own State where it runs (its thread, or its task) and keeps it there.
-//  C2. Per item: no allocation, no async hop, no continuation. Per batch: one pop, one push, a few
-//      relaxed counter adds.
-//  C3. Each worker is one producer of the output link (BatchLoop B4), and takes about 100 µs of work
-//      per pop (adaptive BatchSizer, BZ1).
-//  C4. When the source's task may carry batches (DH7), every call of the closure over a batch is made
-//      under one of `slots`, one per worker: a worker's loop under its own, the carrier under any free
-//      one. So the closure never runs more than `workers` times at once. The carrier's loop and state
-//      are touched only by the source's task (one thread at a time), under a slot.
+//  [per-worker state stays on its worker] Each worker builds its own State where it runs (its thread, or its task) and
+//    keeps it there.
+//  [nothing per item but the call] Per item: no allocation, no async hop, no continuation. Per batch: one pop, one
+//    push, a few relaxed counter adds.
+//  [each worker is a producer sized by its work] Each worker is one producer of the output link
+//    ([each loop is one producer]), and takes about 100 µs of work per pop (adaptive BatchSizer,
+//    [batches sized by measured work]).
+//  [one call slot per worker] When the source's task may carry batches ([carried batches]), every call of the closure
+//    over a batch is made under one of `slots`, one per worker: a worker's loop under its own, the carrier under any
+//    free one. So the closure never runs more than `workers` times at once. The carrier's loop and state are touched
+//    only by the source's task (one thread at a time), under a slot.
 import CFlow
 import Synchronization
 
-/// DH7: the longest a batch may be expected to take for the source's task to carry it (the layer's
+/// [carried batches]: the longest a batch may be expected to take for the source's task to carry it (the layer's
 /// last batch's time per item, times its items): about what a thread that finds a slot taken spins for
 /// (HandOffLock.withLockSoon), so a carried batch never holds a worker up for longer.
 @usableFromInline let carryBudgetNanoseconds = 20_000
 
 @usableFromInline final class CPUStage<Input, Output, State>: Stage, @unchecked Sendable {
     // @unchecked: `workers`, `slots` and the carrier's are written in prepare(), before run(); the carrier's
-    // loop and state are the source task's alone (C4); the rest is immutable or atomic.
+    // loop and state are the source task's alone ([one call slot per worker]); the rest is immutable or atomic.
     @usableFromInline let context: StageContext<Input, Output>
-    /// The closure keeps no per-worker state (LayerKind.cpu): any pool thread may call it (DH7).
+    /// The closure keeps no per-worker state (LayerKind.cpu): any pool thread may call it ([carried batches]).
     @usableFromInline let stateless: Bool
     @usableFromInline let makeState: @Sendable () -> State
     /// The layer's closure over one batch (in the loop's inBuf, or the given items) with a worker's state
@@ -35,12 +37,12 @@ import Synchronization
         @Sendable (inout BatchLoop<Input, Output>, inout State, Int, UnsafeMutablePointer<Input>?) -> Int
     @usableFromInline let applyBatch: ApplyBatch
     @usableFromInline var workers: (any WorkerGroup)?
-    /// C4: one per worker, when the source's task may carry batches; else none.
+    /// [one call slot per worker]: one per worker, when the source's task may carry batches; else none.
     @usableFromInline var slots: [HandOffLock<Void>] = []
-    /// DH7: the source task's loop and state, when it may carry batches (C4).
+    /// [carried batches]: the source task's loop and state, when it may carry batches ([one call slot per worker]).
     @usableFromInline var carrierLoop: BatchLoop<Input, Output>?
     @usableFromInline var carrierState: State?
-    /// DH7: the time the layer's last batch took per 1,024 items, in nanoseconds; -1 until one is timed.
+    /// [carried batches]: the time the layer's last batch took per 1,024 items, in nanoseconds; -1 until one is timed.
     @usableFromInline let cost = Atomic<Int>(-1)
 
     @inlinable init(
@@ -55,7 +57,7 @@ import Synchronization
     }
 
     deinit {
-        if let carrierLoop {  // its buffers; it is no producer of the output link (DH7)
+        if let carrierLoop {  // its buffers; it is no producer of the output link ([carried batches])
             carrierLoop.inBuf.deallocate()
             carrierLoop.outBuf.deallocate()
         }
@@ -68,7 +70,8 @@ import Synchronization
             onThread: { [unowned self] thread in self.work(on: thread) },
             inTask: { [unowned self] in await self.work() })
         workers = try context.backend.makeWorkers(loops, layer: context.layer.name)
-        // DH7: a stateless, unordered layer fed by a source its task pulls beside the workers (DH6)
+        // [carried batches]: a stateless, unordered layer fed by a source its task pulls beside the workers
+        // ([a shared source])
         if stateless, context.window == nil, context.inputHandOff == .shared,
             context.input!.directSource?.shared == true
         {
@@ -77,11 +80,11 @@ import Synchronization
             carrierState = makeState()
             let consumer = DirectConsumer<Input> { [unowned self] items, count in await self.carry(items, count) }
             directConsumer = consumer
-            context.input!.directConsumer = consumer  // held weakly (DH4)
+            context.input!.directConsumer = consumer  // held weakly ([links hold direct paths weakly])
         }
     }
 
-    /// DH7: what the input link holds weakly; the source's task holds it while it runs.
+    /// [carried batches]: what the input link holds weakly; the source's task holds it while it runs.
     @usableFromInline var directConsumer: DirectConsumer<Input>?
 
     @inlinable func run() async {
@@ -90,21 +93,21 @@ import Synchronization
 
     /// One worker on a backend's thread.
     @inlinable func work(on thread: PoolThread) {
-        var state = makeState()  // C1
+        var state = makeState()  // [per-worker state stays on its worker]
         var loop = BatchLoop(context, take: context.batch, adaptive: true)
         guard !slots.isEmpty else {
-            // with the source shared (DH6) and no carrier, the collector keeps its queue (DH7)
+            // with the source shared ([a shared source]) and no carrier, the collector keeps its queue
+            // ([carried batches])
             loop.runOnThread(thread, collecting: context.inputHandOff != .shared) { loop, count in
                 applyBatch(&loop, &state, count, nil)
             }
             return
         }
-        let slot = slots[Int(flow_worker_index(thread.worker))]  // C4
+        let slot = slots[Int(flow_worker_index(thread.worker))]  // [one call slot per worker]
         loop.runOnThread(thread) { loop, count in
-            // the carrier holds a slot for a short batch (DH7): wait for it as a thread does for a pull.
-            // (A closure literal: a local func capturing `state` put it in a heap box, and a box of a
-            // zero-sized State gave its accesses the address of the next heap block, which
-            // ThreadSanitizer took for a race with whatever lived there.)
+            // the carrier holds a slot for a short batch ([carried batches]): wait for it as a thread does for a pull.
+            // A closure literal, not a local func: a func capturing `state` puts `state` in a heap box, and a box of
+            // a zero-sized State points past its allocation, into whatever heap block follows.
             let made = slot.withLockSpinningFirst { _ in applyBatch(&loop, &state, count, nil) }
             record(loop.lastNanoseconds, count)
             return made
@@ -113,26 +116,27 @@ import Synchronization
 
     /// One worker as a task.
     @inlinable func work() async {
-        var state = makeState()  // C1
+        var state = makeState()  // [per-worker state stays on its worker]
         var loop = BatchLoop(context, take: context.batch, adaptive: true)
         await loop.run { loop, count in applyBatch(&loop, &state, count, nil) }
     }
 
-    /// DH7: a batch's time, for the carrier's estimate.
+    /// [carried batches]: a batch's time, for the carrier's estimate.
     @inlinable func record(_ nanoseconds: Int, _ count: Int) {
         cost.store(nanoseconds * 1024 / max(1, count), ordering: .relaxed)
     }
 
-    /// DH7: carry a batch the source's task just pulled through this layer on its thread, and on to the
+    /// [carried batches]: carry a batch the source's task just pulled through this layer on its thread, and on to the
     /// collector (directly, when it is free) or the output link; false, taking nothing, when it is not a
     /// pool thread, the batch would take too long or not fit, or every slot stays taken.
     @inlinable func carry(_ items: UnsafeMutablePointer<Input>, _ count: Int) async -> Bool {
         let perKilo = cost.load(ordering: .relaxed)
         guard perKilo >= 0, perKilo * count <= carryBudgetNanoseconds * 1024, count <= carrierLoop!.sizer.limit,
-            flow_current_worker() != nil  // NativeBackend N1
+            flow_current_worker() != nil  // [cpu loops only on pool threads]
         else { return false }
         let outcome = HandOffLock.withAnySoon(slots) { _ -> Int in
-            guard carrierLoop!.admit(count, in: items) else { return -1 }  // dropped: the run has stopped (B2)
+            // dropped: the run has stopped ([no call after a stop])
+            guard carrierLoop!.admit(count, in: items) else { return -1 }
             return applyBatch(&carrierLoop!, &carrierState!, count, items)
         }
         guard let made = outcome else { return false }
@@ -140,7 +144,7 @@ import Synchronization
         let loop = carrierLoop!
         record(loop.lastNanoseconds, count)
         if made > 0, let collector = loop.output?.directCollector, collector.take(loop.outBuf, made) {
-            loop.settle(made: made, pushed: made)  // DH3: the collector has taken them
+            loop.settle(made: made, pushed: made)  // [one collector call at a time]: the collector has taken them
         } else {
             await loop.deliver(made, of: count, at: 0)  // unordered: no position
         }

@@ -1,11 +1,13 @@
 // SerialStage.swift — a serial layer with a synchronous closure (typically the collector): one task runs
 // a BatchLoop that calls the closure for each item in a plain loop; on the native backend, a CPU layer's
-// thread may also call it with a batch it just made (DirectHandOff DH3).
+// thread may also call it with a batch it just made ([one collector call at a time]).
 //
-// Invariant: no async call is made per item, only per batch (the pop and the push), so a fast collector
-// costs a function call per item; the closure is never called by two threads at once (when batches may
-// be taken directly, it is called only under `directLoop`'s lock, which the task takes too); items are
-// handled in arrival order (input order, unless a CPU layer hands its batches over directly: DH3).
+// Invariant:
+//  [a serial closure on one thread at a time] No async call is made per item, only per batch (the pop and the push),
+//    so a fast collector costs a function call per item; the closure is never called by two threads at once (when
+//    batches may be taken directly, it is called only under `directLoop`'s lock, which the task takes too); items are
+//    handled in arrival order (input order, unless a CPU layer hands its batches over directly: [one collector call
+//    at a time]).
 @usableFromInline final class SerialStage<Input, Output>: Stage, @unchecked Sendable {
     // @unchecked: `directLoop` and `direct` are written in prepare(), before run(); the rest is
     // immutable; the links and counters are thread-safe.
@@ -13,9 +15,11 @@
     /// The closure over one batch (BatchLoop.apply, on inBuf or the given items), made where the closure
     /// is known (see Layer), so it is specialised for it.
     @usableFromInline let applyBatch: BatchLoop<Input, Output>.Apply
-    /// DH3, when the layer may take batches directly: the loop that counts them, under the closure's lock.
+    /// [one collector call at a time], when the layer may take batches directly: the loop that counts them, under the
+    /// closure's lock.
     @usableFromInline var directLoop: HandOffLock<BatchLoop<Input, Output>>?
-    /// DH3: what its input link's producers call (held weakly by the link, DH4).
+    /// [one collector call at a time]: what its input link's producers call (held weakly by the link,
+    /// [links hold direct paths weakly]).
     @usableFromInline var direct: DirectCollector<Input>?
 
     @inlinable init(context: StageContext<Input, Output>, applyBatch: @escaping BatchLoop<Input, Output>.Apply) {
@@ -27,14 +31,16 @@
     deinit { directLoop?.withLock { $0.finish() } }  // frees its buffers (it has no output link to finish)
 
     @inlinable func prepare() throws(FlowConfigurationError) {
-        guard context.inputHandOff == .direct, context.output == nil else { return }  // DH1
+        // [direct hand-offs only where they pay]
+        guard context.inputHandOff == .direct, context.output == nil else { return }
         let locked = HandOffLock(BatchLoop(context, take: context.batch, ordered: false, producing: false))
         let applyBatch = applyBatch
         let queue = context.input!.queue
         let direct = DirectCollector<Input> { buffer, count in
             locked.withLockSoon { loop -> Bool in
                 loop.collect(count, from: buffer, applyBatch)
-                // DH3: then what others pushed while the closure was busy, a few batches at most
+                // [one collector call at a time]: then what others pushed while the closure was busy, a few batches at
+                // most
                 for _ in 0..<4 {
                     let popped = queue.popAvailable(into: loop.inBuf, max: loop.sizer.limit)
                     if popped == 0 { break }
@@ -51,7 +57,8 @@
     @inlinable func run() async {
         var loop = BatchLoop(context, take: context.batch, ordered: false)
         if let directLoop {
-            await loop.run { loop, count in directLoop.withLock { _ in applyBatch(&loop, count, nil) } }  // DH3
+            // [one collector call at a time]
+            await loop.run { loop, count in directLoop.withLock { _ in applyBatch(&loop, count, nil) } }
         } else {
             await loop.run { loop, count in applyBatch(&loop, count, nil) }
         }
@@ -59,8 +66,9 @@
 }
 
 extension BatchLoop {
-    /// A batch (the caller's, or popped into inBuf) taken by a last layer directly (DH3): counted received
-    /// (dropped after a stop), then called, its results counted, not kept (B1, B2).
+    /// A batch (the caller's, or popped into inBuf) taken by a last layer directly ([one collector call at a time]):
+    /// counted received (dropped after a stop), then called, its results counted, not kept ([every item accounted for],
+    /// [no call after a stop]).
     @inlinable mutating func collect(
         _ count: Int, from items: UnsafeMutablePointer<Input>, _ applyBatch: Apply
     ) {

@@ -1,22 +1,23 @@
-// SharedBatch.swift — the batch one task of an async layer has popped, which the layer's other tasks may
-// take part of once the input has ended (AsyncStage A4), so a task whose closure has slowed down does not
+// SharedBatch.swift — the batch one task of an async layer has popped, which the layer's other tasks may take part of
+// once the input has ended ([async items move in shared batches]), so a task whose closure has slowed down does not
 // keep the last items of a run to itself while the others are idle.
 //
 // Invariants:
-//  SB1. `state` packs (generation: 32 bits, next: 16, end: 16); the batch's items not yet taken are
-//       items[next..<end]. The owner takes from the front (next + 1), a taker from the back (end - k),
-//       each with one CAS on `state`, so every item is taken once, by one task.
-//  SB2. publish() stores a new generation after the items are in the buffer (release); a taker loads
-//       `state` (acquire) before it moves items out, and its CAS against an older batch fails (the
-//       generation differs), so it never takes from a batch it did not see published.
-//  SB3. A taker announces itself in `takers` before it loads `state` and leaves after it has moved its
-//       items out. The owner refills or frees its buffer only after retire(): it has seen the batch
-//       empty and then `takers == 0` (sequentially consistent on both sides, so a taker that arrives
-//       later sees the batch empty, or a newer batch).
+//  [each shared item taken once] `state` packs (generation: 32 bits, next: 16, end: 16); the batch's items not yet
+//    taken are items[next..<end]. The owner takes from the front (next + 1), a taker from the back (end - k), each with
+//    one CAS on `state`, so every item is taken once, by one task.
+//  [takers see only published batches] publish() stores a new generation after the items are in the buffer (release); a
+//    taker loads `state` (acquire) before it moves items out, and its CAS against an older batch fails (the generation
+//    differs), so it never takes from a batch it did not see published.
+//  [no refill while a taker copies] A taker announces itself in `takers` before it loads `state` and leaves after it
+//    has moved its items out. The owner refills or frees its buffer only after retire(): it has seen the batch empty
+//    and then `takers == 0` (sequentially consistent on both sides, so a taker that arrives later sees the batch empty,
+//    or a newer batch).
 import Synchronization
 
 @usableFromInline final class SharedBatch<Item>: @unchecked Sendable {
-    // @unchecked: `items` is written by the owner before its first publish() (SB2 orders it for takers).
+    // @unchecked: `items` is written by the owner before its first publish() ([takers see only published batches]
+    // orders it for takers).
     @usableFromInline let state = Atomic<UInt64>(0)
     @usableFromInline let takers = Atomic<Int>(0)
     @usableFromInline var items: UnsafeMutablePointer<Item>?
@@ -33,13 +34,13 @@ import Synchronization
     /// The owner: the buffer its batches are popped into (before the first publish).
     @inlinable func attach(_ buffer: UnsafeMutablePointer<Item>) { items = buffer }
 
-    /// The owner: items[0..<count] are a new batch (SB2).
+    /// The owner: items[0..<count] are a new batch ([takers see only published batches]).
     @inlinable func publish(_ count: Int) {
         let generation = (state.load(ordering: .relaxed) >> 32) &+ 1
         state.store((generation << 32) | UInt64(count), ordering: .releasing)
     }
 
-    /// The owner: the index of the next item of its batch, or nil when none is left (SB1).
+    /// The owner: the index of the next item of its batch, or nil when none is left ([each shared item taken once]).
     @inlinable func takeFront() -> Int? {
         var s = state.load(ordering: .sequentiallyConsistent)
         while true {
@@ -64,9 +65,9 @@ import Synchronization
         }
     }
 
-    /// The owner, once takeFront() has returned nil: waits until no taker is still moving items out of
-    /// its buffer (SB3). Takers move a few items and leave, so this wait is short and rare; it yields, so
-    /// a taker on the same thread gets to finish.
+    /// The owner, once takeFront() has returned nil: waits until no taker is still moving items out of its buffer
+    /// ([no refill while a taker copies]). Takers move a few items and leave, so this wait is short and rare; it
+    /// yields, so a taker on the same thread gets to finish.
     @inlinable func retire() async {
         while takers.load(ordering: .sequentiallyConsistent) != 0 { await Task.yield() }
     }

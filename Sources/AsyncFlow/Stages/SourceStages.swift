@@ -1,28 +1,26 @@
 // SourceStages.swift — the first layer: pull from a Sequence or AsyncSequence, push in batches.
 //
 // Invariants:
-//  SR1. An element is counted as received when its batch is flushed (one atomic add per batch), and then
-//      either pushed (emitted) or, when the run stops first, dropped: received == emitted + dropped.
-//  SR2. Nothing is pulled after RunState.pullsEnded is seen (checked before every pull): the run stopped
-//      or drains (RunState S4). Then an AsyncSequence's pull, which may be waiting for ever, is cancelled
-//      (a CancellationError from it ends the source without failing the run).
-//  SR3. Batching: a Sequence source pushes full batches (pulling from a Sequence does not wait). An
-//      AsyncSequence source pushes each element before it awaits the next one: that await may suspend
-//      for as long as the sequence likes (even until this element has gone through the pipeline), so
-//      holding a pulled element across it could delay it without bound or deadlock.
-//  SR4. A merged source (Layer(merging:)) runs one pull loop per generator, each a producer of the
-//      output link, so the link closes when the last generator has ended (Link L4). A Sequence
-//      generator yields after every batch it pushes, so generators that never suspend take turns on a
-//      shared executor. Each flushed batch is also counted to its generator (counters.generators).
-//  SR5. A single AsyncSequence source pulls on the backend's stage executor (the native pool's,
-//      PoolExecutor), so a pipeline with a CPU layer keeps one runnable thread per CPU and Swift's
-//      cooperative pool free; a next() that does not suspend costs more there (the task's status lock:
-//      a never-suspending source ~0.5-0.7x the items/s), one that waits does not feel it. After a pull
-//      the executor resumed (it started jobs meanwhile: a hint), the task yields after pushing each of
-//      that element and the next 7 that find the queue empty, so the thread takes a burst's items on
-//      before the task goes into its next wait (a timer's set-up took ~5-10 us here; latency p50 at
-//      10 k / 100 k items/s 3-6 / 5-9 -> ~3 / ~1 us); a source that never suspends never yields.
-//      Merged generators stay on Swift's executor.
+//  [pulled items are pushed or dropped] An element is counted as received when its batch is flushed (one atomic add per
+//    batch), and then either pushed (emitted) or, when the run stops first, dropped: received == emitted + dropped.
+//  [no pull after the pulls end] Nothing is pulled after RunState.pullsEnded is seen (checked before every pull): the
+//    run stopped or drains ([a drain only ends the pulls]). Then an AsyncSequence's pull, which may be waiting for
+//    ever, is cancelled (a CancellationError from it ends the source without failing the run).
+//  [an async source holds no pulled item] Batching: a Sequence source pushes full batches (pulling from a Sequence does
+//    not wait). An AsyncSequence source pushes each element before it awaits the next one: that await may suspend for
+//    as long as the sequence likes (even until this element has gone through the pipeline), so holding a pulled element
+//    across it could delay it without bound or deadlock.
+//  [merged generators take turns] A merged source (Layer(merging:)) runs one pull loop per generator, each a producer
+//    of the output link, so the link closes when the last generator has ended ([the last producer closes the link]). A
+//    Sequence generator yields after every batch it pushes, so generators that never suspend take turns on a shared
+//    executor. Each flushed batch is also counted to its generator (counters.generators).
+//  [an async source pulls on the pool] A single AsyncSequence source pulls on the backend's stage executor (the native
+//    pool's, PoolExecutor), so a pipeline with a CPU layer keeps one runnable thread per CPU and Swift's cooperative
+//    pool free; a next() that does not suspend costs more there (each await takes the task's status lock), one that
+//    waits does not feel it. After a pull the executor resumed (it started jobs meanwhile: a hint), the task yields
+//    after pushing each of that element and the next 7 that find the queue empty, so the thread takes a burst's items
+//    on before the task goes into its next wait (whose timer takes microseconds to set up); a source that never
+//    suspends never yields. Merged generators stay on Swift's executor.
 import Synchronization
 
 /// What every source kind shares: a layer that is the producer of its output link.
@@ -30,18 +28,19 @@ import Synchronization
     // @unchecked: immutable after init; the link and the counters are thread-safe.
     @usableFromInline let context: StageContext<Never, Element>
 
-    /// A source whose output link has `producers` pull loops (SR4).
+    /// A source whose output link has `producers` pull loops ([merged generators take turns]).
     @inlinable init(context: StageContext<Never, Element>, producers: Int = 1) {
         self.context = context
         context.output!.addProducers(producers)
     }
 }
 
-/// A source's batch of pulled elements, pushed on when full and at the end (SR1, SR3).
+/// A source's batch of pulled elements, pushed on when full and at the end ([pulled items are pushed or dropped],
+/// [an async source holds no pulled item]).
 @usableFromInline struct SourceBatcher<Element> {
     @usableFromInline let link: Link<Element>
     @usableFromInline let counters: LayerCounters
-    /// A merged source's generator this batcher pulls from (SR4).
+    /// A merged source's generator this batcher pulls from ([merged generators take turns]).
     @usableFromInline let generator: GeneratorCount?
     @usableFromInline let buffer: UnsafeMutablePointer<Element>
     @usableFromInline let capacity: Int
@@ -63,14 +62,15 @@ import Synchronization
     }
 
     /// The source's end, however it came: push (or count as dropped) what is pending, free the buffer,
-    /// and finish as the link's producer (Link L4).
+    /// and finish as the link's producer ([the last producer closes the link]).
     @inlinable mutating func finish() async {
         _ = await flush()
         buffer.deallocate()
         link.finishProducer()
     }
 
-    /// Push what is pending; false when the link was closed (the rest is dropped and counted, SR1).
+    /// Push what is pending; false when the link was closed (the rest is dropped and counted,
+    /// [pulled items are pushed or dropped]).
     @inlinable mutating func flush() async -> Bool {
         guard count > 0 else { return true }
         counters.received.add(count, ordering: .relaxed)
@@ -86,24 +86,25 @@ import Synchronization
     }
 }
 
-/// Pull a Sequence to its end, or until the run stops, pushing full batches (SR1–SR3); as one
-/// `generator` of a merged source, yield after each batch (SR4).
+/// Pull a Sequence to its end, or until the run stops, pushing full batches ([pulled items are pushed or dropped],
+/// [no pull after the pulls end], [an async source holds no pulled item]); as one `generator` of a merged source, yield
+/// after each batch ([merged generators take turns]).
 @inlinable func pullSequence<S: Sequence>(_ source: S, _ context: StageContext<Never, S.Element>, generator: Int?)
     async
 {
     var batch = SourceBatcher(context, capacity: context.batch, generator: generator)
     var iterator = source.makeIterator()
-    while !context.run.pullsEnded, let element = iterator.next() {  // SR2
+    while !context.run.pullsEnded, let element = iterator.next() {  // [no pull after the pulls end]
         if batch.add(element) {
             guard await batch.flush() else { break }
-            if generator != nil { await Task.yield() }  // SR4
+            if generator != nil { await Task.yield() }  // [merged generators take turns]
         }
     }
     await batch.finish()
 }
 
 /// Pull an AsyncSequence to its end, or until the run stops or it throws (which fails the run), pushing
-/// each element before awaiting the next (SR3).
+/// each element before awaiting the next ([an async source holds no pulled item]).
 @inlinable func pullAsync<S: AsyncSequence & Sendable>(
     _ source: S, _ context: StageContext<Never, S.Element>, generator: Int?
 )
@@ -111,18 +112,19 @@ import Synchronization
 {
     let run = context.run
     let backend = context.backend
-    let executor = generator == nil ? backend.stageExecutor : nil  // SR5
-    // SR2: the pull runs in a task of its own, cancelled when the pulls end (a drain or a stop) or this
-    // task is cancelled
+    let executor = generator == nil ? backend.stageExecutor : nil  // [an async source pulls on the pool]
+    // [no pull after the pulls end]: the pull runs in a task of its own, cancelled when the pulls end (a drain or a
+    // stop) or this task is cancelled
     let pulling = Task(executorPreference: executor) {
-        var batch = SourceBatcher(context, capacity: 1, generator: generator)  // SR3
+        var batch = SourceBatcher(context, capacity: 1, generator: generator)  // [an async source holds no pulled item]
         var iterator = source.makeAsyncIterator()
         let onPool = executor != nil
         var jobs = onPool ? backend.jobsStarted : 0
         var yields = 0
         do {
             while !run.pullsEnded, let element = try await iterator.next() {
-                // SR5: a pull the executor resumed (it started jobs meanwhile), and the few after it
+                // [an async source pulls on the pool]: a pull the executor resumed (it started jobs meanwhile), and the
+                // few after it
                 if onPool && backend.jobsStarted != jobs { yields = 8 }
                 let yielding = yields > 0 && context.output!.depth == 0
                 if batch.add(element), !(await batch.flush()) { break }
@@ -157,21 +159,21 @@ final class SequenceSourceStage<S: Sequence & Sendable>: SourceStage<S.Element>,
         super.init(context: context)
     }
 
-    /// DirectHandOff DH1: the CPU layer's threads pull this source themselves, through `puller`.
+    /// [direct hand-offs only where they pay]: the CPU layer's threads pull this source themselves, through `puller`.
     @usableFromInline var puller: DirectSource<S.Element>?
 
     @inlinable func prepare() throws(FlowConfigurationError) {
         guard context.outputHandOff != .queue else { return }
         let puller = DirectSource.pulling(source, layer: context.layer, shared: context.outputHandOff == .shared)
         self.puller = puller
-        context.output!.directSource = puller  // held weakly (DH4)
+        context.output!.directSource = puller  // held weakly ([links hold direct paths weakly])
     }
 
     @inlinable func run() async {
         switch context.outputHandOff {
         case .queue: await pullSequence(source, context, generator: nil)
-        case .direct: context.output!.finishProducer()  // DH2: the queue stays unused
-        case .shared: await puller!.pushPulls(context)  // DH6
+        case .direct: context.output!.finishProducer()  // [one puller at a time]: the queue stays unused
+        case .shared: await puller!.pushPulls(context)  // [a shared source]
         }
     }
 }
@@ -188,7 +190,7 @@ final class AsyncSourceStage<S: AsyncSequence & Sendable>: SourceStage<S.Element
     @inlinable func run() async { await pullAsync(source, context, generator: nil) }
 }
 
-/// A merged source (SR4): one child task per generator.
+/// A merged source ([merged generators take turns]): one child task per generator.
 @usableFromInline
 final class MergedSourceStage<Element>: SourceStage<Element>, Stage, @unchecked Sendable {
     /// One generator's pull loop (pullSequence or pullAsync over it), given the context and its index.

@@ -18,8 +18,8 @@ import Synchronization
     func run() async
     /// Whether the stage awaits once per item (an async closure): such a stage stays on Swift's global
     /// executor, where an await that does not suspend costs least (on a task with an executor preference
-    /// each one takes the task's status lock: 24 → 14 M items/s). A single AsyncSequence source does
-    /// not, to keep the pool the run's one scheduler (SourceStages SR5).
+    /// each one takes the task's status lock). A single AsyncSequence source does
+    /// not, to keep the pool the run's one scheduler ([an async source pulls on the pool]).
     var awaitsPerItem: Bool { get }
 }
 
@@ -62,12 +62,12 @@ struct StageHandle: Sendable {
     @usableFromInline let batch: Int
     /// Parallel loops: a CPU layer's workers (1 for the other kinds).
     @usableFromInline let workers: Int
-    /// Threads a CPU layer's pool adds that only run the other stages (Sizing Z4).
+    /// Threads a CPU layer's pool adds that only run the other stages ([helpers fill the spare cpus]).
     @usableFromInline let helpers: Int
     /// Set for an `ordered: true` parallel layer that passes results on: restores input order.
     @usableFromInline let window: OrderedWindow?
     @usableFromInline let backend: any Backend
-    /// How items cross the input / output link (DirectHandOff DH1).
+    /// How items cross the input / output link ([direct hand-offs only where they pay]).
     @usableFromInline let inputHandOff: HandOff
     @usableFromInline let outputHandOff: HandOff
 }

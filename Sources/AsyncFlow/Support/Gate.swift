@@ -1,10 +1,11 @@
-// Gate.swift — a one-shot gate one task waits at until someone opens it: a CPU stage's task waiting for
-// its last worker thread (NativeBackend N2), a stream's run waiting for its consumer (PipelineRun P5).
+// Gate.swift — a one-shot gate one task waits at until someone opens it: a CPU stage's task waiting for its last worker
+// thread ([no thread outlives its run]), a stream's run waiting for its consumer
+// ([a stream ends when its consumer is done]).
 //
 // Invariants:
-//  G1. `open` only goes false -> true. wait() returns once open() has been called, before or after it.
-//  G2. One waiter at most. Its continuation is stored and taken out under the lock and resumed outside
-//      it, exactly once: by open() if it was stored first, else by wait() itself.
+//  [a gate opens once] `open` only goes false -> true. wait() returns once open() has been called, before or after it.
+//  [one waiter resumed once] One waiter at most. Its continuation is stored and taken out under the lock and resumed
+//    outside it, exactly once: by open() if it was stored first, else by wait() itself.
 @usableFromInline final class Gate: Sendable {
     private let state = Locked<(open: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 

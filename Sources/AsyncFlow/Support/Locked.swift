@@ -2,18 +2,18 @@
 //
 // On Linux the Mutex's lock and unlock live in the uninstrumented standard library and reach the futex
 // directly, so ThreadSanitizer sees no synchronisation and reports every access made under the lock as
-// a race (110 such reports in the test suite). A pthread mutex would be seen, but it sleeps at once when
-// contended, which cost the `.swift` backend a third of its throughput here. So Locked keeps the Mutex
+// a race. A pthread mutex would be seen, but it sleeps at once when contended, which the `.swift` backend's
+// queues, taken per batch by many tasks, pay for in throughput. So Locked keeps the Mutex
 // and, when the process runs under ThreadSanitizer, tells it what the lock does: __tsan_acquire after
 // taking the mutex, __tsan_release before giving it back (the runtime's public annotation interface,
 // looked up once with dlsym; absent, and so skipped, in every other build).
 //
 // Invariants:
-//  K1. `mutex`'s value is read and written only inside withLock (or withLockIfAvailable).
-//  K2. `body` must not call withLock on the same instance (not recursive) and must not suspend;
-//      continuations are resumed by callers after it returns.
-//  K3. Under ThreadSanitizer, every critical section begins with an acquire and ends with a release on
-//      the same address (this object), so consecutive holders are ordered as they are by the mutex.
+//  [the value only under the lock] `mutex`'s value is read and written only inside withLock (or withLockIfAvailable).
+//  [no recursion or suspension under the lock] `body` must not call withLock on the same instance (not recursive) and
+//    must not suspend; continuations are resumed by callers after it returns.
+//  [the sanitizer sees the lock's order] Under ThreadSanitizer, every critical section begins with an acquire and ends
+//    with a release on the same address (this object), so consecutive holders are ordered as they are by the mutex.
 import Synchronization
 
 #if canImport(Glibc)
@@ -31,7 +31,8 @@ import Synchronization
         mutex = Mutex(value)
     }
 
-    /// Run `body` with the value, under the lock (K1–K3).
+    /// Run `body` with the value, under the lock ([the value only under the lock],
+    /// [no recursion or suspension under the lock], [the sanitizer sees the lock's order]).
     @inlinable package func withLock<R: Sendable>(_ body: (inout Value) throws -> R) rethrows -> R {
         try mutex.withLock { value in
             entered()
@@ -40,7 +41,8 @@ import Synchronization
         }
     }
 
-    /// Run `body` with the value under the lock if it is free now (K1–K3); nil, without waiting and
+    /// Run `body` with the value under the lock if it is free now ([the value only under the lock],
+    /// [no recursion or suspension under the lock], [the sanitizer sees the lock's order]); nil, without waiting and
     /// without calling `body`, when another thread holds it.
     @inlinable package func withLockIfAvailable<R: Sendable>(_ body: (inout Value) -> R) -> R? {
         mutex.withLockIfAvailable { value in
@@ -50,18 +52,21 @@ import Synchronization
         }
     }
 
-    /// K3: the critical section has begun (ThreadSanitizer's acquire on this object, when it runs).
+    /// [the sanitizer sees the lock's order]: the critical section has begun (ThreadSanitizer's acquire on this object,
+    /// when it runs).
     @inlinable func entered() {
         ThreadSanitizerHooks.hooks?.acquire(Unmanaged.passUnretained(self).toOpaque())
     }
 
-    /// K3: the critical section ends (ThreadSanitizer's release on this object, when it runs).
+    /// [the sanitizer sees the lock's order]: the critical section ends (ThreadSanitizer's release on this object, when
+    /// it runs).
     @inlinable func leaving() {
         ThreadSanitizerHooks.hooks?.release(Unmanaged.passUnretained(self).toOpaque())
     }
 }
 
-/// ThreadSanitizer's annotation entry points, when its runtime is in the process (K3).
+/// ThreadSanitizer's annotation entry points, when its runtime is in the process
+/// ([the sanitizer sees the lock's order]).
 @usableFromInline struct ThreadSanitizerHooks: Sendable {
     @usableFromInline typealias Hook = @convention(c) (UnsafeMutableRawPointer?) -> Void
     @usableFromInline let acquire: Hook

@@ -46,7 +46,8 @@ const char *flow_status_name(int status);
 /** Default spin budget before a blocking call parks, in ns: about one futex wake on these machines. */
 #define FLOW_DEFAULT_SPIN_NS 40000
 /** One pool thread at a time whose recent waits for items averaged under this many spin budgets spins up
- *  to twice its average wait, at most this many budgets (ring.c RW5): 240 us with the default budget. */
+ *  to twice its average wait, at most this many budgets ([one long spinner]): 240 us with the default budget.
+ *  */
 #define FLOW_ADAPTIVE_SPIN_FACTOR 6
 /** The largest spin budget a ring or FLOW_SPIN_NS accepts, in ns (10 s). */
 #define FLOW_MAX_SPIN_NS 10000000000LL

@@ -31,8 +31,9 @@ extern "C" {
 
 #define FLOW_CPU_SETSIZE 1024
 #define FLOW_MAX_WORKERS 4096
-/** The workers' nice increment over the process's by default: a cooperative task beside a busy pipeline
- *  wakes within ~100 µs (at 0: 0.3–1.2 ms), while a pipeline alone on its CPUs keeps its whole speed. */
+/** The workers' nice increment over the process's by default: the kernel then runs a cooperative task that
+ *  wakes beside a busy pipeline soon (docs/performance: the coexist scenario), while a pipeline alone on its
+ *  CPUs keeps its whole speed. */
 #define FLOW_DEFAULT_NICE 5
 #define FLOW_MAX_NICE 19
 /** The workers' time slice by default: longer than the kernel's own for every other thread (about

@@ -52,7 +52,8 @@ int flow_pool_worker_cpu(const flow_pool *p, uint32_t i);
 flow_worker_stats flow_pool_worker_stats(const flow_pool *p, uint32_t i);
 
 uint32_t flow_worker_index(const flow_worker *w);
-/** The worker whose loop the calling thread is running, or NULL on any other thread (pool.c W7). */
+/** The worker whose loop the calling thread is running, or NULL on any other thread
+ *  ([a worker knows it is in its loop]). */
 flow_worker *flow_current_worker(void);
 /** CPU this worker was pinned to, or -1. */
 int flow_worker_cpu(const flow_worker *w);

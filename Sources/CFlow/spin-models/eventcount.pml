@@ -5,14 +5,17 @@
  * no lost or duplicated item (the final assertion), every announcement withdrawn (waiters back to 0).
  *
  * What mirrors what:
- *   prepare / cancel        flow_parker_prepare / flow_parker_cancel  (I1, I5)
- *   pwait                   flow_parker_wait: sleeps (futex) only while epoch == key, then withdraws (I3)
- *   notify                  flow_parker_notify: waiters == 0 -> return; else epoch++, futex_wake(n),
- *                           then fire callbacks if any are registered (I2, I4)
- *   futex_wake              FUTEX_WAKE: wakes exactly min(n, sleepers) sleepers, any of them
- *   register_cb / fire_cbs  flow_parker_register / fire_callbacks, under the parker's lock (I4)
+ *   prepare / cancel        flow_parker_prepare / flow_parker_cancel  ([announce before re-checking],
+ *   [announcements withdrawn once]) pwait                   flow_parker_wait: sleeps (futex) only while epoch
+ *   == key, then withdraws ([sleep only on the key]) notify                  flow_parker_notify: waiters == 0
+ *   -> return; else epoch++, futex_wake(n),
+ *                           then fire callbacks if any are registered ([notify after the condition],
+ *                           [callbacks refused or fired])
+ *   futex_wake              FUTEX_WAKE: wakes exactly min(n, sleepers) sleepers, any of them register_cb /
+ *   fire_cbs  flow_parker_register / fire_callbacks, under the parker's lock ([callbacks refused or fired])
  *   push_op / pop_op        flow_ring_push_n / ring_pop, the ring reduced to its item count (ring.pml
- *                           checks the slots); pop notifies producers only at size <= RESUME (R7)
+ *                           checks the slots); pop notifies producers only at size <= RESUME
+ *                           ([producers resume at a size])
  *   blocking_push / _pop    ring_wait: op, prepare, op again (cancel if it worked), wait, op
  *                           (the spin phase only retries op, so it is left out)
  *   await_push / await_pop  flow_ring_await_push / _pop + flow_waiter (what Link uses for Swift tasks)
@@ -21,8 +24,9 @@
  *   -DMUTANT_NO_RECHECK               ring_wait parks without re-checking after prepare
  *   -DMUTANT_REGISTER_IGNORES_EPOCH   register accepts a callback although a notify came since prepare
  * Memory model: spin interleaves atomic statements under sequential consistency. The C code gets that
- * ordering where this protocol needs it from seq_cst RMWs and fences (parker.c I1/I2, array_queue.c R4); the
- * ordering argument itself is in those comments, not in this model.
+ * ordering where this protocol needs it from seq_cst RMWs and fences ([announce before re-checking],
+ * [notify after the condition], [full and empty decided after a fence]); the ordering argument itself is in
+ * those comments, not in this model.
  */
 #define CAP 2
 #define RESUME 1            /* resume_producers_at */
@@ -30,7 +34,8 @@
 #ifndef PER_PRODUCER
 #define PER_PRODUCER 3
 #endif
-#define NPROC 5             /* process slots: 0 thread producer, 1 task producer, 2 thread consumer, 3 task consumer, 4 closer */
+/* process slots: 0 thread producer, 1 task producer, 2 thread consumer, 3 task consumer, 4 closer */
+#define NPROC 5
 #define PRODUCERS 2
 #define CONSUMERS 2
 #define NOT_EMPTY 0
@@ -88,7 +93,8 @@ inline fire_cbs(p) {
         callbacks[p] = callbacks[p] - n_fired;
         i = 0
     };
-    atomic { waiters[p] = waiters[p] - n_fired; n_fired = 0 };   /* I5: withdrawn by this notify */
+    /* [announcements withdrawn once]: withdrawn by this notify */
+    atomic { waiters[p] = waiters[p] - n_fired; n_fired = 0 };
     atomic {
         do
         :: i < NPROC -> if :: detached & (1 << i) -> fired[i] = 1 :: else -> skip fi; i++

@@ -7,12 +7,14 @@
  *
  * What mirrors what (array_queue.c):
  *   claim_push / claim_pop   claim_push / claim_pop: free (available) positions from the opposite
- *                            side's done counter, a CAS on tail (head) that reloads on failure, full /
- *                            empty decided only when nobody of the other side is mid-copy (R3, R4)
+ *                            side's done counter, a CAS on tail (head) that reloads on failure, full / empty
+ *                            decided only when nobody of the other side is mid-copy
+ *                            ([a claim takes a batch in one step], [full and empty decided after a fence])
  *   commit                   commit: CAS done from our first position to our end; else mark our range
- *                            finished (ends[]) and move done over every finished range at it (R2)
- *   push / pop               array_push_n / array_pop_n: claim, copy slot by slot, commit
- *   Closer                   array_close: fetch_or of the mark bit into tail (R5), at any moment
+ *                            finished (ends[]) and move done over every finished range at it
+ *                            ([commits in claim order])
+ *   push / pop               array_push_n / array_pop_n: claim, copy slot by slot, commit Closer
+ *   array_close: fetch_or of the mark bit into tail ([close drains what was claimed]), at any moment
  * Sizes: CAP slots (3: an exact, non-power-of-two capacity), positions p in slot p % CAP; the items
  * take the positions over more than one lap. The backoff between retries and the blocking / parking
  * layer (eventcount.pml) are left out: they only retry.
@@ -20,8 +22,9 @@
  *   -DMUTANT_COMMIT_FIRST   a producer commits its range before it writes the items
  *   -DMUTANT_STALE_CAS      the tail "CAS" succeeds even when another producer moved tail
  *   -DMUTANT_NO_HELP        a claimer that marks its range finished leaves without moving done over it
- * Memory model: sequential consistency; the seq_cst marks, loads and CAS, and the acquire/release on
- * the done counters that make the C code behave so are argued in array_queue.c (R2, R4).
+ * Memory model: sequential consistency; the seq_cst marks, loads and CAS, and the acquire/release on the done
+ * counters that make the C code behave so are argued in array_queue.c ([commits in claim order],
+ * [full and empty decided after a fence]).
  */
 #ifndef CAP
 #define CAP 3
@@ -40,7 +43,8 @@
 
 byte tail = 0, head = 0;
 byte done[2];               /* done[W]: tail_done, done[R]: head_done */
-byte ends[2 * CAP];         /* ends[side * CAP + slot]: end of the written (W) / read (R) range starting there */
+/* ends[side * CAP + slot]: end of the written (W) / read (R) range starting there */
+byte ends[2 * CAP];
 #define W 0
 #define R 1
 #define tail_done done[W]
@@ -60,7 +64,8 @@ inline claim_push(want, k, pos) {
         if
         :: t - d > CAP -> t = tail                 /* stale tail */
         :: t - d == CAP ->
-            atomic {                                /* R4: after the fence */
+            /* [full and empty decided after a fence]: after the fence */
+            atomic {
                 if
                 :: t == tail && head == head_done && t - head_done == CAP -> k = FULL
                 :: else -> k = 0
@@ -98,7 +103,8 @@ inline claim_pop(want, k, pos) {
     :: d = tail_done;
        if
        :: h == d ->
-           atomic {                                 /* R4: after the fence */
+           /* [full and empty decided after a fence]: after the fence */
+           atomic {
                if
                :: h == head && h == tail_done && (tail & ~MARK) == h && (tail & MARK) -> k = CLOSED
                :: h == head && h == tail_done && (tail & ~MARK) == h && !(tail & MARK) -> k = EMPTY
@@ -128,7 +134,7 @@ inline claim_pop(want, k, pos) {
 }
 
 /* commit: finish [from, to) on side's done counter, marking its ends when a range before it is
-   unfinished (R2) */
+   unfinished ([commits in claim order]) */
 inline commit(side, from, to) {
     atomic {
         if
@@ -224,7 +230,7 @@ proctype Closer() {
     :: skip
     :: producers_done == PRODUCERS
     fi;
-    atomic { tail = tail | MARK }   /* R5: fetch_or */
+    atomic { tail = tail | MARK }   /* [close drains what was claimed]: fetch_or */
 }
 
 init {

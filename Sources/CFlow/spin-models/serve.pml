@@ -1,11 +1,11 @@
 /*
- * serve.pml — the wait of a pool thread that serves jobs (ring.c ring_serve, RW4; PoolExecutor X2),
- * checked with spin for every interleaving of a small configuration: a thread that pops a ring and runs
- * queued jobs parks on the jobs' parker with a callback node on the ring's parker, and is woken by a
- * push or a close (the node's callback notifies the jobs' parker) and by a queued job (enqueue notifies
- * the jobs' parker after queuing). No lost wake-up (a process blocked forever is an invalid end state),
- * every item popped once and every job run once (the final assertions), every announcement and node
- * withdrawn.
+ * serve.pml — the wait of a pool thread that serves jobs (ring.c ring_serve,
+ * [a serving waiter misses no job]; [a queued job wakes a parked thread]), checked with spin for every
+ * interleaving of a small configuration: a thread that pops a ring and runs queued jobs parks on the jobs'
+ * parker with a callback node on the ring's parker, and is woken by a push or a close (the node's callback
+ * notifies the jobs' parker) and by a queued job (enqueue notifies the jobs' parker after queuing). No lost
+ * wake-up (a process blocked forever is an invalid end state), every item popped once and every job run once
+ * (the final assertions), every announcement and node withdrawn.
  *
  * What mirrors what (the eventcount and ring machinery is eventcount.pml's, unchanged):
  *   Server       ring_serve for a pop: op; run a job if one is queued; prepare on JOBS; register a node
@@ -94,7 +94,8 @@ inline fire_cbs(p) {
         callbacks[p] = callbacks[p] - n_fired;
         i = 0
     };
-    atomic { waiters[p] = waiters[p] - n_fired; n_fired = 0 };   /* I5: withdrawn by this notify */
+    /* [announcements withdrawn once]: withdrawn by this notify */
+    atomic { waiters[p] = waiters[p] - n_fired; n_fired = 0 };
     atomic {
         do
         :: i < NPROC ->
@@ -228,7 +229,8 @@ inline withdraw() {
     atomic {
         if
         :: attached[NOT_EMPTY * NPROC + me] ->
-            attached[NOT_EMPTY * NPROC + me] = 0; callbacks[NOT_EMPTY]--; waiters[NOT_EMPTY]--   /* I5 */
+            /* [announcements withdrawn once] */
+            attached[NOT_EMPTY * NPROC + me] = 0; callbacks[NOT_EMPTY]--; waiters[NOT_EMPTY]--
         :: else -> fired[me] == 1
         fi
     };
@@ -303,7 +305,8 @@ proctype Enqueuer(byte me) {
 
 proctype Closer(byte me) {
     byte i, sleepers, target, woken, n_fired, detached;
-    producers_done == 1 && ran == JOBS_QUEUED;   /* in a pipeline the close itself waits on jobs (the source) */
+    /* in a pipeline the close itself waits on jobs (the source) */
+    producers_done == 1 && ran == JOBS_QUEUED;
     closed = 1;
     notify(NOT_EMPTY, MAXWAKE);
     serve_cb_notify();

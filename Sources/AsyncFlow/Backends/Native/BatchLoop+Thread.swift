@@ -1,28 +1,29 @@
-// BatchLoop+Thread.swift — the native backend's driver of a CPU layer's BatchLoop on a pool thread: the
-// same steps as BatchLoop.run (so the same rules, B1–B6), with blocking pops and pushes on the rings
-// that run the run's other stages while they wait (then spin, then park: PoolExecutor X1), and the
-// ordered window's wait parking the thread (NativeBackend N1).
+// BatchLoop+Thread.swift — the native backend's driver of a CPU layer's BatchLoop on a pool thread: the same steps as
+// BatchLoop.run (so the same rules, [every item accounted for], [no call after a stop], [a failure stops the run],
+// [each loop is one producer], [ordered results wait their turn], [busy time per batch]), with blocking pops and pushes
+// on the rings that run the run's other stages while they wait (then spin, then park: [each job runs exactly once]),
+// and the ordered window's wait parking the thread ([cpu loops only on pool threads]).
 import CFlow
 import Synchronization
 
 extension BatchLoop {
     /// The loop on a pool thread; `collecting`: hand batches to a collector that takes them directly
-    /// (DH3), if the output link has one.
+    /// ([one collector call at a time]), if the output link has one.
     @inlinable mutating func runOnThread(
         _ thread: PoolThread, collecting: Bool = true, _ call: (inout Self, _ count: Int) -> Int
     ) {
         let inRing = input.queue as! RingQueue<Input>  // the native backend's links are rings
         let outRing = output.map { $0.queue as! RingQueue<Output> }
-        let source = input.directSource  // DirectHandOff DH2
-        // DH3; held while the loop runs (DH4)
+        let source = input.directSource  // [one puller at a time]
+        // [one collector call at a time]; held while the loop runs ([links hold direct paths weakly])
         let collector = window == nil && collecting ? output?.directCollector : nil
         while true {
             var position: UInt64 = 0
             var count = 0
             if let source, !source.shared {
-                count = source.pull(inBuf, sizer.size, &position)  // DH2
+                count = source.pull(inBuf, sizer.size, &position)  // [one puller at a time]
             } else {
-                if let source {  // DH6: what the source's task pushed, else pull if free, else wait
+                if let source {  // [a shared source]: what the source's task pushed, else pull if free, else wait
                     count = inRing.popAvailable(into: inBuf, max: sizer.size)
                     if count == 0, !source.taskWaits.load(ordering: .relaxed) {
                         count = source.pullIfFree(inBuf, sizer.size, &position) ?? 0
@@ -37,7 +38,7 @@ extension BatchLoop {
             let made = call(&self, count)
             flow_worker_record(thread.worker, UInt64(count), UInt64(lastNanoseconds))
             if let collector, made > 0, collector.take(outBuf, made) {
-                settle(made: made, pushed: made)  // DH3: the collector has taken them
+                settle(made: made, pushed: made)  // [one collector call at a time]: the collector has taken them
                 continue
             }
             deliver(made, of: count, at: position, to: outRing, serving: thread.jobs)

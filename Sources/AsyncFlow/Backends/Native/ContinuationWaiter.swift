@@ -1,16 +1,17 @@
 // ContinuationWaiter.swift — a Swift task waiting on a CFlow parker: one continuation per wait.
 //
 // Invariants:
-//  CW1. The continuation is resumed exactly once: by the flow_waiter callback, which CFlow runs once on
-//      the thread that next notifies the parker (a push, a pop, close), or at once when registration
-//      answers that the condition already changed (FLOW_READY).
-//  CW2. The record that carries the waiter node and the continuation is freed by whoever resumes.
-//  CW3. A wait with a deadline (suspendForWaiter(until:)) is also ended by a timer task, which resumes
-//      only if it withdrew the node itself (flow_ring_unawait answered 1: the callback will never run);
-//      otherwise the callback has run or will, and resumes. The node lives in a reference-counted
-//      TimedWait held by the timer and, while registered, by the callback's context, so neither touches
-//      freed memory. The waiting task cancels the timer once resumed; the timer still runs after that
-//      (a cancelled sleep returns), so `withdraw` must keep alive whatever it touches (its queue).
+//  [the continuation resumed once] The continuation is resumed exactly once: by the flow_waiter callback, which CFlow
+//    runs once on the thread that next notifies the parker (a push, a pop, close), or at once when registration answers
+//    that the condition already changed (FLOW_READY).
+//  [the resumer frees the record] The record that carries the waiter node and the continuation is freed by whoever
+//    resumes.
+//  [a timed wait ends once] A wait with a deadline (suspendForWaiter(until:)) is also ended by a timer task, which
+//    resumes only if it withdrew the node itself (flow_ring_unawait answered 1: the callback will never run); otherwise
+//    the callback has run or will, and resumes. The node lives in a reference-counted TimedWait held by the timer and,
+//    while registered, by the callback's context, so neither touches freed memory. The waiting task cancels the timer
+//    once resumed; the timer still runs after that (a cancelled sleep returns), so `withdraw` must keep alive whatever
+//    it touches (its queue).
 import CFlow
 
 /// Suspend the current task until a flow_waiter callback fires. `register` hands the waiter node to a
@@ -33,7 +34,8 @@ struct WaitRecord {
     let continuation: UnsafeContinuation<Void, Never>
 }
 
-/// The flow_waiter callback: resume the suspended task and free its record (CW1, CW2).
+/// The flow_waiter callback: resume the suspended task and free its record ([the continuation resumed once],
+/// [the resumer frees the record]).
 private func waiterFired(_ context: UnsafeMutableRawPointer?) {
     let record = context!.assumingMemoryBound(to: WaitRecord.self)
     let continuation = record.pointee.continuation
@@ -42,8 +44,8 @@ private func waiterFired(_ context: UnsafeMutableRawPointer?) {
     continuation.resume()
 }
 
-/// suspendForWaiter that also returns once `deadline` has passed (CW3). `withdraw` removes the node from
-/// wherever `register` put it: 1 removed, 0 it had fired already (flow_ring_unawait).
+/// suspendForWaiter that also returns once `deadline` has passed ([a timed wait ends once]). `withdraw` removes the
+/// node from wherever `register` put it: 1 removed, 0 it had fired already (flow_ring_unawait).
 @usableFromInline func suspendForWaiter(
     until deadline: ContinuousClock.Instant, register: (UnsafeMutablePointer<flow_waiter>) -> Int32,
     withdraw: @escaping (UnsafeMutablePointer<flow_waiter>) -> Int32
@@ -66,10 +68,10 @@ private func waiterFired(_ context: UnsafeMutableRawPointer?) {
     timer?.cancel()
 }
 
-/// A deadline wait's node and continuation (CW3).
+/// A deadline wait's node and continuation ([a timed wait ends once]).
 final class TimedWait: @unchecked Sendable {
     // @unchecked: `node` is written before it is registered and then only by CFlow under the parker's
-    // lock; the continuation is resumed once (CW3); `withdraw` is a thread-safe C call.
+    // lock; the continuation is resumed once ([a timed wait ends once]); `withdraw` is a thread-safe C call.
     let node = UnsafeMutablePointer<flow_waiter>.allocate(capacity: 1)
     let continuation: UnsafeContinuation<Void, Never>
     let withdraw: (UnsafeMutablePointer<flow_waiter>) -> Int32
@@ -92,7 +94,7 @@ final class TimedWait: @unchecked Sendable {
     }
 }
 
-/// The callback of a deadline wait's node: take back the callback's reference and resume (CW3).
+/// The callback of a deadline wait's node: take back the callback's reference and resume ([a timed wait ends once]).
 private func timedWaiterFired(_ context: UnsafeMutableRawPointer?) {
     Unmanaged<TimedWait>.fromOpaque(context!).takeRetainedValue().continuation.resume()
 }

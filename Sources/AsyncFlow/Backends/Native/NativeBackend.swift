@@ -2,16 +2,16 @@
 // CFlow pool (optionally pinned, FLOW_* settings), and blocked threads park on a CFlow eventcount.
 //
 // Invariants:
-//  N1. A CPU layer's loop runs only on its pool's C threads, never on Swift's cooperative pool; so does
-//      a batch carried through it by its source's task (DirectHandOff DH7, which checks the thread).
-//  N2. Each thread runs one loop; when the last loop has returned (each has finished as a producer of its
-//      output link, Link L4), the task awaiting the pool is resumed, and it joins every thread before
-//      run() returns: no thread outlives its run.
-//  N3. The pool is created (and its settings checked) when the workers are made, before any stage runs;
-//      it is started by run() and destroyed with the group.
-//  N4. The run's other stages prefer PoolExecutor.shared, which every pool thread serves while it waits
-//      and, after its loop, until the run's other stages have ended (PoolRun, PoolExecutor X1): so they
-//      run on those threads.
+//  [cpu loops only on pool threads] A CPU layer's loop runs only on its pool's C threads, never on Swift's cooperative
+//    pool; so does a batch carried through it by its source's task ([carried batches], which checks the thread).
+//  [no thread outlives its run] Each thread runs one loop; when the last loop has returned (each has finished as a
+//    producer of its output link, [the last producer closes the link]), the task awaiting the pool is resumed, and it
+//    joins every thread before run() returns: no thread outlives its run.
+//  [the pool made before the run] The pool is created (and its settings checked) when the workers are made, before any
+//    stage runs; it is started by run() and destroyed with the group.
+//  [the pool threads run the other stages] The run's other stages prefer PoolExecutor.shared, which every pool thread
+//    serves while it waits and, after its loop, until the run's other stages have ended (PoolRun,
+//    [each job runs exactly once]): so they run on those threads.
 import CFlow
 import Synchronization
 
@@ -19,7 +19,7 @@ import Synchronization
     let pool: flow_config
     /// Tests only: pools fail to start after this many threads (0: never).
     let startFailureAfter: UInt32
-    /// N4: this run, as the scheduler sees it.
+    /// [the pool threads run the other stages]: this run, as the scheduler sees it.
     let schedule: PoolRun
 
     init(pool: flow_config, startFailureAfter: UInt32) {
@@ -39,7 +39,8 @@ import Synchronization
     {
         let workers = try PoolWorkers(
             loops, pool: pool, layer: layer, schedule: schedule, startFailureAfter: startFailureAfter)
-        PoolExecutor.shared.addThreads(loops.count + loops.helpers)  // X3; PoolWorkers counts them out
+        // [threads counted in before any job]; PoolWorkers counts them out
+        PoolExecutor.shared.addThreads(loops.count + loops.helpers)
         return workers
     }
 
@@ -51,7 +52,7 @@ import Synchronization
 
     @usableFromInline var jobsStarted: Int { PoolExecutor.shared.started.load(ordering: .relaxed) }
 
-    /// DirectHandOff DH1: the CPU layers' loops run on the threads that run the other stages.
+    /// [direct hand-offs only where they pay]: the CPU layers' loops run on the threads that run the other stages.
     @usableFromInline var handsOffDirectly: Bool { true }
 }
 
@@ -63,9 +64,9 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
     let schedule: PoolRun
     private var pool: OpaquePointer?
     let running = Atomic<Int>(0)
-    /// Threads counted in to the scheduler and not yet out (PoolExecutor X3).
+    /// Threads counted in to the scheduler and not yet out ([threads counted in before any job]).
     let counted: Atomic<Int>
-    let completion = Gate()  // opened by the last loop to return (N2)
+    let completion = Gate()  // opened by the last loop to return ([no thread outlives its run])
     /// Where each thread is, for a check that finds pool threads alive (PoolTrace).
     let trace: PoolTrace
 
@@ -91,10 +92,11 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
     deinit {
         if let pool { flow_pool_destroy(pool) }
         trace.forget()  // threads that never started (their pool failed to start)
-        countOut(counted.load(ordering: .relaxed))  // X3: threads of a run that never ran, or never started
+        // [threads counted in before any job]: threads of a run that never ran, or never started
+        countOut(counted.load(ordering: .relaxed))
     }
 
-    /// PoolExecutor X3: `count` of this pool's threads will serve no more.
+    /// [threads counted in before any job]: `count` of this pool's threads will serve no more.
     func countOut(_ count: Int) {
         counted.subtract(count, ordering: .relaxed)
         PoolExecutor.shared.removeThreads(count)
@@ -109,18 +111,20 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
             // join them here (briefly blocking this thread, on this failure path only).
             run.fail(FlowConfigurationError(parameter: "workers", message: cMessage(&err), layer: layer), layer: layer)
             flow_pool_join(pool)
-            countOut(counted.load(ordering: .relaxed))  // X3: the threads that never started
+            // [threads counted in before any job]: the threads that never started
+            countOut(counted.load(ordering: .relaxed))
             return
         }
         await completion.wait()
-        flow_pool_join(pool)  // N2: every thread has left its loop; join is immediate
+        flow_pool_join(pool)  // [no thread outlives its run]: every thread has left its loop; join is immediate
     }
 
-    /// One pool thread: the loop, serving the scheduler while it waits and until the run's other stages
-    /// have ended (N4), then (the last one) resume the task awaiting the pool (N2).
+    /// One pool thread: the loop, serving the scheduler while it waits and until the run's other stages have ended
+    /// ([the pool threads run the other stages]), then (the last one) resume the task awaiting the pool
+    /// ([no thread outlives its run]).
     func work(_ worker: OpaquePointer) {
         let index = Int(flow_worker_index(worker))
-        if index < loops.count {  // else a helper (Sizing Z4): it only serves
+        if index < loops.count {  // else a helper ([helpers fill the spare cpus]): it only serves
             trace.enter(.loop, thread: index)
             loops.onThread(PoolThread(worker: worker, jobs: PoolExecutor.shared.jobs))
         }
@@ -158,7 +162,7 @@ final class EventCountParker: ThreadParking, @unchecked Sendable {
 
     func park(until ready: () -> Bool) {
         while !ready() {
-            let key = flow_parker_prepare(parker)  // announce, then re-check (CFlow parker.c I1)
+            let key = flow_parker_prepare(parker)  // announce, then re-check ([announce before re-checking])
             if ready() {
                 flow_parker_cancel(parker)
                 return

@@ -1,10 +1,9 @@
-// PoolExecutor.swift — the native backend's scheduler: a TaskExecutor whose jobs the pool threads run
-// whenever they would otherwise wait. A run's other stages that call sync closures (a Sequence source,
-// serial layers, a sync collector) and a single AsyncSequence source (SourceStages SR5) are tasks that
-// prefer it, so on a pipeline with a CPU layer they run on the pool's threads, one runnable thread per
-// worker (plus helpers, Sizing Z4), and Swift's cooperative pool is left free. Layers with async
-// closures stay on the global executor: on a task with an executor preference each await costs a
-// status lock (Stage.awaitsPerItem).
+// PoolExecutor.swift — the native backend's scheduler: a TaskExecutor whose jobs the pool threads run whenever they
+// would otherwise wait. A run's other stages that call sync closures (a Sequence source, serial layers, a sync
+// collector) and a single AsyncSequence source ([an async source pulls on the pool]) are tasks that prefer it, so on a
+// pipeline with a CPU layer they run on the pool's threads, one runnable thread per worker (plus helpers,
+// [helpers fill the spare cpus]), and Swift's cooperative pool is left free. Layers with async closures stay on the
+// global executor: on a task with an executor preference each await costs a status lock (Stage.awaitsPerItem).
 //
 // There is one, for the process (`shared`), never freed: a task keeps its executor preference for as
 // long as it lives, and a task a stage leaves behind (a timer's wake-up after a cancelled sleep, an
@@ -12,20 +11,21 @@
 // serve the jobs of every run (one scheduler).
 //
 // Invariants:
-//  X1. A job is queued by enqueue and run exactly once: by a pool thread that waits on a ring (CFlow
-//      ring.c RW4, which runs queued jobs before it spins or parks) or has left its loop and serves
-//      until its run's stages have ended (serve(until:)); or, while no pool thread serves, on Swift's
-//      global executor: the last thread out hands the queue over there under the lock, and jobs
-//      enqueued while none serves go there directly (forwarding).
-//  X2. enqueue notifies `parker` after queuing, and a pool thread parks only after announcing itself on
-//      it and re-checking `pending` (RW4; serve(until:) likewise, and also its run's `retired`, which
-//      PoolRun.retire() sets before it notifies every thread): a queued job always wakes a parked
-//      thread, and retiring a run wakes its threads to leave.
-//  X3. Threads are counted in (`serving`) when a run's workers are made, before any of its tasks can
-//      enqueue, and out as each leaves, or, for threads that never started (the pool failed to start,
-//      or the run never ran), when the pool is joined or dropped (PoolWorkers): no job is queued for
-//      threads that will never run it.
-//  X4. A job is run on the thread that dequeued it, outside the lock, with this executor as the task's.
+//  [each job runs exactly once] A job is queued by enqueue and run exactly once: by a pool thread that waits on a ring
+//    ([a serving waiter misses no job], which runs queued jobs before it spins or parks) or has left its loop and
+//    serves until its run's stages have ended (serve(until:)); or, while no pool thread serves, on Swift's global
+//    executor: the last thread out hands the queue over there under the lock, and jobs enqueued while none serves go
+//    there directly (forwarding).
+//  [a queued job wakes a parked thread] enqueue notifies `parker` after queuing, and a pool thread parks only after
+//    announcing itself on it and re-checking `pending` ([a serving waiter misses no job]; serve(until:) likewise, and
+//    also its run's `retired`, which PoolRun.retire() sets before it notifies every thread): a queued job always wakes
+//    a parked thread, and retiring a run wakes its threads to leave.
+//  [threads counted in before any job] Threads are counted in (`serving`) when a run's workers are made, before any of
+//    its tasks can enqueue, and out as each leaves, or, for threads that never started (the pool failed to start, or
+//    the run never ran), when the pool is joined or dropped (PoolWorkers): no job is queued for threads that will never
+//    run it.
+//  [a job runs where it was dequeued] A job is run on the thread that dequeued it, outside the lock, with this executor
+//    as the task's.
 import CFlow
 import Synchronization
 
@@ -39,11 +39,11 @@ import Synchronization
         var jobs: [UnownedJob] = []
         var head = 0
         var serving = 0
-        /// While no pool thread is counted in (X1, X3).
+        /// While no pool thread is counted in ([each job runs exactly once], [threads counted in before any job]).
         var forwarding = true
     }
     private let state = Locked(State())  // Locked: a Mutex ThreadSanitizer can see
-    /// Jobs queued and not yet taken: read without the lock by waiting threads (X2).
+    /// Jobs queued and not yet taken: read without the lock by waiting threads ([a queued job wakes a parked thread]).
     private let queued = Atomic<Int>(0)
     let parker = flow_parker_create()!
     /// What the C wait loops call back (ring.c flow_jobs); `ctx` is this executor, unretained (it is
@@ -66,13 +66,14 @@ import Synchronization
             return true
         }
         if queuedHere {
-            flow_parker_notify(parker, 1)  // X2
+            flow_parker_notify(parker, 1)  // [a queued job wakes a parked thread]
         } else {
-            globalConcurrentExecutor.enqueue(ExecutorJob(job))  // X1: no pool thread is left
+            globalConcurrentExecutor.enqueue(ExecutorJob(job))  // [each job runs exactly once]: no pool thread is left
         }
     }
 
-    /// Run one queued job on this (pool) thread; false when none is queued (X1, X4).
+    /// Run one queued job on this (pool) thread; false when none is queued ([each job runs exactly once],
+    /// [a job runs where it was dequeued]).
     func runOne() -> Bool {
         if queued.load(ordering: .acquiring) == 0 { return false }
         let job = state.withLock { s -> UnownedJob? in
@@ -97,7 +98,8 @@ import Synchronization
     /// How many jobs the pool threads have started (relaxed, a hint: Backend.jobsStarted).
     let started = Atomic<Int>(0)
 
-    /// X3: `count` more threads will serve (a pool's workers, counted when they are made).
+    /// [threads counted in before any job]: `count` more threads will serve (a pool's workers, counted when they are
+    /// made).
     func addThreads(_ count: Int) {
         state.withLock { s in
             s.serving += count
@@ -105,8 +107,9 @@ import Synchronization
         }
     }
 
-    /// X3, X1: `count` threads have left (or will never start); when none is left, what is queued goes
-    /// to the global executor, and so does every job enqueued until threads are counted in again.
+    /// [threads counted in before any job], [each job runs exactly once]: `count` threads have left (or will never
+    /// start); when none is left, what is queued goes to the global executor, and so does every job enqueued until
+    /// threads are counted in again.
     func removeThreads(_ count: Int) {
         guard count > 0 else { return }
         forward { s in
@@ -116,12 +119,14 @@ import Synchronization
     }
 
     /// A pool thread whose loop has ended (or a helper): run jobs until its run's stages have ended
-    /// (X1, X2); with none queued, spin for the run's budget (as ring waits do, RW3), then park.
+    /// ([each job runs exactly once], [a queued job wakes a parked thread]); with none queued, spin for the run's
+    /// budget (as ring waits do, [spins bounded in time]), then park.
     func serve(until run: PoolRun) {
         while !run.retired.load(ordering: .acquiring) {
             if runOne() || spin(run) { continue }
             let key = flow_parker_prepare(parker)
-            if run.retired.load(ordering: .acquiring) || pending {  // re-check after announcing (X2)
+            // re-check after announcing ([a queued job wakes a parked thread])
+            if run.retired.load(ordering: .acquiring) || pending {
                 flow_parker_cancel(parker)
                 continue
             }
@@ -141,7 +146,7 @@ import Synchronization
     }
 
     /// Under the lock, when `decide` says so: switch to forwarding and hand what is queued to the global
-    /// executor (X1).
+    /// executor ([each job runs exactly once]).
     private func forward(when decide: (inout State) -> Bool) {
         let left = state.withLock { s -> [UnownedJob] in
             guard decide(&s) else { return [] }
@@ -164,8 +169,8 @@ private func poolExecutorPending(_ context: UnsafeMutableRawPointer?) -> Int32 {
     Unmanaged<PoolExecutor>.fromOpaque(context!).takeUnretainedValue().pending ? 1 : 0
 }
 
-/// One native run, as the scheduler sees it: retired when the last of the stages that prefer the
-/// executor has ended, which lets the run's pool threads leave (PoolExecutor X1, X2).
+/// One native run, as the scheduler sees it: retired when the last of the stages that prefer the executor has ended,
+/// which lets the run's pool threads leave ([each job runs exactly once], [a queued job wakes a parked thread]).
 final class PoolRun: Sendable {
     let retired = Atomic<Bool>(false)
     /// How long a serving thread re-checks before it parks (FLOW_SPIN_NS).
@@ -177,6 +182,7 @@ final class PoolRun: Sendable {
 
     func retire() {
         retired.store(true, ordering: .releasing)
-        flow_parker_notify(PoolExecutor.shared.parker, Int32.max)  // X2: every thread re-checks its run
+        // [a queued job wakes a parked thread]: every thread re-checks its run
+        flow_parker_notify(PoolExecutor.shared.parker, Int32.max)
     }
 }

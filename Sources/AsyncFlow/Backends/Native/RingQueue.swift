@@ -1,12 +1,16 @@
-// RingQueue.swift — the native backend's link storage: a CFlow ring (lock-free, bounded MPMC), popped and
-// pushed by Swift tasks (suspending) and by pool threads (blocking). Keeps Link L1–L5:
-//  L1: items move through the ring as raw bytes (flow_ring_push_n / pop_n copy whole batches); Swift
+// RingQueue.swift — the native backend's link storage: a CFlow ring (lock-free, bounded MPMC), popped and pushed by
+// Swift tasks (suspending) and by pool threads (blocking). Keeps [batches move bitwise],
+// [leftovers deinitialised once], [one continuation per wait], [the last producer closes the link],
+// [producers woken at half capacity]:
+//  [batches move bitwise]: items move through the ring as raw bytes (flow_ring_push_n / pop_n copy whole batches);
+//  Swift
 //      values are bitwise movable, so this is a move.
-//  L3: a task that finds the ring full (empty) registers a flow_waiter callback (flow_ring_await_push /
+//  [one continuation per wait]: a task that finds the ring full (empty) registers a flow_waiter callback
+//  (flow_ring_await_push /
 //      await_pop) and suspends (ContinuationWaiter.swift); pool threads run queued jobs, spin, then park
 //      (flow_ring_*_serving). A pop with a deadline also withdraws its waiter when the deadline passes
-//      (ContinuationWaiter CW3).
-//  L5: flow_ring's resume_producers_at is half the capacity.
+//      ([a timed wait ends once]).
+//  [producers woken at half capacity]: flow_ring's resume_producers_at is half the capacity.
 import CFlow
 
 @usableFromInline final class RingQueue<T>: LinkQueue, @unchecked Sendable {
@@ -23,7 +27,7 @@ import CFlow
         }
         var opts = flow_ring_options(
             capacity: UInt64(capacity), elem_size: MemoryLayout<T>.stride, spin_ns: spinNanoseconds,
-            kind: FLOW_QUEUE_RING, resume_producers_at: UInt64(capacity / 2))  // L5
+            kind: FLOW_QUEUE_RING, resume_producers_at: UInt64(capacity / 2))  // [producers woken at half capacity]
         var err = flow_error()
         guard let r = flow_ring_create(&opts, &err) else {
             throw FlowConfigurationError(parameter: "capacity", message: cMessage(&err))
@@ -83,8 +87,8 @@ import CFlow
                 continue
             }
             if ContinuousClock.now >= deadline { return nil }
-            // the timer's withdraw holds this queue: it runs after the wait too (CW3) and must not find
-            // the ring destroyed
+            // the timer's withdraw holds this queue: it runs after the wait too ([a timed wait ends once]) and must not
+            // find the ring destroyed
             await suspendForWaiter(until: deadline) {
                 flow_ring_await_pop(ring, $0)
             } withdraw: { [self] in
@@ -100,8 +104,8 @@ import CFlow
 
     // MARK: pool threads
 
-    /// Pop up to `max` items and the position of the first on a pool thread: while the ring is empty, run
-    /// the jobs it serves (CFlow ring.c RW4, PoolExecutor X1), then spin, then park. 0 when closed and
+    /// Pop up to `max` items and the position of the first on a pool thread: while the ring is empty, run the jobs it
+    /// serves ([a serving waiter misses no job], [each job runs exactly once]), then spin, then park. 0 when closed and
     /// drained.
     @inlinable func popServing(
         into buffer: UnsafeMutablePointer<T>, max: Int, position: inout UInt64, _ jobs: UnsafePointer<flow_jobs>

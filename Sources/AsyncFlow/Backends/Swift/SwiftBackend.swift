@@ -3,8 +3,8 @@
 // there is nothing to park). The baseline flow-bench compares the native backend against.
 //
 // Invariant:
-//  SW1. run() returns once every worker task has returned (a task group), each having finished as a
-//       producer of its output link (Link L4).
+//  [every worker task returns before run] run() returns once every worker task has returned (a task group), each having
+//    finished as a producer of its output link ([the last producer closes the link]).
 @usableFromInline struct SwiftBackend: Backend {
     @usableFromInline func makeQueue<T>(of type: T.Type, capacity: Int) throws(FlowConfigurationError)
         -> any LinkQueue<T>
@@ -27,7 +27,7 @@
     @usableFromInline var handsOffDirectly: Bool { false }
 }
 
-/// A CPU layer's workers on the `.swift` backend: child tasks (SW1).
+/// A CPU layer's workers on the `.swift` backend: child tasks ([every worker task returns before run]).
 struct TaskWorkers: WorkerGroup {
     let loops: WorkerLoops
 

@@ -1,22 +1,27 @@
-// SwiftQueue.swift — the `.swift` backend's link storage: only the standard library and Swift
-// concurrency (a lock, a circular buffer, continuations), batching like the native ring. Keeps Link
-// L1–L5 as follows.
+// SwiftQueue.swift — the `.swift` backend's link storage: only the standard library and Swift concurrency (a lock, a
+// circular buffer, continuations), batching like the native ring. Keeps Link [batches move bitwise],
+// [leftovers deinitialised once], [one continuation per wait], [the last producer closes the link],
+// [producers woken at half capacity] as follows.
 //
 // Invariants:
-//  Q1. All state (buffer, head, count, closed, popped, waiters) is read and written under `state`'s lock.
-//  Q2. Items move in and out by bitwise moves of whole batches under one lock acquisition: one lock per
-//      batch, not per item.
-//  Q3. A task waits only when the queue is empty (pop) or full (push): it registers its continuation
-//      under the lock after re-checking that condition, so no wake-up is lost; whoever changes the
-//      condition (a push, a pop, close) takes every waiter of the other side out under the lock and
-//      resumes them after unlocking. Woken tasks re-check (several may compete for the same items).
-//  Q4. close() wakes everyone; pushes then fail, pops drain what is left and then report closed.
-//  Q5. `popped` counts items ever popped, so a pop knows its batch's position (for ordered layers).
-//  Q6. Hysteresis (Link L5): pops wake waiting pushers only once the queue is down to half its
-//      capacity. A pusher registers only when the queue is full, so the pops that drain it get there.
-//  Q7. A pop with a deadline registers its continuation with a token; its timer task resumes it only if
-//      it takes that token out of popWaiters under the lock itself, so the continuation is resumed once,
-//      by a push, a close or the timer.
+//  [the queue's state only under its lock] All state (buffer, head, count, closed, popped, waiters) is read and written
+//    under `state`'s lock.
+//  [one lock per batch] Items move in and out by bitwise moves of whole batches under one lock acquisition: one lock
+//    per batch, not per item.
+//  [waiters register after a re-check] A task waits only when the queue is empty (pop) or full (push): it registers its
+//    continuation under the lock after re-checking that condition, so no wake-up is lost; whoever changes the condition
+//    (a push, a pop, close) takes every waiter of the other side out under the lock and resumes them after unlocking.
+//    Woken tasks re-check (several may compete for the same items).
+//  [close wakes everyone and drains] close() wakes everyone; pushes then fail, pops drain what is left and then report
+//    closed.
+//  [popped counts positions] `popped` counts items ever popped, so a pop knows its batch's position (for ordered
+//    layers).
+//  [pushers register only when full] Hysteresis ([producers woken at half capacity]): pops wake waiting pushers only
+//    once the queue is down to half its capacity. A pusher registers only when the queue is full, so the pops that
+//    drain it get there.
+//  [a deadline's continuation resumed once] A pop with a deadline registers its continuation with a token; its timer
+//    task resumes it only if it takes that token out of popWaiters under the lock itself, so the continuation is
+//    resumed once, by a push, a close or the timer.
 import Synchronization
 
 #if canImport(Glibc)
@@ -27,21 +32,24 @@ import Synchronization
     import Darwin
 #endif
 
-/// A SwiftQueue's state under its lock (Q1). Not generic: the items live in the queue's buffer.
+/// A SwiftQueue's state under its lock ([the queue's state only under its lock]). Not generic: the items live in the
+/// queue's buffer.
 @usableFromInline struct SwiftQueueState {
     @usableFromInline var head = 0
     @usableFromInline var count = 0
     @usableFromInline var popped: UInt64 = 0
     @usableFromInline var closed = false
     @usableFromInline var popWaiters: [PopWaiter] = []
-    /// The last token handed to a pop with a deadline (Q7); 0 marks a pop without one.
+    /// The last token handed to a pop with a deadline ([a deadline's continuation resumed once]); 0 marks a pop without
+    /// one.
     @usableFromInline var lastToken: UInt64 = 0
     @usableFromInline var pushWaiters: [UnsafeContinuation<Void, Never>] = []
 
     @inlinable init() {}
 }
 
-/// A suspended pop: its continuation, and the token its deadline's timer withdraws it by (Q7).
+/// A suspended pop: its continuation, and the token its deadline's timer withdraws it by
+/// ([a deadline's continuation resumed once]).
 @usableFromInline struct PopWaiter {
     @usableFromInline let token: UInt64
     @usableFromInline let continuation: UnsafeContinuation<Void, Never>
@@ -53,7 +61,8 @@ import Synchronization
 }
 
 @usableFromInline final class SwiftQueue<T>: LinkQueue, @unchecked Sendable {
-    // @unchecked: every mutable field lives in `state` and is touched only under its lock (Q1).
+    // @unchecked: every mutable field lives in `state` and is touched only under its lock
+    // ([the queue's state only under its lock]).
     @usableFromInline let state = Locked(SwiftQueueState())
     @usableFromInline let buffer: UnsafeMutablePointer<T>
     @usableFromInline let capacity: Int
@@ -96,7 +105,7 @@ import Synchronization
             }
             return s.popWaiters.map(\.continuation) + s.pushWaiters
         }
-        for w in waiters { w.resume() }  // Q4
+        for w in waiters { w.resume() }  // [close wakes everyone and drains]
     }
 
     /// Move `n` items between the circular buffer and a linear one, in up to two runs.
@@ -115,7 +124,7 @@ import Synchronization
             let n = min(count, capacity - s.count)
             if n == 0 { return nil }
             move(count: n, at: (s.head + s.count) % capacity) { ring, linear, k in
-                ring.moveInitialize(from: items + linear, count: k)  // Q2
+                ring.moveInitialize(from: items + linear, count: k)  // [one lock per batch]
             }
             s.count += n
             defer { s.popWaiters = [] }
@@ -131,13 +140,13 @@ import Synchronization
             if s.count == 0 { return s.closed ? (0, []) : nil }
             let n = min(max, s.count)
             move(count: n, at: s.head) { ring, linear, k in
-                (items + linear).moveInitialize(from: ring, count: k)  // Q2
+                (items + linear).moveInitialize(from: ring, count: k)  // [one lock per batch]
             }
             s.head = (s.head + n) % capacity
             s.count -= n
-            position = s.popped  // Q5
+            position = s.popped  // [popped counts positions]
             s.popped += UInt64(n)
-            guard s.count <= capacity / 2 else { return (n, []) }  // Q6
+            guard s.count <= capacity / 2 else { return (n, []) }  // [pushers register only when full]
             defer { s.pushWaiters = [] }
             return (n, s.pushWaiters)
         }
@@ -159,7 +168,8 @@ import Synchronization
                 done += n
             } else {
                 await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-                    let ready = state.withLock { s -> Bool in  // Q3: re-check under the lock
+                    // [waiters register after a re-check]: re-check under the lock
+                    let ready = state.withLock { s -> Bool in
                         if s.closed || s.count < capacity { return true }
                         s.pushWaiters.append(c)
                         return false
@@ -182,7 +192,7 @@ import Synchronization
             if let deadline, ContinuousClock.now >= deadline { return nil }
             var timer: Task<Void, Never>?
             await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-                let token = state.withLock { s -> UInt64? in  // Q3
+                let token = state.withLock { s -> UInt64? in  // [waiters register after a re-check]
                     if s.closed || s.count > 0 { return nil }
                     var token: UInt64 = 0  // no deadline: no timer will look for it
                     if deadline != nil {
@@ -196,7 +206,7 @@ import Synchronization
                 if let deadline {
                     timer = Task {
                         try? await Task.sleep(until: deadline, clock: .continuous)
-                        self.withdraw(token)?.resume()  // Q7
+                        self.withdraw(token)?.resume()  // [a deadline's continuation resumed once]
                     }
                 }
             }
@@ -204,7 +214,8 @@ import Synchronization
         }
     }
 
-    /// Take the pop waiting with `token` out of popWaiters, if it is still there (Q7).
+    /// Take the pop waiting with `token` out of popWaiters, if it is still there
+    /// ([a deadline's continuation resumed once]).
     @inlinable func withdraw(_ token: UInt64) -> UnsafeContinuation<Void, Never>? {
         state.withLock { s in
             guard let i = s.popWaiters.firstIndex(where: { $0.token == token }) else { return nil }
