@@ -37,15 +37,19 @@
 
         static func server() throws -> Cluster { try shared.get() }
 
-        /// A queue in a fresh schema of the server.
-        static func queue(_ test: String = #function) throws -> PostgresWorkQueue {
+        /// A queue in a fresh schema of the server; `afterStatement`: the queue's test seam (AnswerLosses).
+        static func queue(
+            _ test: String = #function, afterStatement: (@Sendable (String, Int?) throws -> Void)? = nil
+        ) throws -> PostgresWorkQueue {
             let cluster = try server()
             let schema =
                 "t_" + test.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(40) + "_"
                 + String(UInt32.random(in: 0...UInt32.max), radix: 36)
             var logger = Logger(label: "test")
             logger.logLevel = ProcessInfo.processInfo.environment["FLOW_PG_LOG"] != nil ? .warning : .error
-            return try PostgresWorkQueue(url: cluster.url, schema: schema, logger: logger)
+            return try PostgresWorkQueue(
+                url: cluster.url, schema: schema, logger: logger, synchronousCommit: false,
+                afterStatement: afterStatement)
         }
 
         /// Restart the throwaway server (`pg_ctl restart -m mode`): every connection is dropped. `fast`
@@ -140,6 +144,31 @@
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
             }
             return Int(UInt16(bigEndian: address.sin_port))
+        }
+    }
+
+    /// Answers lost on purpose, through a queue's test seam (PostgresWorkQueue.afterStatement): for each
+    /// key, how many more answers of statements whose SQL contains it are lost after the statement ran,
+    /// as when a connection drops after the commit (a transient error). A statement whose rows are read
+    /// loses its answer only when it returned rows.
+    final class AnswerLosses: Sendable {
+        let remaining = Locked<[String: Int]>([:])
+
+        func lose(_ losses: [String: Int]) { remaining.withLock { $0 = losses } }
+
+        /// Losses asked for and not yet made.
+        var left: Int { remaining.withLock { $0.values.reduce(0, +) } }
+
+        var afterStatement: @Sendable (String, Int?) throws -> Void {
+            { sql, rows in
+                if rows == 0 { return }
+                let lost = self.remaining.withLock { lose in
+                    guard let key = lose.keys.first(where: { sql.contains($0) }), lose[key]! > 0 else { return false }
+                    lose[key]! -= 1
+                    return true
+                }
+                if lost { throw PostgresWorkQueueError("the answer was lost (injected)", transient: true) }
+            }
         }
     }
 

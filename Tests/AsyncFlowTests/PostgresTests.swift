@@ -178,7 +178,7 @@
                         Layer { (y: Int) in seen.withLock { $0.append(y) } })
                 }
                 // the fast worker starts once the stalled one holds a chunk
-                while stalled.holding.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(5)) }
+                while stalled.book.withLock({ $0.holding.isEmpty }) { try await Task.sleep(for: .milliseconds(5)) }
                 let report = try await withWorkers(queue, fast, count: 1) { _ in try await run.value }
                 stalled.drain()
                 try await stalledRun.value
@@ -211,7 +211,7 @@
                 }
                 let draining = FlowWorker(queue: queue, serving: slow, threads: 4)
                 let drainingRun = Task { try await draining.run() }
-                while draining.holding.withLock({ $0.count }) < 4 { try await Task.sleep(for: .milliseconds(5)) }
+                while draining.book.withLock({ $0.holding.count }) < 4 { try await Task.sleep(for: .milliseconds(5)) }
                 draining.drain()
                 try await drainingRun.value
                 // nothing is left under a claim: what it held was completed or handed back (its lease cleared)
@@ -368,16 +368,15 @@
 
             @Test("answers lost after the statement ran (results read, deleted; a burial): nothing lost, nothing twice")
             func lostAnswers() async throws {
-                let queue = try Cluster.queue()
+                let losses = AnswerLosses()
+                let queue = try Cluster.queue(afterStatement: losses.afterStatement)
                 let layer = DistributedLayer("lost") { (x: Int) in mix(x) }
                 let n = 20_000
                 let sum = Atomic<Int>(0)
                 let count = Atomic<Int>(0)
                 // the coordinator's first two reads of results lose their answers (the results stay, so a read
                 // follows each), then its first deletion of results (a deletion follows every read with rows)
-                queue.loseAnswers.withLock {
-                    $0 = ["SELECT seq, payload": 2, "DELETE FROM \"\(queue.schema)\".results": 1]
-                }
+                losses.lose(["SELECT seq, payload": 2, "DELETE FROM \"\(queue.schema)\".results": 1])
                 let report = try await withWorkers(queue, layer) { _ in
                     try await pipeline(
                         Layer(0..<n), Layer(layer, on: queue, chunk: 500, ordered: true),
@@ -386,7 +385,7 @@
                             count.add(1, ordering: .relaxed)
                         })
                 }
-                #expect(queue.loseAnswers.withLock { $0.values.reduce(0, +) } == 0, "every injected loss happened")
+                #expect(losses.left == 0, "every injected loss happened")
                 #expect(count.load(ordering: .relaxed) == n && report.completed == n && report.dropped == 0)
                 #expect(sum.load(ordering: .relaxed) == (0..<n).reduce(0) { $0 + mix($1) })
                 var left = try await queue.counts()
@@ -394,9 +393,9 @@
 
                 // a burial whose answer is lost: the chunk's items still count failed, and the run ends
                 let poison = DistributedLayer("poison-lost") { (x: Int) in x }
-                queue.loseAnswers.withLock { $0 = ["INSERT INTO \"\(queue.schema)\".dead_letters": 1] }
+                losses.lose(["INSERT INTO \"\(queue.schema)\".dead_letters": 1])
                 let buried = try await dyingClaims(queue, poison, maxAttempts: 1, onError: .skip)
-                #expect(queue.loseAnswers.withLock { $0.values.reduce(0, +) } == 0, "the burial's answer was lost")
+                #expect(losses.left == 0, "the burial's answer was lost")
                 #expect(buried.layers[1].failed == 10 && buried.completed == 0)
                 left = try await queue.counts()
                 #expect(left.chunks == 0 && left.results == 0 && left.deadLetters == 1)
@@ -502,12 +501,22 @@
 
                 let real = try Cluster.queue()
                 let layer = DistributedLayer("params") { (x: Int) in x }
-                do {
-                    _ = try await pipeline(Layer(0..<10), Layer(layer, on: real, maxAttempts: 0), Layer { (_: Int) in })
-                    Issue.record("maxAttempts: 0 was taken")
-                } catch let error as DistributedLayerError {
-                    #expect(error.kind == .parameter && error.message.contains("maxAttempts: 0"))
+                // the layer's own parameters are refused with the others, before any item is pulled
+                let pulled = Counter()
+                for (bad, parameter) in [
+                    (Layer(layer, on: real, maxAttempts: 0), "maxAttempts: 0"),
+                    (Layer(layer, on: real, lease: .zero), "lease: \(Duration.zero)"),
+                ] {
+                    do {
+                        _ = try await pipeline(
+                            Layer(CountingSequence(range: 0..<10, pulled: pulled)), bad, Layer { (_: Int) in })
+                        Issue.record("\(parameter) was taken")
+                    } catch let error as FlowConfigurationError {
+                        #expect(error.layer == "params" && error.message.hasPrefix(parameter), "\(error)")
+                        #expect(error.parameter == String(parameter.prefix { $0 != ":" }))
+                    }
                 }
+                #expect(pulled.count == 0)
                 await #expect(throws: DistributedLayerError.self) {
                     try await FlowWorker(queue: real, serving: layer, threads: 0).run()
                 }
@@ -546,22 +555,6 @@
                 run.cancel()
                 _ = try? await run.value
                 await queue.shutdown()
-            }
-
-            @Test("a worker claims about 20 ms of work a thread, as timed: one a thread at first, up to 8")
-            func claimPace() {
-                var pace = ClaimPace()
-                #expect(pace.limit(threads: 2) == 2)  // nothing timed yet
-                pace.worked(.microseconds(500))  // 40 fit in 20 ms: at most 8 a thread
-                #expect(pace.limit(threads: 2) == 16)
-                var slow = ClaimPace()
-                slow.worked(.milliseconds(200))
-                #expect(slow.limit(threads: 3) == 3)
-                var mid = ClaimPace()
-                mid.worked(.milliseconds(5))  // 4 in 20 ms
-                #expect(mid.limit(threads: 1) == 4)
-                mid.worked(.milliseconds(55))  // a moving average: 0.7 × 5 + 0.3 × 55 = 20 ms
-                #expect(mid.limit(threads: 1) == 1)
             }
 
             /// The most claims one worker with `threads` held at once (sampled every 2 ms) while it did 20

@@ -15,6 +15,9 @@ public struct Layer<Input: Sendable, Output: Sendable>: Sendable {
     /// link (nil when `Output` is `Void` and the layer is last). Everything on the per-item path is
     /// @inlinable so that it is specialised for the user's item types in the user's module.
     @usableFromInline let makeStage: @Sendable (StageContext<Input, Output>) -> StageHandle
+    /// A parameter of the layer's own that it cannot run with (one the engine does not know, such as a
+    /// distributed layer's lease), and what is wrong with it: thrown by `pipeline` with the others.
+    @usableFromInline var invalid: (parameter: String, message: String)? = nil
 
     @usableFromInline
     init(
@@ -233,7 +236,7 @@ extension Layer {
         batchesOf size: Int, within: Duration?, concurrency: Int, ordered: Bool, name: String?, capacity: Int?,
         onError: ErrorPolicy,
         handledElsewhere body: @escaping @Sendable ([Input], BatchCall) async -> BatchOutcome<Output>,
-        ended: (@Sendable () async -> Void)? = nil
+        ended: (@Sendable () async -> Void)? = nil, invalid: (parameter: String, message: String)? = nil
     ) {
         self.init(
             kind: .batchMap(size: size, within: within, concurrency: concurrency), name: name, ordered: ordered,
@@ -243,6 +246,7 @@ extension Layer {
                     BatchMapStage(
                         context: $0, size: size, within: within, concurrency: concurrency, body: body, ended: ended))
             })
+        self.invalid = invalid
     }
 
     /// A serial layer with a synchronous closure: `body` is called for one item at a time, in the order

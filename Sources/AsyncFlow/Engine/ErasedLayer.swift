@@ -18,13 +18,16 @@ struct ErasedLayer: Sendable {
     let capacity: Int?
     let ordered: Bool
     let onError: ErrorPolicy
+    /// See Layer.invalid.
+    let invalid: (parameter: String, message: String)?
     let makeOutputLink: LinkMaker
     let makeStage: StageMaker
 
     @usableFromInline
     init(
         index: Int, name: String, kind: LayerKind, inputStride: Int, outputStride: Int, capacity: Int?, ordered: Bool,
-        onError: ErrorPolicy, makeOutputLink: @escaping LinkMaker, makeStage: @escaping StageMaker
+        onError: ErrorPolicy, invalid: (parameter: String, message: String)?, makeOutputLink: @escaping LinkMaker,
+        makeStage: @escaping StageMaker
     ) {
         self.index = index
         self.name = name
@@ -34,6 +37,7 @@ struct ErasedLayer: Sendable {
         self.capacity = capacity
         self.ordered = ordered
         self.onError = onError
+        self.invalid = invalid
         self.makeOutputLink = makeOutputLink
         self.makeStage = makeStage
     }
@@ -72,7 +76,7 @@ extension Layer {
         return ErasedLayer(
             index: index, name: name ?? "layer \(index) (\(kindName))", kind: kind,
             inputStride: MemoryLayout<Input>.stride, outputStride: MemoryLayout<Output>.stride, capacity: capacity,
-            ordered: ordered, onError: onError,
+            ordered: ordered, onError: onError, invalid: invalid,
             makeOutputLink: { (capacity, backend) throws(FlowConfigurationError) in
                 try Link<Output>(capacity: capacity, backend: backend)
             },

@@ -33,6 +33,7 @@ func validate(
         if let c = layer.capacity, c < 1 {
             throw bad("capacity", "capacity: \(c): must be at least 1")
         }
+        if let (parameter, message) = layer.invalid { throw bad(parameter, message) }
         if case .retry(let n) = layer.onError, n < 0 {
             throw bad("onError", "onError: .retry(attempts: \(n)): attempts must be 0 or more")
         }

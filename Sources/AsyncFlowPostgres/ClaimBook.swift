@@ -1,0 +1,100 @@
+// ClaimBook.swift — a worker's claims as a state machine: what it holds, how long its leases are, when
+// its last heartbeat succeeded, how long its chunks take; and from those, whether it may claim now and
+// how many. Each event is a mutating func; the machine takes no lock and does no I/O (FlowWorker holds it
+// under a lock, and its claims source and heartbeat act on what it answers).
+//
+// Invariants:
+//  [a worker claims what it can start soon] A claim asks for about 20 ms of work per thread (ClaimPace: by
+//    how long the last chunks took on a thread; 1 to 8 chunks a thread, 1 until a chunk has been timed),
+//    and only while the worker holds fewer than its threads run plus one claim ahead: so it claims only
+//    what it can start soon, and chunks that a dead worker held wait for no long queue in the others.
+//  [no claim without a fresh heartbeat] The heartbeat renews every lease the worker holds every third of
+//    the shortest lease it has seen. While the last successful heartbeat is older than that lease, the
+//    worker claims nothing: it may have been partitioned away and its chunks claimed by others.
+#if Postgres  // the package trait that brings postgres-nio (Package.swift)
+    /// A worker's claims and what they allow.
+    struct ClaimBook: Sendable {
+        /// The claims held: claimed, not yet completed or handed back (the heartbeat renews them).
+        private(set) var holding: Set<ClaimKey> = []
+        /// The shortest lease of a claim seen so far, if any.
+        private(set) var shortestLease: Duration?
+        private var lastBeat: ContinuousClock.Instant
+        private var pace = ClaimPace()
+
+        /// A book with no claims, whose leases count as renewed at `now`.
+        init(now: ContinuousClock.Instant) { lastBeat = now }
+
+        /// What the claims source does next.
+        enum ClaimAction: Equatable, Sendable {
+            /// Claim up to `limit` chunks.
+            case claim(limit: Int)
+            /// It holds what its threads run plus a claim ahead: wait until a claim is released.
+            case waitForRoom
+            /// The last heartbeat is older than a lease: claim nothing until one succeeds.
+            case waitForHeartbeat
+        }
+
+        /// Whether the source may claim now, and how many ([a worker claims what it can start soon], [no claim
+        /// without a fresh heartbeat]).
+        func nextClaim(threads: Int, now: ContinuousClock.Instant) -> ClaimAction {
+            guard leaseHolds(now: now) else { return .waitForHeartbeat }
+            let limit = pace.limit(threads: threads)
+            let room = threads + limit - holding.count
+            return room > 0 ? .claim(limit: min(limit, room)) : .waitForRoom
+        }
+
+        /// Whether the last heartbeat is recent enough for the leases to hold ([no claim without a fresh
+        /// heartbeat]).
+        func leaseHolds(now: ContinuousClock.Instant) -> Bool {
+            guard let shortestLease else { return true }
+            return now - lastBeat < shortestLease
+        }
+
+        /// How long the heartbeat sleeps between renewals: a third of the shortest lease (1 s before any
+        /// claim), at least 50 ms.
+        var heartbeatInterval: Duration {
+            max(.milliseconds(50), (shortestLease ?? .seconds(3)) / 3)
+        }
+
+        /// Claims this worker now holds, each with its lease.
+        mutating func claimed(_ chunks: [ClaimedChunk]) {
+            for chunk in chunks {
+                holding.insert(chunk.key)
+                let lease = Duration.milliseconds(Int(chunk.lease * 1000))
+                shortestLease = min(shortestLease ?? lease, lease)
+            }
+        }
+
+        /// Claims completed, refused or handed back: no longer renewed.
+        mutating func released(_ keys: [ClaimKey]) {
+            for key in keys { holding.remove(key) }
+        }
+
+        /// A heartbeat succeeded at `now`: every lease held then was renewed.
+        mutating func beat(at now: ContinuousClock.Instant) { lastBeat = now }
+
+        /// A chunk took `duration` on a thread ([a worker claims what it can start soon]).
+        mutating func worked(_ duration: Duration) { pace.worked(duration) }
+    }
+
+    /// How many chunks a worker claims in one statement ([a worker claims what it can start soon]): about `ahead` of
+    /// work per thread, by how long the last chunks took on a thread; one per thread until a chunk has been timed, at
+    /// most `most`. Trivial chunks are claimed several at a time (fewer statements), slow ones one at a time (none
+    /// waits in a busy worker while another is idle). Timed where the work is done, not by how fast the pipeline takes
+    /// chunks: that is fast while its queues fill, however slow the chunks.
+    struct ClaimPace {
+        static let ahead = Duration.milliseconds(20)
+        static let most = 8
+        var perChunk: Duration?
+
+        func limit(threads: Int) -> Int {
+            guard let perChunk, perChunk > .zero else { return threads }
+            return threads * Swift.max(1, Swift.min(Self.most, Int(Self.ahead / perChunk)))
+        }
+
+        /// A chunk took `duration` on a thread.
+        mutating func worked(_ duration: Duration) {
+            perChunk = perChunk.map { $0 * 0.7 + duration * 0.3 } ?? duration
+        }
+    }
+#endif

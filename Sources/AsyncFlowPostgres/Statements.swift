@@ -1,0 +1,331 @@
+// Statements.swift — every SQL statement of the distributed layer's protocol, with the schema put in, and
+// the values they carry. Nothing else in AsyncFlowPostgres writes SQL.
+//
+// Invariants (the whole protocol; Coordinator.swift, FlowWorker.swift and Claims.swift keep to it):
+//  [a chunk is a row] A chunk is a row of `chunks` (run, seq) until it is completed or dead: its items, the layer's
+//    name and build, the error policy, the attempt number of its latest claim and that claim's lease.
+//  [claims take expired leases] A claim takes chunks whose lease is absent or past (FOR UPDATE SKIP LOCKED, several a
+//    statement), adds 1 to `attempt` and sets a new lease; only chunks of the claimer's layer and build, and with
+//    attempts left, are taken. A worker's heartbeat extends the leases of the claims it knows it holds, by key and
+//    attempt (a claim whose answer was lost with a connection runs out).
+//  [completions fenced by attempt] Completion is one statement that deletes the chunk row only if `attempt` is still
+//    the claim's, and inserts the result only for rows it deleted (ON CONFLICT DO NOTHING besides): a worker that lost
+//    its lease (the chunk was claimed again) writes nothing. So each chunk has at most one result, whatever runs twice
+//    (execution is at least once, results exactly once).
+//  [each result handed over once] The coordinator reads its run's results, hands each to its chunk's slot (once: a slot
+//    takes one result), then deletes the ones it read; a result read twice (its deletion's answer was lost with a
+//    connection) finds its slot closed and is deleted again. A chunk whose last attempt's lease ran out is moved to
+//    `dead_letters` by one statement, and its items count failed; after a connection error the coordinator reads its
+//    run's dead letters again, so a burial whose answer was lost is seen. A finished run leaves no rows in `chunks` or
+//    `results`; dead letters stay for inspection.
+//  [values only as binds] SQL takes values only as bind parameters; the one identifier put into SQL text, the schema
+//    name, is checked against [a-z_][a-z0-9_]* first. The password is never printed (`description` masks it).
+//  [commits need not be durable] Commits need not be durable (the sessions run with synchronous_commit = off unless
+//    asked): a server crash undoes a suffix of the commits, as if their answers had been lost with the connection. A
+//    chunk written and undone is written again (the coordinator's check, [undone writes written again]); an undone
+//    claim leaves the chunk claimable (a second claim under the same attempt number is fenced like the first: one
+//    result per chunk, [completions fenced by attempt]); an undone completion, hand-back or heartbeat leaves it to its
+//    lease; an undone deletion or burial is done again when its rows are read again; a result read before its
+//    completion was undone finds its slot closed when it comes again ([each result handed over once],
+//    [a slot before its row]).
+#if Postgres  // the package trait that brings postgres-nio (Package.swift)
+    import AsyncFlow
+    import PostgresNIO
+
+    /// Every statement of the protocol ([a chunk is a row], [claims take expired leases],
+    /// [completions fenced by attempt], [each result handed over once], [values only as binds],
+    /// [a hung statement is given up], [commits need not be durable]), with the schema put in.
+    struct Statements: Sendable {
+        static let version: Int32 = 2
+        let schema: String
+
+        init(schema: String) { self.schema = schema }
+
+        /// A table of the schema, quoted.
+        func t(_ table: String) -> String { "\"\(schema)\".\(table)" }
+
+        /// The NOTIFY channel a worker's completions wake the coordinators on (one NOTIFY a batch of
+        /// completions).
+        var doneChannel: String { "\(schema)_done" }
+
+        /// The NOTIFY channel a coordinator's new chunk wakes idle workers on (the chunk's INSERT sends it,
+        /// so it is delivered when the chunk can be claimed). Idle workers also poll, backing off from 5 to
+        /// 50 ms, in case a notification is lost with a connection.
+        var workChannel: String { "\(schema)_work" }
+
+        /// Run once, by whoever makes the schema: payloads are stored as they are, never compressed
+        /// (`pglz` took a fifth of all the CPU time with chunks of 1,000 `Int`s, and item data barely
+        /// shrinks), in their row when it fits in a page (`toast_tuple_target`), else beside it.
+        var firstUse: [String] {
+            ["chunks", "results"].map { "ALTER TABLE \(t($0)) ALTER COLUMN payload SET STORAGE EXTERNAL" }
+        }
+
+        /// Taken by whoever makes the schema, for its transaction, so concurrent first users do not race.
+        var lockSchema: PostgresQuery {
+            "SELECT pg_advisory_xact_lock(hashtext('asyncflow schema ' || \(schema)))"
+        }
+
+        /// The schema's version of the tables (no row: just made). Rows: version.
+        var version: PostgresQuery { PostgresQuery(unsafeSQL: "SELECT version FROM \(t("meta"))") }
+
+        /// Record this build's version of the tables in a schema just made.
+        var setVersion: PostgresQuery {
+            PostgresQuery(unsafeSQL: "INSERT INTO \(t("meta")) (version) VALUES (\(Self.version))")
+        }
+
+        /// How many chunks, results and dead letters the queue holds. Rows: the three counts.
+        var counts: PostgresQuery {
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT (SELECT count(*) FROM \(t("chunks"))), (SELECT count(*) FROM \(t("results"))),
+                        (SELECT count(*) FROM \(t("dead_letters")))
+                    """)
+        }
+
+        var create: [String] {
+            [
+                "CREATE SCHEMA IF NOT EXISTS \"\(schema)\"",
+                "CREATE TABLE IF NOT EXISTS \(t("meta")) (version int4 NOT NULL)",
+                """
+                CREATE TABLE IF NOT EXISTS \(t("chunks")) (
+                    run int8 NOT NULL, seq int8 NOT NULL, layer text NOT NULL, build text NOT NULL, policy text NOT NULL,
+                    items int4 NOT NULL, payload bytea NOT NULL, attempt int4 NOT NULL DEFAULT 0,
+                    max_attempts int4 NOT NULL, lease_seconds float8 NOT NULL, lease_until timestamptz, worker text,
+                    PRIMARY KEY (run, seq)) WITH (toast_tuple_target = 8160)
+                """,
+                "CREATE INDEX IF NOT EXISTS chunks_claim ON \(t("chunks")) (layer, lease_until)",
+                """
+                CREATE TABLE IF NOT EXISTS \(t("results")) (
+                    run int8 NOT NULL, seq int8 NOT NULL, payload bytea NOT NULL, emitted int4 NOT NULL,
+                    skipped int4 NOT NULL, failed int4 NOT NULL, retried int4 NOT NULL, error text NOT NULL,
+                    skip_error text NOT NULL, worker text NOT NULL, PRIMARY KEY (run, seq)) WITH (toast_tuple_target = 8160)
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS \(t("dead_letters")) (
+                    run int8 NOT NULL, seq int8 NOT NULL, layer text NOT NULL, items int4 NOT NULL, payload bytea NOT NULL,
+                    attempts int4 NOT NULL, last_worker text, died_at timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (run, seq))
+                """,
+            ]
+        }
+
+        /// The coordinator adds one chunk ([a chunk is a row]) and wakes idle workers (workChannel) in the same
+        /// statement.
+        func submit(
+            run: Int64, seq: Int64, layer: String, build: String, policy: String, items: Int32, payload: ByteBuffer,
+            maxAttempts: Int32, lease: Double
+        ) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 10)
+            b.append(run)
+            b.append(seq)
+            b.append(layer)
+            b.append(build)
+            b.append(policy)
+            b.append(items)
+            b.append(payload)
+            b.append(maxAttempts)
+            b.append(lease)
+            b.append(workChannel)
+            return PostgresQuery(
+                unsafeSQL: """
+                    WITH added AS (
+                        INSERT INTO \(t("chunks")) (run, seq, layer, build, policy, items, payload, max_attempts,
+                            lease_seconds)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq)
+                    SELECT pg_notify($10, '') FROM added
+                    """, binds: b)
+        }
+
+        /// [claims take expired leases]: claim up to `limit` chunks of a layer and build, each with the lease its
+        /// coordinator asked for. Rows: run, seq, attempt, policy, payload, lease seconds.
+        func claim(layer: String, build: String, limit: Int32, worker: String) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 4)
+            b.append(layer)
+            b.append(build)
+            b.append(limit)
+            b.append(worker)
+            return PostgresQuery(
+                unsafeSQL: """
+                    WITH c AS MATERIALIZED (
+                        SELECT run, seq FROM \(t("chunks"))
+                        WHERE layer = $1 AND build = $2 AND attempt < max_attempts
+                          AND (lease_until IS NULL OR lease_until < now())
+                        ORDER BY run, seq LIMIT $3 FOR UPDATE SKIP LOCKED)
+                    UPDATE \(t("chunks")) t SET attempt = t.attempt + 1,
+                        lease_until = now() + make_interval(secs => t.lease_seconds), worker = $4
+                    FROM c WHERE t.run = c.run AND t.seq = c.seq
+                    RETURNING t.run, t.seq, t.attempt, t.policy, t.payload, t.lease_seconds
+                    """, binds: b)
+        }
+
+        /// Whether chunks of `layer` wait for another build than `build` (a stale worker; or a stale
+        /// coordinator). Rows: that build.
+        func otherBuild(layer: String, build: String) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 2)
+            b.append(layer)
+            b.append(build)
+            return PostgresQuery(
+                unsafeSQL: "SELECT build FROM \(t("chunks")) WHERE layer = $1 AND build <> $2 LIMIT 1", binds: b)
+        }
+
+        /// [claims take expired leases]: extend the leases of the chunks `worker` knows it holds, under those claims
+        /// only: a claim whose answer was lost (the connection dropped after the commit) is not renewed, so it runs
+        /// out.
+        func heartbeat(_ chunks: [ClaimKey], worker: String) -> PostgresQuery {
+            update(chunks, worker: worker, set: "lease_until = now() + make_interval(secs => c.lease_seconds)")
+        }
+
+        /// Hand claimed chunks back at once (a worker stopping): only those still under this claim; the
+        /// attempt is not counted.
+        func handBack(_ chunks: [ClaimKey], worker: String) -> PostgresQuery {
+            update(chunks, worker: worker, set: "lease_until = NULL, worker = NULL, attempt = c.attempt - 1")
+        }
+
+        /// Update the rows of `chunks` that are still under those claims of `worker`.
+        private func update(_ chunks: [ClaimKey], worker: String, set: String) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 4)
+            b.append(chunks.map(\.run))
+            b.append(chunks.map(\.seq))
+            b.append(chunks.map(\.attempt))
+            b.append(worker)
+            return PostgresQuery(
+                unsafeSQL: """
+                    UPDATE \(t("chunks")) c SET \(set)
+                    FROM unnest($1::int8[], $2::int8[], $3::int4[]) AS h(run, seq, attempt)
+                    WHERE c.run = h.run AND c.seq = h.seq AND c.attempt = h.attempt AND c.worker = $4
+                    """, binds: b)
+        }
+
+        /// [completions fenced by attempt]: complete chunks, fenced by their claims' attempts, and wake the
+        /// coordinators (one NOTIFY on doneChannel when a result was written). Rows: run, seq of each result written.
+        func complete(_ done: [CompletedChunk], worker: String) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 12)
+            b.append(done.map(\.key.run))
+            b.append(done.map(\.key.seq))
+            b.append(done.map(\.key.attempt))
+            b.append(done.map(\.payload))
+            b.append(done.map(\.emitted))
+            b.append(done.map(\.skipped))
+            b.append(done.map(\.failed))
+            b.append(done.map(\.retried))
+            b.append(done.map(\.error))
+            b.append(done.map(\.skipError))
+            b.append(worker)
+            b.append(doneChannel)
+            return PostgresQuery(
+                unsafeSQL: """
+                    WITH i AS (
+                        SELECT * FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::bytea[], $5::int4[], $6::int4[],
+                            $7::int4[], $8::int4[], $9::text[], $10::text[])
+                        AS i(run, seq, attempt, payload, emitted, skipped, failed, retried, error, skip_error)),
+                    d AS (
+                        DELETE FROM \(t("chunks")) c USING i
+                        WHERE c.run = i.run AND c.seq = i.seq AND c.attempt = i.attempt RETURNING c.run, c.seq),
+                    w AS (
+                        INSERT INTO \(t("results"))
+                            (run, seq, payload, emitted, skipped, failed, retried, error, skip_error, worker)
+                        SELECT i.run, i.seq, i.payload, i.emitted, i.skipped, i.failed, i.retried, i.error, i.skip_error,
+                            $11
+                        FROM i JOIN d ON d.run = i.run AND d.seq = i.seq
+                        ON CONFLICT (run, seq) DO NOTHING
+                        RETURNING run, seq),
+                    n AS (SELECT pg_notify($12, '') FROM (SELECT 1 FROM w LIMIT 1) one)
+                    SELECT w.run, w.seq FROM w LEFT JOIN n ON true
+                    """, binds: b)
+        }
+
+        /// [each result handed over once]: read a run's results (deleted by `drop` once they are handed over). Rows:
+        /// seq, payload, emitted, skipped, failed, retried, error, skip_error, worker.
+        func results(run: Int64) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 1)
+            b.append(run)
+            return PostgresQuery(
+                unsafeSQL: """
+                    SELECT seq, payload, emitted, skipped, failed, retried, error, skip_error, worker
+                    FROM \(t("results")) WHERE run = $1
+                    """, binds: b)
+        }
+
+        /// [each result handed over once]: delete results of a run that were handed over.
+        func drop(run: Int64, seqs: [Int64]) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 2)
+            b.append(run)
+            b.append(seqs)
+            return PostgresQuery(
+                unsafeSQL: "DELETE FROM \(t("results")) WHERE run = $1 AND seq = ANY($2::int8[])", binds: b)
+        }
+
+        /// [undone writes written again]: which of a run's chunks `seqs` are in none of chunks, results and
+        /// dead_letters. Rows: seq.
+        func missing(run: Int64, seqs: [Int64]) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 2)
+            b.append(run)
+            b.append(seqs)
+            return PostgresQuery(
+                unsafeSQL: """
+                    SELECT s FROM unnest($2::int8[]) AS s
+                    WHERE NOT EXISTS (SELECT 1 FROM \(t("chunks")) c WHERE c.run = $1 AND c.seq = s)
+                      AND NOT EXISTS (SELECT 1 FROM \(t("results")) r WHERE r.run = $1 AND r.seq = s)
+                      AND NOT EXISTS (SELECT 1 FROM \(t("dead_letters")) d WHERE d.run = $1 AND d.seq = s)
+                    """, binds: b)
+        }
+
+        /// [each result handed over once]: a run's dead letters, read again after a burial whose answer may have been
+        /// lost. Rows: seq, attempts.
+        func dead(run: Int64) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 1)
+            b.append(run)
+            return PostgresQuery(
+                unsafeSQL: "SELECT seq, attempts FROM \(t("dead_letters")) WHERE run = $1", binds: b)
+        }
+
+        /// [each result handed over once]: move a run's chunks whose last attempt's lease ran out to the dead letters.
+        /// Rows: seq, attempts.
+        func bury(run: Int64) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 1)
+            b.append(run)
+            return PostgresQuery(
+                unsafeSQL: """
+                    WITH d AS (
+                        DELETE FROM \(t("chunks")) WHERE run = $1 AND attempt >= max_attempts AND lease_until < now()
+                        RETURNING run, seq, layer, items, payload, attempt, worker)
+                    INSERT INTO \(t("dead_letters")) (run, seq, layer, items, payload, attempts, last_worker)
+                    SELECT run, seq, layer, items, payload, attempt, worker FROM d
+                    ON CONFLICT (run, seq) DO NOTHING
+                    RETURNING seq, attempts
+                    """, binds: b)
+        }
+
+        /// Forget all that is left of a run ([a run leaves no rows]): its chunks, then (a second statement, so that it
+        /// sees a completion that committed while the first waited for a row) its results.
+        func forget(run: Int64) -> [PostgresQuery] {
+            ["chunks", "results"].map { table in
+                var b = PostgresBindings(capacity: 1)
+                b.append(run)
+                return PostgresQuery(unsafeSQL: "DELETE FROM \(t(table)) WHERE run = $1", binds: b)
+            }
+        }
+
+    }
+
+    /// A claim of one chunk: which chunk, under which attempt ([claims take expired leases],
+    /// [completions fenced by attempt]).
+    struct ClaimKey: Hashable, Sendable {
+        let run: Int64
+        let seq: Int64
+        let attempt: Int32
+    }
+
+    /// What a worker made of one claimed chunk, ready for the completion statement ([completions fenced by attempt]).
+    struct CompletedChunk: Sendable {
+        let key: ClaimKey
+        let payload: ByteBuffer
+        let emitted: Int32
+        let skipped: Int32
+        let failed: Int32
+        let retried: Int32
+        /// The failure's text ("" when none), and the first skipped item's error text ("" when none).
+        let error: String
+        let skipError: String
+    }
+#endif

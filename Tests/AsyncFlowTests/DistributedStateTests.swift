@@ -1,0 +1,155 @@
+#if Postgres
+    import Foundation
+    import PostgresNIO
+    import Testing
+
+    @testable import AsyncFlowPostgres
+
+    /// The distributed layer's two state machines, event by event, without a database or threads: the
+    /// coordinator's slots ([a slot before its row], [one poller while slots are open], [undone writes written
+    /// again]) and a worker's claims ([a worker claims what it can start soon], [no claim without a fresh
+    /// heartbeat]).
+    @Suite("Distributed layer state machines")
+    struct DistributedStateTests {
+        typealias Slots = CoordinatorSlots<Int>  // a chunk call's waiter: a token
+
+        /// The result a slot was resumed with, or the reason it was not.
+        func resumed(_ action: Slots.FillAction) -> (waiter: Int, attempts: Int?)? {
+            guard case .resume(let waiter, let result) = action else { return nil }
+            if case .dead(let attempts)? = result { return (waiter, attempts) }
+            return (waiter, nil)
+        }
+
+        @Test("a slot filled after its call came to wait resumes that call, once")
+        func fillAfterWait() {
+            var slots = Slots()
+            #expect(slots.open(1) == .startPoller)
+            guard case .suspend = slots.wait(1, 10) else { return #expect(Bool(false), "a waiting slot resumed") }
+            let first = resumed(slots.fill(1, .dead(attempts: 3)))
+            #expect(first?.waiter == 10 && first?.attempts == 3)
+            #expect(resumed(slots.fill(1, .dead(attempts: 4))) == nil)  // read again: the slot is closed
+            #expect(slots.openChunks.isEmpty)
+        }
+
+        @Test("a slot filled before its call came to wait hands the result over when it comes, once")
+        func fillBeforeWait() {
+            var slots = Slots()
+            _ = slots.open(7)
+            #expect(resumed(slots.fill(7, .dead(attempts: 2))) == nil)  // nobody waits yet
+            #expect(resumed(slots.fill(7, .dead(attempts: 5))) == nil)  // the first fill stays
+            guard case .resume(.dead(let attempts)?) = slots.wait(7, 70) else {
+                return #expect(Bool(false), "the filled slot did not hand its result over")
+            }
+            #expect(attempts == 2)
+            #expect(slots.openChunks.isEmpty)
+            #expect(resumed(slots.fill(7, .dead(attempts: 6))) == nil)  // taken: a late result finds it closed
+        }
+
+        @Test("a stop fills a slot empty: its call ends with no result")
+        func stopFillsEmpty() {
+            var slots = Slots()
+            _ = slots.open(1)
+            _ = slots.wait(1, 11)
+            guard case .resume(11, nil) = slots.fill(1, nil) else {
+                return #expect(Bool(false), "the waiting call was not resumed empty")
+            }
+        }
+
+        @Test("a result for a slot never opened is ignored")
+        func unknownSlot() {
+            var slots = Slots()
+            #expect(resumed(slots.fill(99, .dead(attempts: 1))) == nil)
+            #expect(slots.openChunks.isEmpty)
+        }
+
+        @Test("one poller while slots are open: it ends with the last slot, and the next slot starts another")
+        func onepoller() {
+            var slots = Slots()
+            #expect(slots.open(1) == .startPoller)
+            #expect(slots.open(2) == .none)  // one runs already
+            #expect(slots.pollerTurn() == .poll)
+            _ = slots.wait(1, 1)
+            _ = slots.fill(1, nil)
+            #expect(slots.pollerTurn() == .poll)  // slot 2 is still open
+            _ = slots.fill(2, nil)  // filled: open until its call takes it
+            #expect(slots.pollerTurn() == .poll)
+            _ = slots.wait(2, 2)
+            #expect(slots.pollerTurn() == .stop)
+            #expect(slots.pollerTurn() == .stop)  // it stays ended until a slot opens
+            #expect(slots.open(3) == .startPoller)
+            #expect(slots.pollerTurn() == .poll)
+        }
+
+        @Test("written chunks are checked until their slot is filled; a filled slot is never checked")
+        func writtenChunks() {
+            var slots = Slots()
+            _ = slots.open(1)
+            _ = slots.open(2)
+            slots.written(1)
+            slots.written(2)
+            #expect(Set(slots.writtenChunks) == [1, 2])
+            _ = slots.fill(1, .lost)  // found nowhere: its call writes it again, under a new slot
+            #expect(slots.writtenChunks == [2])
+            _ = slots.fill(2, .dead(attempts: 1))
+            slots.written(2)  // an answer that came after the result: nothing left to check
+            #expect(slots.writtenChunks.isEmpty)
+        }
+
+        /// A claimed chunk with a lease of `seconds`.
+        func chunk(_ seq: Int64, lease seconds: Double = 3) -> ClaimedChunk {
+            ClaimedChunk(
+                key: ClaimKey(run: 1, seq: seq, attempt: 1), policy: .fail, payload: ByteBuffer(), lease: seconds)
+        }
+
+        @Test("a worker claims its threads' work plus a claim ahead, then waits for a release")
+        func claimRoom() {
+            let start = ContinuousClock.now
+            var book = ClaimBook(now: start)
+            #expect(book.nextClaim(threads: 2, now: start) == .claim(limit: 2))  // nothing timed: one a thread
+            book.claimed([chunk(1), chunk(2), chunk(3)])
+            #expect(book.nextClaim(threads: 2, now: start) == .claim(limit: 1))  // 2 + 2 - 3
+            book.claimed([chunk(4)])
+            #expect(book.nextClaim(threads: 2, now: start) == .waitForRoom)
+            book.released([ClaimKey(run: 1, seq: 2, attempt: 1)])
+            #expect(book.nextClaim(threads: 2, now: start) == .claim(limit: 1))
+            book.worked(.microseconds(500))  // cheap chunks: 8 a thread
+            #expect(book.nextClaim(threads: 2, now: start) == .claim(limit: 15))  // limit 16, room 2 + 16 - 3
+            #expect(book.holding.count == 3)
+        }
+
+        @Test("no claim without a fresh heartbeat: after the shortest lease with no heartbeat, until the next one")
+        func claimsNeedHeartbeats() {
+            let start = ContinuousClock.now
+            var book = ClaimBook(now: start)
+            #expect(book.heartbeatInterval == .seconds(1))  // no lease seen yet
+            #expect(book.leaseHolds(now: start + .seconds(3600)))  // no claim: nothing to lose
+            book.claimed([chunk(1, lease: 0.3), chunk(2, lease: 0.9)])
+            #expect(book.heartbeatInterval == .milliseconds(100))  // a third of the shortest lease
+            #expect(book.nextClaim(threads: 1, now: start + .milliseconds(299)) == .waitForRoom)
+            #expect(!book.leaseHolds(now: start + .milliseconds(300)))
+            book.released([ClaimKey(run: 1, seq: 1, attempt: 1)])
+            #expect(book.nextClaim(threads: 1, now: start + .milliseconds(300)) == .waitForHeartbeat)
+            book.beat(at: start + .milliseconds(250))
+            #expect(book.nextClaim(threads: 1, now: start + .milliseconds(300)) == .claim(limit: 1))
+            #expect(book.nextClaim(threads: 1, now: start + .milliseconds(550)) == .waitForHeartbeat)
+            book.claimed([chunk(3, lease: 0.03)])
+            #expect(book.heartbeatInterval == .milliseconds(50))  // at least 50 ms
+        }
+
+        @Test("a worker claims about 20 ms of work a thread, as timed: one a thread at first, up to 8")
+        func claimPace() {
+            var pace = ClaimPace()
+            #expect(pace.limit(threads: 2) == 2)  // nothing timed yet
+            pace.worked(.microseconds(500))  // 40 fit in 20 ms: at most 8 a thread
+            #expect(pace.limit(threads: 2) == 16)
+            var slow = ClaimPace()
+            slow.worked(.milliseconds(200))
+            #expect(slow.limit(threads: 3) == 3)
+            var mid = ClaimPace()
+            mid.worked(.milliseconds(5))  // 4 in 20 ms
+            #expect(mid.limit(threads: 1) == 4)
+            mid.worked(.milliseconds(55))  // a moving average: 0.7 × 5 + 0.3 × 55 = 20 ms
+            #expect(mid.limit(threads: 1) == 1)
+        }
+    }
+#endif
