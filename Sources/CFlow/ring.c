@@ -1,7 +1,8 @@
 /*
  * ring.c — a flow_ring: a storage kind (queue_ops.h: the array, array_queue.c, or liburcu's queue,
  * urcu_queue.c) plus what every kind shares: argument checks, the two eventcount parkers, the blocking
- * calls (spin for a budget, then park) and await registration for callbacks.
+ * calls (spin for a budget, then park) and await registration for callbacks. The calls of a thread that
+ * serves jobs while it waits are ring_serving.c's.
  *
  * Invariants:
  *  [every change notifies] Every successful push notifies not_empty and every successful pop whose storage
@@ -14,24 +15,6 @@
  *    ([full and empty decided after a fence]). So no wake-up is lost.
  *  [spins bounded in time] Spinning is bounded in nanoseconds (spin_ns), busy for ~2 us, then yielding
  *    between re-checks; after the budget a waiter parks (no CPU burnt by an idle pipeline).
- *  [a serving waiter misses no job] A waiter that serves jobs (the *_serving calls) runs every queued job
- *    before it spins or parks, and parks on the jobs' parker only after announcing itself there, registering
- *    a node on the ring's parker (whose callback notifies the jobs' parker: all of its threads, since each
- *    waits on its own ring) and re-checking that no job is queued: so a push, pop or close on its ring
- *    ([every change notifies]) and a queued job both wake it, and none is lost. Its node is taken back from
- *    that parker before the call returns (if a notify took it first, the call waits until its callback has
- *    run). Model-checked with a job queue, a pushing thread and a close: spin-models/serve.pml.
- *  [one long spinner] Adaptive spin, for a pool thread waiting for items (pop_n_serving): each thread keeps
- *    an average of how long its recent waits lasted, from finding its ring empty until items came. While that
- *    average is under FLOW_ADAPTIVE_SPIN_FACTOR x spin_ns (240 us by default), one thread of the process at a
- *    time (it holds `long_spinner`, taken with a CAS and given back when its spin ends) spins for up to twice
- *    the average, within that bound, instead of spin_ns; the others spin spin_ns as before. So a steady
- *    trickle of items (10 k/s: 100 us apart) is caught by a spinning thread rather than after a futex wake
- *    (tens of microseconds on a virtual machine), at the cost of that thread's CPU (niced, FLOW_NICE, and
- *    yielding after ~2 us); a source that falls silent shows as one long wait, after which every thread
- *    spins spin_ns and parks. Only how
- *    long a thread spins changes: the park / wake protocol ([waits announce and re-check],
- *    [a serving waiter misses no job]) is untouched. spin_ns = 0 turns spinning off, this one too.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -41,23 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "flow_ring.h"
-#include "parker_internal.h"
-#include "queue_ops.h"
-
-struct flow_ring {
-    const flow_queue_ops *ops; /* the storage: flow_array_ops or flow_urcu_ops */
-    void *q;
-    uint64_t cap;
-    size_t elem_size;
-    int64_t spin_ns;
-    struct flow_parker not_empty; /* consumers park here; notified by pushes and close */
-    struct flow_parker not_full;  /* producers park here; notified by pops and close */
-};
-
-_Static_assert(offsetof(struct flow_ring, not_empty) % FLOW_CACHELINE == 0 &&
-                   offsetof(struct flow_ring, not_full) % FLOW_CACHELINE == 0,
-               "each parker on its own cache lines, apart from the read-mostly fields");
+#include "ring_internal.h"
 
 int flow_ring_kind_available(flow_queue_kind kind) {
     return kind == FLOW_QUEUE_RING || (kind == FLOW_QUEUE_URCU && flow_urcu_ops != NULL);
@@ -151,7 +118,7 @@ int64_t flow_ring_push_n(flow_ring *r, const void *items, int64_t n) {
     return k;
 }
 
-static int64_t ring_pop(flow_ring *r, void *items, int64_t n, uint64_t *seq) {
+int64_t ring_pop(flow_ring *r, void *items, int64_t n, uint64_t *seq) {
     if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
     int resume = 0;
     int64_t k = r->ops->pop_n(r->q, items, n, seq, &resume);
@@ -183,15 +150,13 @@ void flow_ring_close(flow_ring *r) {
     flow_parker_notify(&r->not_full, INT32_MAX);
 }
 
-typedef int64_t (*ring_op)(flow_ring *, void *, int64_t, uint64_t *);
-
 /* [spins bounded in time]: re-try `op` until `spin_end` (nothing when spin_ns is 0): busy-wait with pause
  * for the first ~2 us, then yield between re-checks, so a thread this one waits for (often on the same
  * core when CPUs are oversubscribed, e.g. a Swift task consuming our output) gets the CPU instead of our
  * spinning. Returns op's first answer that is not `would_block`, or `would_block` when the budget is spent
  * or, with `jobs`, as soon as a job is queued (then *job is set). */
-static int64_t ring_spin(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_t *seq, int64_t would_block,
-                         uint64_t start, uint64_t spin_end, const flow_jobs *jobs, int *job) {
+int64_t ring_spin(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_t *seq, int64_t would_block,
+              uint64_t start, uint64_t spin_end, const flow_jobs *jobs, int *job) {
     uint64_t busy_end = start + 2000 < spin_end ? start + 2000 : spin_end;
     for (unsigned i = 1; r->spin_ns > 0; i++) {
         uint64_t t = (i & 7) == 0 ? flow_now_ns() : 0;
@@ -243,26 +208,26 @@ static int64_t ring_wait(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_
     }
 }
 
-static int64_t push_op(flow_ring *r, void *buf, int64_t n, uint64_t *seq) {
+int64_t ring_push_op(flow_ring *r, void *buf, int64_t n, uint64_t *seq) {
     (void)seq;
     return flow_ring_push_n(r, buf, n);
 }
-static int64_t pop_op(flow_ring *r, void *buf, int64_t n, uint64_t *seq) { return ring_pop(r, buf, n, seq); }
+int64_t ring_pop_op(flow_ring *r, void *buf, int64_t n, uint64_t *seq) { return ring_pop(r, buf, n, seq); }
 
 int64_t flow_ring_push_n_wait(flow_ring *r, const void *items, int64_t n, int64_t timeout_ns) {
     if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
-    return ring_wait(r, push_op, (void *)items, n, NULL, FLOW_FULL, &r->not_full, timeout_ns);
+    return ring_wait(r, ring_push_op, (void *)items, n, NULL, FLOW_FULL, &r->not_full, timeout_ns);
 }
 
 int64_t flow_ring_pop_n_wait(flow_ring *r, void *items, int64_t n, int64_t timeout_ns) {
     if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
-    return ring_wait(r, pop_op, items, n, NULL, FLOW_EMPTY, &r->not_empty, timeout_ns);
+    return ring_wait(r, ring_pop_op, items, n, NULL, FLOW_EMPTY, &r->not_empty, timeout_ns);
 }
 
 int64_t flow_ring_pop_n_wait_seq(flow_ring *r, void *items, int64_t n, int64_t timeout_ns, uint64_t *first_seq) {
     if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
     if (!first_seq) return FLOW_EINVAL;
-    return ring_wait(r, pop_op, items, n, first_seq, FLOW_EMPTY, &r->not_empty, timeout_ns);
+    return ring_wait(r, ring_pop_op, items, n, first_seq, FLOW_EMPTY, &r->not_empty, timeout_ns);
 }
 
 int flow_ring_push_wait(flow_ring *r, const void *item, int64_t timeout_ns) {
@@ -275,136 +240,29 @@ int flow_ring_pop_wait(flow_ring *r, void *item, int64_t timeout_ns) {
     return k == 1 ? FLOW_OK : (int)k;
 }
 
+/* flow_ring_push_all_wait's one blocking push: up to n items, with what is left of the deadline. */
+static int64_t push_until(flow_ring *r, const void *items, int64_t n, const void *deadline) {
+    uint64_t end = *(const uint64_t *)deadline;
+    int64_t left = -1;
+    if (end != UINT64_MAX) {
+        uint64_t now = flow_now_ns();
+        left = now >= end ? 0 : (int64_t)(end - now);
+    }
+    return flow_ring_push_n_wait(r, items, n, left);
+}
+
 int64_t flow_ring_push_all_wait(flow_ring *r, const void *items, int64_t n, int64_t timeout_ns,
                                 int64_t *pushed) {
-    const unsigned char *p = items;
-    int64_t done = 0;
     uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : flow_now_ns() + (uint64_t)timeout_ns;
-    while (done < n) {
-        int64_t left = -1;
-        if (deadline != UINT64_MAX) {
-            uint64_t now = flow_now_ns();
-            left = now >= deadline ? 0 : (int64_t)(deadline - now);
-        }
-        int64_t k = flow_ring_push_n_wait(r, p + (size_t)done * r->elem_size, n - done, left);
-        if (k < 0) {
-            if (pushed) *pushed = done;
-            return k;
-        }
-        done += k;
-    }
-    if (pushed) *pushed = done;
-    return done;
+    return ring_push_all(r, items, n, pushed, push_until, &deadline);
 }
 
-/* A pool thread serving jobs parks on the jobs' parker, with this node registered on the ring's parker
- * so that a push / pop / close on the ring wakes it too ([a serving waiter misses no job]). */
-typedef struct serve_node {
-    flow_waiter w;
-    flow_parker *wake;
-    _Atomic int fired;
-} serve_node;
-
-static void serve_fired(void *ctx) {
-    serve_node *node = ctx;
-    flow_parker *wake = node->wake; /* read before `fired`: the node may be gone once it is set */
-    atomic_store_explicit(&node->fired, 1, memory_order_release);
-    flow_parker_notify(wake, INT32_MAX); /* all: the threads parked there wait on different rings */
-}
-
-/* Take the node back from the ring's parker it is on; when a notify already took it, wait until its
- * callback has run (it is on its way), so the node can go. */
-static void serve_withdraw(struct flow_parker *on, serve_node *node) {
-    if (flow_parker_unregister(on, &node->w)) return;
-    while (!atomic_load_explicit(&node->fired, memory_order_acquire)) flow_cpu_relax();
-}
-
-/* [one long spinner]: the process's one long spinner, and each thread's average wait for items (ns; -1:
- * none yet). */
-static _Atomic int long_spinner;
-static _Thread_local int64_t wait_average_ns = -1;
-
-/* [one long spinner]: the spin budget of a thread about to wait for items; *held is set when it took the
- * long spin. */
-static int64_t adaptive_budget(const flow_ring *r, int *held) {
-    *held = 0;
-    int64_t average = wait_average_ns, most = FLOW_ADAPTIVE_SPIN_FACTOR * r->spin_ns;
-    if (average < 0 || average >= most) return r->spin_ns; /* (spin_ns 0: most is 0) */
-    int64_t want = 2 * average < most ? 2 * average : most;
-    if (want <= r->spin_ns) return r->spin_ns;
-    int free = 0;
-    if (!atomic_compare_exchange_strong_explicit(&long_spinner, &free, 1, memory_order_relaxed,
-                                                 memory_order_relaxed))
-        return r->spin_ns;
-    *held = 1;
-    return want;
-}
-
-/* [one long spinner]: a wait for items that began at `since` has ended with items. */
-static void record_wait(uint64_t since) {
-    int64_t waited = (int64_t)(flow_now_ns() - since);
-    wait_average_ns = wait_average_ns < 0 ? waited : (3 * wait_average_ns + waited) / 4;
-}
-
-/* ring_wait for a thread that serves jobs ([a serving waiter misses no job]): run queued jobs first, spin
- * for the budget re-checking both ([one long spinner]: adaptively, when waiting for items), then park on
- * the jobs' parker with a node on the ring's parker. */
-static int ring_await(flow_ring *r, struct flow_parker *parker, int (*ready)(void *), flow_waiter *w);
-
-static int64_t ring_serve(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_t *seq, int64_t would_block,
-                          struct flow_parker *on, int (*ready)(void *), const flow_jobs *jobs) {
-    int adaptive = would_block == FLOW_EMPTY; /* [one long spinner]: waits for items only */
-    uint64_t since = 0;                       /* when the ring was first found empty */
-    for (;;) {
-        int64_t k = op(r, buf, n, seq);
-        if (k != would_block) {
-            if (since && k > 0) record_wait(since);
-            return k;
-        }
-        if (adaptive && !since) since = flow_now_ns();
-        if (jobs->run_one(jobs->ctx)) continue;
-        uint64_t start = flow_now_ns();
-        int job = 0, held = 0;
-        int64_t budget = adaptive ? adaptive_budget(r, &held) : r->spin_ns;
-        k = ring_spin(r, op, buf, n, seq, would_block, start, start + (uint64_t)budget, jobs, &job);
-        if (held) atomic_store_explicit(&long_spinner, 0, memory_order_relaxed);
-        if (k != would_block) {
-            if (since && k > 0) record_wait(since);
-            return k;
-        }
-        if (job) continue;
-        uint32_t key = flow_parker_prepare(jobs->parker);
-        serve_node node = {.w = {.fn = serve_fired}, .wake = jobs->parker};
-        node.w.ctx = &node;
-        atomic_init(&node.fired, 0);
-        if (ring_await(r, on, ready, &node.w) != FLOW_OK) { /* the ring is ready already */
-            flow_parker_cancel(jobs->parker);
-            continue;
-        }
-        if (jobs->pending(jobs->ctx)) { /* re-check after announcing ([announce before re-checking]) */
-            serve_withdraw(on, &node);
-            flow_parker_cancel(jobs->parker);
-            continue;
-        }
-        flow_parker_wait(jobs->parker, key, FLOW_FOREVER);
-        serve_withdraw(on, &node);
-    }
-}
-
-int64_t flow_ring_pop_n_serving(flow_ring *r, void *items, int64_t n, uint64_t *first_seq, const flow_jobs *jobs) {
-    if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
-    if (!first_seq || !jobs) return FLOW_EINVAL;
-    return ring_serve(r, pop_op, items, n, first_seq, FLOW_EMPTY, &r->not_empty, r->ops->ready_to_pop, jobs);
-}
-
-int64_t flow_ring_push_all_serving(flow_ring *r, const void *items, int64_t n, const flow_jobs *jobs,
-                                   int64_t *pushed) {
-    if (!jobs) return FLOW_EINVAL;
+int64_t ring_push_all(flow_ring *r, const void *items, int64_t n, int64_t *pushed, ring_push_some push_some,
+                      const void *ctx) {
     const unsigned char *p = items;
     int64_t done = 0;
     while (done < n) {
-        int64_t k = ring_serve(r, push_op, (void *)(p + (size_t)done * r->elem_size), n - done, NULL, FLOW_FULL,
-                               &r->not_full, r->ops->ready_to_push, jobs);
+        int64_t k = push_some(r, p + (size_t)done * r->elem_size, n - done, ctx);
         if (k < 0) {
             if (pushed) *pushed = done;
             return k;
@@ -417,7 +275,7 @@ int64_t flow_ring_push_all_serving(flow_ring *r, const void *items, int64_t n, c
 
 /* Register w on `parker` unless `ready` holds after the announcement ([announce before re-checking],
  * [callbacks refused or fired]). */
-static int ring_await(flow_ring *r, struct flow_parker *parker, int (*ready)(void *), flow_waiter *w) {
+int ring_await(flow_ring *r, struct flow_parker *parker, int (*ready)(void *), flow_waiter *w) {
     uint32_t key = flow_parker_prepare(parker);
     if (ready(r->q)) {
         flow_parker_cancel(parker);

@@ -1,5 +1,5 @@
 /*
- * serve.pml — the wait of a pool thread that serves jobs (ring.c ring_serve,
+ * serve.pml — the wait of a pool thread that serves jobs (ring_serving.c ring_serve,
  * [a serving waiter misses no job]; [a queued job wakes a parked thread]), checked with spin for every
  * interleaving of a small configuration: a thread that pops a ring and runs queued jobs parks on the jobs'
  * parker with a callback node on the ring's parker, and is woken by a push or a close (the node's callback
@@ -77,7 +77,7 @@ inline futex_wake(p, n) {
 }
 
 /* fire_callbacks: detach every callback under the lock, withdraw their announcements, then call them.
-   The server's node (ring.c serve_fired) sets its flag and then notifies the jobs' parker: this model's
+   The server's node (ring_serving.c serve_fired) sets its flag and then notifies the jobs' parker: this model's
    notifiers do that second step right after notify (serve_cb). */
 inline fire_cbs(p) {
     atomic {
@@ -123,7 +123,7 @@ inline notify(p, n) {
     fi
 }
 
-/* ring.c serve_fired's second step, by the notifier that fired the server's node */
+/* ring_serving.c serve_fired's second step, by the notifier that fired the server's node */
 inline serve_cb_notify() {
     if
     :: serve_cb -> serve_cb = 0; notify(JOBS, MAXWAKE)
