@@ -57,10 +57,9 @@ extension Layer where Input == Never {
     @inlinable public init<S: Sequence & Sendable>(merging first: S, _ second: S, _ rest: S..., name: String? = nil)
     where S.Element == Output {
         let all = [first, second] + rest
-        let pulls: [MergedSourceStage<Output>.Generator] = all.map { source in
-            { await pullSequence(source, $0, generator: $1) }
+        self.init(merging: all, count: sumOfKnownCounts(all.map { knownCount($0) }), awaitsPerItem: false, name: name) {
+            await pullSequence($0, $1, generator: $2)
         }
-        self.init(merged: pulls, count: sumOfKnownCounts(all.map { knownCount($0) }), awaitsPerItem: false, name: name)
     }
 
     /// `Layer(merging:)` over `Sequence`s of different types with the same element type. Each is pulled
@@ -72,10 +71,9 @@ extension Layer where Input == Never {
         _ rest: any Sequence<Output> & Sendable..., name: String? = nil
     ) {
         let all = [first, second] + rest
-        let pulls: [MergedSourceStage<Output>.Generator] = all.map { source in
-            { await pullSequence(source, $0, generator: $1) }
+        self.init(merging: all, count: sumOfKnownCounts(all.map { knownCount($0) }), awaitsPerItem: false, name: name) {
+            await pullSequence($0, $1, generator: $2)
         }
-        self.init(merged: pulls, count: sumOfKnownCounts(all.map { knownCount($0) }), awaitsPerItem: false, name: name)
     }
 
     /// A source that merges two or more `AsyncSequence`s of one type, each pulled by a task of its own as
@@ -84,10 +82,9 @@ extension Layer where Input == Never {
     @inlinable public init<S: AsyncSequence & Sendable>(
         merging first: S, _ second: S, _ rest: S..., name: String? = nil
     ) where S.Element == Output {
-        let pulls: [MergedSourceStage<Output>.Generator] = ([first, second] + rest).map { source in
-            { await pullAsync(source, $0, generator: $1) }
+        self.init(merging: [first, second] + rest, count: nil, awaitsPerItem: true, name: name) {
+            source, context, index in await pullAsync(source, context, generator: index)
         }
-        self.init(merged: pulls, count: nil, awaitsPerItem: true, name: name)
     }
 
     /// `Layer(merging:)` over `AsyncSequence`s of different types with the same element type, any of
@@ -98,10 +95,10 @@ extension Layer where Input == Never {
         _ second: any AsyncSequence<Output, any Error> & Sendable,
         _ rest: any AsyncSequence<Output, any Error> & Sendable..., name: String? = nil
     ) {
-        let pulls: [MergedSourceStage<Output>.Generator] = ([first, second] + rest).map { source in
-            { await pullAsync(source, $0, generator: $1) }
+        self.init(merging: [first, second] + rest, count: nil, awaitsPerItem: true, name: name) {
+            (source: any AsyncSequence<Output, any Error> & Sendable, context, index) in
+            await pullAsync(source, context, generator: index)
         }
-        self.init(merged: pulls, count: nil, awaitsPerItem: true, name: name)
     }
 
     /// `Layer(merging:)` over `AsyncSequence`s of different types with the same element type, none of
@@ -112,15 +109,19 @@ extension Layer where Input == Never {
         _ second: any AsyncSequence<Output, Never> & Sendable,
         _ rest: any AsyncSequence<Output, Never> & Sendable..., name: String? = nil
     ) {
-        let pulls: [MergedSourceStage<Output>.Generator] = ([first, second] + rest).map { source in
-            { await pullAsync(source, $0, generator: $1) }
+        self.init(merging: [first, second] + rest, count: nil, awaitsPerItem: true, name: name) {
+            (source: any AsyncSequence<Output, Never> & Sendable, context, index) in
+            await pullAsync(source, context, generator: index)
         }
-        self.init(merged: pulls, count: nil, awaitsPerItem: true, name: name)
     }
 
-    @inlinable init(
-        merged pulls: [MergedSourceStage<Output>.Generator], count: Int?, awaitsPerItem: Bool, name: String?
+    /// A merged source over `sources`, each pulled by `pull` (pullSequence or pullAsync over it, given the
+    /// source's context and the generator's index).
+    @inlinable init<Source: Sendable>(
+        merging sources: [Source], count: Int?, awaitsPerItem: Bool, name: String?,
+        pull: @escaping @Sendable (Source, StageContext<Never, Output>, Int) async -> Void
     ) {
+        let pulls: [MergedSourceStage<Output>.Generator] = sources.map { source in { await pull(source, $0, $1) } }
         self.init(
             kind: .source(generators: pulls.count, count: count), name: name, ordered: false, capacity: nil,
             onError: .fail,

@@ -38,7 +38,7 @@ import Synchronization
     @usableFromInline let inBuf: UnsafeMutablePointer<Input>
     @usableFromInline let outBuf: UnsafeMutablePointer<Output>
     @usableFromInline var sizer: BatchSizer
-    /// What the last apply() took, in nanoseconds (the native driver reports it per worker).
+    /// What the last call over a batch took, in nanoseconds (the native driver reports it per worker).
     @usableFromInline var lastNanoseconds = 0
 
     /// A loop taking up to `take` items per pop (adaptive: fewer when items are slow,
@@ -207,9 +207,7 @@ import Synchronization
             if keep { (outBuf + made).initialize(to: result) }
             made &+= 1
         }
-        lastNanoseconds = (ContinuousClock.now - start).wholeNanoseconds
-        layer.counters.busy.add(lastNanoseconds, ordering: .relaxed)
-        sizer.record(items: count, nanoseconds: Double(lastNanoseconds))
+        record(count, since: start)
         return made
     }
 
@@ -264,9 +262,9 @@ import Synchronization
 
     /// [busy time per batch], and the adaptive sizer's measure ([batches sized by measured work]).
     @inlinable mutating func record(_ items: Int, since start: ContinuousClock.Instant) {
-        let nanoseconds = (ContinuousClock.now - start).wholeNanoseconds
-        layer.counters.busy.add(nanoseconds, ordering: .relaxed)
-        sizer.record(items: items, nanoseconds: Double(nanoseconds))
+        lastNanoseconds = (ContinuousClock.now - start).wholeNanoseconds
+        layer.counters.busy.add(lastNanoseconds, ordering: .relaxed)
+        sizer.record(items: items, nanoseconds: Double(lastNanoseconds))
     }
 
     /// Push the `made` results of a batch of `count` popped at `position`, in turn when ordered

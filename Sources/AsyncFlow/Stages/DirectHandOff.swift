@@ -11,9 +11,9 @@
 //    a run whose CPU layers' workers are at most the CPUs the pools may use (with more, a thread holding a
 //    lock is often descheduled and the others wait for it); a link that joins a single (not merged) source
 //    to a CPU layer, or an unordered CPU layer to the last layer when that is a serial one (not a
-//    stream's). With exactly one worker per CPU both are direct ([one puller at a time], [one collector
-//    call at a time]); with fewer, helper threads run the other stages beside the workers ([helpers fill
-//    the spare cpus]), a source feeding an unordered CPU layer is shared ([a shared source]), and the
+//    stream's). With exactly one worker per CPU both are direct ([one puller at a time],
+//    [one collector call at a time]); with fewer, helper threads run the other stages beside the workers
+//    ([helpers fill the spare cpus]), a source feeding an unordered CPU layer is shared ([a shared source]), and the
 //    collector keeps its queue unless that CPU layer is stateless ([carried batches]). The stage on the
 //    serial side offers its path only when it can: a Sequence source (DirectSource), a serial layer with a
 //    sync closure and no output (DirectCollector). It sets it on the link in prepare(), before any thread
@@ -34,8 +34,8 @@
 //    otherwise pushes the batch to the queue, so it never waits long for a slow collector and the queue
 //    still receives whatever it does not take; the caller that holds the lock then also calls it with a
 //    few batches from the queue. Items taken directly are counted by the collector's own BatchLoop rules
-//    ([every item accounted for], [no call after a stop], [a failure stops the run], [busy time per
-//    batch]), and by the CPU layer as emitted, so [leftovers counted where they waited] holds. Batches are
+//    ([every item accounted for], [no call after a stop], [a failure stops the run],
+//    [busy time per batch]), and by the CPU layer as emitted, so [leftovers counted where they waited] holds. Batches are
 //    called in arrival order, which for an unordered CPU layer is the only order there is; a collector
 //    after an ordered layer is never called directly.
 //  [links hold direct paths weakly] A direct path is owned by its stage and held weakly by its link (the
@@ -70,11 +70,11 @@
 //    when the layer's last batch took so little per item that this one should take at most
 //    carryBudgetNanoseconds (a slot is never held long from a worker: a costly layer's batches go to the
 //    queue), when it fits the layer's buffers, and when a slot is free within withAnySoon's while;
-//    otherwise it pushes the batch. A carried batch is counted by the layer as a worker's is ([every item
-//    accounted for], [no call after a stop], [a failure stops the run]), and its results go on (pushed, or
+//    otherwise it pushes the batch. A carried batch is counted by the layer as a worker's is
+//    ([every item accounted for], [no call after a stop], [a failure stops the run]), and its results go on (pushed, or
 //    taken by the collector) before the task pushes or pulls again, so before it finishes as the input
-//    link's producer, which is before any worker can finish as the output link's ([the last producer
-//    closes the link]): the output is open, or closed by a stop (then what it refuses is counted
+//    link's producer, which is before any worker can finish as the output link's
+//    ([the last producer closes the link]): the output is open, or closed by a stop (then what it refuses is counted
 //    dropped). Then the workers call the collector directly too.
 import CFlow
 import Synchronization
@@ -246,15 +246,12 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
     /// Run `body` under the first of `locks` found free, waiting for a while (as withLockSoon) while
     /// every one is held; nil, without calling `body`, if they all stayed taken.
     @inlinable static func withAnySoon<R: Sendable>(_ locks: [HandOffLock], _ body: (inout Value) -> R) -> R? {
-        for _ in 0..<1024 {
-            for lock in locks where !lock.held.load(ordering: .relaxed) {
-                if let result = lock.locked.withLockIfAvailable({ value in lock.holding(&value, body) }) {
-                    return result
-                }
+        spinning {
+            for lock in locks {
+                if let result = lock.tryWithLock(body) { return result }
             }
-            flow_spin_pause()
+            return nil
         }
-        return nil
     }
 
     /// withLockSoon, then, if the lock stayed taken, withLock: for a thread that must run `body` and
@@ -273,12 +270,21 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
     /// ([one puller at a time], [one collector call at a time]). Waits read `held` and try the mutex only when it looks
     /// free ([a hand-off lock says it is held]).
     @inlinable func withLockSoon<R: Sendable>(_ body: (inout Value) -> R) -> R? {
+        Self.spinning { tryWithLock(body) }
+    }
+
+    /// Run `body` under the lock if it is free now: `held` first, then the mutex
+    /// ([a hand-off lock says it is held]); nil, without calling `body`, if it is taken.
+    @inlinable func tryWithLock<R: Sendable>(_ body: (inout Value) -> R) -> R? {
+        guard !held.load(ordering: .relaxed) else { return nil }
+        return locked.withLockIfAvailable { value in holding(&value, body) }
+    }
+
+    /// `attempt` until it answers, with a pause between tries, 1,024 tries at most: the while that a thread
+    /// waits for a hand-off lock before it gives up (withLockSoon, withAnySoon).
+    @inlinable static func spinning<R>(_ attempt: () -> R?) -> R? {
         for _ in 0..<1024 {
-            if !held.load(ordering: .relaxed),
-                let result = locked.withLockIfAvailable({ value in holding(&value, body) })
-            {
-                return result
-            }
+            if let result = attempt() { return result }
             flow_spin_pause()
         }
         return nil

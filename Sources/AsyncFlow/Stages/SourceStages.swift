@@ -149,16 +149,20 @@ import Synchronization
     }
 }
 
-@usableFromInline
-final class SequenceSourceStage<S: Sequence & Sendable>: SourceStage<S.Element>, Stage, @unchecked Sendable {
-    // @unchecked: `puller` is written in prepare(), before run(); the rest is immutable.
-    @usableFromInline let source: S
+/// A source with one generator, `source`.
+@usableFromInline class SingleSourceStage<Source: Sendable, Element>: SourceStage<Element>, @unchecked Sendable {
+    // @unchecked: immutable after init; the link and the counters are thread-safe.
+    @usableFromInline let source: Source
 
-    @inlinable init(source: S, context: StageContext<Never, S.Element>) {
+    @inlinable init(source: Source, context: StageContext<Never, Element>) {
         self.source = source
         super.init(context: context)
     }
+}
 
+@usableFromInline
+final class SequenceSourceStage<S: Sequence & Sendable>: SingleSourceStage<S, S.Element>, Stage, @unchecked Sendable {
+    // @unchecked: `puller` is written in prepare(), before run(); the rest is immutable.
     /// [direct hand-offs only where they pay]: the CPU layer's threads pull this source themselves, through `puller`.
     @usableFromInline var puller: DirectSource<S.Element>?
 
@@ -179,14 +183,9 @@ final class SequenceSourceStage<S: Sequence & Sendable>: SourceStage<S.Element>,
 }
 
 @usableFromInline
-final class AsyncSourceStage<S: AsyncSequence & Sendable>: SourceStage<S.Element>, Stage, @unchecked Sendable {
-    @usableFromInline let source: S
-
-    @inlinable init(source: S, context: StageContext<Never, S.Element>) {
-        self.source = source
-        super.init(context: context)
-    }
-
+final class AsyncSourceStage<S: AsyncSequence & Sendable>: SingleSourceStage<S, S.Element>, Stage,
+    @unchecked Sendable
+{
     @inlinable func run() async { await pullAsync(source, context, generator: nil) }
 }
 

@@ -75,31 +75,25 @@ struct StageHandle: Sendable {
 /// Everything a stage is built from: the plan, with the links typed.
 @usableFromInline struct StageContext<Input, Output>: @unchecked Sendable {
     // @unchecked: the links, the layer's runtime and the backend are thread-safe; the rest is immutable.
+    @usableFromInline let plan: StagePlan
     @usableFromInline let input: Link<Input>?
     /// nil for the last layer: its outputs (Void) are counted and dropped.
     @usableFromInline let output: Link<Output>?
-    @usableFromInline let layer: LayerRuntime
-    @usableFromInline let batch: Int
-    @usableFromInline let workers: Int
-    @usableFromInline let helpers: Int
-    @usableFromInline let window: OrderedWindow?
-    @usableFromInline let backend: any Backend
-    @usableFromInline let inputHandOff: HandOff
-    @usableFromInline let outputHandOff: HandOff
 
     @inlinable init(_ plan: StagePlan) {
+        self.plan = plan
         input = plan.input.map { $0 as! Link<Input> }
         output = plan.output.map { $0 as! Link<Output> }
-        layer = plan.layer
-        batch = plan.batch
-        workers = plan.workers
-        helpers = plan.helpers
-        window = plan.window
-        backend = plan.backend
-        inputHandOff = plan.inputHandOff
-        outputHandOff = plan.outputHandOff
     }
 
+    @inlinable var layer: LayerRuntime { plan.layer }
+    @inlinable var batch: Int { plan.batch }
+    @inlinable var workers: Int { plan.workers }
+    @inlinable var helpers: Int { plan.helpers }
+    @inlinable var window: OrderedWindow? { plan.window }
+    @inlinable var backend: any Backend { plan.backend }
+    @inlinable var inputHandOff: HandOff { plan.inputHandOff }
+    @inlinable var outputHandOff: HandOff { plan.outputHandOff }
     @inlinable var run: RunState { layer.run }
     @inlinable var counters: LayerCounters { layer.counters }
 }
