@@ -34,8 +34,8 @@
             case waitForHeartbeat
         }
 
-        /// Whether the source may claim now, and how many ([a worker claims what it can start soon], [no claim
-        /// without a fresh heartbeat]).
+        /// Whether the source may claim now, and how many ([a worker claims what it can start soon],
+        /// [no claim without a fresh heartbeat]).
         func nextClaim(threads: Int, now: ContinuousClock.Instant) -> ClaimAction {
             guard leaseHolds(now: now) else { return .waitForHeartbeat }
             let limit = pace.limit(threads: threads)
@@ -43,8 +43,8 @@
             return room > 0 ? .claim(limit: min(limit, room)) : .waitForRoom
         }
 
-        /// Whether the last heartbeat is recent enough for the leases to hold ([no claim without a fresh
-        /// heartbeat]).
+        /// Whether the last heartbeat is recent enough for the leases to hold
+        /// ([no claim without a fresh heartbeat]).
         func leaseHolds(now: ContinuousClock.Instant) -> Bool {
             guard let shortestLease else { return true }
             return now - lastBeat < shortestLease

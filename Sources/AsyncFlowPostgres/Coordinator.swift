@@ -17,9 +17,9 @@
 //    concerned, and so the run, with DistributedLayerError(.database).
 //  [a lost chunk is written again] A write's answer can come before its commit, and a connection lost in between undoes
 //    it (a server restart: the chunk is nowhere and its call would wait for ever). So once a second the poller asks
-//    which chunks whose writes were answered are in none of chunks, results, dead_letters ([undone writes written
-//    again]), and those calls write their chunk again (same key: a second copy is refused, [completions fenced by
-//    attempt] fences results).
+//    which chunks whose writes were answered are in none of chunks, results, dead_letters
+//    ([undone writes written again]), and those calls write their chunk again (same key: a second copy is refused,
+//    [completions fenced by attempt] fences results).
 //  [a run leaves no rows] Once the layer's last call has ended ([the end hook runs after every call]), whatever of the
 //    run is left in chunks and results is deleted, so no run leaves rows behind: a stopped run's chunks
 //    ([a stop closes the slots]), and a chunk that a server crash brought back by undoing its completion after its

@@ -64,8 +64,8 @@
             return polling ? .none : .startPoller
         }
 
-        /// Chunk `seq`'s write was answered: the poller checks that it is somewhere ([undone writes written
-        /// again]) until its slot is filled.
+        /// Chunk `seq`'s write was answered: the poller checks that it is somewhere
+        /// ([undone writes written again]) until its slot is filled.
         mutating func written(_ seq: Int64) {
             if case .waiting? = slots[seq] { written.insert(seq) }
         }

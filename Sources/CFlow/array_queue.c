@@ -123,8 +123,8 @@ static int array_is_closed(const void *q) {
 }
 
 /* Items in the ring, counting those being written or read, from one read of tail then head_done: may
- * underestimate, never overestimates the size at the moment head_done is read ([producers resume at a size]).
- * */
+ * underestimate, never overestimates the size at the moment head_done is read
+ * ([producers resume at a size]). */
 static inline uint64_t size_now(array_queue *r) {
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed) & ~MARK;
     uint64_t head = atomic_load_explicit(&r->head_done, memory_order_relaxed);

@@ -19,8 +19,8 @@
  *    trickle of items (10 k/s: 100 us apart) is caught by a spinning thread rather than after a futex wake
  *    (tens of microseconds on a virtual machine), at the cost of that thread's CPU (niced, FLOW_NICE, and
  *    yielding after ~2 us); a source that falls silent shows as one long wait, after which every thread
- *    spins spin_ns and parks. Only how long a thread spins changes: the park / wake protocol ([waits
- *    announce and re-check], [a serving waiter misses no job]) is untouched. spin_ns = 0 turns spinning
+ *    spins spin_ns and parks. Only how long a thread spins changes: the park / wake protocol
+ *    ([waits announce and re-check], [a serving waiter misses no job]) is untouched. spin_ns = 0 turns spinning
  *    off, this one too.
  */
 #ifndef _GNU_SOURCE

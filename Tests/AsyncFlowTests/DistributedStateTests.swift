@@ -6,9 +6,9 @@
     @testable import AsyncFlowPostgres
 
     /// The distributed layer's two state machines, event by event, without a database or threads: the
-    /// coordinator's slots ([a slot before its row], [one poller while slots are open], [undone writes written
-    /// again]) and a worker's claims ([a worker claims what it can start soon], [no claim without a fresh
-    /// heartbeat]).
+    /// coordinator's slots ([a slot before its row], [one poller while slots are open],
+    /// [undone writes written again]) and a worker's claims ([a worker claims what it can start soon],
+    /// [no claim without a fresh heartbeat]).
     @Suite("Distributed layer state machines")
     struct DistributedStateTests {
         typealias Slots = CoordinatorSlots<Int>  // a chunk call's waiter: a token

@@ -6,8 +6,8 @@
 //  [a serial closure on one thread at a time] No async call is made per item, only per batch (the pop and the push),
 //    so a fast collector costs a function call per item; the closure is never called by two threads at once (when
 //    batches may be taken directly, it is called only under `directLoop`'s lock, which the task takes too); items are
-//    handled in arrival order (input order, unless a CPU layer hands its batches over directly: [one collector call
-//    at a time]).
+//    handled in arrival order (input order, unless a CPU layer hands its batches over directly:
+//    [one collector call at a time]).
 @usableFromInline final class SerialStage<Input, Output>: Stage, @unchecked Sendable {
     // @unchecked: `directLoop` and `direct` are written in prepare(), before run(); the rest is
     // immutable; the links and counters are thread-safe.

@@ -3,10 +3,10 @@
  *
  * Use (thread):                              Use (callback, e.g. a Swift continuation):
  *   for (;;) {                                 uint32_t key = flow_parker_prepare(p);
- *       if (condition()) break;                if (condition()) { flow_parker_cancel(p); go on; } uint32_t
- *       key = flow_parker_prepare(p); w->fn = resume; w->ctx = ctx; if (condition()) { flow_parker_cancel(p);
- *       break; }   if (flow_parker_register(p, key, w) == FLOW_READY) flow_parker_wait(p, key, FLOW_FOREVER);
- *       retry at once;  (else fn(ctx) runs on a later notify)
+ *       if (condition()) break;                if (condition()) { flow_parker_cancel(p); go on; }
+ *       uint32_t key = flow_parker_prepare(p); w->fn = resume; w->ctx = ctx;
+ *       if (condition()) { flow_parker_cancel(p); break; }   if (flow_parker_register(p, key, w) == FLOW_READY)
+ *       flow_parker_wait(p, key, FLOW_FOREVER);                  retry at once;  (else fn(ctx) runs on a later notify)
  *   }
  * The side that makes the condition true calls flow_parker_notify() afterwards. When nobody waits,
  * notify costs one fence, one load and one branch. No wake-up is lost: see the invariants in parker.c.

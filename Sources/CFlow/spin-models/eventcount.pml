@@ -5,14 +5,16 @@
  * no lost or duplicated item (the final assertion), every announcement withdrawn (waiters back to 0).
  *
  * What mirrors what:
- *   prepare / cancel        flow_parker_prepare / flow_parker_cancel  ([announce before re-checking],
- *   [announcements withdrawn once]) pwait                   flow_parker_wait: sleeps (futex) only while epoch
- *   == key, then withdraws ([sleep only on the key]) notify                  flow_parker_notify: waiters == 0
- *   -> return; else epoch++, futex_wake(n),
+ *   prepare / cancel        flow_parker_prepare / flow_parker_cancel ([announce before re-checking],
+ *                           [announcements withdrawn once])
+ *   pwait                   flow_parker_wait: sleeps (futex) only while epoch == key, then withdraws
+ *                           ([sleep only on the key])
+ *   notify                  flow_parker_notify: waiters == 0 -> return; else epoch++, futex_wake(n),
  *                           then fire callbacks if any are registered ([notify after the condition],
  *                           [callbacks refused or fired])
- *   futex_wake              FUTEX_WAKE: wakes exactly min(n, sleepers) sleepers, any of them register_cb /
- *   fire_cbs  flow_parker_register / fire_callbacks, under the parker's lock ([callbacks refused or fired])
+ *   futex_wake              FUTEX_WAKE: wakes exactly min(n, sleepers) sleepers, any of them
+ *   register_cb / fire_cbs  flow_parker_register / fire_callbacks, under the parker's lock
+ *                           ([callbacks refused or fired])
  *   push_op / pop_op        flow_ring_push_n / ring_pop, the ring reduced to its item count (ring.pml
  *                           checks the slots); pop notifies producers only at size <= RESUME
  *                           ([producers resume at a size])

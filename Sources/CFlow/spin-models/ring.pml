@@ -13,8 +13,9 @@
  *   commit                   commit: CAS done from our first position to our end; else mark our range
  *                            finished (ends[]) and move done over every finished range at it
  *                            ([commits in claim order])
- *   push / pop               array_push_n / array_pop_n: claim, copy slot by slot, commit Closer
- *   array_close: fetch_or of the mark bit into tail ([close drains what was claimed]), at any moment
+ *   push / pop               array_push_n / array_pop_n: claim, copy slot by slot, commit
+ *   Closer                   array_close: fetch_or of the mark bit into tail
+ *                            ([close drains what was claimed]), at any moment
  * Sizes: CAP slots (3: an exact, non-power-of-two capacity), positions p in slot p % CAP; the items
  * take the positions over more than one lap. The backoff between retries and the blocking / parking
  * layer (eventcount.pml) are left out: they only retry.

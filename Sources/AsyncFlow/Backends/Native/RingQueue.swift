@@ -1,15 +1,12 @@
 // RingQueue.swift — the native backend's link storage: a CFlow ring (lock-free, bounded MPMC), popped and pushed by
-// Swift tasks (suspending) and by pool threads (blocking). Keeps [batches move bitwise],
-// [leftovers deinitialised once], [one continuation per wait], [the last producer closes the link],
-// [producers woken at half capacity]:
-//  [batches move bitwise]: items move through the ring as raw bytes (flow_ring_push_n / pop_n copy whole batches);
-//  Swift
-//      values are bitwise movable, so this is a move.
+// Swift tasks (suspending) and by pool threads (blocking). It keeps Link's rules this way:
+//  [batches move bitwise]: items move through the ring as raw bytes (flow_ring_push_n / pop_n copy whole
+//    batches); Swift values are bitwise movable, so this is a move.
+//  [leftovers deinitialised once]: drainDropped pops what is left and deinitialises it; deinit calls it.
 //  [one continuation per wait]: a task that finds the ring full (empty) registers a flow_waiter callback
-//  (flow_ring_await_push /
-//      await_pop) and suspends (ContinuationWaiter.swift); pool threads run queued jobs, spin, then park
-//      (flow_ring_*_serving). A pop with a deadline also withdraws its waiter when the deadline passes
-//      ([a timed wait ends once]).
+//    (flow_ring_await_push / await_pop) and suspends (ContinuationWaiter.swift); pool threads run queued jobs,
+//    spin, then park (flow_ring_*_serving). A pop with a deadline also withdraws its waiter when the deadline
+//    passes ([a timed wait ends once]).
 //  [producers woken at half capacity]: flow_ring's resume_producers_at is half the capacity.
 import CFlow
 
