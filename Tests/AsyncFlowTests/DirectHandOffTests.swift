@@ -38,7 +38,7 @@ extension Serial {
                 _ layers: [ErasedLayer], cpus: Int = 2, backend: any Backend = native, streaming: Bool = false
             ) -> [HandOff] {
                 let sizes = RunSizes(layers, batchSize: 1024, defaultWorkers: 2, cpus: cpus, streaming: streaming)
-                return linkHandOffs(layers, sizes: sizes, backend: backend, streaming: streaming)
+                return backend.handOffs(layers, sizes: sizes, streaming: streaming)
             }
             let source = Layer(0..<10).erased(0)
             let merged = Layer(merging: 0..<5, 5..<10).erased(0)

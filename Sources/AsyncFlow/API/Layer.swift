@@ -130,15 +130,13 @@ extension Layer where Input == Never {
 }
 
 extension Layer {
-    /// A CPU-bound layer: `body` runs on `workers` C threads (pinned as `FLOW_PIN` / the options say),
-    /// called per item from a C loop over a batch. It never runs on Swift's cooperative pool.
+    /// A CPU-bound layer: `body` is called per item from a plain loop over each batch, at most `workers`
+    /// calls at once, on C threads the pipeline owns (pinned as `FLOW_PIN` / the options say), never on
+    /// Swift's cooperative pool (the `.swift` backend runs them as `workers` tasks instead).
     ///
-    /// On the native backend, with fewer workers than the CPUs the pipeline may use, the pool's helper
-    /// thread (which runs the source and the collector) may also carry a batch it just pulled from a
-    /// `Sequence` source through `body` when `body` is cheap, so the batch stays on one core: `body` is
-    /// then called on more threads than `workers`, but never by more than `workers` at once. An unordered
-    /// layer only; the layer with per-worker state
-    /// (``init(workers:state:name:ordered:capacity:onError:_:)``) is called only by its workers.
+    /// Which of those threads makes a given call is not fixed. A closure that keeps state for one thread
+    /// (a scratch buffer, a decoder) belongs in ``init(workers:state:name:ordered:capacity:onError:_:)``,
+    /// whose state is made on each worker's thread and used only there.
     ///
     /// - Parameters:
     ///   - workers: the layer's worker threads, and the most calls of `body` that run at once; `nil`

@@ -1,9 +1,10 @@
 // Backend.swift — the seam between the engine and the machinery that runs a pipeline.
 //
-// A backend supplies three things for one run, and nothing outside Backends/ knows which one runs:
+// A backend supplies these for one run, and nothing outside Backends/ knows which one runs:
 //  - a link's storage: a bounded queue whose push and pop suspend the calling task (LinkQueue);
 //  - a CPU layer's workers: where its `workers` copies of the batch loop run (C threads, Swift tasks);
-//  - a parker for workers that block a thread while they wait for their turn in an ordered layer.
+//  - a parker for workers that block a thread while they wait for their turn in an ordered layer;
+//  - where the other stages run (a task executor), and which links skip their queue (HandOff.swift).
 // A new backend is a type conforming to Backend in a folder of its own under Backends/, and a case of
 // PipelineOptions.Backend mapped to it in `implementation(pool:startFailureAfter:)` below.
 import CFlow
@@ -24,9 +25,12 @@ import CFlow
     /// How many jobs stageExecutor has started so far (0 for the global executor): a task that reads a
     /// different count after an await knows it may have been suspended (a hint).
     var jobsStarted: Int { get }
-    /// Whether its CPU layers' threads may pull a source and call a collector themselves, skipping the
-    /// queue between them ([direct hand-offs only where they pay]).
-    var handsOffDirectly: Bool { get }
+    /// For each link of a run (link i joins layer i to layer i + 1), whether its items go through its queue
+    /// or skip it (Backends/HandOff.swift); a backend whose workers are tasks keeps every queue.
+    func handOffs(_ layers: [ErasedLayer], sizes: RunSizes, streaming: Bool) -> [HandOff]
+    /// Whether the calling thread is one this backend runs CPU layers' loops on: the only threads a batch may
+    /// be carried through a CPU layer on ([carried batches]).
+    var onWorkerThread: Bool { get }
 }
 
 /// A CPU layer's batch loop in the two forms a backend may run it: each call is one worker.

@@ -56,16 +56,8 @@ import Synchronization
     @usableFromInline let queue: any LinkQueue<T>
     @usableFromInline let capacity: Int
     @usableFromInline let producers = Atomic<Int>(0)
-    /// The source its consumers pull from themselves, when it has one ([direct hand-offs only where they pay],
-    /// [one puller at a time], [links hold direct paths weakly]): set by the source's prepare(), before any stage runs,
-    /// and never again; held weakly.
-    @usableFromInline nonisolated(unsafe) weak var directSource: DirectSource<T>?
-    /// The collector its producers may call directly, when it has one ([direct hand-offs only where they pay],
-    /// [one collector call at a time], [links hold direct paths weakly]): likewise.
-    @usableFromInline nonisolated(unsafe) weak var directCollector: DirectCollector<T>?
-    /// The CPU layer its source's task may hand batches to, when it has one ([links hold direct paths weakly],
-    /// [carried batches]): likewise.
-    @usableFromInline nonisolated(unsafe) weak var directConsumer: DirectConsumer<T>?
+    /// The paths around its queue that its stages offer (HandOff.swift), when the backend lets its items skip it.
+    @usableFromInline let direct = DirectPaths<T>()
 
     @inlinable init(capacity: Int, backend: any Backend) throws(FlowConfigurationError) {
         self.capacity = capacity

@@ -76,7 +76,7 @@ final class PipelineRun: Sendable {
                     parameter: error.parameter, message: error.message, layer: error.layer ?? owner.name)
             }
         }
-        let handOffs = linkHandOffs(layers, sizes: sizes, backend: backend, streaming: streaming)
+        let handOffs = backend.handOffs(layers, sizes: sizes, streaming: streaming)
         var stages: [StageHandle] = []
         for (i, layer) in layers.enumerated() {
             let runtime = LayerRuntime(name: layer.name, policy: layer.onError, counters: counters[i], run: run)

@@ -51,7 +51,7 @@ func parallelism(of layer: ErasedLayer, defaultWorkers: Int) -> Int {
 }
 
 /// The sizes of one run.
-struct RunSizes {
+@usableFromInline struct RunSizes: Sendable {
     /// Per layer: its parallel loops (Backend workers for a CPU layer).
     let workers: [Int]
     /// Per layer: threads a CPU layer's pool adds that only run the other stages ([helpers fill the spare cpus]); 0 for

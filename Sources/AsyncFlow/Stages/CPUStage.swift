@@ -15,7 +15,6 @@
 //    over a batch is made under one of `slots`, one per worker: a worker's loop under its own, the carrier under any
 //    free one. So the closure never runs more than `workers` times at once. The carrier's loop and state are touched
 //    only by the source's task (one thread at a time), under a slot.
-import CFlow
 import Synchronization
 
 /// [carried batches]: the longest a batch may be expected to take for the source's task to carry it (the layer's
@@ -73,14 +72,14 @@ import Synchronization
         // [carried batches]: a stateless, unordered layer fed by a source its task pulls beside the workers
         // ([a shared source])
         if stateless, context.window == nil, context.inputHandOff == .shared,
-            context.input!.directSource?.shared == true
+            context.input!.direct.source?.shared == true
         {
             slots = (0..<context.workers).map { _ in HandOffLock(()) }
             carrierLoop = BatchLoop(context, take: context.batch)
             carrierState = makeState()
             let consumer = DirectConsumer<Input> { [unowned self] items, count in await self.carry(items, count) }
             directConsumer = consumer
-            context.input!.directConsumer = consumer  // held weakly ([links hold direct paths weakly])
+            context.input!.direct.consumer = consumer  // held weakly ([links hold direct paths weakly])
         }
     }
 
@@ -103,7 +102,7 @@ import Synchronization
             }
             return
         }
-        let slot = slots[Int(flow_worker_index(thread.worker))]  // [one call slot per worker]
+        let slot = slots[thread.index]  // [one call slot per worker]
         loop.runOnThread(thread) { loop, count in
             // the carrier holds a slot for a short batch ([carried batches]): wait for it as a thread does for a pull.
             // A closure literal, not a local func: a func capturing `state` puts `state` in a heap box, and a box of
@@ -132,7 +131,7 @@ import Synchronization
     @inlinable func carry(_ items: UnsafeMutablePointer<Input>, _ count: Int) async -> Bool {
         let perKilo = cost.load(ordering: .relaxed)
         guard perKilo >= 0, perKilo * count <= carryBudgetNanoseconds * 1024, count <= carrierLoop!.sizer.limit,
-            flow_current_worker() != nil  // [cpu loops only on pool threads]
+            context.backend.onWorkerThread  // [cpu loops only on pool threads]
         else { return false }
         let outcome = HandOffLock.withAnySoon(slots) { _ -> Int in
             // dropped: the run has stopped ([no call after a stop])
@@ -143,7 +142,7 @@ import Synchronization
         guard made >= 0 else { return true }
         let loop = carrierLoop!
         record(loop.lastNanoseconds, count)
-        if made > 0, let collector = loop.output?.directCollector, collector.take(loop.outBuf, made) {
+        if made > 0, let collector = loop.output?.direct.collector, collector.take(loop.outBuf, made) {
             loop.settle(made: made, pushed: made)  // [one collector call at a time]: the collector has taken them
         } else {
             await loop.deliver(made, of: count, at: 0)  // unordered: no position

@@ -51,7 +51,7 @@
         }
         directLoop = locked
         self.direct = direct
-        context.input!.directCollector = direct
+        context.input!.direct.collector = direct
     }
 
     @inlinable func run() async {

@@ -170,7 +170,7 @@ final class SequenceSourceStage<S: Sequence & Sendable>: SingleSourceStage<S, S.
         guard context.outputHandOff != .queue else { return }
         let puller = DirectSource.pulling(source, layer: context.layer, shared: context.outputHandOff == .shared)
         self.puller = puller
-        context.output!.directSource = puller  // held weakly ([links hold direct paths weakly])
+        context.output!.direct.source = puller  // held weakly ([links hold direct paths weakly])
     }
 
     @inlinable func run() async {

@@ -12,11 +12,11 @@ extension BatchLoop {
     @inlinable mutating func runOnThread(
         _ thread: PoolThread, collecting: Bool = true, _ call: (inout Self, _ count: Int) -> Int
     ) {
-        let inRing = input.queue as! RingQueue<Input>  // the native backend's links are rings
-        let outRing = output.map { $0.queue as! RingQueue<Output> }
-        let source = input.directSource  // [one puller at a time]
+        let inRing = input.ring
+        let outRing = output?.ring
+        let source = input.direct.source  // [one puller at a time]
         // [one collector call at a time]; held while the loop runs ([links hold direct paths weakly])
-        let collector = window == nil && collecting ? output?.directCollector : nil
+        let collector = window == nil && collecting ? output?.direct.collector : nil
         while true {
             var position: UInt64 = 0
             var count = 0
@@ -55,5 +55,16 @@ extension BatchLoop {
         if let window, !window.waitTurnBlocking(position, run: layer.run) { return settle(made: made, pushed: 0) }
         settle(made: made, pushed: ring.pushServing(outBuf, count: made, jobs))
         window?.advance(from: position, by: count)
+    }
+}
+
+extension Link {
+    /// This link's storage as a pool thread blocks on it: a pool thread runs only a native run's loops
+    /// ([cpu loops only on pool threads]), and every link the native backend makes is a ring.
+    @inlinable var ring: RingQueue<T> {
+        guard let ring = queue as? RingQueue<T> else {
+            preconditionFailure("a pool thread's loop on a link the native backend did not make: \(type(of: queue))")
+        }
+        return ring
     }
 }

@@ -53,7 +53,12 @@ import Synchronization
     @usableFromInline var jobsStarted: Int { PoolExecutor.shared.started.load(ordering: .relaxed) }
 
     /// [direct hand-offs only where they pay]: the CPU layers' loops run on the threads that run the other stages.
-    @usableFromInline var handsOffDirectly: Bool { true }
+    @usableFromInline func handOffs(_ layers: [ErasedLayer], sizes: RunSizes, streaming: Bool) -> [HandOff] {
+        nativeHandOffs(layers, sizes: sizes, streaming: streaming)
+    }
+
+    /// [cpu loops only on pool threads]: whether this thread runs a pool's loop ([a worker knows it is in its loop]).
+    @usableFromInline var onWorkerThread: Bool { flow_current_worker() != nil }
 }
 
 /// What the C trampoline calls through (a @convention(c) function cannot capture): the group's loop.
@@ -141,10 +146,13 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
 @usableFromInline struct PoolThread {
     @usableFromInline let worker: OpaquePointer
     @usableFromInline let jobs: UnsafePointer<flow_jobs>
+    /// Which of its layer's workers this thread is: 0 ..< workers.
+    @usableFromInline let index: Int
 
     init(worker: OpaquePointer, jobs: UnsafeMutablePointer<flow_jobs>) {
         self.worker = worker
         self.jobs = UnsafePointer(jobs)
+        index = Int(flow_worker_index(worker))
     }
 }
 

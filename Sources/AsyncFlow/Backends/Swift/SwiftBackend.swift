@@ -24,7 +24,12 @@
 
     @usableFromInline var jobsStarted: Int { 0 }
 
-    @usableFromInline var handsOffDirectly: Bool { false }
+    /// Every link keeps its queue: a hand-off path may block a thread, and this backend blocks none.
+    @usableFromInline func handOffs(_ layers: [ErasedLayer], sizes: RunSizes, streaming: Bool) -> [HandOff] {
+        Array(repeating: .queue, count: sizes.links.count)
+    }
+
+    @usableFromInline var onWorkerThread: Bool { false }
 }
 
 /// A CPU layer's workers on the `.swift` backend: child tasks ([every worker task returns before run]).

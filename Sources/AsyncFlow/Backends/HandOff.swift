@@ -1,23 +1,10 @@
-// DirectHandOff.swift — batches that skip a queue. With the native backend's workers one per CPU, a CPU
-// layer's threads pull a Sequence source themselves and call a sync collector with the batches they made:
-// the source and the collector would otherwise run only in the workers' waits, and every batch would
-// cross between cores twice more. With fewer workers than CPUs, the workers pull the source whenever its
-// own task has left their queue empty, and that task carries what it pulls through a cheap stateless CPU
-// layer itself. It is the native backend's because a thread here may wait for a lock or spin for tens of
-// microseconds, which the pool's threads may and Swift's cooperative threads must not.
+// HandOff.swift — the ways a link's items may skip its queue (HandOff), and what a stage offers its link
+// for that: a source the consumers pull themselves (DirectSource), a collector the producers call with the
+// batches they made (DirectCollector), a CPU layer the source's task carries batches through
+// (DirectConsumer). Which links skip their queue is the backend's decision (Backend.handOffs): only the
+// native backend's threads may wait for a lock or spin as these paths do.
 //
 // Invariants:
-//  [direct hand-offs only where they pay] Only where the run allows it (linkHandOffs): the native backend;
-//    a run whose CPU layers' workers are at most the CPUs the pools may use (with more, a thread holding a
-//    lock is often descheduled and the others wait for it); a link that joins a single (not merged) source
-//    to a CPU layer, or an unordered CPU layer to the last layer when that is a serial one (not a
-//    stream's). With exactly one worker per CPU both are direct ([one puller at a time],
-//    [one collector call at a time]); with fewer, helper threads run the other stages beside the workers
-//    ([helpers fill the spare cpus]), a source feeding an unordered CPU layer is shared ([a shared source]), and the
-//    collector keeps its queue unless that CPU layer is stateless ([carried batches]). The stage on the
-//    serial side offers its path only when it can: a Sequence source (DirectSource), a serial layer with a
-//    sync closure and no output (DirectCollector). It sets it on the link in prepare(), before any thread
-//    runs ([configuration errors before the first pull]), and never again.
 //  [one puller at a time] DirectSource: pulls happen under its lock (tried for a while, withLockSoon, then
 //    waited for), so the iterator is used by one thread at a time and each pull's items take the next
 //    positions (the link's queue order, for an ordered CPU layer). Each pull counts its items received and
@@ -42,11 +29,6 @@
 //    run's state holds the links, and the paths hold the layer's runtime, which holds the run), so no cycle
 //    outlives a run; each CPU loop holds the paths strongly while it runs (the stages outlive every loop:
 //    [the run outlives its stages and threads]).
-//  [a hand-off lock says it is held] The direct paths' locks (HandOffLock) say whether they are held:
-//    `held` is set just after the mutex is taken and cleared just before it is given back, relaxed, as a
-//    hint only (the mutex alone orders the critical sections); a thread waiting to try the lock reads
-//    `held` and tries the mutex only when it reads false, so a busy lock costs its waiters loads, not
-//    system calls.
 //  [a shared source] The source's own task pulls batches through the same DirectSource (same lock, same
 //    counting) and pushes them to the link's queue; each worker pops what the queue holds and, only when
 //    it is empty, pulls a batch itself. So a cheap source costs the helper thread little (the worker pulls
@@ -76,7 +58,6 @@
 //    link's producer, which is before any worker can finish as the output link's
 //    ([the last producer closes the link]): the output is open, or closed by a stop (then what it refuses is counted
 //    dropped). Then the workers call the collector directly too.
-import CFlow
 import Synchronization
 
 /// How the items of a link go from its producers to its consumers ([direct hand-offs only where they pay]).
@@ -90,28 +71,20 @@ import Synchronization
     case shared
 }
 
-/// [direct hand-offs only where they pay]: for each link of a run (link i joins layer i to layer i + 1), how its items
-/// go.
-func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend, streaming: Bool) -> [HandOff] {
-    let linkCount = sizes.links.count
-    guard backend.handsOffDirectly, sizes.cpuWorkers <= sizes.cpus else {
-        return Array(repeating: .queue, count: linkCount)
-    }
-    let onePerCPU = sizes.cpuWorkers == sizes.cpus
-    return (0..<linkCount).map { i in
-        guard i + 1 < layers.count else { return .queue }  // a stream's link: its consumer is not a layer
-        let (from, to) = (layers[i], layers[i + 1])
-        if from.isSingleSource, to.runsOnWorkers {
-            if onePerCPU { return .direct }
-            return to.ordered ? .queue : .shared
-        }
-        if case .serial = to.kind, from.runsOnWorkers, !from.ordered, i + 2 == layers.count, !streaming,
-            onePerCPU || (from.isStateless && i > 0 && layers[i - 1].isSingleSource)  // [carried batches]
-        {
-            return .direct
-        }
-        return .queue
-    }
+/// The paths around one link's queue that its stages offer ([links hold direct paths weakly]): each is set by
+/// its stage's prepare(), before any stage runs ([configuration errors before the first pull]), and never
+/// again, so the loops that read it afterwards see it set or never set; each is held weakly.
+@usableFromInline final class DirectPaths<T>: @unchecked Sendable {
+    // @unchecked: written only in prepare(), before the run's tasks and threads start (which orders the
+    // writes before every read), and read-only after.
+    /// The source its consumers pull from themselves ([one puller at a time], [a shared source]).
+    @usableFromInline weak var source: DirectSource<T>?
+    /// The collector its producers may call directly ([one collector call at a time]).
+    @usableFromInline weak var collector: DirectCollector<T>?
+    /// The CPU layer its source's task may hand batches to ([carried batches]).
+    @usableFromInline weak var consumer: DirectConsumer<T>?
+
+    @inlinable init() {}
 }
 
 /// A source that the consumers of its link pull from themselves ([one puller at a time]). Its closure is made where the
@@ -190,7 +163,7 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
     @inlinable func pushPulls(_ context: StageContext<Never, Element>) async {
         let link = context.output!
         // [carried batches]; held while this task runs ([links hold direct paths weakly])
-        let consumer = link.directConsumer
+        let consumer = link.direct.consumer
         let buffer = UnsafeMutablePointer<Element>.allocate(capacity: context.batch)
         var busySince: ContinuousClock.Instant? = nil
         var pause = Duration.microseconds(100)
@@ -227,73 +200,6 @@ func linkHandOffs(_ layers: [ErasedLayer], sizes: RunSizes, backend: any Backend
         }
         buffer.deallocate()
         link.finishProducer()
-    }
-}
-
-/// A lock that says whether it is held ([a hand-off lock says it is held]), for the direct paths' threads to wait on
-/// with a load: a Synchronization.Mutex whose try fails asks the kernel (FUTEX_TRYLOCK_PI on Linux), a system call
-/// per try for a thread that retries it for microseconds.
-@usableFromInline final class HandOffLock<Value>: Sendable {
-    @usableFromInline let locked: Locked<Value>
-    /// [a hand-off lock says it is held]: true from just after the mutex is taken until just before it is given back; a
-    /// hint only.
-    @usableFromInline let held = Atomic<Bool>(false)
-
-    @inlinable init(_ value: sending Value) {
-        locked = Locked(value)
-    }
-
-    /// Run `body` under the first of `locks` found free, waiting for a while (as withLockSoon) while
-    /// every one is held; nil, without calling `body`, if they all stayed taken.
-    @inlinable static func withAnySoon<R: Sendable>(_ locks: [HandOffLock], _ body: (inout Value) -> R) -> R? {
-        spinning {
-            for lock in locks {
-                if let result = lock.tryWithLock(body) { return result }
-            }
-            return nil
-        }
-    }
-
-    /// withLockSoon, then, if the lock stayed taken, withLock: for a thread that must run `body` and
-    /// would rather spin through a short hold than sleep.
-    @inlinable func withLockSpinningFirst<R: Sendable>(_ body: (inout Value) -> R) -> R {
-        withLockSoon(body) ?? withLock(body)
-    }
-
-    /// Run `body` under the lock, waiting for it as long as it takes.
-    @inlinable func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R {
-        locked.withLock { value in holding(&value, body) }
-    }
-
-    /// Run `body` under the lock once it is free, waiting for a while (1,024 pauses: tens of microseconds, a few
-    /// batches of a cheap closure) while another thread holds it; nil, without calling `body`, if it stayed taken
-    /// ([one puller at a time], [one collector call at a time]). Waits read `held` and try the mutex only when it looks
-    /// free ([a hand-off lock says it is held]).
-    @inlinable func withLockSoon<R: Sendable>(_ body: (inout Value) -> R) -> R? {
-        Self.spinning { tryWithLock(body) }
-    }
-
-    /// Run `body` under the lock if it is free now: `held` first, then the mutex
-    /// ([a hand-off lock says it is held]); nil, without calling `body`, if it is taken.
-    @inlinable func tryWithLock<R: Sendable>(_ body: (inout Value) -> R) -> R? {
-        guard !held.load(ordering: .relaxed) else { return nil }
-        return locked.withLockIfAvailable { value in holding(&value, body) }
-    }
-
-    /// `attempt` until it answers, with a pause between tries, 1,024 tries at most: the while that a thread
-    /// waits for a hand-off lock before it gives up (withLockSoon, withAnySoon).
-    @inlinable static func spinning<R>(_ attempt: () -> R?) -> R? {
-        for _ in 0..<1024 {
-            if let result = attempt() { return result }
-            flow_spin_pause()
-        }
-        return nil
-    }
-
-    @inlinable func holding<R>(_ value: inout Value, _ body: (inout Value) -> R) -> R {
-        held.store(true, ordering: .relaxed)
-        defer { held.store(false, ordering: .relaxed) }
-        return body(&value)
     }
 }
 
