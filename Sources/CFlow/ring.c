@@ -118,15 +118,6 @@ int64_t flow_ring_push_n(flow_ring *r, const void *items, int64_t n) {
     return k;
 }
 
-int64_t ring_pop(flow_ring *r, void *items, int64_t n, uint64_t *seq) {
-    if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
-    int resume = 0;
-    int64_t k = r->ops->pop_n(r->q, items, n, seq, &resume);
-    if (k > 0 && resume) /* [every change notifies] */
-        flow_parker_notify(&r->not_full, (int32_t)(k < INT32_MAX ? k : INT32_MAX));
-    return k;
-}
-
 int64_t flow_ring_pop_n(flow_ring *r, void *items, int64_t n) { return ring_pop(r, items, n, NULL); }
 
 int64_t flow_ring_pop_n_seq(flow_ring *r, void *items, int64_t n, uint64_t *first_seq) {
@@ -148,31 +139,6 @@ void flow_ring_close(flow_ring *r) {
     r->ops->close(r->q);
     flow_parker_notify(&r->not_empty, INT32_MAX);
     flow_parker_notify(&r->not_full, INT32_MAX);
-}
-
-/* [spins bounded in time]: re-try `op` until `spin_end` (nothing when spin_ns is 0): busy-wait with pause
- * for the first ~2 us, then yield between re-checks, so a thread this one waits for (often on the same
- * core when CPUs are oversubscribed, e.g. a Swift task consuming our output) gets the CPU instead of our
- * spinning. Returns op's first answer that is not `would_block`, or `would_block` when the budget is spent
- * or, with `jobs`, as soon as a job is queued (then *job is set). */
-int64_t ring_spin(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_t *seq, int64_t would_block,
-              uint64_t start, uint64_t spin_end, const flow_jobs *jobs, int *job) {
-    uint64_t busy_end = start + 2000 < spin_end ? start + 2000 : spin_end;
-    for (unsigned i = 1; r->spin_ns > 0; i++) {
-        uint64_t t = (i & 7) == 0 ? flow_now_ns() : 0;
-        if (t && t >= spin_end) break;
-        if (t && t >= busy_end)
-            sched_yield();
-        else
-            for (int j = 0; j < 16; j++) flow_cpu_relax();
-        int64_t k = op(r, buf, n, seq);
-        if (k != would_block) return k;
-        if (jobs && jobs->pending(jobs->ctx)) {
-            *job = 1;
-            break;
-        }
-    }
-    return would_block;
 }
 
 /* Spin for the budget, then park on `parker` until `op` stops answering `would_block`. */
@@ -207,12 +173,6 @@ static int64_t ring_wait(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_
         if (k != would_block) return k;
     }
 }
-
-int64_t ring_push_op(flow_ring *r, void *buf, int64_t n, uint64_t *seq) {
-    (void)seq;
-    return flow_ring_push_n(r, buf, n);
-}
-int64_t ring_pop_op(flow_ring *r, void *buf, int64_t n, uint64_t *seq) { return ring_pop(r, buf, n, seq); }
 
 int64_t flow_ring_push_n_wait(flow_ring *r, const void *items, int64_t n, int64_t timeout_ns) {
     if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
