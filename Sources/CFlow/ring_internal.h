@@ -29,8 +29,8 @@ _Static_assert(offsetof(struct flow_ring, not_empty) % FLOW_CACHELINE == 0 &&
 /* One try of a ring operation (a push or a pop of up to n into / from buf): a count or a status. */
 typedef int64_t (*ring_op)(flow_ring *, void *, int64_t, uint64_t *);
 
-/* A pop of up to n items, notifying waiting producers when the storage says they may go on ([every change
- * notifies]); with seq, the first item's position. */
+/* A pop of up to n items, notifying waiting producers when the storage says they may go on
+ * ([every change notifies]); with seq, the first item's position. */
 static inline int64_t ring_pop(flow_ring *r, void *items, int64_t n, uint64_t *seq) {
     if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
     int resume = 0;
