@@ -78,7 +78,7 @@ final class StreamDriver<Element: Sendable>: StreamLeaving, @unchecked Sendable 
     private func start() throws {
         let pipeline = try PipelineRun(layers, options: options, streaming: true)
         self.pipeline = pipeline
-        link = (pipeline.links.last as! Link<Element>)
+        link = typed(pipeline.links.last!, as: Element.self)
         capacity = pipeline.sizes.streamBatch
         buffer = .allocate(capacity: capacity)
         let task = Task {

@@ -1,7 +1,7 @@
 // CPUStage.swift — a CPU-bound layer: `workers` copies of a BatchLoop that calls the user's closure per
-// item in a plain loop over each batch, run where the backend runs workers (NativeBackend: pool threads;
-// SwiftBackend: tasks); on the native backend, with fewer workers than CPUs, the source's task may carry
-// batches through it too ([carried batches]).
+// item in a plain loop over each batch, run where the backend runs workers (as tasks here; on a pool
+// thread, CPUStage+Thread.swift); on the native backend, with fewer workers than CPUs, the source's task
+// may carry batches through it too ([carried batches]).
 //
 // Invariants:
 //  [per-worker state stays on its worker] Each worker builds its own State where it runs (its thread, or its task) and
@@ -88,29 +88,6 @@ import Synchronization
 
     @inlinable func run() async {
         await workers?.run(context.run)
-    }
-
-    /// One worker on a backend's thread.
-    @inlinable func work(on thread: PoolThread) {
-        var state = makeState()  // [per-worker state stays on its worker]
-        var loop = BatchLoop(context, take: context.batch, adaptive: true)
-        guard !slots.isEmpty else {
-            // with the source shared ([a shared source]) and no carrier, the collector keeps its queue
-            // ([carried batches])
-            loop.runOnThread(thread, collecting: context.inputHandOff != .shared) { loop, count in
-                applyBatch(&loop, &state, count, nil)
-            }
-            return
-        }
-        let slot = slots[thread.index]  // [one call slot per worker]
-        loop.runOnThread(thread) { loop, count in
-            // the carrier holds a slot for a short batch ([carried batches]): wait for it as a thread does for a pull.
-            // A closure literal, not a local func: a func capturing `state` puts `state` in a heap box, and a box of
-            // a zero-sized State points past its allocation, into whatever heap block follows.
-            let made = slot.withLockSpinningFirst { _ in applyBatch(&loop, &state, count, nil) }
-            record(loop.lastNanoseconds, count)
-            return made
-        }
     }
 
     /// One worker as a task.

@@ -82,8 +82,8 @@ struct StageHandle: Sendable {
 
     @inlinable init(_ plan: StagePlan) {
         self.plan = plan
-        input = plan.input.map { $0 as! Link<Input> }
-        output = plan.output.map { $0 as! Link<Output> }
+        input = plan.input.map { typed($0, as: Input.self) }
+        output = plan.output.map { typed($0, as: Output.self) }
     }
 
     @inlinable var layer: LayerRuntime { plan.layer }
@@ -96,4 +96,11 @@ struct StageHandle: Sendable {
     @inlinable var outputHandOff: HandOff { plan.outputHandOff }
     @inlinable var run: RunState { layer.run }
     @inlinable var counters: LayerCounters { layer.counters }
+}
+
+/// A link of the plan with its item type: the runner made link i with layer i's output type, which is
+/// layer i + 1's input type, so the type always matches (a mismatch is a bug in the runner, named here).
+@inlinable func typed<T>(_ link: any AnyLink, as _: T.Type) -> Link<T> {
+    guard let typed = link as? Link<T> else { preconditionFailure("\(type(of: link)) where a Link<\(T.self)> belongs") }
+    return typed
 }

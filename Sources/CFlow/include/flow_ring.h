@@ -1,5 +1,7 @@
 /*
- * flow_ring.h — a bounded multi-producer multi-consumer queue of fixed-size items.
+ * flow_ring.h — a bounded multi-producer multi-consumer queue of fixed-size items. Its storage is a kind
+ * (flow_queue_kind): the array ring, or liburcu's linked queue bounded by a counter; the API keeps the
+ * name flow_ring for both, so that C users' code does not change with the kind.
  *
  * Items are copied by value into slots (no per-item allocation). Capacity is exact (any value >= 1).
  * Operations:

@@ -10,7 +10,7 @@
 //  [the pool made before the run] The pool is created (and its settings checked) when the workers are made, before any
 //    stage runs; it is started by run() and destroyed with the group.
 //  [the pool threads run the other stages] The run's other stages prefer PoolExecutor.shared, which every pool thread
-//    serves while it waits and, after its loop, until the run's other stages have ended (PoolRun,
+//    serves while it waits and, after its loop, until the run's other stages have ended (PoolSchedule,
 //    [each job runs exactly once]): so they run on those threads.
 import CFlow
 import Synchronization
@@ -20,12 +20,12 @@ import Synchronization
     /// Tests only: pools fail to start after this many threads (0: never).
     let startFailureAfter: UInt32
     /// [the pool threads run the other stages]: this run, as the scheduler sees it.
-    let schedule: PoolRun
+    let schedule: PoolSchedule
 
     init(pool: flow_config, startFailureAfter: UInt32) {
         self.pool = pool
         self.startFailureAfter = startFailureAfter
-        schedule = PoolRun(spinNanoseconds: pool.spin_ns)
+        schedule = PoolSchedule(spinNanoseconds: pool.spin_ns)
     }
 
     @usableFromInline func makeQueue<T>(of type: T.Type, capacity: Int) throws(FlowConfigurationError)
@@ -66,7 +66,7 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
     // @unchecked: `pool` is set once in init; the C pool is thread-safe; the rest is immutable or atomic.
     let loops: WorkerLoops
     let layer: String
-    let schedule: PoolRun
+    let schedule: PoolSchedule
     private var pool: OpaquePointer?
     let running = Atomic<Int>(0)
     /// Threads counted in to the scheduler and not yet out ([threads counted in before any job]).
@@ -76,7 +76,7 @@ final class PoolWorkers: WorkerGroup, @unchecked Sendable {
     let trace: PoolTrace
 
     init(
-        _ loops: WorkerLoops, pool config: flow_config, layer: String, schedule: PoolRun,
+        _ loops: WorkerLoops, pool config: flow_config, layer: String, schedule: PoolSchedule,
         startFailureAfter: UInt32
     ) throws(FlowConfigurationError) {
         self.loops = loops
@@ -197,10 +197,10 @@ final class PoolTrace: Sendable {
     /// The traces of pools with a thread not yet gone, process-wide.
     private static let live = Locked<[ObjectIdentifier: PoolTrace]>([:])
     let layer: String
-    let run: PoolRun
+    let run: PoolSchedule
     private let phases: Locked<[Phase]>
 
-    init(layer: String, threads: Int, run: PoolRun) {
+    init(layer: String, threads: Int, run: PoolSchedule) {
         self.layer = layer
         self.run = run
         phases = Locked(Array(repeating: .starting, count: threads))

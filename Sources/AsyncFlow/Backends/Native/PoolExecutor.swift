@@ -18,8 +18,8 @@
 //    there directly (forwarding).
 //  [a queued job wakes a parked thread] enqueue notifies `parker` after queuing, and a pool thread parks only after
 //    announcing itself on it and re-checking `pending` ([a serving waiter misses no job]; serve(until:) likewise, and
-//    also its run's `retired`, which PoolRun.retire() sets before it notifies every thread): a queued job always wakes
-//    a parked thread, and retiring a run wakes its threads to leave.
+//    also its run's `retired`, which PoolSchedule.retire() sets before it notifies every thread): a queued job always
+//    wakes a parked thread, and retiring a run wakes its threads to leave.
 //  [threads counted in before any job] Threads are counted in (`serving`) when a run's workers are made, before any of
 //    its tasks can enqueue, and out as each leaves, or, for threads that never started (the pool failed to start, or
 //    the run never ran), when the pool is joined or dropped (PoolWorkers): no job is queued for threads that will never
@@ -121,7 +121,7 @@ import Synchronization
     /// A pool thread whose loop has ended (or a helper): run jobs until its run's stages have ended
     /// ([each job runs exactly once], [a queued job wakes a parked thread]); with none queued, spin for the run's
     /// budget (as ring waits do, [spins bounded in time]), then park.
-    func serve(until run: PoolRun) {
+    func serve(until run: PoolSchedule) {
         while !run.retired.load(ordering: .acquiring) {
             if runOne() || spin(run) { continue }
             let key = flow_parker_prepare(parker)
@@ -135,7 +135,7 @@ import Synchronization
     }
 
     /// Re-check for a job or the run's end for the run's spin budget; true when one came.
-    private func spin(_ run: PoolRun) -> Bool {
+    private func spin(_ run: PoolSchedule) -> Bool {
         guard run.spinNanoseconds > 0 else { return false }
         let end = flow_now_ns() + UInt64(run.spinNanoseconds)
         repeat {
@@ -169,9 +169,9 @@ private func poolExecutorPending(_ context: UnsafeMutableRawPointer?) -> Int32 {
     Unmanaged<PoolExecutor>.fromOpaque(context!).takeUnretainedValue().pending ? 1 : 0
 }
 
-/// One native run, as the scheduler sees it: retired when the last of the stages that prefer the executor has ended,
+/// One native run's schedule on the pool: retired when the last of the stages that prefer the executor has ended,
 /// which lets the run's pool threads leave ([each job runs exactly once], [a queued job wakes a parked thread]).
-final class PoolRun: Sendable {
+final class PoolSchedule: Sendable {
     let retired = Atomic<Bool>(false)
     /// How long a serving thread re-checks before it parks (FLOW_SPIN_NS).
     let spinNanoseconds: Int64
