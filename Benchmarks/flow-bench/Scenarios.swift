@@ -41,8 +41,8 @@ final class Sum: @unchecked Sendable {
 }
 
 enum Scenarios {
-    /// The default order; latency, the longest, runs last. (The ring's figures are bimodal on the 2-vCPU
-    /// VMs, ~16 or ~46 ns per item 1P1C, whatever ran before them: see the README's Performance notes.)
+    /// The default order; latency, the longest, runs last. (The ring's single-item figures depend on what
+    /// ran before them on a small VM: see the README's Performance notes.)
     static let all = ["throughput", "scaling", "coexist", "ring", "memory", "idle", "latency"]
 
     // MARK: throughput
