@@ -283,14 +283,5 @@ static int array_ready_to_push(void *q) {
     return size < r->cap;
 }
 
-static const flow_queue_ops array_ops = {
-    .push_n = array_push_n,
-    .pop_n = array_pop_n,
-    .close = array_close,
-    .is_closed = array_is_closed,
-    .size = array_size,
-    .ready_to_pop = array_ready_to_pop,
-    .ready_to_push = array_ready_to_push,
-    .destroy = array_destroy,
-};
+static const flow_queue_ops array_ops = FLOW_QUEUE_OPS(array);
 const flow_queue_ops *const flow_array_ops = &array_ops;

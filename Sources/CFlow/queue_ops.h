@@ -29,6 +29,15 @@ typedef struct flow_queue_ops {
     void (*destroy)(void *q);
 } flow_queue_ops;
 
+/* A kind's table of operations, from its functions named PREFIX_push_n, PREFIX_pop_n, ... : every kind
+ * names them so, and its table is FLOW_QUEUE_OPS(PREFIX). */
+#define FLOW_QUEUE_OPS(prefix)                                                                               \
+    {                                                                                                        \
+        .push_n = prefix##_push_n, .pop_n = prefix##_pop_n, .close = prefix##_close,                         \
+        .is_closed = prefix##_is_closed, .size = prefix##_size, .ready_to_pop = prefix##_ready_to_pop,       \
+        .ready_to_push = prefix##_ready_to_push, .destroy = prefix##_destroy,                                \
+    }
+
 /** The array; its queue of `cap` items of `elem_size` bytes (producers waiting for space resume at
  *  `resume_at` items or fewer, 0: at any free slot), or NULL (no memory). */
 extern const flow_queue_ops *const flow_array_ops;

@@ -130,16 +130,7 @@ static int urcu_ready_to_push(void *q) {
     return urcu_size(q) < ((struct flow_urcu_queue *)q)->cap || urcu_is_closed(q);
 }
 
-static const flow_queue_ops urcu_ops = {
-    .push_n = urcu_push_n,
-    .pop_n = urcu_pop_n,
-    .close = urcu_close,
-    .is_closed = urcu_is_closed,
-    .size = urcu_size,
-    .ready_to_pop = urcu_ready_to_pop,
-    .ready_to_push = urcu_ready_to_push,
-    .destroy = urcu_destroy,
-};
+static const flow_queue_ops urcu_ops = FLOW_QUEUE_OPS(urcu);
 const flow_queue_ops *const flow_urcu_ops = &urcu_ops;
 
 #else /* !FLOW_HAVE_URCU */
