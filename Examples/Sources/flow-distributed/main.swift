@@ -18,6 +18,13 @@ import Dispatch
 import Foundation
 import Synchronization
 
+/// Print `line` and flush it at once: standard output is block-buffered into a pipe or a file (a service
+/// manager, `| tee`, a container's log), where a line would otherwise appear only when the process ends.
+func say(_ line: some CustomStringConvertible) {
+    print(line)
+    fflush(nil)
+}
+
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data((message + "\n").utf8))
     exit(2)
@@ -114,8 +121,8 @@ case "local":
     let report = try await pipeline(
         Layer(0..<items, name: "items"), Layer(workers: threads, name: "mix", mix),
         Layer(name: "sum") { (y: Int) in total.add(y, ordering: .relaxed) })
-    print(report)
-    print("RESULT items=\(report.completed) sum=\(total.load(ordering: .relaxed))")
+    say(report)
+    say("RESULT items=\(report.completed) sum=\(total.load(ordering: .relaxed))")
     exit(report.completed == items ? 0 : 1)
 
 case "coordinator":
@@ -131,7 +138,7 @@ case "coordinator":
     }
     let totals = Totals()
     let queue = connect()
-    print("coordinator: \(items) items in chunks of \(chunk), lease \(lease) s, \(attempts) attempts, \(queue)")
+    say("coordinator: \(items) items in chunks of \(chunk), lease \(lease) s, \(attempts) attempts, \(queue)")
     do {
         let report = try await pipeline(
             Layer(0..<items, name: "items"),
@@ -143,11 +150,11 @@ case "coordinator":
                 totals.sum &+= y
                 totals.count += 1
             })
-        print(report)
+        say(report)
     } catch {
-        print("coordinator: the run failed: \(error)")
+        say("coordinator: the run failed: \(error)")
     }
-    print("RESULT items=\(totals.count) sum=\(totals.sum)")
+    say("RESULT items=\(totals.count) sum=\(totals.sum)")
     exit(totals.count == items && totals.inOrder ? 0 : 1)
 
 case "worker":
@@ -155,16 +162,16 @@ case "worker":
     let worker = FlowWorker(queue: connect(), serving: mixLayer, threads: threads)
     // SIGTERM / SIGINT: drain (finish what was started, hand back the rest), then exit 0
     let sources = Signals.onTermination { worker.drain() }
-    print(
-        "worker \(worker.id): serving mix, \(threads.map(String.init) ?? "default") threads, +\(workMicros) µs an item")
-    fflush(nil)  // the id at once, also into a file or a pipe (bench-distributed reads it)
+    // the id at once, also into a file or a pipe (bench-distributed reads it)
+    let threadCount = threads.map(String.init) ?? "default"
+    say("worker \(worker.id): serving mix, \(threadCount) threads, +\(workMicros) µs an item")
     do {
         try await worker.run()
-        print("worker \(worker.id): drained: \(worker.report)")
+        say("worker \(worker.id): drained: \(worker.report)")
         withExtendedLifetime(sources) {}
         exit(0)
     } catch {
-        print("worker \(worker.id): \(error) (\(worker.report))")
+        say("worker \(worker.id): \(error) (\(worker.report))")
         exit(1)
     }
 
