@@ -8,6 +8,18 @@
         var isLowercaseASCIILetter: Bool { ("a"..."z").contains(self) }
     }
 
+    /// `name` as a lower-case SQL identifier (a schema, a table), or an error naming `parameter`.
+    func sqlIdentifier(_ name: String, parameter: String) throws -> String {
+        guard name.count <= 63, let first = name.first, first == "_" || first.isLowercaseASCIILetter,
+            name.allSatisfy({ $0 == "_" || $0.isLowercaseASCIILetter || ("0"..."9").contains($0) })
+        else {
+            throw PostgresWorkQueueError(
+                "\(parameter): \"\(name)\": expected a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)"
+            )
+        }
+        return name
+    }
+
     /// A `postgres://` URL read as libpq reads it (user, password, host, port, database, sslmode).
     struct ConnectionURL {
         let configuration: PostgresClient.Configuration

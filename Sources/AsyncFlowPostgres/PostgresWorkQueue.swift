@@ -65,13 +65,7 @@
                 throw PostgresWorkQueueError(
                     "no database: pass url: or set DATABASE_URL=postgres://user:password@host:port/database")
             }
-            guard schema.count <= 63, let first = schema.first, first == "_" || first.isLowercaseASCIILetter,
-                schema.allSatisfy({ $0 == "_" || $0.isLowercaseASCIILetter || ("0"..."9").contains($0) })
-            else {
-                throw PostgresWorkQueueError(
-                    "schema: \"\(schema)\": expected a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)"
-                )
-            }
+            _ = try sqlIdentifier(schema, parameter: "schema")
             let connection = try ConnectionURL(url)
             var log = logger ?? Logger(label: "AsyncFlowPostgres")
             if logger == nil { log.logLevel = .error }

@@ -18,6 +18,11 @@ public struct Layer<Input: Sendable, Output: Sendable>: Sendable {
     /// A parameter of the layer's own that it cannot run with (one the engine does not know, such as a
     /// distributed layer's lease), and what is wrong with it: thrown by `pipeline` with the others.
     @usableFromInline var invalid: (parameter: String, message: String)? = nil
+    /// The layer's stage in a named run, over items with their source positions (Durable/); nil when the
+    /// layer cannot be part of one (a source that cannot resume, a distributed layer).
+    @usableFromInline var positionedStage: PositionedForm.StageMaker? = nil
+    /// Set by a committing collector only: its run and store, which make the pipeline a named run.
+    @usableFromInline var commits: RunAccess? = nil
 
     @usableFromInline
     init(
@@ -188,6 +193,16 @@ extension Layer {
                         }
                     ))
             })
+        positionedStage = { plan, _ in
+            StageHandle(
+                CPUStage(
+                    context: StageContext<Positioned<Input>, Positioned<Output>>(plan), stateless: stateless,
+                    makeState: state,
+                    applyBatch: { loop, state, count, items in
+                        loop.apply(count, from: items) { item in try item.map { try body(&state, $0) } }
+                    }
+                ))
+        }
     }
 
     /// An async layer (I/O: API calls, database writes): Swift tasks, at most `concurrency` items in
@@ -199,6 +214,7 @@ extension Layer {
         self.init(
             kind: .async(concurrency: concurrency), name: name, ordered: ordered, capacity: capacity,
             onError: onError, makeStage: { StageHandle(AsyncStage(context: $0, concurrency: concurrency, body: body)) })
+        positionedStage = Self.positionedAsync(concurrency: concurrency, body)
     }
 
     /// A layer called with batches of items that returns their results, one per item in the same order:
@@ -226,6 +242,17 @@ extension Layer {
             handledElsewhere: { items, call in
                 await call.layer.callBatch(items, body)
             })
+        positionedStage = { plan, _ in
+            StageHandle(
+                BatchMapStage(
+                    context: StageContext<Positioned<Input>, Positioned<Output>>(plan), size: size, within: within,
+                    concurrency: concurrency,
+                    body: { items, call in
+                        // one result per item, in order, or none ([every gathered item accounted for])
+                        let outcome = await call.layer.callBatch(items.map(\.value), body)
+                        return outcome.with(outputs: zip(items, outcome.outputs).map { Positioned($0.position, $1) })
+                    }, ended: nil))
+        }
     }
 
     /// A batch layer whose items are handled elsewhere under the layer's error policy (AsyncFlowPostgres):
@@ -265,6 +292,12 @@ extension Layer {
                     SerialStage(context: $0, applyBatch: { loop, count, items in loop.apply(count, from: items, body) })
                 )
             })
+        positionedStage = { plan, _ in
+            StageHandle(
+                SerialStage(
+                    context: StageContext<Positioned<Input>, Positioned<Output>>(plan),
+                    applyBatch: { loop, count, items in loop.apply(count, from: items) { try $0.map(body) } }))
+        }
     }
 
     /// A serial async layer: one task calls `body` for each item in order. With `Output == Void` this
@@ -276,6 +309,19 @@ extension Layer {
         self.init(
             kind: .serial, name: name, ordered: false, capacity: capacity, onError: onError,
             makeStage: { StageHandle(AsyncStage(context: $0, concurrency: 1, body: body)) })
+        positionedStage = Self.positionedAsync(concurrency: 1, body)
+    }
+
+    /// An async layer's stage in a named run: `body` called with each item's value, its position kept.
+    @inlinable static func positionedAsync(
+        concurrency: Int, _ body: @escaping @Sendable (Input) async throws -> Output
+    ) -> PositionedForm.StageMaker {
+        { plan, _ in
+            StageHandle(
+                AsyncStage(
+                    context: StageContext<Positioned<Input>, Positioned<Output>>(plan), concurrency: concurrency,
+                    body: { item in Positioned(item.position, try await body(item.value)) }))
+        }
     }
 }
 

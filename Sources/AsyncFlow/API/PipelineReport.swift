@@ -7,6 +7,16 @@ public struct PipelineReport: Sendable, CustomStringConvertible {
     /// Errors of skipped items (the first 16), with their layer.
     public let errors: [LayerError]
     public let elapsed: Duration
+    /// A named run's start and commits (a pipeline whose last layer commits,
+    /// ``Layer/init(committing:run:batchesOf:within:name:capacity:onError:_:)``); nil for the others.
+    public let run: NamedRunReport?
+
+    init(layers: [LayerReport], errors: [LayerError], elapsed: Duration, run: NamedRunReport? = nil) {
+        self.layers = layers
+        self.errors = errors
+        self.elapsed = elapsed
+        self.run = run
+    }
 
     /// Items pulled from the source.
     public var pulled: Int { layers.first?.received ?? 0 }
@@ -25,6 +35,7 @@ public struct PipelineReport: Sendable, CustomStringConvertible {
     public var description: String {
         var lines = layers.map(\.description)
         lines.append("\(completed) items in \(humanDuration(elapsed)), \(humanRate(itemsPerSecond))")
+        if let run { lines.append(run.description) }
         return lines.joined(separator: "\n")
     }
 }
@@ -55,6 +66,14 @@ public struct LayerReport: Sendable, CustomStringConvertible {
         if let busy { s += ", busy \(humanDuration(busy))" }
         if !workers.isEmpty { s += "; workers: " + workers.map(\.description).joined(separator: ", ") }
         return s
+    }
+}
+
+extension LayerReport {
+    /// A layer that did nothing (a named run that had finished).
+    init(empty name: String, busy: Duration?) {
+        self.init(
+            name: name, received: 0, emitted: 0, failed: 0, skipped: 0, retried: 0, dropped: 0, busy: busy, workers: [])
     }
 }
 

@@ -22,12 +22,16 @@ struct ErasedLayer: Sendable {
     let invalid: (parameter: String, message: String)?
     let makeOutputLink: LinkMaker
     let makeStage: StageMaker
+    /// The layer in a named run (its items carry their source positions); nil when it cannot be part of one.
+    let positioned: PositionedForm?
+    /// A committing collector's run and store (it makes the pipeline a named run); nil for other layers.
+    let commits: RunAccess?
 
     @usableFromInline
     init(
         index: Int, name: String, kind: LayerKind, inputStride: Int, outputStride: Int, capacity: Int?, ordered: Bool,
         onError: ErrorPolicy, invalid: (parameter: String, message: String)?, makeOutputLink: @escaping LinkMaker,
-        makeStage: @escaping StageMaker
+        makeStage: @escaping StageMaker, positioned: PositionedForm?, commits: RunAccess?
     ) {
         self.index = index
         self.name = name
@@ -38,6 +42,30 @@ struct ErasedLayer: Sendable {
         self.ordered = ordered
         self.onError = onError
         self.invalid = invalid
+        self.makeOutputLink = makeOutputLink
+        self.makeStage = makeStage
+        self.positioned = positioned
+        self.commits = commits
+    }
+}
+
+/// A layer's form in a named run: its stage and output link over Positioned items (DurableRun.swift).
+@usableFromInline
+struct PositionedForm: Sendable {
+    @usableFromInline typealias StageMaker = @Sendable (StagePlan, DurableRun) -> StageHandle
+
+    let inputStride: Int
+    let outputStride: Int
+    let makeOutputLink: ErasedLayer.LinkMaker
+    let makeStage: StageMaker
+
+    @usableFromInline
+    init(
+        inputStride: Int, outputStride: Int, makeOutputLink: @escaping ErasedLayer.LinkMaker,
+        makeStage: @escaping StageMaker
+    ) {
+        self.inputStride = inputStride
+        self.outputStride = outputStride
         self.makeOutputLink = makeOutputLink
         self.makeStage = makeStage
     }
@@ -73,6 +101,14 @@ extension Layer {
             case .batchMap: "batch map"
             }
         let make = makeStage
+        let positioned = positionedStage.map { make in
+            PositionedForm(
+                inputStride: MemoryLayout<Positioned<Input>>.stride,
+                outputStride: MemoryLayout<Positioned<Output>>.stride,
+                makeOutputLink: { (capacity, backend) throws(FlowConfigurationError) in
+                    try Link<Positioned<Output>>(capacity: capacity, backend: backend)
+                }, makeStage: make)
+        }
         return ErasedLayer(
             index: index, name: name ?? "layer \(index) (\(kindName))", kind: kind,
             inputStride: MemoryLayout<Input>.stride, outputStride: MemoryLayout<Output>.stride, capacity: capacity,
@@ -80,11 +116,27 @@ extension Layer {
             makeOutputLink: { (capacity, backend) throws(FlowConfigurationError) in
                 try Link<Output>(capacity: capacity, backend: backend)
             },
-            makeStage: { plan in make(StageContext(plan)) })
+            makeStage: { plan in make(StageContext(plan)) }, positioned: positioned, commits: commits)
     }
 }
 
 extension ErasedLayer {
+    /// This layer in `run`: built over positioned items ([positions number the source's items]); a source's count is
+    /// what is left to do. Only for a layer with a positioned form (runNamed checks).
+    func positioned(in run: DurableRun) -> ErasedLayer {
+        let form = positioned!
+        var kind = kind
+        if case .source(let generators, let count?) = kind {
+            let left = UInt64(count) - min(UInt64(count), run.start.progress.committed)
+            kind = .source(generators: generators, count: Int(left))
+        }
+        return ErasedLayer(
+            index: index, name: name, kind: kind, inputStride: form.inputStride, outputStride: form.outputStride,
+            capacity: capacity, ordered: ordered, onError: onError, invalid: invalid,
+            makeOutputLink: form.makeOutputLink, makeStage: { form.makeStage($0, run) }, positioned: form,
+            commits: commits)
+    }
+
     /// A merged source's generators (each counted apart in progress and metrics); 0 for other layers.
     var generators: Int {
         if case .source(let g, _) = kind, g > 1 { return g }

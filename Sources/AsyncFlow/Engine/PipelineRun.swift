@@ -25,6 +25,7 @@ import Synchronization
 /// [cancelling stops the run], [leftovers counted where they waited]) and report.
 @usableFromInline
 func runPipeline(_ layers: [ErasedLayer], options: PipelineOptions) async throws -> PipelineReport {
+    if let access = layers.last?.commits { return try await runNamed(layers, access: access, options: options) }
     let pipeline = try PipelineRun(layers, options: options, streaming: false)
     await pipeline.execute()
     return try pipeline.outcome()
@@ -44,15 +45,20 @@ final class PipelineRun: Sendable {
     private let elapsed = Locked<Duration?>(nil)
     /// Streaming only: opened by consumerDone ([a stream ends when its consumer is done]).
     private let consumerGate: Gate?
+    /// A named run's attempt (DurableRun.swift); nil for a run without a name.
+    let named: DurableRun?
     /// Streaming only: the consumer left its loop before the stream ended, which cancelled the run; that
     /// is the consumer's choice, not an error: the run reports rather than throws.
     private let consumerLeft = Atomic<Bool>(false)
 
     /// Validate ([configuration errors before the first pull]) and build everything; when `streaming`, the last layer
-    /// gets an output link too.
-    init(_ layers: [ErasedLayer], options: PipelineOptions, streaming: Bool) throws(FlowConfigurationError) {
+    /// gets an output link too. `named`: the attempt of a named run these (positioned) layers make.
+    init(
+        _ layers: [ErasedLayer], options: PipelineOptions, streaming: Bool = false, named: DurableRun? = nil
+    ) throws(FlowConfigurationError) {
         self.layers = layers
         self.options = options
+        self.named = named
         consumerGate = streaming ? Gate() : nil
         let pool = try validate(layers, options: options, streaming: streaming)
         let log = options.logger.map(RunLog.init)
@@ -95,6 +101,7 @@ final class PipelineRun: Sendable {
         self.sizes = sizes
         self.backend = backend
         log?.started(layers, sizes: sizes, options: options, pool: pool)
+        if let named { log?.resuming(named.report(finished: false)) }
         self.counters = counters
         self.links = links
         self.stages = stages
@@ -186,7 +193,8 @@ final class PipelineRun: Sendable {
                     skipped: c.skipped.load(ordering: .relaxed), retried: c.retried.load(ordering: .relaxed),
                     dropped: c.dropped.load(ordering: .relaxed),
                     busy: i == 0 ? nil : .nanoseconds(c.busy.load(ordering: .relaxed)), workers: c.workerCounts)
-            }, errors: run.keptErrors, elapsed: elapsed.withLock { $0 } ?? (ContinuousClock.now - started))
+            }, errors: run.keptErrors, elapsed: elapsed.withLock { $0 } ?? (ContinuousClock.now - started),
+            run: named?.report(finished: named!.current.withLock { $0.finished }))
     }
 
     func snapshot(final: Bool) -> ProgressSnapshot {

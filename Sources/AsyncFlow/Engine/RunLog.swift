@@ -68,6 +68,14 @@ import Synchronization
             metadata: ["layer": "\(layer)"])
     }
 
+    /// A named run's start: where it resumes, what was done before.
+    func resuming(_ run: NamedRunReport) { logger.info("\(run.description)", metadata: ["run": "\(run.run)"]) }
+
+    /// A named run that had finished: nothing runs.
+    func nothingToDo(_ report: PipelineReport) {
+        logger.info("pipeline finished before:\n\(report.description)", metadata: ["run": "\(report.run?.run ?? "")"])
+    }
+
     func draining() { logger.info("pipeline draining: no more pulls; finishing what was pulled") }
 
     func failed(_ error: any Error, layer: String) {

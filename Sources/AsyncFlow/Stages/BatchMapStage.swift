@@ -63,6 +63,15 @@ import Synchronization
         self.init(outputs: [], skipped: skipped ? count : 0, failed: skipped ? 0 : count)
         settled = true
     }
+
+    /// The same outcome with `outputs` for its results (a named run's, with their positions).
+    @inlinable func with<T>(outputs: [T]) -> BatchOutcome<T> {
+        var outcome = BatchOutcome<T>(
+            outputs: outputs, skipped: skipped, skippedErrors: skippedErrors, failed: failed, failure: failure,
+            retried: retried, worker: worker)
+        outcome.settled = settled
+        return outcome
+    }
 }
 
 /// What a batch closure that works elsewhere may know of its run (see BatchOutcome).

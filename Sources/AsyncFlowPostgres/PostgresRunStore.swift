@@ -1,0 +1,94 @@
+// PostgresRunStore.swift — a named run's checkpoint in PostgreSQL, beside the rows its committing
+// collector writes, in one transaction ([rows and checkpoint in one transaction]).
+//
+// Invariant:
+//  [a checkpoint row moves one commit at a time] The run's row is inserted with sequence 1 only when there is none,
+//    and updated to sequence n only from n - 1 (RunStore's [a checkpoint replaces only its predecessor]). Under
+//    READ COMMITTED an UPDATE whose row another transaction changed re-reads it and checks the condition again, so
+//    two transactions saving the same sequence cannot both succeed.
+#if Postgres  // the package trait that brings postgres-nio (Package.swift)
+    import AsyncFlow
+    import Logging
+    import PostgresNIO
+
+    /// A ``RunStore`` in PostgreSQL (postgres-nio): the collector's body writes its rows through the
+    /// transaction's connection, and the run's checkpoint is saved in the same transaction, in a table of
+    /// its own (`asyncflow_runs` by default, created on first use).
+    ///
+    /// ```swift
+    /// let store = PostgresRunStore(client: client)   // a running PostgresClient
+    /// try await pipeline(
+    ///     Layer(0..<records.count),
+    ///     Layer(workers: 4) { i in score(records[i]) },
+    ///     Layer(committing: store, run: "scores-2026-12", batchesOf: 500) { rows, connection in
+    ///         try await connection.query("INSERT INTO scores ...", logger: logger)
+    ///     })
+    /// ```
+    public struct PostgresRunStore: RunStore {
+        public typealias Transaction = PostgresConnection
+
+        public let client: PostgresClient
+        /// The checkpoints' table: a lower-case SQL identifier, optionally `schema.table`.
+        public let table: String
+        let logger: Logger
+
+        /// A store on `client` (which must be running), keeping checkpoints in `table`.
+        public init(client: PostgresClient, table: String = "asyncflow_runs", logger: Logger? = nil) throws {
+            self.client = client
+            self.table = try table.split(separator: ".", omittingEmptySubsequences: false).map {
+                try sqlIdentifier(String($0), parameter: "table")
+            }.joined(separator: ".")
+            if self.table.split(separator: ".").count > 2 {
+                throw PostgresWorkQueueError("table: \"\(table)\": expected TABLE or SCHEMA.TABLE")
+            }
+            self.logger = logger ?? Logger(label: "AsyncFlowPostgres.PostgresRunStore")
+        }
+
+        public func checkpoint(of run: String) async throws -> String? {
+            try await client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        CREATE TABLE IF NOT EXISTS \(table) (run text PRIMARY KEY, sequence int8 NOT NULL,
+                            checkpoint text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())
+                        """), logger: logger)
+            var binds = PostgresBindings(capacity: 1)
+            binds.append(run)
+            let rows = try await client.query(
+                PostgresQuery(unsafeSQL: "SELECT checkpoint FROM \(table) WHERE run = $1", binds: binds), logger: logger
+            )
+            for try await checkpoint in rows.decode(String.self) { return checkpoint }
+            return nil
+        }
+
+        /// The body's own error when it threw and the rollback went through (the collector's policy sees the
+        /// user's error); postgres-nio's PostgresTransactionError otherwise.
+        public func transaction(_ body: (PostgresConnection) async throws -> Void) async throws {
+            do {
+                try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+            } catch let error as PostgresTransactionError {
+                if let own = error.closureError, error.rollbackError == nil, error.beginError == nil { throw own }
+                throw error
+            }
+        }
+
+        /// [a checkpoint row moves one commit at a time]
+        public func save(
+            run: String, checkpoint: String, sequence: UInt64, in connection: PostgresConnection
+        ) async throws -> Bool {
+            var binds = PostgresBindings(capacity: 3)
+            binds.append(run)
+            binds.append(Int64(sequence))
+            binds.append(checkpoint)
+            let sql =
+                sequence == 1
+                ? "INSERT INTO \(table) (run, sequence, checkpoint) VALUES ($1, $2, $3) ON CONFLICT (run) DO NOTHING RETURNING 1"
+                : """
+                UPDATE \(table) SET sequence = $2, checkpoint = $3, updated_at = now()
+                WHERE run = $1 AND sequence = $2 - 1 RETURNING 1
+                """
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+            for try await _ in rows.decode(Int32.self) { return true }
+            return false
+        }
+    }
+#endif

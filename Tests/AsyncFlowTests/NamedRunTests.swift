@@ -1,0 +1,340 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import AsyncFlow
+
+/// A RunStore in memory, as a database would keep it: rows and checkpoints change only when a transaction
+/// commits. It can die (every commit after the `crashAfter`-th fails, as if the process had been killed
+/// just after it), and it can commit a transaction yet throw (a connection lost during COMMIT).
+final class MemoryRunStore: RunStore {
+    struct Crash: Error {}
+    struct LostCommit: Error {}
+    struct Conflict: Error {}
+
+    struct State {
+        /// Rows written, by id (a duplicate shows up as a second element).
+        var rows: [Int: [Int]] = [:]
+        var checkpoints: [String: (sequence: UInt64, text: String)] = [:]
+        var commits = 0
+        /// Commits after this many fail with Crash (nil: never).
+        var crashAfter: Int? = nil
+        /// The commit with this number is made but reported lost.
+        var loseCommit: Int? = nil
+    }
+
+    /// What one transaction will write when it commits.
+    final class Transaction: @unchecked Sendable {
+        // @unchecked: used by the one task that runs its transaction
+        var rows: [(id: Int, value: Int)] = []
+        var checkpoint: (run: String, sequence: UInt64, text: String)? = nil
+
+        func insert(_ rows: [(id: Int, value: Int)]) { self.rows += rows }
+    }
+
+    let state = Locked(State())
+
+    func checkpoint(of run: String) async throws -> String? { state.withLock { $0.checkpoints[run]?.text } }
+
+    func transaction(_ body: (Transaction) async throws -> Void) async throws {
+        let transaction = Transaction()
+        try await body(transaction)
+        try state.withLock { state in
+            if let crashAfter = state.crashAfter, state.commits >= crashAfter { throw Crash() }
+            if let c = transaction.checkpoint {  // the save's condition, checked again at commit
+                guard (state.checkpoints[c.run]?.sequence ?? 0) == c.sequence - 1 else { throw Conflict() }
+                state.checkpoints[c.run] = (c.sequence, c.text)
+            }
+            for row in transaction.rows { state.rows[row.id, default: []].append(row.value) }
+            state.commits += 1
+            if state.commits == state.loseCommit { throw LostCommit() }
+        }
+    }
+
+    func save(run: String, checkpoint: String, sequence: UInt64, in transaction: Transaction) async throws -> Bool {
+        guard state.withLock({ ($0.checkpoints[run]?.sequence ?? 0) == sequence - 1 }) else { return false }
+        transaction.checkpoint = (run, sequence, checkpoint)
+        return true
+    }
+
+    /// ids with no row, and ids with more than one.
+    func check(_ n: Int) -> (missing: [Int], repeated: [Int]) {
+        state.withLock { state in
+            ((0..<n).filter { state.rows[$0] == nil }, state.rows.filter { $0.value.count > 1 }.map(\.key).sorted())
+        }
+    }
+
+    /// Let `commits` more commits through in all, then fail every one (nil: never fail).
+    func crash(after commits: Int?) { state.withLock { $0.crashAfter = commits } }
+    var commits: Int { state.withLock { $0.commits } }
+}
+
+/// A file's lines by number, as a ResumableSource (resumes by reading past the lines before).
+struct Numbers: ResumableSource {
+    let count: Int
+    func items(from position: UInt64) -> [Int] { Array(Int(position)..<max(Int(position), count)) }
+}
+
+/// The same as an AsyncSequence.
+struct AsyncNumbers: ResumableAsyncSource {
+    let count: Int
+    func items(from position: UInt64) -> AsyncStream<Int> {
+        let start = Int(position)
+        let count = count
+        return AsyncStream { continuation in
+            for i in start..<max(start, count) { continuation.yield(i) }
+            continuation.finish()
+        }
+    }
+}
+
+/// Items made different from their ids, as a middle layer would.
+func scramble(_ x: Int) -> Int { (x &* 0x9E37_79B9) ^ (x >> 3) }
+
+/// A Sequence that is not a collection: it cannot resume.
+struct Counting: Sequence, Sendable {
+    let limit: Int
+    let pulls: Counter
+    func makeIterator() -> AnyIterator<Int> {
+        var i = 0
+        return AnyIterator {
+            guard i < limit else { return nil }
+            pulls.add(1)
+            i += 1
+            return i - 1
+        }
+    }
+}
+
+extension Serial {
+    @Suite("Named runs")
+    struct NamedRunTests {
+        /// source → a middle layer (mix) → a committing collector of (id, scramble(id)) rows.
+        func ingest(
+            _ n: Int, into store: MemoryRunStore, run: String = "ingest", workers: Int = 2, batch: Int = 100,
+            options: PipelineOptions = PipelineOptions(), slow: Bool = false
+        ) async throws -> PipelineReport {
+            try await pipeline(
+                Layer(0..<n),
+                Layer(workers: workers) { (x: Int) in
+                    if slow && x % 97 == 0 { usleep(50) }
+                    return (x, scramble(x))
+                },
+                Layer(committing: store, run: run, batchesOf: batch) { rows, transaction in
+                    transaction.insert(rows.map { (id: $0.0, value: $0.1) })
+                },
+                options: options)
+        }
+
+        @Test("a first run commits every row once and finishes", arguments: PipelineOptions.Backend.allCases)
+        func firstRun(backend: PipelineOptions.Backend) async throws {
+            let store = MemoryRunStore()
+            let report = try await ingest(10_000, into: store, options: PipelineOptions(backend: backend))
+            let (missing, repeated) = store.check(10_000)
+            #expect(missing.isEmpty && repeated.isEmpty)
+            #expect(report.pulled == 10_000 && report.completed == 10_000)
+            let run = try #require(report.run)
+            #expect(run.alreadyDone == 0 && run.doneAgain == 0 && run.resumedAt == 0 && !run.wasFinished)
+            #expect(run.finished && run.committed == 10_000 && run.commits == store.commits)
+            let saved = try RunCheckpoint(encoded: try #require(try await store.checkpoint(of: "ingest")))
+            #expect(saved.finished && saved.progress.watermark == 10_000 && saved.progress.above.isEmpty)
+            #expect(saved.sequence == UInt64(store.commits) && saved.pulled == 10_000)
+        }
+
+        @Test("a finished run started again does no work")
+        func finishedRun() async throws {
+            let store = MemoryRunStore()
+            _ = try await ingest(1_000, into: store)
+            let calls = Counter()
+            let report = try await pipeline(
+                Layer(0..<1_000),
+                Layer(workers: 2) { (x: Int) in
+                    calls.add(1)
+                    return (x, scramble(x))
+                },
+                Layer(committing: store, run: "ingest", batchesOf: 100) { rows, transaction in
+                    transaction.insert(rows.map { (id: $0.0, value: $0.1) })
+                })
+            #expect(calls.count == 0 && report.pulled == 0)
+            #expect(report.run?.wasFinished == true && report.run?.committed == 1_000)
+            #expect(store.check(1_000) == ([], []))
+        }
+
+        @Test(
+            "killed after a commit and started again, every row is there once",
+            arguments: PipelineOptions.Backend.allCases)
+        func resumeAfterCrash(backend: PipelineOptions.Backend) async throws {
+            let n = 20_000
+            let store = MemoryRunStore()
+            store.crash(after: 37)
+            await #expect(throws: MemoryRunStore.Crash.self) {
+                try await ingest(n, into: store, options: PipelineOptions(backend: backend))
+            }
+            let before = try RunCheckpoint(encoded: try #require(try await store.checkpoint(of: "ingest")))
+            #expect(before.progress.committed == 3_700 && !before.finished)
+            store.crash(after: nil)
+            let report = try await ingest(n, into: store, options: PipelineOptions(backend: backend))
+            #expect(store.check(n) == ([], []))
+            // the source gave exactly the positions not committed
+            #expect(report.pulled == n - 3_700 && report.completed == n - 3_700)
+            let run = try #require(report.run)
+            #expect(run.alreadyDone == 3_700 && run.resumedAt == before.progress.watermark && run.finished)
+            #expect(run.doneAgain == before.pulled - 3_700)
+        }
+
+        @Test(
+            "random kills and layer timings: no row repeated, none missing",
+            arguments: PipelineOptions.Backend.allCases)
+        func randomKills(backend: PipelineOptions.Backend) async throws {
+            var generator = SystemRandomNumberGenerator()
+            for round in 0..<4 {
+                let n = Int.random(in: 5_000...30_000, using: &generator)
+                let store = MemoryRunStore()
+                var attempts = 0
+                var committedBefore: UInt64 = 0
+                while true {
+                    attempts += 1
+                    let batch = Int.random(in: 1...300, using: &generator)
+                    let crashing = attempts <= 6
+                    store.crash(after: crashing ? store.commits + Int.random(in: 0...20, using: &generator) : nil)
+                    var options = PipelineOptions(backend: backend)
+                    options.batchSize = [16, 128, 1024].randomElement(using: &generator)!
+                    do {
+                        let report = try await ingest(
+                            n, into: store, workers: Int.random(in: 1...3, using: &generator), batch: batch,
+                            options: options, slow: Bool.random(using: &generator))
+                        #expect(report.pulled == n - Int(committedBefore), "round \(round), attempt \(attempts)")
+                        #expect(report.run?.alreadyDone == committedBefore && report.run?.finished == true)
+                        break
+                    } catch is MemoryRunStore.Crash {
+                        #expect(crashing)
+                    }
+                    let saved = try await store.checkpoint(of: "ingest").map { try RunCheckpoint(encoded: $0) }
+                    committedBefore = saved?.progress.committed ?? 0
+                    #expect(store.check(n).repeated.isEmpty, "round \(round), attempt \(attempts)")
+                }
+                let (missing, repeated) = store.check(n)
+                #expect(
+                    missing.isEmpty && repeated.isEmpty,
+                    "round \(round): \(missing.count) missing, \(repeated.count) twice")
+            }
+        }
+
+        @Test("a commit made but reported lost is read back, not repeated")
+        func lostCommit() async throws {
+            let store = MemoryRunStore()
+            store.state.withLock { $0.loseCommit = 5 }
+            let report = try await ingest(5_000, into: store)
+            #expect(store.check(5_000) == ([], []))
+            #expect(report.completed == 5_000 && report.failed == 0 && report.run?.finished == true)
+        }
+
+        @Test("another process's commit stops the run: RunTakenOverError")
+        func takenOver() async throws {
+            let store = MemoryRunStore()
+            let n = 50_000
+            let other = Counter()
+            let error = await #expect(throws: RunTakenOverError.self) {
+                try await pipeline(
+                    Layer(0..<n),
+                    Layer(workers: 2) { (x: Int) in (x, scramble(x)) },
+                    Layer(committing: store, run: "ingest", batchesOf: 100) { rows, transaction in
+                        transaction.insert(rows.map { (id: $0.0, value: $0.1) })
+                        if other.value.add(1, ordering: .relaxed).newValue == 10 {  // another process commits
+                            store.state.withLock { $0.checkpoints["ingest"]!.sequence += 1 }
+                        }
+                    })
+            }
+            #expect(error?.run == "ingest" && error?.expected == 9)
+            // what was committed before stays, once
+            #expect(store.check(n).repeated.isEmpty && store.commits == 9)
+        }
+
+        @Test("resumable sources of the user's own, sync and async, resume", arguments: [false, true])
+        func userSources(async: Bool) async throws {
+            let n = 8_000
+            let store = MemoryRunStore()
+            func run() async throws -> PipelineReport {
+                let collector = Layer<(Int, Int), Void>(committing: store, run: "own", batchesOf: 64) {
+                    rows, transaction in transaction.insert(rows.map { (id: $0.0, value: $0.1) })
+                }
+                let middle = Layer<Int, (Int, Int)>(concurrency: 3) { x in (x, scramble(x)) }
+                return async
+                    ? try await pipeline(Layer(resumable: AsyncNumbers(count: n)), middle, collector)
+                    : try await pipeline(Layer(resumable: Numbers(count: n)), middle, collector)
+            }
+            store.crash(after: 50)
+            await #expect(throws: MemoryRunStore.Crash.self) { try await run() }
+            store.crash(after: nil)
+            let report = try await run()
+            #expect(store.check(n) == ([], []))
+            #expect(report.pulled == n - 50 * 64 && report.run?.alreadyDone == 50 * 64)
+        }
+
+        @Test("an item skipped in a middle layer has no row; the run still finishes")
+        func skippedItems() async throws {
+            struct Odd: Error {}
+            let store = MemoryRunStore()
+            let report = try await pipeline(
+                Layer(0..<1_000),
+                Layer(workers: 2, onError: .skip) { (x: Int) in
+                    if x % 100 == 7 { throw Odd() }
+                    return (x, scramble(x))
+                },
+                Layer(committing: store, run: "skips", batchesOf: 50) { rows, transaction in
+                    transaction.insert(rows.map { (id: $0.0, value: $0.1) })
+                })
+            let (missing, repeated) = store.check(1_000)
+            #expect(missing == Array(stride(from: 7, to: 1_000, by: 100)) && repeated.isEmpty)
+            #expect(report.skipped == 10 && report.run?.finished == true && report.run?.committed == 990)
+        }
+
+        @Test("a drained named run is not finished, and its next start completes it")
+        func drained() async throws {
+            let store = MemoryRunStore()
+            let control = PipelineControl()
+            var options = PipelineOptions()
+            options.control = control
+            let n = 100_000
+            let first = try await pipeline(
+                Layer(0..<n),
+                Layer(workers: 2) { (x: Int) in (x, scramble(x)) },
+                Layer(committing: store, run: "drain", batchesOf: 100) { rows, transaction in
+                    transaction.insert(rows.map { (id: $0.0, value: $0.1) })
+                    if rows.contains(where: { $0.0 == 5_000 }) { control.drain() }
+                }, options: options)
+            #expect(first.run?.finished == false && first.dropped == 0 && first.completed < n)
+            let second = try await ingest(n, into: store, run: "drain")
+            #expect(second.run?.finished == true && second.run?.alreadyDone == UInt64(first.completed))
+            #expect(store.check(n) == ([], []))
+        }
+
+        @Test("a source that cannot resume is refused before any pull")
+        func refusedSource() async throws {
+            let store = MemoryRunStore()
+            let pulls = Counter()
+            let error = await #expect(throws: FlowConfigurationError.self) {
+                try await pipeline(
+                    Layer(Counting(limit: 100, pulls: pulls)),
+                    Layer(committing: store, run: "lazy", batchesOf: 10) { (rows: [Int], transaction) in
+                        transaction.insert(rows.map { (id: $0, value: $0) })
+                    })
+            }
+            #expect(error?.parameter == "source" && error?.message.contains("can resume") == true)
+            #expect(pulls.count == 0 && store.commits == 0)
+        }
+
+        @Test("a checkpoint round-trips its text; a bad one is refused by name")
+        func checkpointText() throws {
+            var checkpoint = RunCheckpoint()
+            checkpoint.progress.commit(0..<10)
+            checkpoint.progress.commit(12..<15)
+            checkpoint.sequence = 3
+            checkpoint.pulled = 20
+            #expect(checkpoint.encoded == "3 20 open 10;12-15")
+            #expect(try RunCheckpoint(encoded: checkpoint.encoded) == checkpoint)
+            #expect(throws: RunProgressError.self) { try RunCheckpoint(encoded: "3 20 closed 10") }
+            #expect(throws: RunProgressError.self) { try RunCheckpoint(encoded: "3 20 open 10;15-12") }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+#if Postgres
+    import Foundation
+    import PostgresNIO
+    import Testing
+
+    @testable import AsyncFlow
+    @testable import AsyncFlowPostgres
+
+    /// A named run into PostgreSQL (PostgresRunStore): rows and checkpoint in one transaction, a crash and a
+    /// resume, exact counts read back from the table.
+    extension Serial {
+        @Suite(
+            "PostgreSQL named runs",
+            .enabled(if: Cluster.available, "no PostgreSQL server (see PostgresCluster.swift)"),
+            .timeLimit(.minutes(2)))
+        struct PostgresRunStoreTests {
+            struct Crash: Error {}
+
+            @Test("killed part-way and started again: every row once, the sum exact", arguments: [false, true])
+            func resumeIntoPostgres(ordered: Bool) async throws {
+                let queue = try Cluster.queue()
+                let client = queue.client
+                let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+                let (rowsTable, runsTable) = ("rows_\(suffix)", "runs_\(suffix)")
+                try await client.query(
+                    PostgresQuery(
+                        unsafeSQL:
+                            "CREATE TABLE \(rowsTable) (run text NOT NULL, id int8 NOT NULL, value int8 NOT NULL)"))
+                let store = try PostgresRunStore(client: client, table: runsTable)
+                let n = 30_000
+                let calls = Counter()
+                func run(crashAt: Int?) async throws -> PipelineReport {
+                    try await pipeline(
+                        Layer(0..<n),
+                        Layer(workers: 2, ordered: ordered) { (x: Int) in (x, scramble(x)) },
+                        Layer(committing: store, run: "pg", batchesOf: 700) { rows, connection in
+                            var binds = PostgresBindings(capacity: 2)
+                            binds.append(rows.map { Int64($0.0) })
+                            binds.append(rows.map { Int64($0.1) })
+                            try await connection.query(
+                                PostgresQuery(
+                                    unsafeSQL:
+                                        "INSERT INTO \(rowsTable) SELECT 'pg', * FROM unnest($1::int8[], $2::int8[])",
+                                    binds: binds), logger: store.logger)
+                            calls.add(1)
+                            if calls.count == crashAt { throw Crash() }  // after the insert: rolled back
+                        })
+                }
+                await #expect(throws: Crash.self) { try await run(crashAt: 11) }
+                let report = try await run(crashAt: nil)
+                #expect(report.run?.alreadyDone == 10 * 700 && report.pulled == n - 10 * 700)
+                #expect(report.run?.finished == true && report.run?.committed == UInt64(n))
+                let counts = try await client.query(
+                    PostgresQuery(unsafeSQL: "SELECT count(*), count(DISTINCT id), sum(value)::int8 FROM \(rowsTable)"))
+                for try await (rows, ids, sum) in counts.decode((Int64, Int64, Int64).self) {
+                    #expect(rows == Int64(n) && ids == Int64(n))
+                    #expect(sum == (0..<n).reduce(Int64(0)) { $0 + Int64(scramble($1)) })
+                }
+                // started again: nothing to do
+                let again = try await run(crashAt: nil)
+                #expect(again.run?.wasFinished == true && again.pulled == 0)
+                await queue.shutdown()
+            }
+        }
+    }
+#endif
