@@ -11,15 +11,23 @@ let package = Package(
         .library(name: "CFlow", targets: ["CFlow"]),
         .library(name: "AsyncFlowServiceLifecycle", targets: ["AsyncFlowServiceLifecycle"]),
         .library(name: "AsyncFlowPostgres", targets: ["AsyncFlowPostgres"]),
+        .library(name: "AsyncFlowSQLite", targets: ["AsyncFlowSQLite"]),
         .executable(name: "flow-bench", targets: ["flow-bench"]),
     ],
     traits: [
-        .default(enabledTraits: ["Postgres"]),
+        .default(enabledTraits: ["Postgres", "SQLite"]),
         .trait(
             name: "Postgres",
             description: """
                 AsyncFlowPostgres: the middle layer on worker processes through PostgreSQL (postgres-nio). On by \
                 default; builds that do not use it (the sanitizer runs) turn it off with --disable-default-traits.
+                """
+        ),
+        .trait(
+            name: "SQLite",
+            description: """
+                AsyncFlowSQLite: named runs whose rows and checkpoints go to an SQLite database (sqlite-nio). On by \
+                default; off with --disable-default-traits.
                 """
         ),
         .trait(
@@ -39,6 +47,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // AsyncFlowPostgres only (the Postgres trait)
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // AsyncFlowSQLite only (the SQLite trait)
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
         // `swift package generate-documentation --target AsyncFlow` (Sources/AsyncFlow/AsyncFlow.docc)
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -74,6 +84,13 @@ let package = Package(
             ]
         ),
         .target(
+            name: "AsyncFlowSQLite",
+            dependencies: [
+                "AsyncFlow",
+                .product(name: "SQLiteNIO", package: "sqlite-nio", condition: .when(traits: ["SQLite"])),
+            ]
+        ),
+        .target(
             name: "CFlowChecks",
             dependencies: ["CFlow"],
             path: "Tests/CFlowChecks",
@@ -102,6 +119,7 @@ let package = Package(
             dependencies: [
                 "AsyncFlow", "AsyncFlowServiceLifecycle", "CFlow", "CFlowChecks",
                 .target(name: "AsyncFlowPostgres", condition: .when(traits: ["Postgres"])),
+                .target(name: "AsyncFlowSQLite", condition: .when(traits: ["SQLite"])),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ]

@@ -40,11 +40,13 @@
                 } else {
                     nil
                 }
+            // a worker may skip single items of a chunk under .skip: its results could not take their positions back
+            let resultsForAll = if case .skip = onError { false } else { true }
             self.init(
                 batchesOf: chunk, within: within, concurrency: concurrency, ordered: ordered, name: name ?? layer.name,
                 capacity: nil, onError: onError,
                 handledElsewhere: { items, call in await coordinator.handle(items, call) },
-                ended: { await coordinator.ended() }, invalid: invalid)
+                ended: { await coordinator.ended() }, invalid: invalid, resultsForAll: resultsForAll)
         }
     }
 

@@ -2,7 +2,7 @@
 // collector writes, in one transaction ([rows and checkpoint in one transaction]).
 //
 // Invariant:
-//  [a checkpoint row moves one commit at a time] The run's row is inserted with sequence 1 only when there is none,
+//  [a PostgreSQL checkpoint row moves one commit at a time] The run's row is inserted with sequence 1 only when there is none,
 //    and updated to sequence n only from n - 1 (RunStore's [a checkpoint replaces only its predecessor]). Under
 //    READ COMMITTED an UPDATE whose row another transaction changed re-reads it and checks the condition again, so
 //    two transactions saving the same sequence cannot both succeed.
@@ -71,7 +71,7 @@
             }
         }
 
-        /// [a checkpoint row moves one commit at a time]
+        /// [a PostgreSQL checkpoint row moves one commit at a time]
         public func save(
             run: String, checkpoint: String, sequence: UInt64, in connection: PostgresConnection
         ) async throws -> Bool {

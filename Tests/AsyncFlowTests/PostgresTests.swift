@@ -609,6 +609,49 @@
                 #expect(most >= 6 && most <= 7, "the worker held \(most) claims at once")
             }
 
+            @Test("a named run through the distributed layer: killed part-way, resumed, every row once")
+            func namedRunDistributed() async throws {
+                let queue = try Cluster.queue()
+                let layer = DistributedLayer("mix") { (x: Int) in mix(x) }
+                let store = MemoryRunStore()
+                let n = 20_000
+                func run() async throws -> PipelineReport {
+                    try await pipeline(
+                        Layer(0..<n), Layer(layer, on: queue, chunk: 250),
+                        Layer(committing: store, run: "distributed", batchesOf: 400) { (values: [Int], t) in
+                            t.insert(values.map { (id: $0, value: $0) })
+                        })
+                }
+                store.crash(after: 20)
+                _ = try await withWorkers(queue, layer) { _ in
+                    await #expect(throws: MemoryRunStore.Crash.self) { try await run() }
+                }
+                store.crash(after: nil)
+                let report = try await withWorkers(queue, layer) { _ in try await run() }
+                #expect(report.run?.alreadyDone == 20 * 400 && report.pulled == n - 20 * 400)
+                #expect(report.run?.finished == true)
+                // rows are keyed by value here: mix is one-to-one on 0..<n, so each value appears once
+                let values = store.state.withLock { $0.rows }
+                #expect(values.count == n && values.values.allSatisfy { $0.count == 1 })
+                #expect(Set(values.keys) == Set((0..<n).map(mix)))
+                await queue.shutdown()
+            }
+
+            @Test("a distributed layer with onError: .skip cannot be part of a named run")
+            func namedRunRefusesSkip() async throws {
+                let queue = try Cluster.queue()
+                let layer = DistributedLayer("mix") { (x: Int) in mix(x) }
+                let error = await #expect(throws: FlowConfigurationError.self) {
+                    try await pipeline(
+                        Layer(0..<10), Layer(layer, on: queue, onError: .skip),
+                        Layer(committing: MemoryRunStore(), run: "skip", batchesOf: 4) { (values: [Int], t) in
+                            t.insert(values.map { (id: $0, value: $0) })
+                        })
+                }
+                #expect(error?.parameter == "layer" && error?.layer == "mix")
+                await queue.shutdown()
+            }
+
             @Test("chunks of plain data travel as bytes, other Codable items as JSON; both read back exactly")
             func codec() throws {
                 struct Point: Codable, Equatable { var x: Double, y: Int32 }

@@ -241,28 +241,20 @@ extension Layer {
             capacity: capacity, onError: onError,
             handledElsewhere: { items, call in
                 await call.layer.callBatch(items, body)
-            })
-        positionedStage = { plan, _ in
-            StageHandle(
-                BatchMapStage(
-                    context: StageContext<Positioned<Input>, Positioned<Output>>(plan), size: size, within: within,
-                    concurrency: concurrency,
-                    body: { items, call in
-                        // one result per item, in order, or none ([every gathered item accounted for])
-                        let outcome = await call.layer.callBatch(items.map(\.value), body)
-                        return outcome.with(outputs: zip(items, outcome.outputs).map { Positioned($0.position, $1) })
-                    }, ended: nil))
-        }
+            }, resultsForAll: true)
     }
 
     /// A batch layer whose items are handled elsewhere under the layer's error policy (AsyncFlowPostgres):
     /// `body` reports what became of each batch's items ([every gathered item accounted for]); `ended` is awaited once
-    /// after the last call ([the end hook runs after every call]).
+    /// after the last call ([the end hook runs after every call]). `resultsForAll`: an outcome has a result for every
+    /// item of its batch or for none, so in a named run each result takes its item's position; otherwise the layer
+    /// cannot be part of one.
     @inlinable package init(
         batchesOf size: Int, within: Duration?, concurrency: Int, ordered: Bool, name: String?, capacity: Int?,
         onError: ErrorPolicy,
         handledElsewhere body: @escaping @Sendable ([Input], BatchCall) async -> BatchOutcome<Output>,
-        ended: (@Sendable () async -> Void)? = nil, invalid: (parameter: String, message: String)? = nil
+        ended: (@Sendable () async -> Void)? = nil, invalid: (parameter: String, message: String)? = nil,
+        resultsForAll: Bool = false
     ) {
         self.init(
             kind: .batchMap(size: size, within: within, concurrency: concurrency), name: name, ordered: ordered,
@@ -273,6 +265,21 @@ extension Layer {
                         context: $0, size: size, within: within, concurrency: concurrency, body: body, ended: ended))
             })
         self.invalid = invalid
+        guard resultsForAll else { return }
+        positionedStage = { plan, _ in
+            StageHandle(
+                BatchMapStage(
+                    context: StageContext<Positioned<Input>, Positioned<Output>>(plan), size: size, within: within,
+                    concurrency: concurrency,
+                    body: { items, call in
+                        // a result for every item, in order, or none: the rest are counted by the outcome
+                        // ([every gathered item accounted for])
+                        let outcome = await body(items.map(\.value), call)
+                        let all = outcome.outputs.count == items.count
+                        return outcome.with(
+                            outputs: all ? zip(items, outcome.outputs).map { Positioned($0.position, $1) } : [])
+                    }, ended: ended))
+        }
     }
 
     /// A serial layer with a synchronous closure: `body` is called for one item at a time, in the order
