@@ -52,6 +52,9 @@ let package = Package(
             dependencies: [
                 .product(name: "AsyncFlow", package: "AsyncFlow"),
                 .product(name: "AsyncFlowPostgres", package: "AsyncFlow"),
+                .product(name: "AsyncFlowSQLite", package: "AsyncFlow"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
             ]
         ),
         .executableTarget(

@@ -8,6 +8,7 @@
 //    two transactions saving the same sequence cannot both succeed.
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
+    import Foundation
     import Logging
     import PostgresNIO
 
@@ -31,9 +32,37 @@
         /// The checkpoints' table: a lower-case SQL identifier, optionally `schema.table`.
         public let table: String
         let logger: Logger
+        /// The task running `client` when the store made it (connect(url:)); nil when the caller runs it.
+        let runner: Task<Void, Never>?
 
         /// A store on `client` (which must be running), keeping checkpoints in `table`.
         public init(client: PostgresClient, table: String = "asyncflow_runs", logger: Logger? = nil) throws {
+            try self.init(client: client, table: table, logger: logger, runner: nil)
+        }
+
+        /// A store with a connection pool of its own to `url` (default: the `DATABASE_URL` environment
+        /// variable), read as ``PostgresWorkQueue`` reads it; ``shutdown()`` ends the pool.
+        public static func connect(
+            url: String? = nil, table: String = "asyncflow_runs", logger: Logger? = nil
+        ) throws -> PostgresRunStore {
+            guard let url = url ?? ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty else {
+                throw PostgresWorkQueueError(
+                    "no database: pass url: or set DATABASE_URL=postgres://user:password@host:port/database")
+            }
+            let client = PostgresClient(configuration: try ConnectionURL(url).configuration)
+            _ = try PostgresRunStore(client: client, table: table, logger: logger, runner: nil)  // the table's name
+            return try PostgresRunStore(
+                client: client, table: table, logger: logger, runner: Task { await client.run() })
+        }
+
+        /// End the connection pool that connect(url:) made (nothing when the caller runs the client).
+        public func shutdown() async {
+            runner?.cancel()
+            await runner?.value
+        }
+
+        init(client: PostgresClient, table: String, logger: Logger?, runner: Task<Void, Never>?) throws {
+            self.runner = runner
             self.client = client
             self.table = try table.split(separator: ".", omittingEmptySubsequences: false).map {
                 try sqlIdentifier(String($0), parameter: "table")

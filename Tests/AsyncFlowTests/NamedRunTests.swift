@@ -271,6 +271,28 @@ extension Serial {
             #expect(report.pulled == n - 50 * 64 && report.run?.alreadyDone == 50 * 64)
         }
 
+        @Test("a collector with positions gets each item's source position, the same in every attempt")
+        func withPositions() async throws {
+            let store = MemoryRunStore()
+            let source = (0..<6_000).map { $0 * 3 }  // items are not their positions
+            let wrong = Counter()
+            func run() async throws -> PipelineReport {
+                try await pipeline(
+                    Layer(source),
+                    Layer(workers: 3) { (x: Int) in x + 1 },
+                    Layer(committingWithPositions: store, run: "positions", batchesOf: 128) { rows, transaction in
+                        for row in rows where source[Int(row.position)] + 1 != row.item { wrong.add(1) }
+                        transaction.insert(rows.map { (id: Int($0.position), value: $0.item) })
+                    })
+            }
+            store.crash(after: 10)
+            await #expect(throws: MemoryRunStore.Crash.self) { try await run() }
+            store.crash(after: nil)
+            let report = try await run()
+            #expect(wrong.count == 0 && store.check(6_000) == ([], []))
+            #expect(report.pulled == 6_000 - 1_280 && report.run?.alreadyDone == 1_280)
+        }
+
         @Test("an item skipped in a middle layer has no row; the run still finishes")
         func skippedItems() async throws {
             struct Odd: Error {}

@@ -10,6 +10,12 @@
 //       --work-us adds about U µs of CPU work per item without changing the result.
 //   flow-distributed local --items N [--threads T] [--work-us U]
 //       the same pipeline with `mix` on T local threads (bench-distributed's baseline; no database).
+//   flow-distributed ingest --items N --run NAME --into sqlite:PATH|postgres [--local] [--threads T] [--chunk C]
+//       [--ordered] [--lease-seconds S] [--work-us U]
+//       a named run: 0..<N -> `mix` (on workers, or on T local threads with --local) -> rows (run, id, mix(id))
+//       committed into ingest_results (an SQLite file, or DATABASE_URL's database) with the run's checkpoint.
+//       Killed at any moment and started again with the same arguments, it resumes; last line
+//       `RESULT run=NAME items=N rows=R sum=S` read back from the table; exits 0 only when the run is complete.
 //
 // mix(x) = ((x &* 2654435761) & 0xFFFF_FFFF) % 1_000_003
 import AsyncFlow
@@ -49,6 +55,8 @@ let usage = """
     usage: flow-distributed coordinator --items N [--chunk C] [--ordered] [--lease-seconds S] [--max-attempts K]
            flow-distributed worker [--threads T] [--work-us U]
            flow-distributed local --items N [--threads T] [--work-us U]
+           flow-distributed ingest --items N --run NAME --into sqlite:PATH|postgres [--local] [--threads T]
+                                   [--chunk C] [--ordered] [--lease-seconds S] [--work-us U]
     """
 
 /// The command line's flags after the mode: `--name value` pairs and bare `--ordered`.
@@ -85,11 +93,12 @@ struct Flags {
 let arguments = CommandLine.arguments.dropFirst()
 let mode = arguments.first
 let flags = Flags(
-    arguments.dropFirst(), switches: ["--ordered"],
-    values: ["--items", "--chunk", "--lease-seconds", "--max-attempts", "--threads", "--work-us"])
+    arguments.dropFirst(), switches: ["--ordered", "--local"],
+    values: ["--items", "--chunk", "--lease-seconds", "--max-attempts", "--threads", "--work-us", "--run", "--into"])
 
 /// --work-us: CPU work added per item (a worker's own setting; the result does not depend on it).
-let workMicros = mode == "worker" || mode == "local" ? flags.int("--work-us", default: 0, minimum: 0) : 0
+let workMicros =
+    mode == "worker" || mode == "local" || mode == "ingest" ? flags.int("--work-us", default: 0, minimum: 0) : 0
 
 @inline(never) func spin(micros: Int) {
     guard micros > 0 else { return }
@@ -156,6 +165,9 @@ case "coordinator":
     }
     say("RESULT items=\(totals.count) sum=\(totals.sum)")
     exit(totals.count == items && totals.inOrder ? 0 : 1)
+
+case "ingest":
+    try await ingest()
 
 case "worker":
     let threads = flags.values["--threads"] == nil ? nil : flags.int("--threads", default: nil, minimum: 1)

@@ -60,11 +60,10 @@ import Synchronization
     /// saved in the same transaction ([rows and checkpoint in one transaction], [the collector owns the checkpoint]).
     @inlinable func commit<Store: RunStore, Item: Sendable>(
         _ batch: [Positioned<Item>], to store: Store, layer: LayerRuntime,
-        _ rows: @Sendable ([Item], Store.Transaction) async throws -> Void
+        _ rows: @Sendable ([Positioned<Item>], Store.Transaction) async throws -> Void
     ) async throws {
         let next = try committing(batch.map(\.position), layer: layer)
-        let values = batch.map(\.value)
-        try await save(next, to: store, layer: layer) { try await rows(values, $0) }
+        try await save(next, to: store, layer: layer) { try await rows(batch, $0) }
     }
 
     /// Save the run as finished: a transaction with no rows ([finished only after a whole pull]).
@@ -174,12 +173,15 @@ public struct NamedRunReport: Sendable, Equatable, CustomStringConvertible {
     public let finished: Bool
 
     public var description: String {
-        var s = "run \"\(run)\": "
-        if wasFinished { return s + "finished before, nothing to do (\(committed) committed)" }
-        s += alreadyDone == 0 && resumedAt == 0 ? "started" : "resumed at \(resumedAt) (\(alreadyDone) done before"
-        if alreadyDone > 0 || resumedAt > 0 { s += doneAgain > 0 ? ", \(doneAgain) done again)" : ")" }
-        s += "; \(commits) commits, \(committed) committed" + (finished ? ", finished" : ", not finished")
-        return s
+        if wasFinished { return "run \"\(run)\": finished before, nothing to do (\(committed) committed)" }
+        return start + "; \(commits) commits, \(committed) committed" + (finished ? ", finished" : ", not finished")
+    }
+
+    /// Where the run starts, as the log says before the first pull.
+    var start: String {
+        guard alreadyDone > 0 || resumedAt > 0 else { return "run \"\(run)\": started" }
+        return "run \"\(run)\": resumed at \(resumedAt) (\(alreadyDone) done before"
+            + (doneAgain > 0 ? ", \(doneAgain) done again)" : ")")
     }
 }
 

@@ -78,6 +78,29 @@ extension Layer where Output == Void {
         _ body: @escaping @Sendable ([Input], Store.Transaction) async throws -> Void
     ) {
         self.init(
+            store: store, run: run, size: size, within: within, name: name, capacity: capacity, onError: onError
+        ) { batch, transaction in try await body(batch.map(\.value), transaction) }
+    }
+
+    /// ``init(committing:run:batchesOf:within:name:capacity:onError:_:)`` whose body also gets each item's
+    /// source position: the same item has the same position in every attempt of the run, so it can key a
+    /// row (positions number the source's items from 0).
+    @inlinable public init<Store: RunStore>(
+        committingWithPositions store: Store, run: String, batchesOf size: Int, within: Duration? = nil,
+        name: String? = nil, capacity: Int? = nil, onError: ErrorPolicy = .fail,
+        _ body: @escaping @Sendable ([(position: UInt64, item: Input)], Store.Transaction) async throws -> Void
+    ) {
+        self.init(
+            store: store, run: run, size: size, within: within, name: name, capacity: capacity, onError: onError
+        ) { batch, transaction in try await body(batch.map { ($0.position, $0.value) }, transaction) }
+    }
+
+    /// Both committing collectors: `rows` writes a batch of positioned items.
+    @inlinable init<Store: RunStore>(
+        store: Store, run: String, size: Int, within: Duration?, name: String?, capacity: Int?, onError: ErrorPolicy,
+        rows: @escaping @Sendable ([Positioned<Input>], Store.Transaction) async throws -> Void
+    ) {
+        self.init(
             kind: .batches(size: size, within: within), name: name, ordered: false, capacity: capacity,
             onError: onError,
             makeStage: { _ in preconditionFailure("a committing collector runs only in its named run (runNamed)") })
@@ -85,7 +108,7 @@ extension Layer where Output == Void {
             StageHandle(
                 BatchCollectStage(
                     context: StageContext<Positioned<Input>, Void>(plan), size: size, within: within,
-                    body: { batch in try await durable.commit(batch, to: store, layer: plan.layer, body) }))
+                    body: { batch in try await durable.commit(batch, to: store, layer: plan.layer, rows) }))
         }
         commits = RunAccess(
             run: run, load: { try await store.checkpoint(of: run) },

@@ -69,7 +69,7 @@ import Synchronization
     }
 
     /// A named run's start: where it resumes, what was done before.
-    func resuming(_ run: NamedRunReport) { logger.info("\(run.description)", metadata: ["run": "\(run.run)"]) }
+    func resuming(_ run: NamedRunReport) { logger.info("\(run.start)", metadata: ["run": "\(run.run)"]) }
 
     /// A named run that had finished: nothing runs.
     func nothingToDo(_ report: PipelineReport) {
