@@ -33,6 +33,8 @@ let package = Package(
             dependencies: [
                 .product(name: "AsyncFlow", package: "AsyncFlow"),
                 .product(name: "AsyncFlowPostgres", package: "AsyncFlow"),
+                .product(name: "AsyncFlowSQLite", package: "AsyncFlow"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "AsyncFlowServiceLifecycle", package: "AsyncFlow"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

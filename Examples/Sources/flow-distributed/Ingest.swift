@@ -57,31 +57,49 @@ enum Sink {
     }
 }
 
-/// The collector: rows (run, id, value) in one multi-row INSERT per batch, committed with the run's
-/// checkpoint. The id is the item's source position (the source is 0..<N), which the collector is given
-/// beside the value, so the middle layer stays `mix` (Int -> Int) locally and on the workers.
+/// The rows (run, id, value) of a batch in one multi-row INSERT.
+func insert(_ rows: [(id: Int, value: Int)], run: String, into db: SQLiteConnection) async throws {
+    let values = Array(repeating: "(?, ?, ?)", count: rows.count).joined(separator: ", ")
+    let binds = rows.flatMap { [SQLiteData.text(run), .integer($0.id), .integer($0.value)] }
+    _ = try await db.query("INSERT INTO ingest_results (run, id, value) VALUES \(values)", binds)
+}
+
+func insert(_ rows: [(id: Int, value: Int)], run: String, into connection: PostgresConnection) async throws {
+    var binds = PostgresBindings(capacity: 3)
+    binds.append(run)
+    binds.append(rows.map { Int64($0.id) })
+    binds.append(rows.map { Int64($0.value) })
+    try await connection.query(
+        PostgresQuery(
+            unsafeSQL: "INSERT INTO ingest_results SELECT $1, * FROM unnest($2::int8[], $3::int8[])", binds: binds),
+        logger: ingestLogger)
+}
+
+/// The collector: each batch's rows committed with the run's checkpoint. The id is the item's source
+/// position (the source is 0..<N), which the collector is given beside the value, so the middle layer
+/// stays `mix` (Int -> Int) locally and on the workers.
 func collector(_ sink: Sink, run: String) -> Layer<Int, Void> {
+    let (size, within) = (1_000, Duration.milliseconds(50))
     switch sink {
     case .sqlite(let store):
-        return Layer(
-            committingWithPositions: store, run: run, batchesOf: 1_000, within: .milliseconds(50), name: "rows"
-        ) { rows, db in
-            let values = Array(repeating: "(?, ?, ?)", count: rows.count).joined(separator: ", ")
-            let binds = rows.flatMap { [SQLiteData.text(run), .integer(Int($0.position)), .integer($0.item)] }
-            _ = try await db.query("INSERT INTO ingest_results (run, id, value) VALUES \(values)", binds)
+        return Layer(committingWithPositions: store, run: run, batchesOf: size, within: within, name: "rows") {
+            rows, db in try await insert(rows.map { (Int($0.position), $0.item) }, run: run, into: db)
         }
     case .postgres(let store):
-        return Layer(
-            committingWithPositions: store, run: run, batchesOf: 1_000, within: .milliseconds(50), name: "rows"
-        ) { rows, connection in
-            var binds = PostgresBindings(capacity: 3)
-            binds.append(run)
-            binds.append(rows.map { Int64($0.position) })
-            binds.append(rows.map { Int64($0.item) })
-            try await connection.query(
-                PostgresQuery(
-                    unsafeSQL: "INSERT INTO ingest_results SELECT $1, * FROM unnest($2::int8[], $3::int8[])",
-                    binds: binds), logger: ingestLogger)
+        return Layer(committingWithPositions: store, run: run, batchesOf: size, within: within, name: "rows") {
+            rows, connection in try await insert(rows.map { (Int($0.position), $0.item) }, run: run, into: connection)
+        }
+    }
+}
+
+/// --unnamed (what a named run costs is measured against it): the same rows in the same transactions, by a
+/// plain batch collector, with no checkpoint; the middle layer passes the id on beside the value.
+func unnamedCollector(_ sink: Sink, run: String) -> Layer<(Int, Int), Void> {
+    Layer(batchesOf: 1_000, within: .milliseconds(50), name: "rows") { rows in
+        let rows = rows.map { (id: $0.0, value: $0.1) }
+        switch sink {
+        case .sqlite(let store): try await store.transaction { try await insert(rows, run: run, into: $0) }
+        case .postgres(let store): try await store.transaction { try await insert(rows, run: run, into: $0) }
         }
     }
 }
@@ -95,6 +113,9 @@ let ingestLogger = Logger(label: "flow-distributed")
     }
     guard let into = flags.values["--into"] else { fail("flow-distributed: --into is required\n\(usage)") }
     let local = flags.switches.contains("--local")
+    if flags.switches.contains("--unnamed") && !local {
+        fail("flow-distributed: --unnamed goes with --local\n\(usage)")
+    }
     let ordered = flags.switches.contains("--ordered")
     let sink: Sink
     do { sink = try await Sink.open(into) } catch { fail("flow-distributed: --into \(into): \(error)") }
@@ -112,9 +133,18 @@ let ingestLogger = Logger(label: "flow-distributed")
     options.logger = Logger(label: "ingest") { StreamLogHandler.standardOutput(label: $0) }
     var finished = false
     do {
-        let report = try await pipeline(
-            Layer(0..<items, name: "items"), middle, collector(sink, run: run), options: options)
-        finished = report.run?.finished == true
+        if flags.switches.contains("--unnamed") {
+            let pairs = Layer<Int, (Int, Int)>(workers: flags.int("--threads", default: 2, minimum: 1), name: "mix") {
+                ($0, mix($0))
+            }
+            let report = try await pipeline(
+                Layer(0..<items, name: "items"), pairs, unnamedCollector(sink, run: run), options: options)
+            finished = report.completed == items
+        } else {
+            let report = try await pipeline(
+                Layer(0..<items, name: "items"), middle, collector(sink, run: run), options: options)
+            finished = report.run?.finished == true
+        }
     } catch {
         say("ingest: the run stopped: \(error)")
     }

@@ -16,6 +16,8 @@
 //       committed into ingest_results (an SQLite file, or DATABASE_URL's database) with the run's checkpoint.
 //       Killed at any moment and started again with the same arguments, it resumes; last line
 //       `RESULT run=NAME items=N rows=R sum=S` read back from the table; exits 0 only when the run is complete.
+//       --unnamed (with --local): the same rows by a plain batch collector with no checkpoint, which does
+//       not resume: what a named run costs is measured against it.
 //
 // mix(x) = ((x &* 2654435761) & 0xFFFF_FFFF) % 1_000_003
 import AsyncFlow
@@ -55,8 +57,8 @@ let usage = """
     usage: flow-distributed coordinator --items N [--chunk C] [--ordered] [--lease-seconds S] [--max-attempts K]
            flow-distributed worker [--threads T] [--work-us U]
            flow-distributed local --items N [--threads T] [--work-us U]
-           flow-distributed ingest --items N --run NAME --into sqlite:PATH|postgres [--local] [--threads T]
-                                   [--chunk C] [--ordered] [--lease-seconds S] [--work-us U]
+           flow-distributed ingest --items N --run NAME --into sqlite:PATH|postgres [--local [--unnamed]]
+                                   [--threads T] [--chunk C] [--ordered] [--lease-seconds S] [--work-us U]
     """
 
 /// The command line's flags after the mode: `--name value` pairs and bare `--ordered`.
@@ -93,7 +95,7 @@ struct Flags {
 let arguments = CommandLine.arguments.dropFirst()
 let mode = arguments.first
 let flags = Flags(
-    arguments.dropFirst(), switches: ["--ordered", "--local"],
+    arguments.dropFirst(), switches: ["--ordered", "--local", "--unnamed"],
     values: ["--items", "--chunk", "--lease-seconds", "--max-attempts", "--threads", "--work-us", "--run", "--into"])
 
 /// --work-us: CPU work added per item (a worker's own setting; the result does not depend on it).

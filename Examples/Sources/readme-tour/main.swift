@@ -5,9 +5,11 @@
 //   swift run readme-tour
 import AsyncFlow
 import AsyncFlowPostgres
+import AsyncFlowSQLite
 import AsyncFlowServiceLifecycle
 import Foundation
 import Logging
+import SQLiteNIO
 import ServiceLifecycle
 import Synchronization
 
@@ -342,6 +344,44 @@ if ProcessInfo.processInfo.environment["DATABASE_URL"] != nil {
     let squares = (0..<100_000).reduce(0) { $0 + $1 * $1 }
     check(report.completed == 100_000 && total.load(ordering: .relaxed) == squares, "a distributed layer")
     print("readme-tour: the distributed layer ran through \(queue)")
+}
+
+// MARK: - Named runs
+
+/// The README's named run, in a function: top-level code would pick sqlite-nio's future-returning overloads.
+func nightlyRun(scoresPath: String) async throws -> (PipelineReport, SQLiteConnection) {
+    let db = try await SQLiteConnection.open(storage: .file(path: scoresPath))
+    _ = try await db.query("CREATE TABLE IF NOT EXISTS scores (id INTEGER NOT NULL, score INTEGER NOT NULL)", [])
+    let store = try SQLiteRunStore(connection: db)  // AsyncFlowSQLite; PostgresRunStore likewise
+    let nightly = try await pipeline(
+        Layer(0..<10_000),  // resumes by index
+        Layer(workers: 2) { (x: Int) in (x, x % 97) },
+        Layer(committing: store, run: "scores-2026-12-07", batchesOf: 500) { rows, db in
+            let values = rows.map { "(\($0.0), \($0.1))" }.joined(separator: ", ")
+            _ = try await db.query("INSERT INTO scores (id, score) VALUES \(values)", [])
+        })
+    print(nightly.run!)  // run "scores-2026-12-07": started; 21 commits, 10000 committed, finished
+    return (nightly, db)
+}
+
+do {
+    let scoresPath = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "readme-tour-\(UInt32.random(in: 0...UInt32.max)).sqlite"
+    ).path
+    defer { try? FileManager.default.removeItem(atPath: scoresPath) }
+    for attempt in 0..<2 {  // the second start finds the run finished
+        let (nightly, db) = try await nightlyRun(scoresPath: scoresPath)
+        let rows: [SQLiteRow] = try await db.query("SELECT count(DISTINCT id) AS ids, count(*) AS n FROM scores", [])
+        check(
+            rows.first?.column("ids")?.integer == 10_000 && rows.first?.column("n")?.integer == 10_000,
+            "a named run's rows")
+        check(
+            attempt == 0
+                ? nightly.run?.finished == true && nightly.run?.commits == 21 && nightly.completed == 10_000
+                : nightly.run?.wasFinished == true && nightly.pulled == 0,
+            "a named run, attempt \(attempt): \(nightly.run.map { "\($0)" } ?? "no run")")
+        try await db.close() as Void
+    }
 }
 
 // MARK: - Progress bar and logging

@@ -2,7 +2,7 @@
 // commits each batch with the run's checkpoint (DurableRun.swift).
 
 extension Layer where Input == Never {
-    /// A source layer over a random-access collection (an Array, a Range): as ``init(_:name:)-(Sequence)``,
+    /// A source layer over a random-access collection (an Array, a Range): as over any `Sequence`,
     /// and in a named run it resumes by index.
     @inlinable public init<C: RandomAccessCollection & Sendable>(_ source: C, name: String? = nil)
     where C.Element == Output, C.SubSequence: Sendable {
@@ -31,7 +31,7 @@ extension Layer where Input == Never {
             makeStage: { StageHandle(AsyncSourceStage(source: source.items(from: 0), context: $0)) })
         positionedStage = { plan, run in
             let start = run.start.progress
-            let items = ResumedAsyncItems(source.items(from: start.watermark), start: start, mark: run.mark)
+            let items = ResumedItems(source.items(from: start.watermark), start: start, mark: run.mark)
             return StageHandle(AsyncSourceStage(source: items, context: StageContext(plan)))
         }
     }

@@ -75,8 +75,9 @@ extension Positioned: @unchecked Sendable where Value: Sendable {}
     }
 }
 
-/// A resumed source's items with their positions ([a resumed source gives only pending positions]).
-@usableFromInline struct ResumedItems<Base: Sequence & Sendable>: Sequence, Sendable {
+/// A resumed source's items with their positions ([a resumed source gives only pending positions]): a Sequence
+/// over a Sequence, an AsyncSequence over an AsyncSequence.
+@usableFromInline struct ResumedItems<Base: Sendable>: Sendable {
     @usableFromInline let base: Base
     @usableFromInline let start: RunProgress
     @usableFromInline let mark: PullMark
@@ -87,6 +88,15 @@ extension Positioned: @unchecked Sendable where Value: Sendable {}
         self.mark = mark
     }
 
+    /// The position of the item just pulled, or nil when it is committed; the mark is set for a pending one.
+    @inlinable static func pending(_ skipping: inout PositionSkipper, mark: PullMark) -> UInt64? {
+        guard let position = skipping.next() else { return nil }
+        mark.pulled(position)
+        return position
+    }
+}
+
+extension ResumedItems: Sequence where Base: Sequence {
     @inlinable func makeIterator() -> Iterator {
         Iterator(base: base.makeIterator(), skipping: PositionSkipper(start), mark: mark)
     }
@@ -104,32 +114,19 @@ extension Positioned: @unchecked Sendable where Value: Sendable {}
 
         @inlinable mutating func next() -> Positioned<Base.Element>? {
             while let value = base.next() {
-                guard let position = skipping.next() else { continue }
-                mark.pulled(position)
-                return Positioned(position, value)
+                if let position = ResumedItems.pending(&skipping, mark: mark) { return Positioned(position, value) }
             }
             return nil
         }
     }
 }
 
-/// ResumedItems over an AsyncSequence.
-@usableFromInline struct ResumedAsyncItems<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable {
-    @usableFromInline let base: Base
-    @usableFromInline let start: RunProgress
-    @usableFromInline let mark: PullMark
-
-    @inlinable init(_ base: Base, start: RunProgress, mark: PullMark) {
-        self.base = base
-        self.start = start
-        self.mark = mark
+extension ResumedItems: AsyncSequence where Base: AsyncSequence {
+    @inlinable func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: base.makeAsyncIterator(), skipping: PositionSkipper(start), mark: mark)
     }
 
-    @inlinable func makeAsyncIterator() -> Iterator {
-        Iterator(base: base.makeAsyncIterator(), skipping: PositionSkipper(start), mark: mark)
-    }
-
-    @usableFromInline struct Iterator: AsyncIteratorProtocol {
+    @usableFromInline struct AsyncIterator: AsyncIteratorProtocol {
         @usableFromInline var base: Base.AsyncIterator
         @usableFromInline var skipping: PositionSkipper
         @usableFromInline let mark: PullMark
@@ -142,9 +139,7 @@ extension Positioned: @unchecked Sendable where Value: Sendable {}
 
         @inlinable mutating func next() async throws -> Positioned<Base.Element>? {
             while let value = try await base.next() {
-                guard let position = skipping.next() else { continue }
-                mark.pulled(position)
-                return Positioned(position, value)
+                if let position = ResumedItems.pending(&skipping, mark: mark) { return Positioned(position, value) }
             }
             return nil
         }
