@@ -25,6 +25,10 @@
 //    ([a stop closes the slots]), and a chunk that a server crash brought back by undoing its completion after its
 //    result was handed over ([commits need not be durable]), to be done again for nothing. A worker still on one is
 //    fenced ([completions fenced by attempt]).
+//  [a named run's layer has one coordinator run] In a named run, before its first chunk, a coordinator deletes the chunks
+//    and results of the coordinator run that served the same layer of the same named run before it (one that died:
+//    nobody would collect them, and workers would spend their time on them), and records its own run in its place.
+//    Its chunks are then the only ones of that named run; what the dead one's workers had done is done again.
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Logging
@@ -56,6 +60,8 @@
         let run = Int64.random(in: 1...Int64.max)
         let nextSeq = Atomic<Int64>(0)
         let slots = Locked(CoordinatorSlots<CheckedContinuation<ChunkResult?, Never>>())
+        /// [a named run's layer has one coordinator run]: done once, before the first chunk.
+        let adopted = Once()
         let wakeup = Wakeup()
 
         /// maxAttempts and lease are in range: the layer's initialiser refuses the run before it starts otherwise.
@@ -80,6 +86,20 @@
             do { payload = try ChunkCodec.encode(items) } catch {
                 return BatchOutcome(
                     outputs: [], failed: items.count, failure: fault(.parameter, nil, "encoding a chunk: \(error)"))
+            }
+            if let name = call.runName {  // [a named run's layer has one coordinator run]
+                let adopting = await retrying(call) {
+                    try await self.adopted.run {
+                        for statement in self.queue.sql.adopt(name: name, layer: self.layer.name, run: self.run) {
+                            try await self.queue.run(statement)
+                        }
+                    }
+                }
+                if case .failure(let error) = adopting {
+                    return BatchOutcome(
+                        outputs: [], failed: items.count,
+                        failure: fault(.database, nil, "taking named run \"\(name)\" over: \(error)"))
+                }
             }
             let seq = nextSeq.add(1, ordering: .relaxed).newValue
             switch await submit(payload, count: items.count, seq: seq, call) {

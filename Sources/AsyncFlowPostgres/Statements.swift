@@ -94,6 +94,8 @@
                     PRIMARY KEY (run, seq)) WITH (toast_tuple_target = 8160)
                 """,
                 "CREATE INDEX IF NOT EXISTS chunks_claim ON \(t("chunks")) (layer, lease_until)",
+                // [a named run's layer has one coordinator run]: added within version 2 (older builds never read it)
+                "CREATE TABLE IF NOT EXISTS \(t("named_runs")) (name text NOT NULL, layer text NOT NULL, run int8 NOT NULL, PRIMARY KEY (name, layer))",
                 """
                 CREATE TABLE IF NOT EXISTS \(t("results")) (
                     run int8 NOT NULL, seq int8 NOT NULL, payload bytea NOT NULL, emitted int4 NOT NULL,
@@ -298,6 +300,25 @@
 
         /// Forget all that is left of a run ([a run leaves no rows]): its chunks, then (a second statement, so that it
         /// sees a completion that committed while the first waited for a row) its results.
+        /// [a named run's layer has one coordinator run]: delete the chunks and results of the coordinator run that
+        /// served `layer` of the named run `name` before (a coordinator that died: nobody collects them), then record
+        /// `run` as the one that serves it now.
+        func adopt(name: String, layer: String, run: Int64) -> [PostgresQuery] {
+            func query(_ sql: String) -> PostgresQuery {
+                var b = PostgresBindings(capacity: 3)
+                b.append(name)
+                b.append(layer)
+                b.append(run)
+                return PostgresQuery(unsafeSQL: sql, binds: b)
+            }
+            let before = "SELECT run FROM \(t("named_runs")) WHERE name = $1 AND layer = $2 AND run <> $3"
+            return ["chunks", "results"].map { query("DELETE FROM \(t($0)) WHERE run IN (\(before))") } + [
+                query(
+                    "INSERT INTO \(t("named_runs")) (name, layer, run) VALUES ($1, $2, $3) "
+                        + "ON CONFLICT (name, layer) DO UPDATE SET run = EXCLUDED.run")
+            ]
+        }
+
         func forget(run: Int64) -> [PostgresQuery] {
             ["chunks", "results"].map { table in
                 var b = PostgresBindings(capacity: 1)

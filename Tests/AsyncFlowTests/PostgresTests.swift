@@ -637,6 +637,50 @@
                 await queue.shutdown()
             }
 
+            @Test("a named run's coordinator deletes what a dead coordinator of the same run left, and takes its place")
+            func namedRunAdoptsTheDeadCoordinatorsRows() async throws {
+                let queue = try Cluster.queue()
+                let layer = DistributedLayer("mix") { (x: Int) in mix(x) }
+                let sql = queue.sql
+                // what a coordinator killed part-way leaves: a chunk no worker serves (layer "gone"), a result
+                // nobody collects, and its run recorded for the layer "mix" of the named run "adopt"
+                try await queue.run(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            INSERT INTO \(sql.t("chunks")) (run, seq, layer, build, policy, items, payload, max_attempts,
+                                lease_seconds) VALUES (42, 1, 'gone', 'b', 'fail', 1, '\\x00', 3, 30)
+                            """))
+                try await queue.run(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            INSERT INTO \(sql.t("results")) (run, seq, payload, emitted, skipped, failed, retried, error,
+                                skip_error, worker) VALUES (42, 2, '\\x00', 1, 0, 0, 0, '', '', 'w')
+                            """))
+                try await queue.run(
+                    PostgresQuery(unsafeSQL: "INSERT INTO \(sql.t("named_runs")) VALUES ('adopt', 'mix', 42)"))
+                let store = MemoryRunStore()
+                let n = 5_000
+                let report = try await withWorkers(queue, layer) { _ in
+                    try await pipeline(
+                        Layer(0..<n), Layer(layer, on: queue, chunk: 250),
+                        Layer(committing: store, run: "adopt", batchesOf: 400) { (values: [Int], t) in
+                            t.insert(values.map { (id: $0, value: $0) })
+                        })
+                }
+                #expect(report.completed == n && report.run?.finished == true)
+                let left = try await queue.rows(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            SELECT (SELECT count(*) FROM \(sql.t("chunks")) WHERE run = 42)
+                                + (SELECT count(*) FROM \(sql.t("results")) WHERE run = 42),
+                                (SELECT run FROM \(sql.t("named_runs")) WHERE name = 'adopt' AND layer = 'mix')
+                            """), as: (Int64, Int64).self)
+                #expect(left.first?.0 == 0 && left.first?.1 != 42, "\(left)")
+                let counts = try await queue.counts()
+                #expect(counts.chunks == 0 && counts.results == 0)
+                await queue.shutdown()
+            }
+
             @Test("a distributed layer with onError: .skip cannot be part of a named run")
             func namedRunRefusesSkip() async throws {
                 let queue = try Cluster.queue()

@@ -62,7 +62,7 @@ final class PipelineRun: Sendable {
         consumerGate = streaming ? Gate() : nil
         let pool = try validate(layers, options: options, streaming: streaming)
         let log = options.logger.map(RunLog.init)
-        run = RunState(log: log)
+        run = RunState(log: log, name: named?.name)
         let backend = options.backend.implementation(pool: pool, startFailureAfter: options.poolStartFailureAfter)
         let cpus = Int(withUnsafePointer(to: pool.cpus) { flow_cpuset_count($0) })
         let sizes = RunSizes(

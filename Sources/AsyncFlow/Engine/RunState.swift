@@ -29,8 +29,13 @@ import Synchronization
     @usableFromInline static let keptErrorLimit = 16
     /// PipelineOptions.logger's view of this run (nil: no logger).
     @usableFromInline let log: RunLog?
+    /// A named run's name (DurableRun); nil for a run without one.
+    @usableFromInline let name: String?
 
-    init(log: RunLog? = nil) { self.log = log }
+    init(log: RunLog? = nil, name: String? = nil) {
+        self.log = log
+        self.name = name
+    }
 
     @inlinable var stopped: Bool { stoppedFlag.load(ordering: .relaxed) }
     @inlinable var cancelled: Bool { cancelledFlag.load(ordering: .relaxed) }
