@@ -45,10 +45,9 @@ import Synchronization
     /// The checkpoint this attempt started from.
     @usableFromInline let start: RunCheckpoint
     @usableFromInline let mark = PullMark()
-    /// The last checkpoint committed ([the collector owns the checkpoint]).
+    /// The last checkpoint committed ([the collector owns the checkpoint]); its sequence less the start's is the
+    /// commits this attempt made.
     @usableFromInline let current: Locked<RunCheckpoint>
-    /// Batches this attempt committed.
-    @usableFromInline let commits = Locked(0)
 
     init(name: String, start: RunCheckpoint) {
         self.name = name
@@ -148,7 +147,6 @@ import Synchronization
     /// `next` was committed: it is the current checkpoint ([the collector owns the checkpoint]).
     @usableFromInline func committed(_ next: RunCheckpoint) {
         current.withLock { $0 = next }
-        commits.withLock { $0 += 1 }
     }
 }
 
@@ -186,14 +184,14 @@ public struct NamedRunReport: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension DurableRun {
-    /// The report's view of this attempt, after it ended.
-    func report(finished: Bool) -> NamedRunReport {
+    /// The report's view of this attempt so far.
+    func report() -> NamedRunReport {
         let now = current.withLock { $0 }
         let before = start.progress.committed
         return NamedRunReport(
             run: name, resumedAt: start.progress.watermark, alreadyDone: before,
             doneAgain: start.pulled > before ? start.pulled - before : 0, wasFinished: start.finished,
-            commits: commits.withLock { $0 }, committed: now.progress.committed, finished: finished || start.finished)
+            commits: Int(now.sequence - start.sequence), committed: now.progress.committed, finished: now.finished)
     }
 }
 
@@ -222,7 +220,7 @@ func runNamed(_ layers: [ErasedLayer], access: RunAccess, options: PipelineOptio
         // nothing to do: no stage runs, no item is pulled
         let report = PipelineReport(
             layers: layers.map { LayerReport(empty: $0.name, busy: $0.index == 0 ? nil : .zero) }, errors: [],
-            elapsed: .zero, run: durable.report(finished: false))
+            elapsed: .zero, run: durable.report())
         options.logger.map(RunLog.init)?.nothingToDo(report)
         options.onReport?(report)
         return report

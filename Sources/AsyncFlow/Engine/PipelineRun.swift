@@ -101,7 +101,7 @@ final class PipelineRun: Sendable {
         self.sizes = sizes
         self.backend = backend
         log?.started(layers, sizes: sizes, options: options, pool: pool)
-        if let named { log?.resuming(named.report(finished: false)) }
+        if let named { log?.resuming(named.report()) }
         self.counters = counters
         self.links = links
         self.stages = stages
@@ -194,7 +194,7 @@ final class PipelineRun: Sendable {
                     dropped: c.dropped.load(ordering: .relaxed),
                     busy: i == 0 ? nil : .nanoseconds(c.busy.load(ordering: .relaxed)), workers: c.workerCounts)
             }, errors: run.keptErrors, elapsed: elapsed.withLock { $0 } ?? (ContinuousClock.now - started),
-            run: named?.report(finished: named!.current.withLock { $0.finished }))
+            run: named?.report())
     }
 
     func snapshot(final: Bool) -> ProgressSnapshot {
