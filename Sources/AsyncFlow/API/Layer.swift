@@ -43,9 +43,14 @@ extension Layer where Input == Never {
     /// iterator is used by one thread at a time, not always the same one: on the native backend, when
     /// the next layer has one worker per CPU, its workers pull their batches from it themselves.
     @inlinable public init<S: Sequence & Sendable>(_ source: S, name: String? = nil) where S.Element == Output {
+        self.init(sequence: source, count: knownCount(source), name: name)
+    }
+
+    /// A single Sequence source expecting `count` items (nil: unknown); every Sequence source's stage.
+    @inlinable init<S: Sequence & Sendable>(sequence source: S, count: Int?, name: String?) where S.Element == Output {
         self.init(
-            kind: .source(generators: 1, count: knownCount(source)), name: name, ordered: false, capacity: nil,
-            onError: .fail, makeStage: { StageHandle(SequenceSourceStage(source: source, context: $0)) })
+            kind: .source(generators: 1, count: count), name: name, ordered: false, capacity: nil, onError: .fail,
+            makeStage: { StageHandle(SequenceSourceStage(source: source, context: $0)) })
     }
 
     /// A source layer over any `AsyncSequence`. An error it throws fails the pipeline and is rethrown.

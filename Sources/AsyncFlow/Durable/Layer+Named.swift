@@ -6,9 +6,7 @@ extension Layer where Input == Never {
     /// and in a named run it resumes by index.
     @inlinable public init<C: RandomAccessCollection & Sendable>(_ source: C, name: String? = nil)
     where C.Element == Output, C.SubSequence: Sendable {
-        self.init(
-            kind: .source(generators: 1, count: knownCount(source)), name: name, ordered: false, capacity: nil,
-            onError: .fail, makeStage: { StageHandle(SequenceSourceStage(source: source, context: $0)) })
+        self.init(sequence: source, count: knownCount(source), name: name)
         positionedStage = Self.resumed(CollectionSource(source))
     }
 
@@ -16,6 +14,7 @@ extension Layer where Input == Never {
     /// without a name it gives its items from position 0.
     @inlinable public init<R: ResumableSource>(resumable source: R, name: String? = nil)
     where R.Items.Element == Output {
+        // items(from: 0) per run, as the named form asks per run: a Layer may run more than once
         self.init(
             kind: .source(generators: 1, count: nil), name: name, ordered: false, capacity: nil, onError: .fail,
             makeStage: { StageHandle(SequenceSourceStage(source: source.items(from: 0), context: $0)) })
