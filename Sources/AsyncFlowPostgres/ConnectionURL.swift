@@ -1,23 +1,23 @@
 // ConnectionURL.swift — a `postgres://` URL read as libpq reads it, its password masked wherever it is
 // shown; and the errors a PostgresWorkQueue's connection and statements end in.
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
+    import AsyncFlow
     import Foundation
     import PostgresNIO
 
-    extension Character {
-        var isLowercaseASCIILetter: Bool { ("a"..."z").contains(self) }
-    }
-
     /// `name` as a lower-case SQL identifier (a schema, a table), or an error naming `parameter`.
     func sqlIdentifier(_ name: String, parameter: String) throws -> String {
-        guard name.count <= 63, let first = name.first, first == "_" || first.isLowercaseASCIILetter,
-            name.allSatisfy({ $0 == "_" || $0.isLowercaseASCIILetter || ("0"..."9").contains($0) })
-        else {
-            throw PostgresWorkQueueError(
-                "\(parameter): \"\(name)\": expected a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)"
-            )
-        }
+        if let problem = sqlIdentifierProblem(name, parameter: parameter) { throw PostgresWorkQueueError(problem) }
         return name
+    }
+
+    /// `url`, or else the `DATABASE_URL` environment variable; an error saying so when neither is set.
+    func databaseURL(_ url: String?) throws -> String {
+        guard let url = url ?? ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty else {
+            throw PostgresWorkQueueError(
+                "no database: pass url: or set DATABASE_URL=postgres://user:password@host:port/database")
+        }
+        return url
     }
 
     /// A `postgres://` URL read as libpq reads it (user, password, host, port, database, sslmode).

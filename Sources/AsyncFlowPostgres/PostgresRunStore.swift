@@ -37,7 +37,7 @@
 
         /// A store on `client` (which must be running), keeping checkpoints in `table`.
         public init(client: PostgresClient, table: String = "asyncflow_runs", logger: Logger? = nil) throws {
-            try self.init(client: client, table: table, logger: logger, runner: nil)
+            self.init(client: client, checkedTable: try Self.checked(table: table), logger: logger, runner: nil)
         }
 
         /// A store with a connection pool of its own to `url` (default: the `DATABASE_URL` environment
@@ -45,14 +45,10 @@
         public static func connect(
             url: String? = nil, table: String = "asyncflow_runs", logger: Logger? = nil
         ) throws -> PostgresRunStore {
-            guard let url = url ?? ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty else {
-                throw PostgresWorkQueueError(
-                    "no database: pass url: or set DATABASE_URL=postgres://user:password@host:port/database")
-            }
-            let client = PostgresClient(configuration: try ConnectionURL(url).configuration)
-            _ = try PostgresRunStore(client: client, table: table, logger: logger, runner: nil)  // the table's name
-            return try PostgresRunStore(
-                client: client, table: table, logger: logger, runner: Task { await client.run() })
+            let table = try checked(table: table)  // before the pool starts running
+            let client = PostgresClient(configuration: try ConnectionURL(try databaseURL(url)).configuration)
+            return PostgresRunStore(
+                client: client, checkedTable: table, logger: logger, runner: Task { await client.run() })
         }
 
         /// End the connection pool that connect(url:) made (nothing when the caller runs the client).
@@ -61,16 +57,19 @@
             await runner?.value
         }
 
-        init(client: PostgresClient, table: String, logger: Logger?, runner: Task<Void, Never>?) throws {
+        init(client: PostgresClient, checkedTable table: String, logger: Logger?, runner: Task<Void, Never>?) {
             self.runner = runner
             self.client = client
-            self.table = try table.split(separator: ".", omittingEmptySubsequences: false).map {
-                try sqlIdentifier(String($0), parameter: "table")
-            }.joined(separator: ".")
-            if self.table.split(separator: ".").count > 2 {
-                throw PostgresWorkQueueError("table: \"\(table)\": expected TABLE or SCHEMA.TABLE")
-            }
+            self.table = table
             self.logger = logger ?? Logger(label: "AsyncFlowPostgres.PostgresRunStore")
+        }
+
+        /// `table` as TABLE or SCHEMA.TABLE of lower-case SQL identifiers, or an error naming it.
+        static func checked(table: String) throws -> String {
+            let parts = table.split(separator: ".", omittingEmptySubsequences: false)
+            for part in parts { _ = try sqlIdentifier(String(part), parameter: "table") }
+            if parts.count > 2 { throw PostgresWorkQueueError("table: \"\(table)\": expected TABLE or SCHEMA.TABLE") }
+            return table
         }
 
         public func checkpoint(of run: String) async throws -> String? {

@@ -60,11 +60,7 @@
             url: String?, schema: String, logger: Logger?, synchronousCommit: Bool,
             afterStatement: (@Sendable (_ sql: String, _ rows: Int?) throws -> Void)?
         ) throws {
-            let url = url ?? ProcessInfo.processInfo.environment["DATABASE_URL"]
-            guard let url, !url.isEmpty else {
-                throw PostgresWorkQueueError(
-                    "no database: pass url: or set DATABASE_URL=postgres://user:password@host:port/database")
-            }
+            let url = try databaseURL(url)
             _ = try sqlIdentifier(schema, parameter: "schema")
             let connection = try ConnectionURL(url)
             var log = logger ?? Logger(label: "AsyncFlowPostgres")

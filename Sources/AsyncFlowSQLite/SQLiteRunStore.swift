@@ -38,13 +38,7 @@
 
         /// A store on `connection`, keeping checkpoints in `table`.
         public init(connection: SQLiteConnection, table: String = "asyncflow_runs") throws {
-            guard table.count <= 63, let first = table.first, first == "_" || ("a"..."z").contains(first),
-                table.allSatisfy({ $0 == "_" || ("a"..."z").contains($0) || ("0"..."9").contains($0) })
-            else {
-                throw SQLiteRunStoreError(
-                    "table: \"\(table)\": expected a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)"
-                )
-            }
+            if let problem = sqlIdentifierProblem(table, parameter: "table") { throw SQLiteRunStoreError(problem) }
             self.connection = connection
             self.table = table
         }
