@@ -199,21 +199,8 @@ extension DurableRun {
 /// positioned form from there, and save it finished when its source ended by itself
 /// ([finished only after a whole pull]).
 func runNamed(_ layers: [ErasedLayer], access: RunAccess, options: PipelineOptions) async throws -> PipelineReport {
-    _ = try validate(layers, options: options, streaming: false)  // [configuration errors before the first pull]
-    for layer in layers where layer.positioned == nil {
-        throw FlowConfigurationError(
-            parameter: layer.index == 0 ? "source" : "layer",
-            message: "the named run \"\(access.run)\" needs "
-                + (layer.index == 0
-                    ? "a source that can resume: a RandomAccessCollection (an Array, a Range), a ResumableSource or a "
-                        + "ResumableAsyncSource; a plain Sequence, an AsyncSequence or a merged source cannot"
-                    : "layers that keep each item's source position; this kind of layer cannot be part of one yet"),
-            layer: layer.name)
-    }
-    if access.run.isEmpty {
-        throw FlowConfigurationError(
-            parameter: "run", message: "run: \"\": a named run needs a name", layer: layers.last!.name)
-    }
+    // [configuration errors before the first pull], and before the checkpoint is read
+    let pool = try validate(layers, options: options, streaming: false)
     let start = try await access.load().map { text throws(RunProgressError) in try RunCheckpoint(encoded: text) }
     let durable = DurableRun(name: access.run, start: start ?? RunCheckpoint())
     if durable.start.finished {
@@ -225,7 +212,8 @@ func runNamed(_ layers: [ErasedLayer], access: RunAccess, options: PipelineOptio
         options.onReport?(report)
         return report
     }
-    let pipeline = try PipelineRun(layers.map { $0.positioned(in: durable) }, options: options, named: durable)
+    let pipeline = try PipelineRun(
+        layers.map { $0.positioned(in: durable) }, options: options, named: (durable, pool))
     await pipeline.execute()
     let state = pipeline.run
     if state.failure == nil && !state.cancelled && !state.pullsEnded {  // [finished only after a whole pull]

@@ -45,24 +45,24 @@ final class PipelineRun: Sendable {
     private let elapsed = Locked<Duration?>(nil)
     /// Streaming only: opened by consumerDone ([a stream ends when its consumer is done]).
     private let consumerGate: Gate?
-    /// A named run's attempt (DurableRun.swift); nil for a run without a name.
-    let named: DurableRun?
     /// Streaming only: the consumer left its loop before the stream ended, which cancelled the run; that
     /// is the consumer's choice, not an error: the run reports rather than throws.
     private let consumerLeft = Atomic<Bool>(false)
 
     /// Validate ([configuration errors before the first pull]) and build everything; when `streaming`, the last layer
-    /// gets an output link too. `named`: the attempt of a named run these (positioned) layers make.
+    /// gets an output link too. `named`: the attempt of a named run these (positioned) layers make, whose
+    /// layers and options runNamed has validated into `pool`.
     init(
-        _ layers: [ErasedLayer], options: PipelineOptions, streaming: Bool = false, named: DurableRun? = nil
+        _ layers: [ErasedLayer], options: PipelineOptions, streaming: Bool = false,
+        named: (run: DurableRun, pool: flow_config)? = nil
     ) throws(FlowConfigurationError) {
         self.layers = layers
         self.options = options
-        self.named = named
         consumerGate = streaming ? Gate() : nil
-        let pool = try validate(layers, options: options, streaming: streaming)
+        let pool: flow_config
+        if let named { pool = named.pool } else { pool = try validate(layers, options: options, streaming: streaming) }
         let log = options.logger.map(RunLog.init)
-        run = RunState(log: log, name: named?.name)
+        run = RunState(log: log, named: named?.run)
         let backend = options.backend.implementation(pool: pool, startFailureAfter: options.poolStartFailureAfter)
         let cpus = Int(withUnsafePointer(to: pool.cpus) { flow_cpuset_count($0) })
         let sizes = RunSizes(
@@ -101,7 +101,7 @@ final class PipelineRun: Sendable {
         self.sizes = sizes
         self.backend = backend
         log?.started(layers, sizes: sizes, options: options, pool: pool)
-        if let named { log?.resuming(named.report()) }
+        if let named { log?.resuming(named.run.report()) }
         self.counters = counters
         self.links = links
         self.stages = stages
@@ -194,7 +194,7 @@ final class PipelineRun: Sendable {
                     dropped: c.dropped.load(ordering: .relaxed),
                     busy: i == 0 ? nil : .nanoseconds(c.busy.load(ordering: .relaxed)), workers: c.workerCounts)
             }, errors: run.keptErrors, elapsed: elapsed.withLock { $0 } ?? (ContinuousClock.now - started),
-            run: named?.report())
+            run: run.named?.report())
     }
 
     func snapshot(final: Bool) -> ProgressSnapshot {

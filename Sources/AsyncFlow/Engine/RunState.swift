@@ -29,12 +29,12 @@ import Synchronization
     @usableFromInline static let keptErrorLimit = 16
     /// PipelineOptions.logger's view of this run (nil: no logger).
     @usableFromInline let log: RunLog?
-    /// A named run's name (DurableRun); nil for a run without one.
-    @usableFromInline let name: String?
+    /// A named run's attempt (DurableRun); nil for a run without a name.
+    @usableFromInline let named: DurableRun?
 
-    init(log: RunLog? = nil, name: String? = nil) {
+    init(log: RunLog? = nil, named: DurableRun? = nil) {
         self.log = log
-        self.name = name
+        self.named = named
     }
 
     @inlinable var stopped: Bool { stoppedFlag.load(ordering: .relaxed) }

@@ -38,7 +38,27 @@ func validate(
             throw bad("onError", "onError: .retry(attempts: \(n)): attempts must be 0 or more")
         }
     }
+    if let access = layers.last?.commits { try checkNamed(layers, run: access.run) }
     return pool
+}
+
+/// A named run's layers (its last one commits): each must keep its items' source positions, the source must
+/// resume, and the run must have a name.
+func checkNamed(_ layers: [ErasedLayer], run: String) throws(FlowConfigurationError) {
+    for layer in layers where layer.positioned == nil {
+        throw FlowConfigurationError(
+            parameter: layer.index == 0 ? "source" : "layer",
+            message: "the named run \"\(run)\" needs "
+                + (layer.index == 0
+                    ? "a source that can resume: a RandomAccessCollection (an Array, a Range), a ResumableSource or a "
+                        + "ResumableAsyncSource; a plain Sequence, an AsyncSequence or a merged source cannot"
+                    : "layers that keep each item's source position; this kind of layer cannot be part of one yet"),
+            layer: layer.name)
+    }
+    if run.isEmpty {
+        throw FlowConfigurationError(
+            parameter: "run", message: "run: \"\": a named run needs a name", layer: layers.last!.name)
+    }
 }
 
 /// A batch layer's `batchesOf:` and `within:`.

@@ -87,7 +87,7 @@ import Synchronization
     /// Whether the run has stopped (its results would be dropped).
     package var stopped: Bool { layer.run.stopped }
     /// The named run's name, when the run has one (DurableRun).
-    package var runName: String? { layer.run.name }
+    package var runName: String? { layer.run.named?.name }
 
     /// Run `body`; if the run stops (a failure elsewhere, cancellation) before it returns, call `hook` once, at once if
     /// it has stopped already ([a batch call runs to its end]). The hook is forgotten when `body` returns.
