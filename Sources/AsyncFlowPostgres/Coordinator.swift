@@ -25,10 +25,21 @@
 //    ([a stop closes the slots]), and a chunk that a server crash brought back by undoing its completion after its
 //    result was handed over ([commits need not be durable]), to be done again for nothing. A worker still on one is
 //    fenced ([completions fenced by attempt]).
-//  [a named run's layer has one coordinator run] In a named run, before its first chunk, a coordinator deletes the chunks
-//    and results of the coordinator run that served the same layer of the same named run before it (one that died:
-//    nobody would collect them, and workers would spend their time on them), and records its own run in its place.
-//    Its chunks are then the only ones of that named run; what the dead one's workers had done is done again.
+//  [a named run's layer has one coordinator run] In a named run, before its first chunk, a coordinator records its run
+//    as the one that serves its layer of the named run, in one transaction with
+//    [a taking-over coordinator keeps what was done]. A coordinator run that is no longer the recorded one writes
+//    no chunk ([a taken-over coordinator writes nothing]), so two coordinators never serve one named run's layer at
+//    once; the run's store keeps the commits of a second process out ([a checkpoint replaces only its predecessor]).
+//  [a taking-over coordinator keeps what was done] In that transaction the chunks and results the coordinator run
+//    before it left (one that died) become this run's, under their seqs, with their items' source positions
+//    ([a named run's chunks keep their positions]); this run's own chunks take seqs after them. A call whose items
+//    are at taken-over positions takes their results from those chunks, waiting as for its own
+//    ([a taken-over chunk's items are found by position]); what workers finished while no coordinator was alive is
+//    not done again. Taken-over chunks still waiting are claimed afresh (a worker still on one is fenced out:
+//    [completions fenced by attempt]); items of one that died, failed or was lost are sent again in a new chunk.
+//  [a taken-over coordinator writes nothing] A named run's chunk is written only while its coordinator run is the
+//    recorded one (the write reads the record under a share lock, which the take-over's update waits for); a
+//    refused write fails the run with DistributedLayerError(.database): another coordinator has the run.
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Logging
@@ -62,6 +73,11 @@
         let slots = Locked(CoordinatorSlots<CheckedContinuation<ChunkResult?, Never>>())
         /// [a named run's layer has one coordinator run]: done once, before the first chunk.
         let adopted = Once()
+        /// The layer is part of a named run (set by the take-over, before the first chunk).
+        let named = Atomic<Bool>(false)
+        /// [a taking-over coordinator keeps what was done]: the chunks taken over, each with the task that waits for
+        /// its results (nil when it did not finish cleanly: its items are sent again).
+        let takenOver = Locked(TakenOverChunks<Task<[Output]?, Never>>())
         let wakeup = Wakeup()
 
         /// maxAttempts and lease are in range: the layer's initialiser refuses the run before it starts otherwise.
@@ -76,37 +92,111 @@
             self.policy = policy
         }
 
-        /// A chunk call: write `items` as one chunk, wait for its result, and say what became of them.
+        /// The run's error for `call` (in chunk `seq`, when one is concerned).
+        func fault(_ kind: DistributedLayerError.Kind, _ call: BatchCall, _ seq: Int64?, _ message: String)
+            -> DistributedLayerError
+        {
+            DistributedLayerError(
+                kind: kind, layer: call.layerName, run: seq == nil ? nil : run, chunk: seq, message: message)
+        }
+
+        /// A chunk call: in a named run, take the run over first and use what was taken over; then send the items
+        /// as one chunk, wait for its result, and say what became of them.
         func handle(_ items: [Input], _ call: BatchCall) async -> BatchOutcome<Output> {
-            let fault = { (kind: DistributedLayerError.Kind, seq: Int64?, message: String) in
-                DistributedLayerError(
-                    kind: kind, layer: call.layerName, run: seq == nil ? nil : self.run, chunk: seq, message: message)
-            }
-            let payload: ByteBuffer
-            do { payload = try ChunkCodec.encode(items) } catch {
-                return BatchOutcome(
-                    outputs: [], failed: items.count, failure: fault(.parameter, nil, "encoding a chunk: \(error)"))
-            }
             if let name = call.runName {  // [a named run's layer has one coordinator run]
-                let adopting = await retrying(call) {
-                    try await self.adopted.run {
-                        for statement in self.queue.sql.adopt(name: name, layer: self.layer.name, run: self.run) {
-                            try await self.queue.run(statement)
-                        }
-                    }
-                }
+                let adopting = await retrying(call) { try await self.adopted.run { try await self.takeOver(name) } }
                 if case .failure(let error) = adopting {
                     return BatchOutcome(
                         outputs: [], failed: items.count,
-                        failure: fault(.database, nil, "taking named run \"\(name)\" over: \(error)"))
+                        failure: fault(.database, call, nil, "taking named run \"\(name)\" over: \(error)"))
+                }
+                if let positions = call.positions {
+                    let taken = takenOver.withLock { $0.take(positions) }
+                    if !taken.isEmpty { return await handle(items, at: positions, taken: taken, call) }
                 }
             }
+            return await send(items, at: call.positions, call)
+        }
+
+        /// [a named run's layer has one coordinator run], [a taking-over coordinator keeps what was done]: record this
+        /// coordinator run as the named run's, move what the one before it left to it, and wait for those chunks'
+        /// results (slots opened as for a chunk written here, so the poller fills them and checks they exist).
+        func takeOver(_ name: String) async throws {
+            let kept = try await queue.takeOver(name: name, layer: layer.name, run: run)
+            named.store(true, ordering: .relaxed)
+            // this run's seqs go on after the kept chunks' (they keep the seqs they had)
+            nextSeq.store(kept.map(\.seq).max() ?? 0, ordering: .relaxed)
+            let chunks = kept.compactMap { chunk in PositionRanges.decode(chunk.ranges).map { (chunk.seq, $0) } }
+            for (seq, _) in chunks {
+                open(seq)
+                slots.withLock { $0.written(seq) }
+            }
+            let taken = TakenOverChunks(chunks) { seq, count in
+                Task { self.outputs(of: await self.wait(seq), count: count) }
+            }
+            takenOver.withLock { $0 = taken }
+            if !chunks.isEmpty {
+                let items = chunks.reduce(0) { $0 + $1.1.count }
+                queue.logger.notice(
+                    "distributed layer \(layer.name): took named run \"\(name)\" over with \(chunks.count) chunks of \(items) items that the coordinator before it had sent"
+                )
+            }
+        }
+
+        /// A taken-over chunk's results, when every one of its `count` items has one.
+        func outputs(of result: ChunkResult?, count: Int) -> [Output]? {
+            guard case .done(let payload, let emitted, _, _, _, let error, _, _)? = result, emitted == count,
+                error.isEmpty, let outputs = try? ChunkCodec.decode(payload, as: Output.self), outputs.count == count
+            else { return nil }
+            return outputs
+        }
+
+        /// A call some of whose items (`taken`) belong to taken-over chunks: their results come from those chunks
+        /// ([a taken-over chunk's items are found by position]); the others, and those of a taken-over chunk that did
+        /// not finish cleanly (it died, failed or was lost), are sent as one chunk.
+        func handle(
+            _ items: [Input], at positions: [UInt64], taken: [TakenOverChunks<Task<[Output]?, Never>>.Taken],
+            _ call: BatchCall
+        ) async -> BatchOutcome<Output> {
+            // each chunk's results, or nil when it did not finish cleanly
+            var results: [Int64: [Output]?] = [:]
+            for t in taken where !results.keys.contains(t.seq) {
+                // a stop ends the wait: the chunk's slot is filled empty, and every call waiting on it goes on
+                let stop = { @Sendable in self.fill(t.seq, nil) }
+                results[t.seq] = .some(await call.whileRunning(onStop: stop) { await t.pending.value })
+            }
+            var outputs: [Output?] = Array(repeating: nil, count: items.count)
+            var done = Array(repeating: false, count: items.count)
+            for t in taken {
+                guard case .some(let chunk?) = results[t.seq] else { continue }
+                outputs[t.item] = chunk[t.index]
+                done[t.item] = true
+            }
+            let rest = items.indices.filter { !done[$0] }
+            guard !rest.isEmpty else { return BatchOutcome(outputs: outputs.map { $0! }) }
+            var outcome = await send(rest.map { items[$0] }, at: rest.map { positions[$0] }, call)
+            guard outcome.outputs.count == rest.count else { return outcome }  // none: the outcome counts them
+            for (k, i) in rest.enumerated() { outputs[i] = outcome.outputs[k] }
+            outcome.outputs = outputs.map { $0! }
+            return outcome
+        }
+
+        /// Write `items` (in a named run, at `positions`) as one chunk, wait for its result, and say what became
+        /// of them.
+        func send(_ items: [Input], at positions: [UInt64]?, _ call: BatchCall) async -> BatchOutcome<Output> {
+            let payload: ByteBuffer
+            do { payload = try ChunkCodec.encode(items) } catch {
+                return BatchOutcome(
+                    outputs: [], failed: items.count,
+                    failure: fault(.parameter, call, nil, "encoding a chunk: \(error)"))
+            }
+            let named = call.runName.map { ($0, PositionRanges.encode(positions ?? [])) }
             let seq = nextSeq.add(1, ordering: .relaxed).newValue
-            switch await submit(payload, count: items.count, seq: seq, call) {
+            switch await submit(payload, count: items.count, seq: seq, named: named, call) {
             case .stopped: return BatchOutcome(outputs: [])  // [a stop closes the slots]
             case .refused(let message):
-                return BatchOutcome(outputs: [], failed: items.count, failure: fault(.database, seq, message))
-            case .answered(let result): return outcome(of: result, count: items.count, seq: seq, fault)
+                return BatchOutcome(outputs: [], failed: items.count, failure: fault(.database, call, seq, message))
+            case .answered(let result): return outcome(of: result, count: items.count, seq: seq, call)
             }
         }
 
@@ -119,17 +209,26 @@
             case refused(String)
         }
 
-        /// Write chunk `seq` and wait for its result, writing it again while it is lost ([a slot before its row],
-        /// [a lost chunk is written again]).
-        func submit(_ payload: ByteBuffer, count: Int, seq: Int64, _ call: BatchCall) async -> Submission {
+        /// Write chunk `seq` (in a named run, `named`: the run's name and the chunk's position ranges) and wait for its
+        /// result, writing it again while it is lost ([a slot before its row], [a lost chunk is written again]).
+        func submit(
+            _ payload: ByteBuffer, count: Int, seq: Int64, named: (name: String, ranges: [Int64])?, _ call: BatchCall
+        ) async -> Submission {
             while true {
                 open(seq)  // [a slot before its row]
                 let written = await retrying(call, duplicateIsDone: true) {
-                    try await self.queue.run(
-                        self.queue.sql.submit(
-                            run: self.run, seq: seq, layer: self.layer.name, build: self.layer.build,
-                            policy: self.policy.wire, items: Int32(count), payload: payload,
-                            maxAttempts: Int32(self.maxAttempts), lease: self.lease.seconds))
+                    let statement = self.queue.sql.submit(
+                        run: self.run, seq: seq, layer: self.layer.name, build: self.layer.build,
+                        policy: self.policy.wire, items: Int32(count), payload: payload,
+                        maxAttempts: Int32(self.maxAttempts), lease: self.lease.seconds, named: named)
+                    guard let named else { return try await self.queue.run(statement) }
+                    // [a taken-over coordinator writes nothing]
+                    let added: [Int64] = try await self.queue.rows(statement, as: Int64.self)
+                    if added.first == 0 {
+                        throw PostgresWorkQueueError(
+                            "another coordinator has taken layer \"\(self.layer.name)\" of named run \"\(named.name)\" "
+                                + "over; one coordinator may serve it at a time")
+                    }
                 }
                 if case .failure(let error) = written {  // not a connection error
                     fill(seq, nil)
@@ -145,13 +244,10 @@
             }
         }
 
-        /// What became of a chunk's `count` items, from its result; `fault` makes the run's error.
-        func outcome(
-            of result: ChunkResult, count: Int, seq: Int64,
-            _ fault: (DistributedLayerError.Kind, Int64?, String) -> DistributedLayerError
-        ) -> BatchOutcome<Output> {
+        /// What became of a chunk's `count` items, from its result.
+        func outcome(of result: ChunkResult, count: Int, seq: Int64, _ call: BatchCall) -> BatchOutcome<Output> {
             func failure(_ kind: DistributedLayerError.Kind, _ message: String) -> BatchOutcome<Output> {
-                BatchOutcome(outputs: [], failed: count, failure: fault(kind, seq, message))
+                BatchOutcome(outputs: [], failed: count, failure: fault(kind, call, seq, message))
             }
             switch result {
             case .lost:  // not reached: submit writes a lost chunk again
@@ -175,14 +271,16 @@
                 return BatchOutcome(
                     outputs: outputs, skipped: skipped,
                     skippedErrors: skipError.isEmpty ? [] : [RemoteError(description: skipError)],
-                    failed: failed, failure: error.isEmpty ? nil : fault(.remote, seq, error),
+                    failed: failed, failure: error.isEmpty ? nil : fault(.remote, call, seq, error),
                     retried: retried, worker: worker)
             }
         }
 
-        /// [a run leaves no rows]: the layer's last call has ended: delete what is left of the run, in a task of its
-        /// own (a cancelled run's task would cancel the statements too).
+        /// [a run leaves no rows]: the layer's last call has ended: let go of the taken-over chunks no call asked for
+        /// (their positions were committed before the take-over), so the poller ends, and delete what is left of the
+        /// run, in a task of its own (a cancelled run's task would cancel the statements too).
         func ended() async {
+            for seq in takenOver.withLock({ $0.seqs }) { fill(seq, nil) }
             await Task {
                 _ = await self.retrying(nil, attempts: 3) {
                     for statement in self.queue.sql.forget(run: self.run) { try await self.queue.run(statement) }
@@ -268,7 +366,10 @@
                                 payload: payload, emitted: Int(emitted), skipped: Int(skipped), failed: Int(failed),
                                 retried: Int(retried), error: error, skipError: skipError, worker: worker))
                     }
-                    if !rows.isEmpty { try await queue.run(queue.sql.drop(run: run, seqs: rows.map(\.0))) }
+                    if !rows.isEmpty {
+                        let named = self.named.load(ordering: .relaxed)
+                        try await queue.run(queue.sql.drop(run: run, seqs: rows.map(\.0), named: named))
+                    }
                     if ContinuousClock.now - lastCheck > .seconds(1) {  // [a lost chunk is written again]
                         lastCheck = .now
                         let written = slots.withLock { $0.writtenChunks }

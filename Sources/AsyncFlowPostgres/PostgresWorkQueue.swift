@@ -206,6 +206,32 @@
             }
         }
 
+        /// [a named run's layer has one coordinator run]: in one transaction, record coordinator run `run` as the one
+        /// that serves layer `layer` of the named run `name`, and move to it what the one before it left
+        /// ([a taking-over coordinator keeps what was done]). Returns the chunks moved: seq and position ranges.
+        func takeOver(name: String, layer: String, run: Int64) async throws -> [(seq: Int64, ranges: [Int64])] {
+            try await prepare()
+            let (client, sql, logger) = (self.client, self.sql, self.logger)
+            return try await bounded(client) {
+                try await client.withTransaction(logger: logger) { connection in
+                    let own = sql.own(name: name, layer: layer, run: run)
+                    var before: [Int64] = []
+                    for try await old in try await connection.query(own.before, logger: logger).decode(Int64.self) {
+                        before.append(old)
+                    }
+                    try await connection.query(own.record, logger: logger)
+                    for old in before where old != run {
+                        try await connection.query(sql.takeOver(from: old, to: run), logger: logger)
+                    }
+                    // all of `run`'s chunks so far, so a retry whose first try committed reads the same
+                    var kept: [(seq: Int64, ranges: [Int64])] = []
+                    let rows = try await connection.query(sql.positions(run: run), logger: logger)
+                    for try await (seq, ranges) in rows.decode((Int64, [Int64]).self) { kept.append((seq, ranges)) }
+                    return kept
+                }
+            }
+        }
+
         /// [claims take expired leases]: claim up to `limit` chunks of `layer` for `worker`.
         func claim(layer: String, build: String, limit: Int32, worker: String) async throws -> [ClaimedChunk] {
             try await rows(

@@ -18,6 +18,10 @@
 //    `dead_letters` by one statement, and its items count failed; after a connection error the coordinator reads its
 //    run's dead letters again, so a burial whose answer was lost is seen. A finished run leaves no rows in `chunks` or
 //    `results`; dead letters stay for inspection.
+//  [a named run's chunks keep their positions] A named run's chunk is written with its items' source positions (a row
+//    of `chunk_positions`, in the same statement), deleted with its result once that was handed over, and with the
+//    rest of the run at its end: so a coordinator that takes the run over knows which items the chunks and results
+//    it inherits hold.
 //  [values only as binds] SQL takes values only as bind parameters; the one identifier put into SQL text, the schema
 //    name, is checked against [a-z_][a-z0-9_]* first. The password is never printed (`description` masks it).
 //  [commits need not be durable] Commits need not be durable (the sessions run with synchronous_commit = off unless
@@ -94,8 +98,10 @@
                     PRIMARY KEY (run, seq)) WITH (toast_tuple_target = 8160)
                 """,
                 "CREATE INDEX IF NOT EXISTS chunks_claim ON \(t("chunks")) (layer, lease_until)",
-                // [a named run's layer has one coordinator run]: added within version 2 (older builds never read it)
+                // [a named run's layer has one coordinator run], [a named run's chunks keep their positions]: added
+                // within version 2 (older builds never read them)
                 "CREATE TABLE IF NOT EXISTS \(t("named_runs")) (name text NOT NULL, layer text NOT NULL, run int8 NOT NULL, PRIMARY KEY (name, layer))",
+                "CREATE TABLE IF NOT EXISTS \(t("chunk_positions")) (run int8 NOT NULL, seq int8 NOT NULL, ranges int8[] NOT NULL, PRIMARY KEY (run, seq))",
                 """
                 CREATE TABLE IF NOT EXISTS \(t("results")) (
                     run int8 NOT NULL, seq int8 NOT NULL, payload bytea NOT NULL, emitted int4 NOT NULL,
@@ -112,12 +118,15 @@
         }
 
         /// The coordinator adds one chunk ([a chunk is a row]) and wakes idle workers (workChannel) in the same
-        /// statement.
+        /// statement. In a named run (`named`: the run's name and the chunk's positions as ranges) the chunk is added
+        /// only while `run` is the coordinator run recorded for the named run's layer
+        /// ([a taken-over coordinator writes nothing]), its positions beside it ([a named run's chunks keep their positions]);
+        /// rows: one count, 1 when it was added, 0 when it was refused.
         func submit(
             run: Int64, seq: Int64, layer: String, build: String, policy: String, items: Int32, payload: ByteBuffer,
-            maxAttempts: Int32, lease: Double
+            maxAttempts: Int32, lease: Double, named: (name: String, ranges: [Int64])? = nil
         ) -> PostgresQuery {
-            var b = PostgresBindings(capacity: 10)
+            var b = PostgresBindings(capacity: 12)
             b.append(run)
             b.append(seq)
             b.append(layer)
@@ -128,6 +137,22 @@
             b.append(maxAttempts)
             b.append(lease)
             b.append(workChannel)
+            if let named {
+                b.append(named.name)
+                b.append(named.ranges)
+                // FOR SHARE: a take-over's update of the owner row waits for this statement, or this one sees it
+                return PostgresQuery(
+                    unsafeSQL: """
+                        WITH owner AS (
+                            SELECT 1 FROM \(t("named_runs")) WHERE name = $11 AND layer = $3 AND run = $1 FOR SHARE),
+                        added AS (
+                            INSERT INTO \(t("chunks")) (run, seq, layer, build, policy, items, payload, max_attempts,
+                                lease_seconds)
+                            SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM owner RETURNING seq),
+                        kept AS (INSERT INTO \(t("chunk_positions")) (run, seq, ranges) SELECT $1, seq, $12 FROM added)
+                        SELECT count(*) FROM (SELECT pg_notify($10, '') FROM added) n
+                        """, binds: b)
+            }
             return PostgresQuery(
                 unsafeSQL: """
                     WITH added AS (
@@ -248,13 +273,19 @@
                     """, binds: b)
         }
 
-        /// [each result handed over once]: delete results of a run that were handed over.
-        func drop(run: Int64, seqs: [Int64]) -> PostgresQuery {
+        /// [each result handed over once]: delete results of a run that were handed over, and in a named run their
+        /// positions ([a named run's chunks keep their positions]).
+        func drop(run: Int64, seqs: [Int64], named: Bool) -> PostgresQuery {
             var b = PostgresBindings(capacity: 2)
             b.append(run)
             b.append(seqs)
+            let results = "DELETE FROM \(t("results")) WHERE run = $1 AND seq = ANY($2::int8[])"
+            guard named else { return PostgresQuery(unsafeSQL: results, binds: b) }
             return PostgresQuery(
-                unsafeSQL: "DELETE FROM \(t("results")) WHERE run = $1 AND seq = ANY($2::int8[])", binds: b)
+                unsafeSQL: """
+                    WITH r AS (\(results))
+                    DELETE FROM \(t("chunk_positions")) WHERE run = $1 AND seq = ANY($2::int8[])
+                    """, binds: b)
         }
 
         /// [undone writes written again]: which of a run's chunks `seqs` are in none of chunks, results and
@@ -299,32 +330,65 @@
         }
 
         /// Forget all that is left of a run ([a run leaves no rows]): its chunks, then (a second statement, so that it
-        /// sees a completion that committed while the first waited for a row) its results.
-        /// [a named run's layer has one coordinator run]: delete the chunks and results of the coordinator run that
-        /// served `layer` of the named run `name` before (a coordinator that died: nobody collects them), then record
-        /// `run` as the one that serves it now.
-        func adopt(name: String, layer: String, run: Int64) -> [PostgresQuery] {
-            func query(_ sql: String) -> PostgresQuery {
-                var b = PostgresBindings(capacity: 3)
-                b.append(name)
-                b.append(layer)
-                b.append(run)
-                return PostgresQuery(unsafeSQL: sql, binds: b)
-            }
-            let before = "SELECT run FROM \(t("named_runs")) WHERE name = $1 AND layer = $2 AND run <> $3"
-            return ["chunks", "results"].map { query("DELETE FROM \(t($0)) WHERE run IN (\(before))") } + [
-                query(
-                    "INSERT INTO \(t("named_runs")) (name, layer, run) VALUES ($1, $2, $3) "
-                        + "ON CONFLICT (name, layer) DO UPDATE SET run = EXCLUDED.run")
-            ]
-        }
-
+        /// sees a completion that committed while the first waited for a row) its results, then its chunks' positions.
         func forget(run: Int64) -> [PostgresQuery] {
-            ["chunks", "results"].map { table in
+            ["chunks", "results", "chunk_positions"].map { table in
                 var b = PostgresBindings(capacity: 1)
                 b.append(run)
                 return PostgresQuery(unsafeSQL: "DELETE FROM \(t(table)) WHERE run = $1", binds: b)
             }
+        }
+
+        /// [a named run's layer has one coordinator run]: the statements of one transaction in which coordinator run
+        /// `run` takes over layer `layer` of the named run `name`. The first locks the layer's owner row and returns
+        /// the run it names (none, or one other); the second records `run` in it, so from then on the one before
+        /// writes nothing ([a taken-over coordinator writes nothing]).
+        func own(name: String, layer: String, run: Int64) -> (before: PostgresQuery, record: PostgresQuery) {
+            var b = PostgresBindings(capacity: 3)
+            b.append(name)
+            b.append(layer)
+            b.append(run)
+            return (
+                PostgresQuery(
+                    unsafeSQL: "SELECT run FROM \(t("named_runs")) WHERE name = $1 AND layer = $2 FOR UPDATE",
+                    binds: b),
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO \(t("named_runs")) (name, layer, run) VALUES ($1, $2, $3)
+                        ON CONFLICT (name, layer) DO UPDATE SET run = EXCLUDED.run
+                        """, binds: b)
+            )
+        }
+
+        /// [a taking-over coordinator keeps what was done]: in the take-over's transaction, after `own`, move what
+        /// coordinator run `old` left to run `run`, under the same seqs: its chunks, to be claimed afresh (a worker
+        /// still on one is fenced by the changed key, [completions fenced by attempt]), its results, and the positions
+        /// of both; positions of anything else of `old` (dead letters) are deleted.
+        func takeOver(from old: Int64, to run: Int64) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 2)
+            b.append(old)
+            b.append(run)
+            return PostgresQuery(
+                unsafeSQL: """
+                    WITH c AS (
+                        UPDATE \(t("chunks")) SET run = $2, attempt = 0, lease_until = NULL, worker = NULL
+                        WHERE run = $1 RETURNING seq),
+                    r AS (UPDATE \(t("results")) SET run = $2 WHERE run = $1 RETURNING seq),
+                    moved AS (SELECT seq FROM c UNION ALL SELECT seq FROM r),
+                    gone AS (
+                        DELETE FROM \(t("chunk_positions"))
+                        WHERE run = $1 AND seq NOT IN (SELECT seq FROM moved))
+                    UPDATE \(t("chunk_positions")) SET run = $2
+                    WHERE run = $1 AND seq IN (SELECT seq FROM moved)
+                    """, binds: b)
+        }
+
+        /// [a named run's chunks keep their positions]: the positions of a run's chunks. Rows: seq, ranges.
+        func positions(run: Int64) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 1)
+            b.append(run)
+            return PostgresQuery(
+                unsafeSQL: "SELECT seq, ranges FROM \(t("chunk_positions")) WHERE run = $1", binds: b)
         }
 
     }

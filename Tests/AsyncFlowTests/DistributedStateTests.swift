@@ -151,5 +151,32 @@
             mid.worked(.milliseconds(55))  // a moving average: 0.7 × 5 + 0.3 × 55 = 20 ms
             #expect(mid.limit(threads: 1) == 1)
         }
+
+        @Test("a taken-over chunk's items are found by position, each once; a chunk is let go with its last position")
+        func takenOverChunks() {
+            // chunk 5 holds positions 10, 11, 12 (results "a", "b", "c" in that order); chunk 6 holds 20, 13
+            var taken = TakenOverChunks<String>([(5, [10, 11, 12]), (6, [20, 13])]) { seq, count in "\(seq)x\(count)" }
+            #expect(Set(taken.seqs) == [5, 6])
+            let first = taken.take([13, 1, 11, 2])  // a call with two fresh items
+            #expect(first.map(\.item) == [0, 2] && first.map(\.seq) == [6, 5] && first.map(\.index) == [1, 1])
+            #expect(first.map(\.pending) == ["6x2", "5x3"])
+            #expect(taken.take([13, 11]).isEmpty)  // taken already
+            let second = taken.take([10, 12, 20])
+            #expect(second.map(\.seq) == [5, 5, 6] && second.map(\.index) == [0, 2, 0])
+            #expect(taken.seqs.isEmpty)  // every position taken: both let go
+            var none = TakenOverChunks<String>()
+            #expect(none.take([1, 2]).isEmpty)
+        }
+
+        @Test("a chunk's positions kept as ranges of consecutive positions read back exactly")
+        func positionRanges() {
+            for positions: [UInt64] in [[], [5], Array(0..<1_000), [3, 4, 5, 9, 10, 2], [7, 7], [UInt64.max - 1]] {
+                #expect(PositionRanges.decode(PositionRanges.encode(positions)) == positions)
+            }
+            #expect(PositionRanges.encode(Array(100..<1_100)) == [100, 1_100])
+            #expect(PositionRanges.encode([3, 4, 5, 9, 10, 2]) == [3, 6, 9, 11, 2, 3])
+            #expect(PositionRanges.decode([1, 2, 3]) == nil)  // not pairs
+            #expect(PositionRanges.decode([5, 5]) == nil)  // an empty range
+        }
     }
 #endif

@@ -637,45 +637,110 @@
                 await queue.shutdown()
             }
 
-            @Test("a named run's coordinator deletes what a dead coordinator of the same run left, and takes its place")
-            func namedRunAdoptsTheDeadCoordinatorsRows() async throws {
-                let queue = try Cluster.queue()
-                let layer = DistributedLayer("mix") { (x: Int) in mix(x) }
+            /// Rows that a coordinator killed part-way left, as coordinator run 42 of layer "mix" of the named run
+            /// `name`: (1) a result for positions 0..<250 with values no worker computes (-1 - id), (2) a chunk for
+            /// 250..<500 claimed by a worker that is gone, (3) a dead letter for 500..<750, (4) a result for
+            /// 9,000..<9,250 whose closure failed.
+            func deadCoordinatorsRows(_ queue: PostgresWorkQueue, _ layer: DistributedLayer<Int, Int>, name: String)
+                async throws
+            {
                 let sql = queue.sql
-                // what a coordinator killed part-way leaves: a chunk no worker serves (layer "gone"), a result
-                // nobody collects, and its run recorded for the layer "mix" of the named run "adopt"
+                func insert(_ text: String, _ payload: [Int]) async throws {
+                    var b = PostgresBindings(capacity: 1)
+                    b.append(try ChunkCodec.encode(payload))
+                    try await queue.run(PostgresQuery(unsafeSQL: text, binds: b))
+                }
+                try await insert(
+                    """
+                    INSERT INTO \(sql.t("results")) (run, seq, payload, emitted, skipped, failed, retried, error,
+                        skip_error, worker) VALUES (42, 1, $1, 250, 0, 0, 0, '', '', 'w')
+                    """, (0..<250).map { -1 - $0 })
+                try await insert(
+                    """
+                    INSERT INTO \(sql.t("chunks")) (run, seq, layer, build, policy, items, payload, attempt, max_attempts,
+                        lease_seconds, lease_until, worker)
+                    VALUES (42, 2, 'mix', '\(layer.build)', 'fail', 250, $1, 1, 3, 30, now() + interval '1 hour', 'gone')
+                    """, Array(250..<500))
+                try await insert(
+                    """
+                    INSERT INTO \(sql.t("dead_letters")) (run, seq, layer, items, payload, attempts)
+                    VALUES (42, 3, 'mix', 250, $1, 3)
+                    """, Array(500..<750))
+                try await insert(
+                    """
+                    INSERT INTO \(sql.t("results")) (run, seq, payload, emitted, skipped, failed, retried, error,
+                        skip_error, worker) VALUES (42, 4, $1, 0, 0, 250, 0, 'boom', '', 'w')
+                    """, [])
+                for (seq, ranges) in [(1, "{0,250}"), (2, "{250,500}"), (3, "{500,750}"), (4, "{9000,9250}")] {
+                    try await queue.run(
+                        PostgresQuery(
+                            unsafeSQL: "INSERT INTO \(sql.t("chunk_positions")) VALUES (42, \(seq), '\(ranges)')"))
+                }
                 try await queue.run(
-                    PostgresQuery(
-                        unsafeSQL: """
-                            INSERT INTO \(sql.t("chunks")) (run, seq, layer, build, policy, items, payload, max_attempts,
-                                lease_seconds) VALUES (42, 1, 'gone', 'b', 'fail', 1, '\\x00', 3, 30)
-                            """))
-                try await queue.run(
-                    PostgresQuery(
-                        unsafeSQL: """
-                            INSERT INTO \(sql.t("results")) (run, seq, payload, emitted, skipped, failed, retried, error,
-                                skip_error, worker) VALUES (42, 2, '\\x00', 1, 0, 0, 0, '', '', 'w')
-                            """))
-                try await queue.run(
-                    PostgresQuery(unsafeSQL: "INSERT INTO \(sql.t("named_runs")) VALUES ('adopt', 'mix', 42)"))
+                    PostgresQuery(unsafeSQL: "INSERT INTO \(sql.t("named_runs")) VALUES ('\(name)', 'mix', 42)"))
+            }
+
+            @Test("a coordinator taking a named run over keeps what the dead one's workers finished, and does the rest")
+            func namedRunKeepsTheDeadCoordinatorsResults() async throws {
+                let queue = try Cluster.queue()
+                let calls = Atomic<Int>(0)
+                let layer = DistributedLayer("mix") { (x: Int) in
+                    calls.add(1, ordering: .relaxed)
+                    return mix(x)
+                }
+                try await deadCoordinatorsRows(queue, layer, name: "adopt")
                 let store = MemoryRunStore()
-                let n = 5_000
+                let n = 10_000
                 let report = try await withWorkers(queue, layer) { _ in
                     try await pipeline(
                         Layer(0..<n), Layer(layer, on: queue, chunk: 250),
-                        Layer(committing: store, run: "adopt", batchesOf: 400) { (values: [Int], t) in
-                            t.insert(values.map { (id: $0, value: $0) })
+                        Layer(committingWithPositions: store, run: "adopt", batchesOf: 400) {
+                            (rows: [(position: UInt64, item: Int)], t) in
+                            t.insert(rows.map { (id: Int($0.position), value: $0.item) })
                         })
                 }
                 #expect(report.completed == n && report.run?.finished == true)
+                // the kept result's values, no closure call for them; every other item's closure called once
+                let rows = store.state.withLock { $0.rows }
+                #expect(rows.count == n && rows.values.allSatisfy { $0.count == 1 })
+                #expect((0..<250).allSatisfy { rows[$0] == [-1 - $0] })
+                #expect((250..<n).allSatisfy { rows[$0] == [mix($0)] })
+                #expect(calls.load(ordering: .relaxed) == n - 250)
+                let sql = queue.sql
                 let left = try await queue.rows(
                     PostgresQuery(
                         unsafeSQL: """
-                            SELECT (SELECT count(*) FROM \(sql.t("chunks")) WHERE run = 42)
-                                + (SELECT count(*) FROM \(sql.t("results")) WHERE run = 42),
+                            SELECT (SELECT count(*) FROM \(sql.t("chunks"))) + (SELECT count(*) FROM \(sql.t("results")))
+                                + (SELECT count(*) FROM \(sql.t("chunk_positions"))),
+                                (SELECT count(*) FROM \(sql.t("dead_letters")) WHERE run = 42),
                                 (SELECT run FROM \(sql.t("named_runs")) WHERE name = 'adopt' AND layer = 'mix')
-                            """), as: (Int64, Int64).self)
-                #expect(left.first?.0 == 0 && left.first?.1 != 42, "\(left)")
+                            """), as: (Int64, Int64, Int64).self)
+                // no rows left but the dead letter, kept for inspection; the named run recorded with the new run
+                #expect(left.first?.0 == 0 && left.first?.1 == 1 && left.first?.2 != 42, "\(left)")
+                await queue.shutdown()
+            }
+
+            @Test("a coordinator whose named run another coordinator took over writes no more chunks and fails")
+            func namedRunTakenOverStops() async throws {
+                let queue = try Cluster.queue()
+                let layer = DistributedLayer("mix") { (x: Int) in mix(x) }
+                let sql = queue.sql
+                let store = MemoryRunStore()
+                let error = try await withWorkers(queue, layer) { _ in
+                    await #expect(throws: DistributedLayerError.self) {
+                        try await pipeline(
+                            Layer(0..<20_000), Layer(layer, on: queue, chunk: 250),
+                            Layer(committing: store, run: "taken", batchesOf: 400) { (values: [Int], t) in
+                                // another coordinator takes the run over at the first commit: at most 32 chunks
+                                // outstanding and a few in the queues, so most of the 80 chunks are still to write
+                                try await queue.run(
+                                    PostgresQuery(
+                                        unsafeSQL: "UPDATE \(sql.t("named_runs")) SET run = 7 WHERE name = 'taken'"))
+                                t.insert(values.map { (id: $0, value: $0) })
+                            })
+                    }
+                }
+                #expect(error?.kind == .database && error?.message.contains("another coordinator") == true, "\(error!)")
                 let counts = try await queue.counts()
                 #expect(counts.chunks == 0 && counts.results == 0)
                 await queue.shutdown()

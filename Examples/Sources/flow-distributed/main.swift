@@ -24,6 +24,7 @@ import AsyncFlow
 import AsyncFlowPostgres
 import Dispatch
 import Foundation
+import Logging
 import Synchronization
 
 /// Print `line` and flush it at once: standard output is block-buffered into a pipe or a file (a service
@@ -120,7 +121,10 @@ let mixLayer = DistributedLayer("mix", mix)
 
 /// The database (not needed by `local`).
 func connect() -> PostgresWorkQueue {
-    do { return try PostgresWorkQueue() } catch { fail("flow-distributed: \(error)") }
+    // notices (a named run taken over) and warnings (a lost connection, retried) to standard output
+    var logger = Logger(label: "AsyncFlowPostgres") { StreamLogHandler.standardOutput(label: $0) }
+    logger.logLevel = .notice
+    do { return try PostgresWorkQueue(logger: logger) } catch { fail("flow-distributed: \(error)") }
 }
 
 switch mode {

@@ -279,7 +279,7 @@ extension Layer {
                     body: { items, call in
                         // a result for every item, in order, or none: the rest are counted by the outcome
                         // ([every gathered item accounted for])
-                        let outcome = await body(items.map(\.value), call)
+                        let outcome = await body(items.map(\.value), call.with(positions: items.map(\.position)))
                         let all = outcome.outputs.count == items.count
                         return outcome.with(
                             outputs: all ? zip(items, outcome.outputs).map { Positioned($0.position, $1) } : [])

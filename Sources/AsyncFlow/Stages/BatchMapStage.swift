@@ -77,8 +77,17 @@ import Synchronization
 /// What a batch closure that works elsewhere may know of its run (see BatchOutcome).
 @usableFromInline package struct BatchCall: Sendable {
     @usableFromInline let layer: LayerRuntime
+    /// In a named run, the source positions of the call's items, in the same order; nil otherwise.
+    package private(set) var positions: [UInt64]?
 
     @usableFromInline init(layer: LayerRuntime) { self.layer = layer }
+
+    /// The same call for items at `positions` (a named run's positioned form).
+    @usableFromInline func with(positions: [UInt64]) -> BatchCall {
+        var call = self
+        call.positions = positions
+        return call
+    }
 
     /// The layer's name in the report.
     package var layerName: String { layer.name }
