@@ -357,6 +357,100 @@ extension Serial {
             #expect(try RunCheckpoint(encoded: checkpoint.encoded) == checkpoint)
             #expect(throws: RunProgressError.self) { try RunCheckpoint(encoded: "3 20 closed 10") }
             #expect(throws: RunProgressError.self) { try RunCheckpoint(encoded: "3 20 open 10;15-12") }
+            checkpoint.bookmark = SourceBookmark(position: 8, offset: 123)
+            #expect(checkpoint.encoded == "3 20 open 10;12-15 8@123")
+            #expect(try RunCheckpoint(encoded: checkpoint.encoded) == checkpoint)
+            #expect(throws: RunProgressError.self) { try RunCheckpoint(encoded: "3 20 open 10 8-123") }
+            // [a bookmark is at or below the watermark]
+            #expect(throws: RunProgressError.self) { try RunCheckpoint(encoded: "3 20 open 10 11@123") }
+        }
+
+        /// A file of `lines` lines (line i is "line i", some of them varied: empty, CRLF, one longer than the
+        /// reader's buffer, the last without `\n`) and what its lines are.
+        func linesFile(_ lines: Int) throws -> (path: String, lines: [String]) {
+            var expected: [String] = []
+            var text = ""
+            for i in 0..<lines {
+                let line =
+                    i % 500 == 7 ? "" : i == 2_100 ? "long " + String(repeating: "x", count: 600_000) : "line \(i)"
+                expected.append(line)
+                text += line + (i % 300 == 5 ? "\r\n" : i == lines - 1 ? "" : "\n")
+            }
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("lines-\(UUID()).txt").path
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            return (path, expected)
+        }
+
+        @Test("a file's lines from any position, exactly: empty, CRLF, longer than the buffer, no last newline")
+        func fileLines() async throws {
+            let (path, expected) = try linesFile(3_000)
+            defer { unlink(path) }
+            let source = try FileLines(path)
+            for start in [0, 1, 7, 2_100, 2_101, 2_999, 3_000, 3_500] {
+                var lines: [String] = []
+                for try await line in source.items(from: UInt64(start)) { lines.append(line) }
+                #expect(lines == Array(expected[min(start, expected.count)...]), "from \(start)")
+            }
+            let error = #expect(throws: FileLinesError.self) { try FileLines(path + ".missing") }
+            #expect(error?.description.contains(path + ".missing") == true)
+        }
+
+        /// A named run over `path`'s lines into `store`: rows (position, the number the line ends with, or -1).
+        func ingestLines(_ path: String, into store: MemoryRunStore) async throws -> PipelineReport {
+            try await pipeline(
+                Layer(resumable: try FileLines(path)),
+                Layer(workers: 2) { (line: String) in Int(line.split(separator: " ").last ?? "") ?? -1 },
+                Layer(committingWithPositions: store, run: "lines", batchesOf: 100) { rows, transaction in
+                    transaction.insert(rows.map { (id: Int($0.position), value: $0.item) })
+                })
+        }
+
+        @Test("a named run over a file's lines resumes at a bookmarked byte offset, not by reading from the start")
+        func fileLinesResumeByOffset() async throws {
+            let (path, expected) = try linesFile(20_000)
+            defer { unlink(path) }
+            let store = MemoryRunStore()
+            store.crash(after: 57)
+            await #expect(throws: MemoryRunStore.Crash.self) { try await ingestLines(path, into: store) }
+            let saved = try RunCheckpoint(encoded: try #require(try await store.checkpoint(of: "lines")))
+            let bookmark = try #require(saved.bookmark)
+            // a line a multiple of 1,024 at or below the watermark, where that line starts
+            #expect(bookmark.position % 1_024 == 0 && bookmark.position <= saved.progress.watermark)
+            #expect(bookmark.position > 0 && saved.progress.watermark - bookmark.position < 1_024)
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            let before = bytes.prefix(Int(bookmark.offset))
+            #expect(
+                before.last == UInt8(ascii: "\n")
+                    && before.filter { $0 == UInt8(ascii: "\n") }.count == bookmark.position)
+            // the lines before the bookmark lose their newlines (but the one before it): a reader that counted
+            // lines from the start would now find other lines at every position
+            var changed = bytes
+            for i in 0..<Int(bookmark.offset) - 1 where changed[i] == UInt8(ascii: "\n") {
+                changed[i] = UInt8(ascii: ";")
+            }
+            try changed.write(to: URL(fileURLWithPath: path))
+            store.crash(after: nil)
+            let report = try await ingestLines(path, into: store)
+            #expect(report.run?.finished == true && report.run?.alreadyDone == 5_700)
+            #expect(store.check(20_000) == ([], []))
+            let rows = store.state.withLock { $0.rows }
+            let numbers = expected.map { Int($0.split(separator: " ").last ?? "") ?? -1 }
+            #expect((0..<20_000).allSatisfy { rows[$0] == [numbers[$0]] })
+        }
+
+        @Test("a file changed under a named run (its bookmark no longer starts a line) fails the run, naming the file")
+        func fileLinesChanged() async throws {
+            let (path, _) = try linesFile(20_000)
+            defer { unlink(path) }
+            let store = MemoryRunStore()
+            store.crash(after: 57)
+            await #expect(throws: MemoryRunStore.Crash.self) { try await ingestLines(path, into: store) }
+            // one byte more at the start: every line starts one byte later
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            try (Data("x".utf8) + bytes).write(to: URL(fileURLWithPath: path))
+            store.crash(after: nil)
+            let error = await #expect(throws: FileLinesError.self) { try await ingestLines(path, into: store) }
+            #expect(error?.path == path && error?.message.contains("the file changed") == true)
         }
     }
 }

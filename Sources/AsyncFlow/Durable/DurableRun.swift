@@ -45,6 +45,8 @@ import Synchronization
     /// The checkpoint this attempt started from.
     @usableFromInline let start: RunCheckpoint
     @usableFromInline let mark = PullMark()
+    /// What the source recorded as it read, when it keeps bookmarks ([a bookmark is at or below the watermark]).
+    let bookmarks = SourceBookmarks()
     /// The last checkpoint committed ([the collector owns the checkpoint]); its sequence less the start's is the
     /// commits this attempt made.
     @usableFromInline let current: Locked<RunCheckpoint>
@@ -119,11 +121,13 @@ import Synchronization
         return stamped(next)
     }
 
-    /// `next` as the next commit: its sequence one on, its pulled mark brought up ([the pulled mark only grows]).
+    /// `next` as the next commit: its sequence one on, its pulled mark brought up ([the pulled mark only grows]), its
+    /// bookmark the source's last at or below its watermark, or the one it had ([a bookmark is at or below the watermark]).
     func stamped(_ next: RunCheckpoint) -> RunCheckpoint {
         var next = next
         next.sequence += 1
         next.pulled = max(next.pulled, mark.end.load(ordering: .relaxed))
+        if let bookmark = bookmarks.latest(atOrBelow: next.progress.watermark) { next.bookmark = bookmark }
         return next
     }
 

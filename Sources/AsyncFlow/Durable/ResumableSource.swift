@@ -7,6 +7,11 @@
 //  [a resumed source gives only pending positions] A resumed source starts at the checkpoint's watermark and
 //    passes over every position committed above it, so each position it gives is not committed; the
 //    positions it passes over are at most the items that were in flight (RunProgress's ranges).
+//  [a bookmark is at or below the watermark] A checkpoint's bookmark (a source's own place for a position: a file
+//    line's byte offset) is for a position at or below the checkpoint's watermark: a commit takes the last bookmark
+//    the source recorded at or below its new watermark, or keeps the one before (the watermark only grows). So a
+//    source that starts reading at the bookmark and passes over the items up to the watermark gives every pending
+//    position.
 //  [the pulled mark only grows] `PullMark` holds one past the highest position pulled; it only grows, and a
 //    commit reads it after its items were pulled, so a checkpoint's `pulled` covers every position it
 //    commits.
@@ -165,5 +170,43 @@ extension ResumedItems: AsyncSequence where Base: AsyncSequence {
         guard let range = ahead.first, p >= range.lowerBound else { return p }
         if position == range.upperBound { ahead.removeFirst() }
         return nil
+    }
+}
+
+/// Where a source can be read again from: a position, and the source's own place for that position's item
+/// (for ``FileLines``, the byte offset its line starts at). A named run keeps the last one its source recorded
+/// at or below its watermark in its checkpoint ([a bookmark is at or below the watermark]).
+public struct SourceBookmark: Sendable, Hashable {
+    public let position: UInt64
+    public let offset: UInt64
+
+    public init(position: UInt64, offset: UInt64) {
+        self.position = position
+        self.offset = offset
+    }
+
+    /// `POSITION@OFFSET`, as a checkpoint's text holds it.
+    init?(_ text: Substring) {
+        let parts = text.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, let position = UInt64(parts[0]), let offset = UInt64(parts[1]) else { return nil }
+        self.init(position: position, offset: offset)
+    }
+}
+
+/// The bookmarks a named run's source recorded as it read, in position order, for the commits to take from
+/// ([a bookmark is at or below the watermark]).
+final class SourceBookmarks: Sendable {
+    let recorded = Locked<[SourceBookmark]>([])
+
+    /// The source read the item at `bookmark.position` (positions recorded in increasing order).
+    func record(_ bookmark: SourceBookmark) { recorded.withLock { $0.append(bookmark) } }
+
+    /// The last bookmark recorded at or below `watermark`, if any; those before it are let go.
+    func latest(atOrBelow watermark: UInt64) -> SourceBookmark? {
+        recorded.withLock { recorded in
+            guard let last = recorded.lastIndex(where: { $0.position <= watermark }) else { return nil }
+            recorded.removeFirst(last)
+            return recorded.first
+        }
     }
 }

@@ -45,6 +45,9 @@ public struct RunCheckpoint: Sendable, Hashable, CustomStringConvertible {
     public internal(set) var pulled: UInt64
     /// The run pulled its source to the end and committed all it could: started again, it does no work.
     public internal(set) var finished: Bool
+    /// Where the source can be read again from, for a source that keeps bookmarks (``FileLines``: a line's
+    /// byte offset): always at or below the watermark ([a bookmark is at or below the watermark]).
+    public internal(set) var bookmark: SourceBookmark?
 
     /// A run that has done nothing.
     public init() {
@@ -52,26 +55,36 @@ public struct RunCheckpoint: Sendable, Hashable, CustomStringConvertible {
         sequence = 0
         pulled = 0
         finished = false
+        bookmark = nil
     }
 
-    /// One line: `SEQUENCE PULLED open|finished PROGRESS` (``RunProgress/encoded``).
+    /// One line: `SEQUENCE PULLED open|finished PROGRESS [POSITION@OFFSET]` (``RunProgress/encoded``, then the
+    /// bookmark when there is one).
     public var encoded: String {
         "\(sequence) \(pulled) \(finished ? "finished" : "open") \(progress.encoded)"
+            + (bookmark.map { " \($0.position)@\($0.offset)" } ?? "")
     }
 
     /// A checkpoint saved with ``encoded``.
     public init(encoded text: String) throws(RunProgressError) {
         let fields = text.split(separator: " ", omittingEmptySubsequences: false)
-        guard fields.count == 4, let sequence = UInt64(fields[0]), let pulled = UInt64(fields[1]),
+        let bookmark = fields.count == 5 ? SourceBookmark(fields[4]) : nil
+        guard fields.count == 4 || bookmark != nil, let sequence = UInt64(fields[0]), let pulled = UInt64(fields[1]),
             fields[2] == "open" || fields[2] == "finished"
         else {
             throw RunProgressError(
-                "\"\(text)\" is not a run's checkpoint (expected SEQUENCE PULLED open|finished PROGRESS)")
+                "\"\(text)\" is not a run's checkpoint (expected SEQUENCE PULLED open|finished PROGRESS [POSITION@OFFSET])"
+            )
         }
-        progress = try RunProgress(encoded: String(fields[3]))
+        let progress = try RunProgress(encoded: String(fields[3]))
+        if let bookmark, bookmark.position > progress.watermark {
+            throw RunProgressError("\"\(text)\": its bookmark is above its watermark")
+        }
+        self.progress = progress
         self.sequence = sequence
         self.pulled = pulled
         finished = fields[2] == "finished"
+        self.bookmark = bookmark
     }
 
     public var description: String {
