@@ -52,7 +52,7 @@ let package = Package(
         .executableTarget(
             name: "flow-distributed",
             dependencies: [
-                .product(name: "AsyncFlow", package: "AsyncFlow"),
+                "IngestCore", .product(name: "AsyncFlow", package: "AsyncFlow"),
                 .product(name: "AsyncFlowPostgres", package: "AsyncFlow"),
                 .product(name: "AsyncFlowSQLite", package: "AsyncFlow"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "PostgresNIO", package: "postgres-nio"),

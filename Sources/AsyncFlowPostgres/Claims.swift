@@ -65,7 +65,7 @@
                         } catch {
                             if Task.isCancelled { return nil }
                             guard isTransient(error) else { throw worker.databaseError("claiming chunks", error) }
-                            queue.logger.warning("worker \(worker.id): claiming: \(String(reflecting: error))")
+                            queue.logger.debug("worker \(worker.id): claiming: \(String(reflecting: error))")
                         }
                         worker.book.withLock { $0.claimed(held) }
                         if !held.isEmpty { break claiming }

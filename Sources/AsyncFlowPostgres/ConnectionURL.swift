@@ -23,6 +23,8 @@
     /// A `postgres://` URL read as libpq reads it (user, password, host, port, database, sslmode).
     struct ConnectionURL {
         let configuration: PostgresClient.Configuration
+        /// The same, for one connection of its own (the first connection's check, PostgresWorkQueue.connect).
+        let single: PostgresConnection.Configuration
         let masked: String
 
         init(_ url: String) throws {
@@ -38,20 +40,26 @@
             var caOnly = TLSConfiguration.makeClientConfiguration()
             caOnly.certificateVerification = .noHostnameVerification
             let tls: PostgresClient.Configuration.TLS
+            let singleTLS: PostgresConnection.Configuration.TLS
             switch mode {
-            case "disable": tls = .disable
-            case "allow", "prefer": tls = .prefer(unverified)
-            case "require": tls = .require(unverified)
-            case "verify-ca": tls = .require(caOnly)
-            case "verify-full": tls = .require(.makeClientConfiguration())
+            case "disable": (tls, singleTLS) = (.disable, .disable)
+            case "allow", "prefer":
+                (tls, singleTLS) = (.prefer(unverified), .prefer(try .init(configuration: unverified)))
+            case "require": (tls, singleTLS) = (.require(unverified), .require(try .init(configuration: unverified)))
+            case "verify-ca": (tls, singleTLS) = (.require(caOnly), .require(try .init(configuration: caOnly)))
+            case "verify-full":
+                let full = TLSConfiguration.makeClientConfiguration()
+                (tls, singleTLS) = (.require(full), .require(try .init(configuration: full)))
             default:
                 throw PostgresWorkQueueError(
                     "database URL: sslmode=\(mode): expected disable, allow, prefer, require, verify-ca or verify-full")
             }
             let database = parts.path.count > 1 ? String(parts.path.dropFirst()) : nil
+            let (port, user) = (parts.port ?? 5432, parts.user ?? "postgres")
             configuration = .init(
-                host: host, port: parts.port ?? 5432, username: parts.user ?? "postgres", password: parts.password,
-                database: database, tls: tls)
+                host: host, port: port, username: user, password: parts.password, database: database, tls: tls)
+            single = .init(
+                host: host, port: port, username: user, password: parts.password, database: database, tls: singleTLS)
             masked = Self.mask(url)
         }
 
@@ -81,14 +89,57 @@
         }
     }
 
+    /// The server's refusal of a connection that trying again cannot change, as its message: a wrong password, an
+    /// unknown role or database, a missing permission, an authentication or TLS mode that the server and the URL
+    /// do not share; nil for anything else (a refused or lost connection, a server starting up).
+    func refusal(_ error: any Error) -> String? {
+        guard let e = error as? PSQLError else { return nil }
+        switch e.code {
+        case .server:
+            let state = e.serverInfo?[.sqlState] ?? ""
+            // 28: invalid authorization (a password, a role, pg_hba.conf); 3D000: no such database; 42501: a privilege
+            guard state.hasPrefix("28") || state == "3D000" || state == "42501" else { return nil }
+            return (e.serverInfo?[.message]).map { "\($0) (SQLSTATE \(state))" } ?? "SQLSTATE \(state)"
+        case .sslUnsupported: return "the server does not support TLS, which the URL's sslmode requires"
+        case .unsupportedAuthMechanism: return "the server asks for an authentication method postgres-nio lacks"
+        case .authMechanismRequiresPassword: return "the server asks for a password and the URL has none"
+        default: return nil
+        }
+    }
+
     /// A PostgresWorkQueue's connection or schema cannot be used.
     public struct PostgresWorkQueueError: Error, CustomStringConvertible, Sendable {
+        public enum Kind: Sendable, Equatable {
+            /// The server refused the connection, and trying again cannot help: a wrong password, an unknown role
+            /// or database, a missing permission, a TLS or authentication mode it does not share with the URL.
+            case refused
+            /// No connection could be made within the queue's `connectTimeout` (the server down or starting, a
+            /// wrong host or port, a network in between).
+            case unreachable
+            /// Anything else: a bad URL, schema or parameter, tables of another version, a statement that hung.
+            case other
+        }
+
+        public let kind: Kind
         public let description: String
         /// Whether trying again may help (a statement that hung, [a hung statement is given up]).
         let transient: Bool
-        init(_ message: String, transient: Bool = false) {
+        init(_ message: String, kind: Kind = .other, transient: Bool = false) {
             description = message
+            self.kind = kind
             self.transient = transient
+        }
+    }
+
+    extension DistributedLayerError.Kind {
+        /// The kind of a run's error that `error`, from the database, makes: `.refused` or `.unreachable` for a
+        /// connection that cannot be made, `.database` for the rest.
+        init(database error: any Error) {
+            switch (error as? PostgresWorkQueueError)?.kind {
+            case .refused?: self = .refused
+            case .unreachable?: self = .unreachable
+            default: self = .database
+            }
         }
     }
 #endif

@@ -37,6 +37,9 @@
 //    ([a taken-over chunk's items are found by position]); what workers finished while no coordinator was alive is
 //    not done again. Taken-over chunks still waiting are claimed afresh (a worker still on one is fenced out:
 //    [completions fenced by attempt]); items of one that died, failed or was lost are sent again in a new chunk.
+//  [chunks nobody claims are said] While chunks wait, if no result has come for the queue's unclaimedNotice (10 s) and
+//    none of the run's chunks is claimed, the poller logs that no worker has claimed a chunk (the layer, its build
+//    and the database, so a missing or stale worker is found), and again every unclaimedNotice while it lasts.
 //  [a taken-over coordinator writes nothing] A named run's chunk is written only while its coordinator run is the
 //    recorded one (the write reads the record under a share lock, which the take-over's update waits for); a
 //    refused write fails the run with DistributedLayerError(.database): another coordinator has the run.
@@ -49,8 +52,8 @@
     /// What the poller found for one chunk.
     enum ChunkResult: Sendable {
         /// The database refused a statement for another reason than a lost connection
-        /// ([the coordinator retries connection errors]).
-        case broken(String)
+        /// ([the coordinator retries connection errors]): the run's error kind and its message.
+        case broken(DistributedLayerError.Kind, String)
         case done(
             payload: ByteBuffer, emitted: Int, skipped: Int, failed: Int, retried: Int, error: String,
             skipError: String, worker: String)
@@ -108,7 +111,8 @@
                 if case .failure(let error) = adopting {
                     return BatchOutcome(
                         outputs: [], failed: items.count,
-                        failure: fault(.database, call, nil, "taking named run \"\(name)\" over: \(error)"))
+                        failure: fault(.init(database: error), call, nil, "taking named run \"\(name)\" over: \(error)")
+                    )
                 }
                 if let positions = call.positions {
                     let taken = takenOver.withLock { $0.take(positions) }
@@ -194,8 +198,8 @@
             let seq = nextSeq.add(1, ordering: .relaxed).newValue
             switch await submit(payload, count: items.count, seq: seq, named: named, call) {
             case .stopped: return BatchOutcome(outputs: [])  // [a stop closes the slots]
-            case .refused(let message):
-                return BatchOutcome(outputs: [], failed: items.count, failure: fault(.database, call, seq, message))
+            case .refused(let kind, let message):
+                return BatchOutcome(outputs: [], failed: items.count, failure: fault(kind, call, seq, message))
             case .answered(let result): return outcome(of: result, count: items.count, seq: seq, call)
             }
         }
@@ -205,8 +209,9 @@
             case answered(ChunkResult)
             /// The run stopped first.
             case stopped
-            /// The database refused the chunk's write ([the coordinator retries connection errors]).
-            case refused(String)
+            /// The database refused the chunk's write ([the coordinator retries connection errors]): the run's error
+            /// kind and its message.
+            case refused(DistributedLayerError.Kind, String)
         }
 
         /// Write chunk `seq` (in a named run, `named`: the run's name and the chunk's position ranges) and wait for its
@@ -233,7 +238,7 @@
                 if case .failure(let error) = written {  // not a connection error
                     fill(seq, nil)
                     _ = await wait(seq)
-                    return .refused("writing the chunk: \(error)")
+                    return .refused(.init(database: error), "writing the chunk: \(error)")
                 }
                 slots.withLock { $0.written(seq) }  // [a lost chunk is written again]
                 switch await call.whileRunning(onStop: { self.fill(seq, nil) }, { await self.wait(seq) }) {
@@ -252,8 +257,8 @@
             switch result {
             case .lost:  // not reached: submit writes a lost chunk again
                 return failure(.database, "chunk lost")
-            case .broken(let message):
-                return failure(.database, message)
+            case .broken(let kind, let message):
+                return failure(kind, message)
             case .dead(let attempts):
                 let dead = failure(
                     .deadLetter, "its workers died \(attempts) times (dead letter, \(count) items failed)")
@@ -278,9 +283,11 @@
 
         /// [a run leaves no rows]: the layer's last call has ended: let go of the taken-over chunks no call asked for
         /// (their positions were committed before the take-over), so the poller ends, and delete what is left of the
-        /// run, in a task of its own (a cancelled run's task would cancel the statements too).
+        /// run, in a task of its own (a cancelled run's task would cancel the statements too). A queue that never
+        /// reached its database wrote nothing.
         func ended() async {
             for seq in takenOver.withLock({ $0.seqs }) { fill(seq, nil) }
+            guard queue.reached.load(ordering: .acquiring) else { return }
             await Task {
                 _ = await self.retrying(nil, attempts: 3) {
                     for statement in self.queue.sql.forget(run: self.run) { try await self.queue.run(statement) }
@@ -309,7 +316,8 @@
                 } catch {
                     guard isTransient(error) else { return .failure(error) }
                     if attempt >= attempts { return .success(false) }
-                    queue.logger.warning(
+                    // [an outage is logged, not each failure]
+                    queue.logger.debug(
                         "distributed layer \(layer.name): \(String(reflecting: error)); retrying in \(delay)")
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(1))
@@ -344,6 +352,15 @@
             }
         }
 
+        /// [chunks nobody claims are said]: log it when the run has chunks and none is claimed.
+        func sayIfUnclaimed(since lastResult: ContinuousClock.Instant) async throws {
+            let counts = try await queue.rows(queue.sql.claimed(run: run), as: (Int64, Int64).self)
+            guard let (claimed, chunks) = counts.first, claimed == 0, chunks > 0 else { return }
+            queue.logger.warning(
+                "distributed layer \(layer.name): no worker has claimed a chunk for \((ContinuousClock.now - lastResult).shown) (\(chunks) chunks waiting): is a FlowWorker serving layer \"\(layer.name)\" of build \(layer.build) running against \(queue.description)?"
+            )
+        }
+
         /// The poller ([the poller takes results and buries the dead], [one poller while slots are open]): take results,
         /// bury dead chunks, sleep until a NOTIFY or the backstop.
         func poll() async {
@@ -353,6 +370,9 @@
             // [each result handed over once]: after a connection error, a burial's answer may have been lost
             var recheckDead = false
             var lastCheck = ContinuousClock.now
+            // [chunks nobody claims are said]: the last result (or the poller's start), and the last time it was said
+            var lastResult = ContinuousClock.now
+            var lastSaid = ContinuousClock.now
             while true {
                 guard slots.withLock({ $0.pollerTurn() }) == .poll else { return }
                 do {
@@ -367,6 +387,7 @@
                                 retried: Int(retried), error: error, skipError: skipError, worker: worker))
                     }
                     if !rows.isEmpty {
+                        lastResult = .now
                         let named = self.named.load(ordering: .relaxed)
                         try await queue.run(queue.sql.drop(run: run, seqs: rows.map(\.0), named: named))
                     }
@@ -384,17 +405,22 @@
                         try await fillDead(queue.sql.dead(run: run))
                         recheckDead = false
                     }
+                    let notice = queue.unclaimedNotice
+                    if ContinuousClock.now - lastResult >= notice && ContinuousClock.now - lastSaid >= notice {
+                        lastSaid = .now
+                        try await sayIfUnclaimed(since: lastResult)
+                    }
                     if ContinuousClock.now - lastBurial > min(lease / 4, .seconds(1)) {
                         lastBurial = .now
                         try await fillDead(queue.sql.bury(run: run))
                     }
                 } catch let error where isTransient(error) {
                     recheckDead = true
-                    queue.logger.warning(
+                    queue.logger.debug(  // [an outage is logged, not each failure]
                         "distributed layer \(layer.name): polling for results: \(String(reflecting: error))")
                 } catch {  // [the coordinator retries connection errors]: every open chunk fails with it
                     let open = slots.withLock { $0.openChunks }
-                    for seq in open { fill(seq, .broken("taking results: \(error)")) }
+                    for seq in open { fill(seq, .broken(.init(database: error), "taking results: \(error)")) }
                 }
                 // the backstop: 20-30 ms (a NOTIFY wakes it at once)
                 await wakeup.wait(for: .milliseconds(20 + Int.random(in: 0...10)))

@@ -82,7 +82,9 @@
                     kind: .parameter, layer: layer.name, run: nil, chunk: nil,
                     message: "threads: \(threads): must be at least 1")
             }
-            try await queue.prepare()
+            do { try await queue.prepare() } catch {  // [the first connection is checked alone]
+                throw databaseError("connecting", error)
+            }
             // the threads the local CPU layer gets: what the claims are paced for
             // ([a worker claims what it can start soon])
             let threads = try self.threads ?? PipelineOptions().resolvedWorkers()
@@ -182,7 +184,7 @@
                     return
                 } catch {
                     guard isTransient(error) else { throw databaseError("completing chunks", error) }
-                    queue.logger.warning("worker \(id): completing \(done.count) chunks: \(String(reflecting: error))")
+                    queue.logger.debug("worker \(id): completing \(done.count) chunks: \(String(reflecting: error))")
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(1))
                     // [every claim completed or left to its lease]: they are another worker's now
@@ -198,7 +200,7 @@
         /// connection.
         func databaseError(_ doing: String, _ error: any Error) -> DistributedLayerError {
             DistributedLayerError(
-                kind: .database, layer: layer.name, run: nil, chunk: nil, message: "\(doing): \(error)")
+                kind: .init(database: error), layer: layer.name, run: nil, chunk: nil, message: "\(doing): \(error)")
         }
 
         /// Claims completed, refused or handed back: no longer renewed; room to claim again.
@@ -219,7 +221,7 @@
                     if !held.isEmpty { try await queue.run(queue.sql.heartbeat(held, worker: id)) }
                     book.withLock { $0.beat(at: started) }
                 } catch {
-                    queue.logger.warning("worker \(id): heartbeat: \(String(reflecting: error))")
+                    queue.logger.debug("worker \(id): heartbeat: \(String(reflecting: error))")
                 }
             }
         }

@@ -64,6 +64,12 @@
             case parameter
             /// The database refused a statement, not for a lost connection (a permission, a full disk).
             case database
+            /// The server refused this process's connection, and trying again cannot help: a wrong password, an
+            /// unknown role or database, a TLS or authentication mode it does not share with the URL. The
+            /// message has the server's reason.
+            case refused
+            /// No connection to the database could be made within the queue's `connectTimeout` at the start.
+            case unreachable
         }
 
         public let kind: Kind

@@ -2,11 +2,17 @@
 // connection pool (from a URL), the schema (made on first use), and running the protocol's statements
 // (Statements) with a bound on how long each may take.
 //
-// Invariant:
+// Invariants:
 //  [a hung statement is given up] A statement that has not finished within statementLimit is given up (its caller
 //    retries) and the connection pool is replaced: after a server restart postgres-nio's pool can leave every later
 //    request waiting for ever. Giving up is safe: every statement is idempotent or fenced
 //    ([completions fenced by attempt]).
+//  [the first connection is checked alone] Before its first statement a queue makes one connection of its own:
+//    a refusal that cannot heal (a password, a role, a database) fails at once with the server's reason; a
+//    connection that cannot be made is tried again, each failure logged, until connectTimeout. (postgres-nio's pool
+//    would try for ever, and its requests wait without an error.)
+//  [an outage is logged, not each failure] While statements fail for a lost connection, the queue logs when the
+//    outage starts, every outageNotice while it lasts, and when it ends with its length; the callers retry quietly.
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Foundation
@@ -25,8 +31,16 @@
         public let schema: String
         /// The URL with its password masked.
         public let description: String
+        /// Where the queue's own lines go (notices and warnings by default); postgres-nio's go to its own
+        /// logger (errors only by default).
         let logger: Logger
         let configuration: PostgresClient.Configuration
+        /// One connection's configuration ([the first connection is checked alone]).
+        let single: PostgresConnection.Configuration
+        /// How long the first connection may take to succeed ([the first connection is checked alone]).
+        let connectTimeout: Duration
+        let outage = Locked(Outage())
+        let backgroundLogger: Logger
         /// The client (a connection pool) and the task that runs it; replaced when a statement hangs
         /// ([a hung statement is given up]).
         let current: Locked<(client: PostgresClient, runner: Task<Void, Never>)>
@@ -36,46 +50,75 @@
         /// the connection after the commit. nil outside tests.
         let afterStatement: (@Sendable (_ sql: String, _ rows: Int?) throws -> Void)?
         let ready = Once()
+        /// prepare() has succeeded once: the queue has reached its database (before, nothing was written).
+        let reached = Atomic<Bool>(false)
 
         /// Connect to `url` (default: the `DATABASE_URL` environment variable), a
         /// `postgres://user:password@host:port/database?sslmode=...` URL. `sslmode` is `disable`, `allow`,
         /// `prefer` (the default), `require`, `verify-ca` or `verify-full`, as libpq reads it.
         /// - Parameters:
         ///   - schema: where the queue's tables live; a lower-case SQL identifier.
-        ///   - logger: postgres-nio's logger (connection errors); defaults to errors only.
+        ///   - logger: where the queue's lines go (an outage, a named run taken over, a coordinator whose chunks nobody
+        ///     claims) and postgres-nio's; by default the queue's notices and warnings, and postgres-nio's errors only.
         ///   - synchronousCommit: whether each of the queue's commits waits until the server has flushed it to disk.
         ///     Off by default (the queue's sessions set `synchronous_commit = off`): the protocol does not need it
         ///     ([commits need not be durable]: a commit that a server crash undoes is found and redone, and a result
         ///     handed over twice finds its slot closed), and on small chunks it is a third of the time. Turn it on if
         ///     your server's rules ask for it.
+        ///   - connectTimeout: how long the first connection may take. A server that refuses the connection for a
+        ///     reason trying again cannot change (a wrong password, an unknown role or database) fails the first
+        ///     statement at once, with the server's reason; one that cannot be reached is tried again, each attempt
+        ///     logged, until this has passed (then `PostgresWorkQueueError`, `.unreachable`). A connection lost
+        ///     later is waited for as long as it takes, logged when the wait starts, every 10 s and when it ends.
         public convenience init(
-            url: String? = nil, schema: String = "asyncflow", logger: Logger? = nil, synchronousCommit: Bool = false
+            url: String? = nil, schema: String = "asyncflow", logger: Logger? = nil, synchronousCommit: Bool = false,
+            connectTimeout: Duration = .seconds(30)
         ) throws {
             try self.init(
-                url: url, schema: schema, logger: logger, synchronousCommit: synchronousCommit, afterStatement: nil)
+                url: url, schema: schema, logger: logger, synchronousCommit: synchronousCommit,
+                connectTimeout: connectTimeout, afterStatement: nil)
         }
 
-        /// The public initialiser, with a test seam (see afterStatement).
+        /// How long a coordinator's chunks may wait with no worker on them before it says so
+        /// ([chunks nobody claims are said]; shorter in tests).
+        let unclaimedNotice: Duration
+
+        /// The public initialiser, with test seams (see afterStatement, unclaimedNotice).
         init(
             url: String?, schema: String, logger: Logger?, synchronousCommit: Bool,
+            connectTimeout: Duration = .seconds(30),
+            unclaimedNotice: Duration = .seconds(10),
             afterStatement: (@Sendable (_ sql: String, _ rows: Int?) throws -> Void)?
         ) throws {
+            self.unclaimedNotice = unclaimedNotice
             let url = try databaseURL(url)
             _ = try sqlIdentifier(schema, parameter: "schema")
+            guard connectTimeout > .zero else {
+                throw PostgresWorkQueueError("connectTimeout: \(connectTimeout): must be more than zero")
+            }
             let connection = try ConnectionURL(url)
-            var log = logger ?? Logger(label: "AsyncFlowPostgres")
-            if logger == nil { log.logLevel = .error }
+            var own = logger ?? Logger(label: "AsyncFlowPostgres")
+            var background = logger ?? Logger(label: "AsyncFlowPostgres.postgres-nio")
+            if logger == nil {
+                own.logLevel = .notice
+                background.logLevel = .error
+            }
             self.schema = schema
             self.description = connection.masked
-            self.logger = log
+            self.logger = own
+            self.backgroundLogger = background
             self.sql = Statements(schema: schema)
             self.afterStatement = afterStatement
+            self.connectTimeout = connectTimeout
             var configuration = connection.configuration
+            var single = connection.single
             if !synchronousCommit {  // [commits need not be durable]
                 configuration.options.additionalStartupParameters.append(("synchronous_commit", "off"))
             }
+            single.options.connectTimeout = .seconds(Int64(min(10, max(1, connectTimeout.seconds))))
             self.configuration = configuration
-            current = Locked(Self.connect(configuration, log))
+            self.single = single
+            current = Locked(Self.connect(configuration, background))
         }
 
         deinit { current.withLock { $0.runner.cancel() } }
@@ -96,7 +139,7 @@
             current.withLock { c in
                 guard c.client === stale else { return }
                 c.runner.cancel()
-                c = Self.connect(configuration, logger)
+                c = Self.connect(configuration, backgroundLogger)
             }
             logger.warning("AsyncFlowPostgres: a statement hung; reconnected to \(description)")
         }
@@ -112,6 +155,8 @@
         /// users do not race), once per queue object.
         func prepare() async throws {
             try await ready.run {
+                try await self.connect()
+                defer { self.reached.store(true, ordering: .releasing) }
                 let sql = self.sql
                 try await self.client.withTransaction(logger: self.logger) { connection in
                     try await connection.query(sql.lockSchema, logger: self.logger)
@@ -133,6 +178,52 @@
                     }
                 }
             }
+        }
+
+        /// [the first connection is checked alone]: make one connection and close it; a refusal throws at once
+        /// (`.refused`), other failures are tried again, each logged, until connectTimeout (`.unreachable`).
+        func connect() async throws {
+            let started = ContinuousClock.now
+            var delay = Duration.milliseconds(100)
+            for attempt in 1... {
+                do {
+                    let connection = try await PostgresConnection.connect(
+                        configuration: single, id: attempt, logger: backgroundLogger)
+                    try? await connection.close()
+                    if attempt > 1 {
+                        logger.notice(
+                            "AsyncFlowPostgres: connected to \(description) at attempt \(attempt), after \((ContinuousClock.now - started).shown)"
+                        )
+                    }
+                    return
+                } catch {
+                    if let reason = refusal(error) {
+                        throw PostgresWorkQueueError("\(description) refused the connection: \(reason)", kind: .refused)
+                    }
+                    let waited = ContinuousClock.now - started
+                    let reason = Self.reason(error)
+                    guard waited < connectTimeout else {
+                        throw PostgresWorkQueueError(
+                            "no connection to \(description) within \(connectTimeout.shown) (\(attempt) attempts; the last: \(reason))",
+                            kind: .unreachable)
+                    }
+                    let pause = min(delay, connectTimeout - waited)  // the last attempt at the bound
+                    logger.warning(
+                        "AsyncFlowPostgres: connecting to \(description), attempt \(attempt): \(reason); trying again in \(pause.shown)"
+                    )
+                    try await Task.sleep(for: pause)
+                    delay = min(delay * 2, .seconds(5))
+                }
+            }
+        }
+
+        /// An error's reason in one line: the server's message when it sent one.
+        static func reason(_ error: any Error) -> String {
+            guard let e = error as? PSQLError else { return "\(error)" }
+            if let message = e.serverInfo?[.message] { return message }
+            if let inner = e.underlying as? PSQLError { return reason(inner) }
+            if let underlying = e.underlying { return "\(e.code): \(underlying)" }
+            return "\(e.code)"
         }
 
         /// Signal `wakeup` on every NOTIFY on `channel` (and once when listening starts: a notification may
@@ -198,10 +289,12 @@
                     self.renew(client)
                 }
                 Task {
+                    let began = ContinuousClock.now
                     let result: Result<T, any Error>
                     do { result = .success(try await work()) } catch { result = .failure(error) }
                     timer.cancel()
                     first.resume(with: result)
+                    self.note(result, began: began)
                 }
             }
         }
@@ -232,6 +325,33 @@
             }
         }
 
+        /// [an outage is logged, not each failure]: a statement's result (it began at `began`), as the outage log sees it.
+        func note<T>(_ result: Result<T, any Error>, began: ContinuousClock.Instant) {
+            let now = ContinuousClock.now
+            let event: Outage.Event
+            switch result {
+            case .success: event = outage.withLock { $0.succeeded(at: now, began: began) }
+            case .failure(let error):
+                guard isTransient(error) else { return }  // not a lost connection: its caller fails
+                event = outage.withLock { $0.failed(at: now) }
+                switch event {
+                case .started:
+                    logger.warning(
+                        "AsyncFlowPostgres: lost the connection to \(description) (\(Self.reason(error))); waiting for it"
+                    )
+                case .lasting(let since):
+                    logger.warning(
+                        "AsyncFlowPostgres: still no connection to \(description) after \(since.shown) (\(Self.reason(error)))"
+                    )
+                default: break
+                }
+                return
+            }
+            if case .ended(let lasted) = event {
+                logger.notice("AsyncFlowPostgres: the connection to \(description) is back after \(lasted.shown)")
+            }
+        }
+
         /// [claims take expired leases]: claim up to `limit` chunks of `layer` for `worker`.
         func claim(layer: String, build: String, limit: Int32, worker: String) async throws -> [ClaimedChunk] {
             try await rows(
@@ -249,6 +369,43 @@
         public func counts() async throws -> (chunks: Int, results: Int, deadLetters: Int) {
             let r = try await rows(sql.counts, as: (Int64, Int64, Int64).self)
             return (Int(r[0].0), Int(r[0].1), Int(r[0].2))
+        }
+    }
+
+    /// [an outage is logged, not each failure]: whether the queue's statements are failing for a lost connection,
+    /// since when, and when that was last said.
+    struct Outage: Sendable {
+        /// How often a lasting outage is logged again.
+        static let notice = Duration.seconds(10)
+        private var since: ContinuousClock.Instant?
+        private var said: ContinuousClock.Instant?
+
+        enum Event: Equatable, Sendable {
+            case none
+            /// The first failure after a success: log that the wait starts.
+            case started
+            /// Failing for this long, and not said for `notice`: log it again.
+            case lasting(Duration)
+            /// The first success, of a statement begun after the failures began, which lasted this long.
+            case ended(Duration)
+        }
+
+        mutating func failed(at now: ContinuousClock.Instant) -> Event {
+            guard let since, let said else {
+                (self.since, self.said) = (now, now)
+                return .started
+            }
+            guard now - said >= Self.notice else { return .none }
+            self.said = now
+            return .lasting(now - since)
+        }
+
+        /// A statement begun at `began` succeeded; one begun before the outage does not end it (its connection may
+        /// have been lost just after).
+        mutating func succeeded(at now: ContinuousClock.Instant, began: ContinuousClock.Instant) -> Event {
+            guard let since, began >= since else { return .none }
+            (self.since, self.said) = (nil, nil)
+            return .ended(now - since)
         }
     }
 #endif

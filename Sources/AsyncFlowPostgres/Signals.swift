@@ -84,5 +84,8 @@
             let (s, atto) = components
             return Double(s) + Double(atto) / 1e18
         }
+
+        /// For a log line: seconds with one decimal ("10.0 s").
+        var shown: String { "\((seconds * 10).rounded() / 10) s" }
     }
 #endif

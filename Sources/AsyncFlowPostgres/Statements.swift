@@ -383,6 +383,17 @@
                     """, binds: b)
         }
 
+        /// [chunks nobody claims are said]: how many of a run's chunks are claimed, and how many there are. Rows: the
+        /// two counts.
+        func claimed(run: Int64) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 1)
+            b.append(run)
+            return PostgresQuery(
+                unsafeSQL:
+                    "SELECT count(*) FILTER (WHERE worker IS NOT NULL), count(*) FROM \(t("chunks")) WHERE run = $1",
+                binds: b)
+        }
+
         /// [a named run's chunks keep their positions]: the positions of a run's chunks. Rows: seq, ranges.
         func positions(run: Int64) -> PostgresQuery {
             var b = PostgresBindings(capacity: 1)

@@ -178,5 +178,22 @@
             #expect(PositionRanges.decode([1, 2, 3]) == nil)  // not pairs
             #expect(PositionRanges.decode([5, 5]) == nil)  // an empty range
         }
+
+        @Test("an outage is said when it starts, every 10 s while it lasts, and when it ends, with its length")
+        func outageLog() {
+            var outage = Outage()
+            let t0 = ContinuousClock.now
+            #expect(outage.succeeded(at: t0, began: t0) == Outage.Event.none)  // no outage: nothing to say
+            #expect(outage.failed(at: t0) == .started)
+            // a statement begun before the first failure proves nothing about the connection now
+            #expect(outage.succeeded(at: t0 + .seconds(1), began: t0 - .seconds(1)) == Outage.Event.none)
+            #expect(outage.failed(at: t0 + .seconds(9)) == Outage.Event.none)
+            #expect(outage.failed(at: t0 + .seconds(10)) == .lasting(.seconds(10)))
+            #expect(outage.failed(at: t0 + .seconds(15)) == Outage.Event.none)
+            #expect(outage.failed(at: t0 + .seconds(21)) == .lasting(.seconds(21)))
+            #expect(outage.succeeded(at: t0 + .seconds(22), began: t0 + .seconds(21)) == .ended(.seconds(22)))
+            #expect(outage.succeeded(at: t0 + .seconds(23), began: t0 + .seconds(23)) == Outage.Event.none)
+            #expect(outage.failed(at: t0 + .seconds(30)) == .started)  // a new outage
+        }
     }
 #endif

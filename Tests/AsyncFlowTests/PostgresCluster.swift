@@ -16,11 +16,14 @@
         /// The throwaway cluster's data folder and pg_ctl (nil when DATABASE_URL was given).
         let data: String?
         let pgctl: String?
+        /// The server's options (port, socket folder, listening address), for starting it again.
+        let options: String
 
-        init(url: String, data: String?, pgctl: String?) {
+        init(url: String, data: String?, pgctl: String?, options: String = "") {
             self.url = url
             self.data = data
             self.pgctl = pgctl
+            self.options = options
         }
 
         /// Why the tests cannot have a server (they are then skipped, unless FLOW_REQUIRE_POSTGRES is set).
@@ -37,19 +40,44 @@
 
         static func server() throws -> Cluster { try shared.get() }
 
-        /// A queue in a fresh schema of the server; `afterStatement`: the queue's test seam (AnswerLosses).
+        /// A queue in a fresh schema of the server (or of `url`); `afterStatement`: the queue's test seam
+        /// (AnswerLosses); `logger`: where its lines go (by default none, or warnings with FLOW_PG_LOG).
         static func queue(
-            _ test: String = #function, afterStatement: (@Sendable (String, Int?) throws -> Void)? = nil
+            _ test: String = #function, url: String? = nil, logger: Logger? = nil,
+            connectTimeout: Duration = .seconds(30),
+            unclaimedNotice: Duration = .seconds(10), afterStatement: (@Sendable (String, Int?) throws -> Void)? = nil
         ) throws -> PostgresWorkQueue {
             let cluster = try server()
             let schema =
                 "t_" + test.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(40) + "_"
                 + String(UInt32.random(in: 0...UInt32.max), radix: 36)
-            var logger = Logger(label: "test")
-            logger.logLevel = ProcessInfo.processInfo.environment["FLOW_PG_LOG"] != nil ? .warning : .error
+            var quiet = Logger(label: "test")
+            quiet.logLevel = ProcessInfo.processInfo.environment["FLOW_PG_LOG"] != nil ? .warning : .error
             return try PostgresWorkQueue(
-                url: cluster.url, schema: schema, logger: logger, synchronousCommit: false,
-                afterStatement: afterStatement)
+                url: url ?? cluster.url, schema: schema, logger: logger ?? quiet, synchronousCommit: false,
+                connectTimeout: connectTimeout, unclaimedNotice: unclaimedNotice, afterStatement: afterStatement)
+        }
+
+        /// The role that must give its password (scram-sha-256) on the throwaway server, and that password.
+        static let passwordRole = (name: "flow_pw", password: "right-horse-battery")
+
+        /// The throwaway server's URL with another user, password or database.
+        func url(user: String, password: String? = nil, database: String = "postgres") -> String? {
+            guard data != nil, var parts = URLComponents(string: url) else { return nil }
+            parts.user = user
+            parts.password = password
+            parts.path = "/" + database
+            return parts.string
+        }
+
+        /// Stop the throwaway server, wait `seconds`, start it again.
+        func stop(for seconds: Double) throws {
+            guard let data, let pgctl else {
+                throw ClusterUnavailable(description: "DATABASE_URL's server is not ours to stop")
+            }
+            try Self.asPostgres("\(pgctl) -D \(data)/db -m fast -w stop", quiet: true)
+            usleep(UInt32(seconds * 1e6))
+            try Self.asPostgres("\(pgctl) -D \(data)/db -o '\(options)' -w start -l \(data)/log", quiet: true)
         }
 
         /// Restart the throwaway server (`pg_ctl restart -m mode`): every connection is dropped. `fast`
@@ -79,13 +107,24 @@
             }
             let data = NSTemporaryDirectory() + "asyncflow-pg-" + UUID().uuidString
             let port = freePort()
+            let options = "-p \(port) -k \(data) -c listen_addresses=127.0.0.1 -c fsync=off"
             do {
                 try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
                 if getuid() == 0 { try run("/bin/chown", ["postgres", data]) }
                 try asPostgres("\(bin)/initdb -D \(data)/db -A trust -U postgres", quiet: true)
                 try asPostgres(
-                    "\(bin)/pg_ctl -D \(data)/db -o '-p \(port) -k \(data) -c listen_addresses=127.0.0.1 -c fsync=off' -l \(data)/log -w start",
+                    "\(bin)/pg_ctl -D \(data)/db -o '\(options)' -l \(data)/log -w start",
                     quiet: true)
+                // passwordRole must give its password; every other role is trusted (pg_hba.conf: first match)
+                let role = passwordRole
+                try asPostgres(
+                    "\(bin)/psql -h \(data) -p \(port) -U postgres -d postgres -qc \"CREATE ROLE \(role.name) LOGIN PASSWORD '\(role.password)'\" -qc \"GRANT CREATE ON DATABASE postgres TO \(role.name)\"",
+                    quiet: true)
+                let hba = "\(data)/db/pg_hba.conf"
+                let rules = try String(contentsOfFile: hba, encoding: .utf8)
+                try ("host all \(role.name) 127.0.0.1/32 scram-sha-256\n" + rules).write(
+                    toFile: hba, atomically: false, encoding: .utf8)
+                try asPostgres("\(bin)/pg_ctl -D \(data)/db reload", quiet: true)
             } catch {
                 return .failure(ClusterUnavailable(description: "starting a throwaway PostgreSQL in \(data): \(error)"))
             }
@@ -98,7 +137,7 @@
             return .success(
                 Cluster(
                     url: "postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable", data: data,
-                    pgctl: "\(bin)/pg_ctl"))
+                    pgctl: "\(bin)/pg_ctl", options: options))
         }
 
         /// Run a shell command as the postgres user when root (the server refuses to run as root), from /.

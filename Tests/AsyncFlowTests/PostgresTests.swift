@@ -1,5 +1,7 @@
 #if Postgres
     import Foundation
+    import InMemoryLogging
+    import Logging
     import PostgresNIO
     import Synchronization
     import Testing
@@ -758,6 +760,128 @@
                         })
                 }
                 #expect(error?.parameter == "layer" && error?.layer == "mix")
+                await queue.shutdown()
+            }
+
+            /// The errors a coordinator's run and then a worker's run end with against `url`, with how long each took.
+            func connectionErrors(_ url: String, connectTimeout: Duration = .seconds(30), logger: Logger? = nil)
+                async throws -> [(error: DistributedLayerError?, took: Duration)]
+            {
+                let layer = DistributedLayer("mix") { (x: Int) in mix(x) }
+                var ended: [(error: DistributedLayerError?, took: Duration)] = []
+                let coordinator = try Cluster.queue(url: url, logger: logger, connectTimeout: connectTimeout)
+                var started = ContinuousClock.now
+                let refused = await #expect(throws: DistributedLayerError.self) {
+                    try await pipeline(Layer(0..<100), Layer(layer, on: coordinator, chunk: 10), Layer { (_: Int) in })
+                }
+                ended.append((refused, .now - started))
+                await coordinator.shutdown()
+                let worker = try Cluster.queue(url: url, logger: logger, connectTimeout: connectTimeout)
+                started = .now
+                let stopped = await #expect(throws: DistributedLayerError.self) {
+                    try await FlowWorker(queue: worker, serving: layer, threads: 1).run()
+                }
+                ended.append((stopped, .now - started))
+                await worker.shutdown()
+                return ended
+            }
+
+            @Test(
+                "a wrong password, an unknown database or role: coordinator and worker fail at once with the server's reason"
+            )
+            func refusedConnections() async throws {
+                let cluster = try Cluster.server()
+                let role = Cluster.passwordRole
+                guard let wrong = cluster.url(user: role.name, password: "wrong-horse-battery"),
+                    let noDatabase = cluster.url(user: "postgres", database: "no_such_db"),
+                    let noRole = cluster.url(user: "no_such_role")
+                else { return }  // DATABASE_URL's server is not ours to configure
+                let refusals = [
+                    (wrong, "password authentication failed for user \"\(role.name)\""),
+                    (noDatabase, "database \"no_such_db\" does not exist"),
+                    (noRole, "role \"no_such_role\" does not exist"),
+                ]
+                for (url, reason) in refusals {
+                    for (error, took) in try await connectionErrors(url) {
+                        #expect(
+                            error?.kind == .refused && error?.message.contains(reason) == true,
+                            "\(String(describing: error))")
+                        #expect(error?.description.contains("wrong-horse") == false)  // the password is masked
+                        #expect(took < .seconds(5), "\(took)")  // one attempt: not retried until the 30 s bound
+                    }
+                }
+                // the right password connects
+                let queue = try Cluster.queue(url: cluster.url(user: role.name, password: role.password))
+                #expect(try await queue.counts().chunks == 0)
+                await queue.shutdown()
+            }
+
+            @Test(
+                "an unreachable database: each attempt logged with the URL masked, then the run fails at connectTimeout"
+            )
+            func unreachableDatabase() async throws {
+                let handler = InMemoryLogHandler()
+                let url = "postgres://postgres:secret-pw@127.0.0.1:\(Cluster.freePort())/postgres?sslmode=disable"
+                let ended = try await connectionErrors(
+                    url, connectTimeout: .seconds(1.5), logger: Logger(label: "unreachable") { _ in handler })
+                for (error, took) in ended {
+                    #expect(error?.kind == .unreachable, "\(String(describing: error))")
+                    #expect(took >= .seconds(1.5) && took < .seconds(10), "\(took)")
+                }
+                let lines = handler.entries.map { "\($0.message)" }
+                // each run: attempts at 0, 0.1, 0.3 and 0.7 s logged; the one at 1.5 s fails it
+                let attempts = lines.filter { $0.contains("connecting to postgres://postgres:***@127.0.0.1") }
+                #expect(attempts.filter { $0.contains("attempt 4:") }.count == 2, "\(attempts)")
+                #expect(!attempts.contains { $0.contains("attempt 5:") }, "\(attempts)")
+                #expect(!lines.contains { $0.contains("secret-pw") })
+            }
+
+            @Test("a coordinator whose chunks no worker claims says so, naming the layer and its build")
+            func unclaimedChunksSaid() async throws {
+                let handler = InMemoryLogHandler()
+                let queue = try Cluster.queue(
+                    logger: Logger(label: "unclaimed") { _ in handler }, unclaimedNotice: .seconds(1))
+                let layer = DistributedLayer("lonely") { (x: Int) in mix(x) }
+                let run = Task {
+                    try await pipeline(Layer(0..<100), Layer(layer, on: queue, chunk: 10), Layer { (_: Int) in })
+                }
+                let said = { handler.entries.map { "\($0.message)" }.filter { $0.contains("no worker has claimed") } }
+                for _ in 0..<100 where said().isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+                run.cancel()
+                _ = await run.result
+                let line = try #require(said().first)
+                #expect(
+                    line.contains("layer \"lonely\" of build \(layer.build)") && line.contains("(10 chunks waiting)"))
+                let left = try await queue.counts()
+                #expect(left.chunks == 0 && left.results == 0)
+                await queue.shutdown()
+            }
+
+            @Test("a server stopped mid-run: the wait is logged when it starts and when it ends; every result once")
+            func serverStoppedLogged() async throws {
+                let cluster = try Cluster.server()
+                guard cluster.data != nil else { return }  // DATABASE_URL's server is not ours to stop
+                let handler = InMemoryLogHandler()
+                let queue = try Cluster.queue(logger: Logger(label: "outage") { _ in handler })
+                let layer = DistributedLayer("outage") { (x: Int) in mix(x) }
+                let n = 100_000
+                let sum = Atomic<Int>(0)
+                let count = Atomic<Int>(0)
+                let report = try await withWorkers(queue, layer) { _ in
+                    try await pipeline(
+                        Layer(0..<n), Layer(layer, on: queue, chunk: 1_000, lease: .seconds(2)),
+                        Layer { (y: Int) in
+                            sum.add(y, ordering: .relaxed)
+                            if count.add(1, ordering: .relaxed).newValue == 10_000 {
+                                Task.detached { try cluster.stop(for: 3) }
+                            }
+                        })
+                }
+                #expect(report.completed == n && sum.load(ordering: .relaxed) == (0..<n).reduce(0) { $0 + mix($1) })
+                let lines = handler.entries.map { "\($0.message)" }
+                #expect(lines.contains { $0.contains("lost the connection to \(queue.description)") }, "\(lines)")
+                #expect(
+                    lines.contains { $0.contains("the connection to \(queue.description) is back after") }, "\(lines)")
                 await queue.shutdown()
             }
 

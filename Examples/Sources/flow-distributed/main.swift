@@ -24,8 +24,11 @@ import AsyncFlow
 import AsyncFlowPostgres
 import Dispatch
 import Foundation
+import IngestCore
 import Logging
 import Synchronization
+
+lineBufferedOutput()
 
 /// Print `line` and flush it at once: standard output is block-buffered into a pipe or a file (a service
 /// manager, `| tee`, a container's log), where a line would otherwise appear only when the process ends.

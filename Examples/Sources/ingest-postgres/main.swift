@@ -12,6 +12,8 @@ import Logging
 import MetricsEndpoint
 import PostgresNIO
 
+lineBufferedOutput()
+
 func fail(_ message: String, code: Int32 = 2) -> Never {
     FileHandle.standardError.write(Data((message + "\n").utf8))
     exit(code)

@@ -17,6 +17,8 @@ import MetricsEndpoint
 import SQLiteNIO
 import ServiceLifecycle
 
+lineBufferedOutput()
+
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard let flags = MetricsFlags.extract(from: &arguments), arguments.count <= 2,
     let count = arguments.first.map({ Int($0) }) ?? 100_000, count >= 0
