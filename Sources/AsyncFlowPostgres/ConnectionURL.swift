@@ -3,6 +3,7 @@
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Foundation
+    import Logging
     import PostgresNIO
 
     /// `name` as a lower-case SQL identifier (a schema, a table), or an error naming `parameter`.
@@ -87,6 +88,58 @@
         default:
             return false
         }
+    }
+
+    /// [the first connection is checked alone] (PostgresWorkQueue.swift): make one connection with `single` to
+    /// `masked` (the URL as shown) and close it. A refusal throws at once (`.refused`); other failures are tried
+    /// again, each logged, until `timeout` (`.unreachable`).
+    func checkFirstConnection(
+        _ single: PostgresConnection.Configuration, to masked: String, within timeout: Duration, logger: Logger,
+        background: Logger
+    ) async throws {
+        var single = single
+        single.options.connectTimeout = .seconds(Int64(min(10, max(1, timeout.seconds))))
+        let started = ContinuousClock.now
+        var delay = Duration.milliseconds(100)
+        for attempt in 1... {
+            do {
+                let connection = try await PostgresConnection.connect(
+                    configuration: single, id: attempt, logger: background)
+                try? await connection.close()
+                if attempt > 1 {
+                    logger.notice(
+                        "AsyncFlowPostgres: connected to \(masked) at attempt \(attempt), after \((ContinuousClock.now - started).shown)"
+                    )
+                }
+                return
+            } catch {
+                if let reason = refusal(error) {
+                    throw PostgresWorkQueueError("\(masked) refused the connection: \(reason)", kind: .refused)
+                }
+                let waited = ContinuousClock.now - started
+                let reason = failureReason(error)
+                guard waited < timeout else {
+                    throw PostgresWorkQueueError(
+                        "no connection to \(masked) within \(timeout.shown) (\(attempt) attempts; the last: \(reason))",
+                        kind: .unreachable)
+                }
+                let pause = min(delay, timeout - waited)  // the last attempt at the bound
+                logger.warning(
+                    "AsyncFlowPostgres: connecting to \(masked), attempt \(attempt): \(reason); trying again in \(pause.shown)"
+                )
+                try await Task.sleep(for: pause)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+
+    /// An error's reason in one line: the server's message when it sent one.
+    func failureReason(_ error: any Error) -> String {
+        guard let e = error as? PSQLError else { return "\(error)" }
+        if let message = e.serverInfo?[.message] { return message }
+        if let inner = e.underlying as? PSQLError { return failureReason(inner) }
+        if let underlying = e.underlying { return "\(e.code): \(underlying)" }
+        return "\(e.code)"
     }
 
     /// The server's refusal of a connection that trying again cannot change, as its message: a wrong password, an

@@ -34,6 +34,9 @@
         let logger: Logger
         /// The task running `client` when the store made it (connect(url:)); nil when the caller runs it.
         let runner: Task<Void, Never>?
+        /// When the store made its client (connect(url:)): its first connection, checked once before the first
+        /// statement ([the first connection is checked alone]).
+        var firstCheck: (check: Once, url: ConnectionURL, timeout: Duration)?
 
         /// A store on `client` (which must be running), keeping checkpoints in `table`.
         public init(client: PostgresClient, table: String = "asyncflow_runs", logger: Logger? = nil) throws {
@@ -41,14 +44,24 @@
         }
 
         /// A store with a connection pool of its own to `url` (default: the `DATABASE_URL` environment
-        /// variable), read as ``PostgresWorkQueue`` reads it; ``shutdown()`` ends the pool.
+        /// variable), read as ``PostgresWorkQueue`` reads it; ``shutdown()`` ends the pool. As a queue's, its
+        /// first connection is made alone before the first statement: a wrong password, an unknown role or
+        /// database fails the run at once (`PostgresWorkQueueError`, `.refused`), and a server that cannot be
+        /// reached is tried again, each attempt logged, until `connectTimeout` (`.unreachable`).
         public static func connect(
-            url: String? = nil, table: String = "asyncflow_runs", logger: Logger? = nil
+            url: String? = nil, table: String = "asyncflow_runs", logger: Logger? = nil,
+            connectTimeout: Duration = .seconds(30)
         ) throws -> PostgresRunStore {
             let table = try checked(table: table)  // before the pool starts running
-            let client = PostgresClient(configuration: try ConnectionURL(try databaseURL(url)).configuration)
-            return PostgresRunStore(
+            guard connectTimeout > .zero else {
+                throw PostgresWorkQueueError("connectTimeout: \(connectTimeout): must be more than zero")
+            }
+            let connection = try ConnectionURL(try databaseURL(url))
+            let client = PostgresClient(configuration: connection.configuration)
+            var store = PostgresRunStore(
                 client: client, checkedTable: table, logger: logger, runner: Task { await client.run() })
+            store.firstCheck = (Once(), connection, connectTimeout)
+            return store
         }
 
         /// End the connection pool that connect(url:) made (nothing when the caller runs the client).
@@ -62,6 +75,7 @@
             self.client = client
             self.table = table
             self.logger = logger ?? Logger(label: "AsyncFlowPostgres.PostgresRunStore")
+            firstCheck = nil
         }
 
         /// `table` as TABLE or SCHEMA.TABLE of lower-case SQL identifiers, or an error naming it.
@@ -72,7 +86,14 @@
             return table
         }
 
+        /// The first statement of a run: the first connection is checked first, when the store made its client.
         public func checkpoint(of run: String) async throws -> String? {
+            if let (check, url, timeout) = firstCheck {
+                try await check.run {
+                    try await checkFirstConnection(
+                        url.single, to: url.masked, within: timeout, logger: logger, background: logger)
+                }
+            }
             try await client.query(
                 PostgresQuery(
                     unsafeSQL: """

@@ -111,13 +111,11 @@
             self.afterStatement = afterStatement
             self.connectTimeout = connectTimeout
             var configuration = connection.configuration
-            var single = connection.single
             if !synchronousCommit {  // [commits need not be durable]
                 configuration.options.additionalStartupParameters.append(("synchronous_commit", "off"))
             }
-            single.options.connectTimeout = .seconds(Int64(min(10, max(1, connectTimeout.seconds))))
             self.configuration = configuration
-            self.single = single
+            self.single = connection.single
             current = Locked(Self.connect(configuration, background))
         }
 
@@ -180,50 +178,10 @@
             }
         }
 
-        /// [the first connection is checked alone]: make one connection and close it; a refusal throws at once
-        /// (`.refused`), other failures are tried again, each logged, until connectTimeout (`.unreachable`).
+        /// [the first connection is checked alone]
         func connect() async throws {
-            let started = ContinuousClock.now
-            var delay = Duration.milliseconds(100)
-            for attempt in 1... {
-                do {
-                    let connection = try await PostgresConnection.connect(
-                        configuration: single, id: attempt, logger: backgroundLogger)
-                    try? await connection.close()
-                    if attempt > 1 {
-                        logger.notice(
-                            "AsyncFlowPostgres: connected to \(description) at attempt \(attempt), after \((ContinuousClock.now - started).shown)"
-                        )
-                    }
-                    return
-                } catch {
-                    if let reason = refusal(error) {
-                        throw PostgresWorkQueueError("\(description) refused the connection: \(reason)", kind: .refused)
-                    }
-                    let waited = ContinuousClock.now - started
-                    let reason = Self.reason(error)
-                    guard waited < connectTimeout else {
-                        throw PostgresWorkQueueError(
-                            "no connection to \(description) within \(connectTimeout.shown) (\(attempt) attempts; the last: \(reason))",
-                            kind: .unreachable)
-                    }
-                    let pause = min(delay, connectTimeout - waited)  // the last attempt at the bound
-                    logger.warning(
-                        "AsyncFlowPostgres: connecting to \(description), attempt \(attempt): \(reason); trying again in \(pause.shown)"
-                    )
-                    try await Task.sleep(for: pause)
-                    delay = min(delay * 2, .seconds(5))
-                }
-            }
-        }
-
-        /// An error's reason in one line: the server's message when it sent one.
-        static func reason(_ error: any Error) -> String {
-            guard let e = error as? PSQLError else { return "\(error)" }
-            if let message = e.serverInfo?[.message] { return message }
-            if let inner = e.underlying as? PSQLError { return reason(inner) }
-            if let underlying = e.underlying { return "\(e.code): \(underlying)" }
-            return "\(e.code)"
+            try await checkFirstConnection(
+                single, to: description, within: connectTimeout, logger: logger, background: backgroundLogger)
         }
 
         /// Signal `wakeup` on every NOTIFY on `channel` (and once when listening starts: a notification may
@@ -337,11 +295,11 @@
                 switch event {
                 case .started:
                     logger.warning(
-                        "AsyncFlowPostgres: lost the connection to \(description) (\(Self.reason(error))); waiting for it"
+                        "AsyncFlowPostgres: lost the connection to \(description) (\(failureReason(error))); waiting for it"
                     )
                 case .lasting(let since):
                     logger.warning(
-                        "AsyncFlowPostgres: still no connection to \(description) after \(since.shown) (\(Self.reason(error)))"
+                        "AsyncFlowPostgres: still no connection to \(description) after \(since.shown) (\(failureReason(error)))"
                     )
                 default: break
                 }

@@ -16,6 +16,31 @@
         struct PostgresRunStoreTests {
             struct Crash: Error {}
 
+            @Test("a store that makes its own pool: a wrong password fails the run at once, before any pull")
+            func refusedStore() async throws {
+                let cluster = try Cluster.server()
+                guard let wrong = cluster.url(user: Cluster.passwordRole.name, password: "wrong-horse-battery") else {
+                    return  // DATABASE_URL's server is not ours to configure
+                }
+                let store = try PostgresRunStore.connect(url: wrong)
+                let pulls = Counter()
+                let started = ContinuousClock.now
+                let error = await #expect(throws: PostgresWorkQueueError.self) {
+                    try await pipeline(
+                        Layer(0..<100),
+                        Layer(workers: 1) { (x: Int) in
+                            pulls.add(1)
+                            return x
+                        },
+                        Layer(committing: store, run: "refused", batchesOf: 10) { (_: [Int], _) in })
+                }
+                #expect(
+                    error?.kind == .refused && error?.description.contains("password authentication failed") == true)
+                #expect(error?.description.contains("wrong-horse") == false)
+                #expect(pulls.count == 0 && ContinuousClock.now - started < .seconds(5))
+                await store.shutdown()
+            }
+
             @Test("killed part-way and started again: every row once, the sum exact", arguments: [false, true])
             func resumeIntoPostgres(ordered: Bool) async throws {
                 let queue = try Cluster.queue()
