@@ -38,7 +38,15 @@
             let mode = parts.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
             var unverified = TLSConfiguration.makeClientConfiguration()
             unverified.certificateVerification = .none
-            var caOnly = TLSConfiguration.makeClientConfiguration()
+            // verify-ca and verify-full trust the system's CAs, or the one file sslrootcert names (as libpq)
+            var full = TLSConfiguration.makeClientConfiguration()
+            if let root = parts.queryItems?.first(where: { $0.name == "sslrootcert" })?.value, !root.isEmpty {
+                guard FileManager.default.isReadableFile(atPath: root) else {
+                    throw PostgresWorkQueueError("database URL: sslrootcert=\(root): no such readable file")
+                }
+                full.trustRoots = .file(root)
+            }
+            var caOnly = full
             caOnly.certificateVerification = .noHostnameVerification
             let tls: PostgresClient.Configuration.TLS
             let singleTLS: PostgresConnection.Configuration.TLS
@@ -48,9 +56,7 @@
                 (tls, singleTLS) = (.prefer(unverified), .prefer(try .init(configuration: unverified)))
             case "require": (tls, singleTLS) = (.require(unverified), .require(try .init(configuration: unverified)))
             case "verify-ca": (tls, singleTLS) = (.require(caOnly), .require(try .init(configuration: caOnly)))
-            case "verify-full":
-                let full = TLSConfiguration.makeClientConfiguration()
-                (tls, singleTLS) = (.require(full), .require(try .init(configuration: full)))
+            case "verify-full": (tls, singleTLS) = (.require(full), .require(try .init(configuration: full)))
             default:
                 throw PostgresWorkQueueError(
                     "database URL: sslmode=\(mode): expected disable, allow, prefer, require, verify-ca or verify-full")
@@ -153,6 +159,10 @@
             // 28: invalid authorization (a password, a role, pg_hba.conf); 3D000: no such database; 42501: a privilege
             guard state.hasPrefix("28") || state == "3D000" || state == "42501" else { return nil }
             return (e.serverInfo?[.message]).map { "\($0) (SQLSTATE \(state))" } ?? "SQLSTATE \(state)"
+        case .connectionError:
+            // a certificate that does not verify (another CA, an expired one): the same on every attempt
+            guard let tls = e.underlying as? NIOSSLError, case .handshakeFailed(let reason) = tls else { return nil }
+            return "the TLS handshake failed: \(reason)"
         case .sslUnsupported: return "the server does not support TLS, which the URL's sslmode requires"
         case .unsupportedAuthMechanism: return "the server asks for an authentication method postgres-nio lacks"
         case .authMechanismRequiresPassword: return "the server asks for a password and the URL has none"

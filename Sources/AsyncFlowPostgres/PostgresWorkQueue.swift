@@ -55,7 +55,8 @@
 
         /// Connect to `url` (default: the `DATABASE_URL` environment variable), a
         /// `postgres://user:password@host:port/database?sslmode=...` URL. `sslmode` is `disable`, `allow`,
-        /// `prefer` (the default), `require`, `verify-ca` or `verify-full`, as libpq reads it.
+        /// `prefer` (the default), `require`, `verify-ca` or `verify-full`, as libpq reads it; `sslrootcert=PATH`
+        /// names the CA certificate that verify-ca and verify-full trust (else the system's).
         /// - Parameters:
         ///   - schema: where the queue's tables live; a lower-case SQL identifier.
         ///   - logger: where the queue's lines go (an outage, a named run taken over, a coordinator whose chunks nobody

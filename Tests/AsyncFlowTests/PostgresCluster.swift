@@ -107,11 +107,15 @@
             }
             let data = NSTemporaryDirectory() + "asyncflow-pg-" + UUID().uuidString
             let port = freePort()
-            let options = "-p \(port) -k \(data) -c listen_addresses=127.0.0.1 -c fsync=off"
+            // TLS with a certificate for 127.0.0.1 from a CA of the test's own (tls(...) below)
+            let options =
+                "-p \(port) -k \(data) -c listen_addresses=127.0.0.1 -c fsync=off -c ssl=on "
+                + "-c ssl_cert_file=\(data)/server.crt -c ssl_key_file=\(data)/server.key"
             do {
                 try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
                 if getuid() == 0 { try run("/bin/chown", ["postgres", data]) }
                 try asPostgres("\(bin)/initdb -D \(data)/db -A trust -U postgres", quiet: true)
+                try asPostgres(certificates(in: data), quiet: true)
                 try asPostgres(
                     "\(bin)/pg_ctl -D \(data)/db -o '\(options)' -l \(data)/log -w start",
                     quiet: true)
@@ -138,6 +142,31 @@
                 Cluster(
                     url: "postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable", data: data,
                     pgctl: "\(bin)/pg_ctl", options: options))
+        }
+
+        /// The shell commands that make, in `folder`: a CA (ca.crt), a server certificate for 127.0.0.1 that it
+        /// signed (server.crt, server.key), and another CA that signed nothing the server has (other-ca.crt).
+        static func certificates(in folder: String) -> String {
+            let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+            return [
+                "cd \(folder)",
+                "printf 'subjectAltName=IP:127.0.0.1' > san.ext",
+                "openssl req -x509 \(key) -keyout ca.key -out ca.crt -days 2 -subj '/CN=AsyncFlow test CA' 2>/dev/null",
+                "openssl req \(key) -keyout server.key -out server.csr -subj '/CN=127.0.0.1' 2>/dev/null",
+                "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext 2>/dev/null",
+                "openssl req -x509 \(key) -keyout other-ca.key -out other-ca.crt -days 2 -subj '/CN=Another CA' 2>/dev/null",
+                "chmod 600 server.key",
+            ].joined(separator: " && ")
+        }
+
+        /// The throwaway server's URL with `sslmode` (and `sslrootcert`: the test's CA, or the other one).
+        func tls(_ mode: String, otherCA: Bool = false) -> String? {
+            guard let data, var parts = URLComponents(string: url) else { return nil }
+            parts.queryItems = [
+                URLQueryItem(name: "sslmode", value: mode),
+                URLQueryItem(name: "sslrootcert", value: "\(data)/\(otherCA ? "other-ca" : "ca").crt"),
+            ]
+            return parts.string
         }
 
         /// Run a shell command as the postgres user when root (the server refuses to run as root), from /.

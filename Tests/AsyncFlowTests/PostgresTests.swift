@@ -817,6 +817,30 @@
             }
 
             @Test(
+                "TLS: require and verify-full with the server's CA connect; verify-full with another CA fails at once"
+            )
+            func tlsVerification() async throws {
+                let cluster = try Cluster.server()
+                guard let verified = cluster.tls("verify-full"), let encrypted = cluster.tls("require"),
+                    let otherCA = cluster.tls("verify-full", otherCA: true)
+                else { return }  // DATABASE_URL's server is not ours to configure
+                for url in [verified, encrypted] {
+                    let queue = try Cluster.queue(url: url)
+                    let ssl = try await queue.rows(
+                        PostgresQuery(unsafeSQL: "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"),
+                        as: Bool.self)
+                    #expect(ssl == [true], "\(url)")
+                    await queue.shutdown()
+                }
+                for (error, took) in try await connectionErrors(otherCA) {
+                    #expect(
+                        error?.kind == .refused && error?.message.contains("CERTIFICATE_VERIFY_FAILED") == true
+                            && error?.message.contains("127.0.0.1") == true, "\(String(describing: error))")
+                    #expect(took < .seconds(5), "\(took)")  // one attempt: not retried until the 30 s bound
+                }
+            }
+
+            @Test(
                 "an unreachable database: each attempt logged with the URL masked, then the run fails at connectTimeout"
             )
             func unreachableDatabase() async throws {
