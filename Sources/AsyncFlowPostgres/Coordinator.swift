@@ -39,7 +39,8 @@
 //    [completions fenced by attempt]); items of one that died, failed or was lost are sent again in a new chunk.
 //  [chunks nobody claims are said] While chunks wait, if no result has come for the queue's unclaimedNotice (10 s) and
 //    none of the run's chunks is claimed, the poller logs that no worker has claimed a chunk (the layer, its build
-//    and the database, so a missing or stale worker is found), and again every unclaimedNotice while it lasts.
+//    and the database, so a missing or stale worker is found), and again every unclaimedNotice while it lasts; the
+//    progress snapshot and the metric `<label>_unclaimed_seconds` show how long, until a result comes.
 //  [a taken-over coordinator writes nothing] A named run's chunk is written only while its coordinator run is the
 //    recorded one (the write reads the record under a share lock, which the take-over's update waits for); a
 //    refused write fails the run with DistributedLayerError(.database): another coordinator has the run.
@@ -81,6 +82,9 @@
         /// [a taking-over coordinator keeps what was done]: the chunks taken over, each with the task that waits for
         /// its results (nil when it did not finish cleanly: its items are sent again).
         let takenOver = Locked(TakenOverChunks<Task<[Output]?, Never>>())
+        /// The latest chunk call, through which the poller says that chunks wait unclaimed
+        /// ([chunks nobody claims are said]).
+        let latestCall = Locked<BatchCall?>(nil)
         let wakeup = Wakeup()
 
         /// maxAttempts and lease are in range: the layer's initialiser refuses the run before it starts otherwise.
@@ -106,6 +110,7 @@
         /// A chunk call: in a named run, take the run over first and use what was taken over; then send the items
         /// as one chunk, wait for its result, and say what became of them.
         func handle(_ items: [Input], _ call: BatchCall) async -> BatchOutcome<Output> {
+            latestCall.withLock { $0 = call }
             if let name = call.runName {  // [a named run's layer has one coordinator run]
                 let adopting = await retrying(call) { try await self.adopted.run { try await self.takeOver(name) } }
                 if case .failure(let error) = adopting {
@@ -355,7 +360,12 @@
         /// [chunks nobody claims are said]: log it when the run has chunks and none is claimed.
         func sayIfUnclaimed(since lastResult: ContinuousClock.Instant) async throws {
             let counts = try await queue.rows(queue.sql.claimed(run: run), as: (Int64, Int64).self)
-            guard let (claimed, chunks) = counts.first, claimed == 0, chunks > 0 else { return }
+            let call = latestCall.withLock { $0 }
+            guard let (claimed, chunks) = counts.first, claimed == 0, chunks > 0 else {
+                call?.unclaimed(for: nil)
+                return
+            }
+            call?.unclaimed(for: ContinuousClock.now - lastResult)
             queue.logger.warning(
                 "distributed layer \(layer.name): no worker has claimed a chunk for \((ContinuousClock.now - lastResult).shown) (\(chunks) chunks waiting): is a FlowWorker serving layer \"\(layer.name)\" of build \(layer.build) running against \(queue.description)?"
             )
@@ -387,6 +397,7 @@
                                 retried: Int(retried), error: error, skipError: skipError, worker: worker))
                     }
                     if !rows.isEmpty {
+                        if lastSaid > lastResult { latestCall.withLock { $0 }?.unclaimed(for: nil) }
                         lastResult = .now
                         let named = self.named.load(ordering: .relaxed)
                         try await queue.run(queue.sql.drop(run: run, seqs: rows.map(\.0), named: named))

@@ -2,6 +2,7 @@
     import Foundation
     import InMemoryLogging
     import Logging
+    import MetricsTestKit
     import PostgresNIO
     import Synchronization
     import Testing
@@ -866,16 +867,30 @@
                 let queue = try Cluster.queue(
                     logger: Logger(label: "unclaimed") { _ in handler }, unclaimedNotice: .seconds(1))
                 let layer = DistributedLayer("lonely") { (x: Int) in mix(x) }
+                let metrics = TestMetrics()
+                let snapshots = Locked<[ProgressSnapshot]>([])
+                var options = PipelineOptions()
+                options.metrics = PipelineMetrics(label: "flow", interval: .milliseconds(50), factory: metrics)
+                options.progressInterval = .milliseconds(50)
+                options.progress = { snapshot in snapshots.withLock { $0.append(snapshot) } }
                 let run = Task {
-                    try await pipeline(Layer(0..<100), Layer(layer, on: queue, chunk: 10), Layer { (_: Int) in })
+                    try await pipeline(
+                        Layer(0..<100), Layer(layer, on: queue, chunk: 10), Layer { (_: Int) in }, options: options)
                 }
                 let said = { handler.entries.map { "\($0.message)" }.filter { $0.contains("no worker has claimed") } }
                 for _ in 0..<100 where said().isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+                try await Task.sleep(for: .milliseconds(200))  // a snapshot and a publish after it was said
                 run.cancel()
                 _ = await run.result
                 let line = try #require(said().first)
                 #expect(
                     line.contains("layer \"lonely\" of build \(layer.build)") && line.contains("(10 chunks waiting)"))
+                // the snapshot and the gauge say how long, from about a second (unclaimedNotice) on
+                let waited = snapshots.withLock { $0 }.compactMap { $0.layers[1].unclaimed }
+                #expect(waited.first.map { $0 >= .seconds(1) } == true, "\(waited)")
+                #expect(snapshots.withLock { $0 }.allSatisfy { $0.layers[0].unclaimed == nil })
+                let gauge = try metrics.expectGauge("flow_unclaimed_seconds", [("layer", "lonely")])
+                #expect(gauge.lastValue.map { $0 >= 1 } == true, "\(gauge.values)")
                 let left = try await queue.counts()
                 #expect(left.chunks == 0 && left.results == 0)
                 await queue.shutdown()

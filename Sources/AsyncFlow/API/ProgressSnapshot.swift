@@ -28,6 +28,9 @@ public struct ProgressSnapshot: Sendable, CustomStringConvertible {
         public let emitted: Int
         /// A distributed layer's remote workers so far (``LayerReport/workers``); empty for the others.
         public let workers: [WorkerCount]
+        /// How long a distributed layer's chunks have waited with no worker claiming any (its coordinator
+        /// checks when no result has come for 10 s); nil when none waits unclaimed, and for other layers.
+        public let unclaimed: Duration?
     }
 
     /// The time left at the rate so far, when the source's count is known and items have finished.

@@ -30,6 +30,9 @@ import Synchronization
     @usableFromInline let generators: [GeneratorCount]
     /// A distributed layer's batches per remote worker (BatchOutcome.worker), added once per batch.
     @usableFromInline let workers = Locked<[String: WorkerCount]>([:])
+    /// How long a distributed layer's chunks have waited with no worker claiming any, in nanoseconds, as its
+    /// coordinator last saw (0: none waits unclaimed); set by BatchCall.unclaimed.
+    @usableFromInline let unclaimed = Atomic<Int>(0)
 
     @usableFromInline init(generators: Int = 0) {
         self.generators = (0..<generators).map { _ in GeneratorCount() }
@@ -44,6 +47,12 @@ extension LayerCounters {
 
     /// The remote workers' counts, by worker id.
     var workerCounts: [WorkerCount] { workers.withLock { $0.values.sorted { $0.worker < $1.worker } } }
+
+    /// How long chunks have waited unclaimed, if they do.
+    var unclaimedFor: Duration? {
+        let nanoseconds = unclaimed.load(ordering: .relaxed)
+        return nanoseconds > 0 ? .nanoseconds(nanoseconds) : nil
+    }
 }
 
 /// Items pulled from one generator of a merged source (added once per batch, with `received`).

@@ -28,6 +28,9 @@ final class MetricsPublisher: Sendable {
     /// A distributed layer's per-worker counters (`<label>_worker_items`, made when a worker first
     /// appears) and the items published for each; touched only under `last`'s lock ([metric publishes never overlap]).
     let workers = Locked<[WorkerKey: (counter: Counter, items: Int)]>([:])
+    /// A distributed layer's `<label>_unclaimed_seconds` gauge, made when its chunks first wait unclaimed
+    /// (LayerCounters.unclaimed), then recorded at every publish; touched only under `last`'s lock.
+    let unclaimed = Locked<[Int: Gauge]>([:])
     let options: PipelineMetrics
     let layerNames: [String]
 
@@ -87,6 +90,7 @@ final class MetricsPublisher: Sendable {
                 if i > 0, i - 1 < depths.count { m.depth?.record(depths[i - 1]) }
                 last[i] = now
                 for count in c.workerCounts { publish(count, layer: i) }
+                publishUnclaimed(c.unclaimed.load(ordering: .relaxed), layer: i)
             }
             let g = counters.count
             for (k, count) in counters[0].generators.enumerated() {
@@ -94,6 +98,21 @@ final class MetricsPublisher: Sendable {
                 if now > last[g][k] { generators[k].increment(by: now - last[g][k]) }
                 last[g][k] = now
             }
+        }
+    }
+
+    /// How long a distributed layer's chunks have waited unclaimed, in seconds (0: none), once they first have
+    /// (called under `last`'s lock).
+    private func publishUnclaimed(_ nanoseconds: Int, layer: Int) {
+        unclaimed.withLock { gauges in
+            guard nanoseconds > 0 || gauges[layer] != nil else { return }
+            let gauge =
+                gauges[layer]
+                ?? Gauge(
+                    label: "\(options.label)_unclaimed_seconds",
+                    dimensions: options.dimensions + [("layer", layerNames[layer])], factory: options.factory)
+            gauges[layer] = gauge
+            gauge.record(Double(nanoseconds) / 1e9)
         }
     }
 

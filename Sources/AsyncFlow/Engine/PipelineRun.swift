@@ -206,7 +206,7 @@ final class PipelineRun: Sendable {
             layers: zip(layers, counters).map {
                 .init(
                     name: $0.name, received: $1.received.load(ordering: .relaxed),
-                    emitted: $1.emitted.load(ordering: .relaxed), workers: $1.workerCounts)
+                    emitted: $1.emitted.load(ordering: .relaxed), workers: $1.workerCounts, unclaimed: $1.unclaimedFor)
             },
             queueDepths: links.map(\.depth), queueCapacities: links.map(\.capacity), elapsed: elapsed,
             rate: seconds > 0 ? Double(done) / seconds : 0, isFinal: final,

@@ -98,6 +98,13 @@ import Synchronization
     /// The named run's name, when the run has one (DurableRun).
     package var runName: String? { layer.run.named?.name }
 
+    /// Items handled elsewhere wait for a remote worker that nobody runs: since `waited` ago, or no longer (nil). The
+    /// progress snapshot and the metrics show it.
+    package func unclaimed(for waited: Duration?) {
+        let nanoseconds = waited.map { Int($0.secondsDouble * 1e9) } ?? 0
+        layer.counters.unclaimed.store(max(0, nanoseconds), ordering: .relaxed)
+    }
+
     /// Run `body`; if the run stops (a failure elsewhere, cancellation) before it returns, call `hook` once, at once if
     /// it has stopped already ([a batch call runs to its end]). The hook is forgotten when `body` returns.
     package func whileRunning<T>(
