@@ -12,7 +12,8 @@
 //    connection that cannot be made is tried again, each failure logged, until connectTimeout. (postgres-nio's pool
 //    would try for ever, and its requests wait without an error.)
 //  [an outage is logged, not each failure] While statements fail for a lost connection, the queue logs when the
-//    outage starts, every outageNotice while it lasts, and when it ends with its length; the callers retry quietly.
+//    outage starts, every Outage.notice (10 s) while it lasts, and when it ends with its length; the callers retry
+//    quietly.
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Foundation
