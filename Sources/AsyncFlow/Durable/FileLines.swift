@@ -195,17 +195,12 @@ extension Layer where Input == Never, Output == String {
     /// A source over a file's lines (``FileLines``): in a named run it resumes by byte offset, reading on from a
     /// line at or below the checkpoint's watermark ([a bookmark is at or below the watermark]).
     public init(resumable source: FileLines, name: String? = nil) {
-        self.init(
-            kind: .source(generators: 1, count: nil), name: name, ordered: false, capacity: nil, onError: .fail,
-            makeStage: { StageHandle(AsyncSourceStage(source: source.items(from: 0), context: $0)) })
-        positionedStage = { plan, run in
-            let start = run.start.progress
+        self.init(source.items(from: 0), name: name)  // Lines reads the file again at each iteration
+        positionedStage = Self.resumedAsync { run in
             let bookmark = run.start.bookmark ?? SourceBookmark(position: 0, offset: 0)
-            let lines = FileLines.Lines(
-                path: source.path, start: bookmark, skip: start.watermark - bookmark.position,
+            return FileLines.Lines(
+                path: source.path, start: bookmark, skip: run.start.progress.watermark - bookmark.position,
                 bookmarks: run.bookmarks)
-            let items = ResumedItems(lines, start: start, mark: run.mark)
-            return StageHandle(AsyncSourceStage(source: items, context: StageContext(plan)))
         }
     }
 }

@@ -28,10 +28,18 @@ extension Layer where Input == Never {
         self.init(
             kind: .source(generators: 1, count: nil), name: name, ordered: false, capacity: nil, onError: .fail,
             makeStage: { StageHandle(AsyncSourceStage(source: source.items(from: 0), context: $0)) })
-        positionedStage = { plan, run in
-            let start = run.start.progress
-            let items = ResumedItems(source.items(from: start.watermark), start: start, mark: run.mark)
-            return StageHandle(AsyncSourceStage(source: items, context: StageContext(plan)))
+        positionedStage = Self.resumedAsync { run in source.items(from: run.start.progress.watermark) }
+    }
+
+    /// An asynchronous source's stage in a named run: `items(run)` gives the items from the checkpoint's
+    /// watermark on, and the positions committed above it are passed over ([a resumed source gives only pending
+    /// positions]).
+    @inlinable static func resumedAsync<Items: AsyncSequence & Sendable>(
+        _ items: @escaping @Sendable (DurableRun) -> Items
+    ) -> PositionedForm.StageMaker where Items.Element == Output {
+        { plan, run in
+            let resumed = ResumedItems(items(run), start: run.start.progress, mark: run.mark)
+            return StageHandle(AsyncSourceStage(source: resumed, context: StageContext(plan)))
         }
     }
 
