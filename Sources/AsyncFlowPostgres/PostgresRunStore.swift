@@ -36,11 +36,13 @@
         let runner: Task<Void, Never>?
         /// When the store made its client (connect(url:)): its first connection, checked once before the first
         /// statement ([the first connection is checked alone]).
-        var firstCheck: (check: Once, url: ConnectionURL, timeout: Duration)?
+        let firstCheck: (check: Once, url: ConnectionURL, timeout: Duration)?
 
         /// A store on `client` (which must be running), keeping checkpoints in `table`.
         public init(client: PostgresClient, table: String = "asyncflow_runs", logger: Logger? = nil) throws {
-            self.init(client: client, checkedTable: try Self.checked(table: table), logger: logger, runner: nil)
+            self.init(
+                client: client, checkedTable: try Self.checked(table: table), logger: logger, runner: nil,
+                firstCheck: nil)
         }
 
         /// A store with a connection pool of its own to `url` (default: the `DATABASE_URL` environment
@@ -58,10 +60,9 @@
             }
             let connection = try ConnectionURL(try databaseURL(url))
             let client = PostgresClient(configuration: connection.configuration)
-            var store = PostgresRunStore(
-                client: client, checkedTable: table, logger: logger, runner: Task { await client.run() })
-            store.firstCheck = (Once(), connection, connectTimeout)
-            return store
+            return PostgresRunStore(
+                client: client, checkedTable: table, logger: logger, runner: Task { await client.run() },
+                firstCheck: (Once(), connection, connectTimeout))
         }
 
         /// End the connection pool that connect(url:) made (nothing when the caller runs the client).
@@ -70,12 +71,15 @@
             await runner?.value
         }
 
-        init(client: PostgresClient, checkedTable table: String, logger: Logger?, runner: Task<Void, Never>?) {
+        init(
+            client: PostgresClient, checkedTable table: String, logger: Logger?, runner: Task<Void, Never>?,
+            firstCheck: (check: Once, url: ConnectionURL, timeout: Duration)?
+        ) {
             self.runner = runner
             self.client = client
             self.table = table
             self.logger = logger ?? Logger(label: "AsyncFlowPostgres.PostgresRunStore")
-            firstCheck = nil
+            self.firstCheck = firstCheck
         }
 
         /// `table` as TABLE or SCHEMA.TABLE of lower-case SQL identifiers, or an error naming it.
