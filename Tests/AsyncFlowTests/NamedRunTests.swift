@@ -405,13 +405,21 @@ extension Serial {
                 })
         }
 
-        @Test("a named run over a file's lines resumes at a bookmarked byte offset, not by reading from the start")
-        func fileLinesResumeByOffset() async throws {
-            let (path, expected) = try linesFile(20_000)
-            defer { unlink(path) }
+        /// A named run over a file of 20,000 lines (linesFile) killed after its 57th commit: the file, its lines
+        /// and the store; the store lets the next run commit.
+        func killedLinesRun() async throws -> (path: String, lines: [String], store: MemoryRunStore) {
+            let (path, lines) = try linesFile(20_000)
             let store = MemoryRunStore()
             store.crash(after: 57)
             await #expect(throws: MemoryRunStore.Crash.self) { try await ingestLines(path, into: store) }
+            store.crash(after: nil)
+            return (path, lines, store)
+        }
+
+        @Test("a named run over a file's lines resumes at a bookmarked byte offset, not by reading from the start")
+        func fileLinesResumeByOffset() async throws {
+            let (path, expected, store) = try await killedLinesRun()
+            defer { unlink(path) }
             let saved = try RunCheckpoint(encoded: try #require(try await store.checkpoint(of: "lines")))
             let bookmark = try #require(saved.bookmark)
             // a line a multiple of 1,024 at or below the watermark, where that line starts
@@ -429,7 +437,6 @@ extension Serial {
                 changed[i] = UInt8(ascii: ";")
             }
             try changed.write(to: URL(fileURLWithPath: path))
-            store.crash(after: nil)
             let report = try await ingestLines(path, into: store)
             #expect(report.run?.finished == true && report.run?.alreadyDone == 5_700)
             #expect(store.check(20_000) == ([], []))
@@ -440,15 +447,11 @@ extension Serial {
 
         @Test("a file changed under a named run (its bookmark no longer starts a line) fails the run, naming the file")
         func fileLinesChanged() async throws {
-            let (path, _) = try linesFile(20_000)
+            let (path, _, store) = try await killedLinesRun()
             defer { unlink(path) }
-            let store = MemoryRunStore()
-            store.crash(after: 57)
-            await #expect(throws: MemoryRunStore.Crash.self) { try await ingestLines(path, into: store) }
             // one byte more at the start: every line starts one byte later
             let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
             try (Data("x".utf8) + bytes).write(to: URL(fileURLWithPath: path))
-            store.crash(after: nil)
             let error = await #expect(throws: FileLinesError.self) { try await ingestLines(path, into: store) }
             #expect(error?.path == path && error?.message.contains("the file changed") == true)
         }
