@@ -432,6 +432,27 @@
                 await queue.shutdown()
             }
 
+            /// `items` items through 2 workers (mix, chunks of 1,000, a lease of 2 s: a claim whose answer is lost in
+            /// the disruption runs out soon), `disrupt` called in a task of its own once `after` results have come
+            /// back: the report and the sum of the results.
+            func disrupted(
+                _ queue: PostgresWorkQueue, items: Int, ordered: Bool = false, after: Int,
+                _ disrupt: @escaping @Sendable () throws -> Void
+            ) async throws -> (report: PipelineReport, sum: Int) {
+                let layer = DistributedLayer("disrupted") { (x: Int) in mix(x) }
+                let sum = Atomic<Int>(0)
+                let count = Atomic<Int>(0)
+                let report = try await withWorkers(queue, layer) { _ in
+                    try await pipeline(
+                        Layer(0..<items), Layer(layer, on: queue, chunk: 1_000, ordered: ordered, lease: .seconds(2)),
+                        Layer { (y: Int) in
+                            sum.add(y, ordering: .relaxed)
+                            if count.add(1, ordering: .relaxed).newValue == after { Task.detached { try disrupt() } }
+                        })
+                }
+                return (report, sum.load(ordering: .relaxed))
+            }
+
             @Test(
                 "a server restart or crash in the middle of a run: coordinator and workers reconnect, every result once",
                 arguments: ["fast", "immediate"])
@@ -439,24 +460,12 @@
                 let cluster = try Cluster.server()
                 guard cluster.data != nil else { return }  // DATABASE_URL's server is not ours to restart
                 let queue = try Cluster.queue()
-                let layer = DistributedLayer("restart") { (x: Int) in mix(x) }
                 let n = 200_000
-                let sum = Atomic<Int>(0)
-                let count = Atomic<Int>(0)
-                let report = try await withWorkers(queue, layer) { _ in
-                    try await pipeline(
-                        Layer(0..<n),
-                        // a claim whose answer is lost in the restart runs out after its lease (2 s)
-                        Layer(layer, on: queue, chunk: 1_000, ordered: true, lease: .seconds(2)),
-                        Layer { (y: Int) in
-                            sum.add(y, ordering: .relaxed)
-                            if count.add(1, ordering: .relaxed).newValue == 20_000 {
-                                Task.detached { try cluster.restart(mode: mode) }
-                            }
-                        })
+                let (report, sum) = try await disrupted(queue, items: n, ordered: true, after: 20_000) {
+                    try cluster.restart(mode: mode)
                 }
                 #expect(report.completed == n && report.dropped == 0)
-                #expect(sum.load(ordering: .relaxed) == (0..<n).reduce(0) { $0 + mix($1) })
+                #expect(sum == (0..<n).reduce(0) { $0 + mix($1) })
                 let left = try await queue.counts()
                 #expect(left.chunks == 0 && left.results == 0)
                 await queue.shutdown()
@@ -902,21 +911,9 @@
                 guard cluster.data != nil else { return }  // DATABASE_URL's server is not ours to stop
                 let handler = InMemoryLogHandler()
                 let queue = try Cluster.queue(logger: Logger(label: "outage") { _ in handler })
-                let layer = DistributedLayer("outage") { (x: Int) in mix(x) }
                 let n = 100_000
-                let sum = Atomic<Int>(0)
-                let count = Atomic<Int>(0)
-                let report = try await withWorkers(queue, layer) { _ in
-                    try await pipeline(
-                        Layer(0..<n), Layer(layer, on: queue, chunk: 1_000, lease: .seconds(2)),
-                        Layer { (y: Int) in
-                            sum.add(y, ordering: .relaxed)
-                            if count.add(1, ordering: .relaxed).newValue == 10_000 {
-                                Task.detached { try cluster.stop(for: 3) }
-                            }
-                        })
-                }
-                #expect(report.completed == n && sum.load(ordering: .relaxed) == (0..<n).reduce(0) { $0 + mix($1) })
+                let (report, sum) = try await disrupted(queue, items: n, after: 10_000) { try cluster.stop(for: 3) }
+                #expect(report.completed == n && sum == (0..<n).reduce(0) { $0 + mix($1) })
                 let lines = handler.entries.map { "\($0.message)" }
                 #expect(lines.contains { $0.contains("lost the connection to \(queue.description)") }, "\(lines)")
                 #expect(
