@@ -32,8 +32,8 @@ extension Layer where Input == Never {
     }
 
     /// An asynchronous source's stage in a named run: `items(run)` gives the items from the checkpoint's
-    /// watermark on, and the positions committed above it are passed over ([a resumed source gives only pending
-    /// positions]).
+    /// watermark on, and the positions committed above it are passed over
+    /// ([a resumed source gives only pending positions]).
     @inlinable static func resumedAsync<Items: AsyncSequence & Sendable>(
         _ items: @escaping @Sendable (DurableRun) -> Items
     ) -> PositionedForm.StageMaker where Items.Element == Output {
