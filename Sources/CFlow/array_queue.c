@@ -36,6 +36,13 @@
  *    "a free slot"): a pop notifies them only when the size it computes after its own commit is <= resume_at.
  *    It reads tail before head_done, so it never overestimates the size at the moment head_done is read, and
  *    the pop that brings the ring down to resume_at always notifies; close() notifies regardless.
+ *  [a starving pusher gets the room] A thread may reserve the pushes (reserve: a CAS of `reserved` from NULL to
+ *    its thread's id; ring_serving.c's [an overtaken pusher reserves the room] says when): while it holds them,
+ *    another thread's claim answers FLOW_FULL and its ready_to_push says no, both read after the seq_cst fence,
+ *    so the room consumers make goes to the reserving thread (and to the jobs it runs on its own thread). It
+ *    drops them with a seq_cst store, after which ring.c notifies the waiting producers: a producer refused
+ *    meanwhile either re-checks after the drop or is announced before it and woken ([announce before re-checking]).
+ *    Model-checked with a holder, another producer and a consumer: spin-models/reserve.pml.
  * Memory orderings: tail_done / head_done release (commit) and acquire (claim); tail / head CAS seq_cst
  * on success, relaxed loads elsewhere; the seq_cst fence guards the full/empty decision.
  */
@@ -62,6 +69,9 @@ typedef struct array_queue {
     size_t elem_size;
     /* [producers resume at a size]: wake waiting producers at this size or below (0: on any free slot) */
     uint64_t resume_at;
+    /* [a starving pusher gets the room]: the id of the thread the pushes are reserved for, or NULL. Written
+     * only while a pusher starves: it shares the read-mostly line. */
+    _Atomic(const void *) reserved;
     /* per slot: the end of the written range that starts there ([commits in claim order]) */
     _Atomic uint64_t *written;
     _Atomic uint64_t *read;    /* per slot: the end of the read range that starts there */
@@ -88,6 +98,7 @@ void *flow_array_create(uint64_t cap, size_t elem_size, uint64_t resume_at) {
     r->cap = cap;
     r->elem_size = elem_size;
     r->resume_at = resume_at < cap ? resume_at : 0;
+    atomic_init(&r->reserved, NULL);
     atomic_init(&r->tail, 0);
     atomic_init(&r->tail_done, 0);
     atomic_init(&r->head, 0);
@@ -133,6 +144,37 @@ static inline uint64_t size_now(array_queue *r) {
 
 static uint64_t array_size(const void *q) { return size_now((array_queue *)q); }
 
+/* [a starving pusher gets the room]: each thread's id is the address of its own copy of this byte. */
+static _Thread_local char thread_id;
+
+/* [a starving pusher gets the room]: whether another thread holds the reservation (read after a seq_cst fence
+ * where a decision to wait rests on it). */
+static inline int reserved_for_another(array_queue *r) {
+    const void *holder = atomic_load_explicit(&r->reserved, memory_order_relaxed);
+    return holder != NULL && holder != &thread_id;
+}
+
+static int array_reserve(void *q) {
+    array_queue *r = q;
+    const void *none = NULL;
+    if (atomic_compare_exchange_strong_explicit(&r->reserved, &none, &thread_id, memory_order_seq_cst,
+                                                memory_order_relaxed))
+        return 1;
+    return none == &thread_id ? 2 : 0;
+}
+
+static int array_unreserve(void *q) {
+    array_queue *r = q;
+    if (atomic_load_explicit(&r->reserved, memory_order_relaxed) != &thread_id) return 0;
+    atomic_store_explicit(&r->reserved, NULL, memory_order_seq_cst);
+    return 1;
+}
+
+/* Positions claimed by producers so far: every claim is pushed (a claimer always commits). */
+static uint64_t array_pushed(const void *q) {
+    return atomic_load_explicit(&((array_queue *)q)->tail, memory_order_relaxed) & ~MARK;
+}
+
 /* Spin-wait helper for contended CAS / claimers mid-copy: exponential pause, then yield. */
 typedef struct { unsigned step; } backoff;
 static inline void backoff_snooze(backoff *b) {
@@ -152,6 +194,10 @@ static int64_t claim_push(array_queue *r, int64_t n, uint64_t *pos) {
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     for (;;) {
         if (tail & MARK) return FLOW_CLOSED;
+        if (reserved_for_another(r)) { /* [a starving pusher gets the room] */
+            atomic_thread_fence(memory_order_seq_cst);
+            if (reserved_for_another(r)) return FLOW_FULL;
+        }
         uint64_t done = atomic_load_explicit(&r->head_done, memory_order_acquire);
         if (tail - done > r->cap) { /* tail is stale: a lap of pushes and pops went by since we read it */
             tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -278,6 +324,7 @@ static int array_ready_to_push(void *q) {
     atomic_thread_fence(memory_order_seq_cst);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     if (tail & MARK) return 1;
+    if (reserved_for_another(r)) return 0; /* [a starving pusher gets the room]: its drop notifies */
     uint64_t size = size_now(r);
     if (r->resume_at) return size <= r->resume_at; /* [producers resume at a size] */
     return size < r->cap;

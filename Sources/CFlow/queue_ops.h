@@ -22,6 +22,13 @@ typedef struct flow_queue_ops {
     int (*is_closed)(const void *q);
     /** Items inside, approximate while others push and pop. */
     uint64_t (*size)(const void *q);
+    /** Items pushed since the queue was made (a count that only grows), or 0 where the kind keeps none. */
+    uint64_t (*pushed)(const void *q);
+    /** Reserve the pushes for the calling thread (the array's [a starving pusher gets the room]): 1 when it
+     *  took the reservation, 2 when it held it already, 0 when another thread holds it or the kind has none. */
+    int (*reserve)(void *q);
+    /** Drop the calling thread's reservation: 1 when it held one (then notify waiting producers). */
+    int (*unreserve)(void *q);
     /** Await re-checks, after the caller announced itself on a parker ([announce before re-checking]):
      *  whether a pop (push) would not answer FLOW_EMPTY (FLOW_FULL), or the queue is closed. */
     int (*ready_to_pop)(void *q);
@@ -34,7 +41,8 @@ typedef struct flow_queue_ops {
 #define FLOW_QUEUE_OPS(prefix)                                                                               \
     {                                                                                                        \
         .push_n = prefix##_push_n, .pop_n = prefix##_pop_n, .close = prefix##_close,                         \
-        .is_closed = prefix##_is_closed, .size = prefix##_size, .ready_to_pop = prefix##_ready_to_pop,       \
+        .is_closed = prefix##_is_closed, .size = prefix##_size, .pushed = prefix##_pushed,                   \
+        .reserve = prefix##_reserve, .unreserve = prefix##_unreserve, .ready_to_pop = prefix##_ready_to_pop, \
         .ready_to_push = prefix##_ready_to_push, .destroy = prefix##_destroy,                                \
     }
 

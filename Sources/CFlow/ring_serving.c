@@ -22,6 +22,19 @@
  *    spins spin_ns and parks. Only how long a thread spins changes: the park / wake protocol
  *    ([waits announce and re-check], [a serving waiter misses no job]) is untouched. spin_ns = 0 turns spinning
  *    off, this one too.
+ *  [an overtaken pusher reserves the room] A pool thread waiting to push runs the jobs it finds, and a job is
+ *    often the ring's consumer: its pop makes room while this thread is still inside the job, and another
+ *    producer spinning for room takes it first, again and again (a worker's batch waited seconds so, behind
+ *    the other worker's). So once the ring has taken its capacity of items from others since this wait began,
+ *    the waiter reserves the ring's pushes for its thread (array_queue.c's [a starving pusher gets the room])
+ *    and keeps them until its whole push (flow_ring_push_all_serving) has gone in or the ring has closed; then
+ *    it drops them and notifies the waiting producers. One thread holds them at a time; another that is
+ *    overtaken meanwhile waits its turn as an ordinary waiter. A waiter is so passed over by about one ring's
+ *    capacity, not without bound. The liburcu kind keeps no count of pushes: no reservation there.
+ *  [a job knows it runs under a wait] While a serving waiter runs a job, its thread's `jobs_under_wait` is one
+ *    more (flow_jobs_under_wait): the waiter under the job gets its thread back only when the job returns, so
+ *    a job that could loop for ever without suspending (a source whose pushes keep finding room) checks it
+ *    and returns the thread after each batch (AsyncFlow's [a job under a wait yields each batch]).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -53,6 +66,19 @@ static void serve_withdraw(struct flow_parker *on, serve_node *node) {
     while (!atomic_load_explicit(&node->fired, memory_order_acquire)) flow_cpu_relax();
 }
 
+/* [a job knows it runs under a wait]: how many of this thread's serving waits are running a job now. */
+static _Thread_local int jobs_under_wait;
+
+int flow_jobs_under_wait(void) { return jobs_under_wait; }
+
+/* Run one queued job under this thread's wait ([a job knows it runs under a wait]): 1 when one ran. */
+static int run_job_under_wait(const flow_jobs *jobs) {
+    jobs_under_wait++;
+    int ran = jobs->run_one(jobs->ctx);
+    jobs_under_wait--;
+    return ran;
+}
+
 /* [one long spinner]: the process's one long spinner, and each thread's average wait for items (ns; -1:
  * none yet). */
 static _Atomic int long_spinner;
@@ -82,11 +108,13 @@ static void record_wait(uint64_t since) {
 
 /* ring_wait for a thread that serves jobs ([a serving waiter misses no job]): run queued jobs first, spin
  * for the budget re-checking both ([one long spinner]: adaptively, when waiting for items), then park on
- * the jobs' parker with a node on the ring's parker. */
+ * the jobs' parker with a node on the ring's parker. A push (`reserved` set) that others overtake by the
+ * ring's capacity reserves the ring's pushes ([an overtaken pusher reserves the room]): *reserved says so. */
 static int64_t ring_serve(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_t *seq, int64_t would_block,
-                          struct flow_parker *on, int (*ready)(void *), const flow_jobs *jobs) {
+                          struct flow_parker *on, int (*ready)(void *), const flow_jobs *jobs, int *reserved) {
     int adaptive = would_block == FLOW_EMPTY; /* [one long spinner]: waits for items only */
     uint64_t since = 0;                       /* when the ring was first found empty */
+    uint64_t pushed_at = reserved ? r->ops->pushed(r->q) : 0; /* [an overtaken pusher reserves the room] */
     for (;;) {
         int64_t k = op(r, buf, n, seq);
         if (k != would_block) {
@@ -94,7 +122,9 @@ static int64_t ring_serve(flow_ring *r, ring_op op, void *buf, int64_t n, uint64
             return k;
         }
         if (adaptive && !since) since = flow_now_ns();
-        if (jobs->run_one(jobs->ctx)) continue;
+        if (reserved && !*reserved && r->ops->pushed(r->q) - pushed_at >= r->cap)
+            *reserved = r->ops->reserve(r->q); /* [an overtaken pusher reserves the room] */
+        if (run_job_under_wait(jobs)) continue;
         uint64_t start = flow_now_ns();
         int job = 0, held = 0;
         int64_t budget = adaptive ? adaptive_budget(r, &held) : r->spin_ns;
@@ -126,17 +156,30 @@ static int64_t ring_serve(flow_ring *r, ring_op op, void *buf, int64_t n, uint64
 int64_t flow_ring_pop_n_serving(flow_ring *r, void *items, int64_t n, uint64_t *first_seq, const flow_jobs *jobs) {
     if (n <= 0) return n == 0 ? 0 : FLOW_EINVAL;
     if (!first_seq || !jobs) return FLOW_EINVAL;
-    return ring_serve(r, ring_pop_op, items, n, first_seq, FLOW_EMPTY, &r->not_empty, r->ops->ready_to_pop, jobs);
+    return ring_serve(r, ring_pop_op, items, n, first_seq, FLOW_EMPTY, &r->not_empty, r->ops->ready_to_pop, jobs,
+                      NULL);
 }
 
-/* flow_ring_push_all_serving's one blocking push: up to n items, serving `jobs` while the ring is full. */
-static int64_t push_serving(flow_ring *r, const void *items, int64_t n, const void *jobs) {
+/* A serving push-all's context: the jobs to serve, and whether it took the ring's reservation
+ * ([an overtaken pusher reserves the room]: 1 took it, 2 an outer call on this thread holds it). */
+typedef struct serving_push {
+    const flow_jobs *jobs;
+    int reserved;
+} serving_push;
+
+/* flow_ring_push_all_serving's one blocking push: up to n items, serving the jobs while the ring is full. */
+static int64_t push_serving(flow_ring *r, const void *items, int64_t n, const void *ctx) {
+    serving_push *push = (serving_push *)ctx;
     return ring_serve(r, ring_push_op, (void *)items, n, NULL, FLOW_FULL, &r->not_full, r->ops->ready_to_push,
-                      jobs);
+                      push->jobs, &push->reserved);
 }
 
 int64_t flow_ring_push_all_serving(flow_ring *r, const void *items, int64_t n, const flow_jobs *jobs,
                                    int64_t *pushed) {
     if (!jobs) return FLOW_EINVAL;
-    return ring_push_all(r, items, n, pushed, push_serving, jobs);
+    serving_push push = {.jobs = jobs, .reserved = 0};
+    int64_t k = ring_push_all(r, items, n, pushed, push_serving, &push);
+    /* [an overtaken pusher reserves the room]: the whole push is in (or the ring closed): let the others on */
+    if (push.reserved == 1 && r->ops->unreserve(r->q)) flow_parker_notify(&r->not_full, INT32_MAX);
+    return k;
 }

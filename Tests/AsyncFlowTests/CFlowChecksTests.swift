@@ -10,7 +10,7 @@ extension Serial {
 
         @Test("registry lists the checks")
         func registry() {
-            #expect(Self.names.count == 20)
+            #expect(Self.names.count == 21)
             #expect(Set(Self.names).count == Self.names.count)
         }
 

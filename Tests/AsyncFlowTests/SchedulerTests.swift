@@ -143,6 +143,38 @@ extension Serial {
         }
 
         @Test(
+            "no batch waits long behind a job that keeps finding work: each item is overtaken by a bounded number",
+            arguments: [1, 2])
+        func noBatchWaitsBehindABusyJob(workers: Int) async throws {
+            // A cheap CPU layer between a Sequence source and a slow batch collector, whose job runs on the pool
+            // threads: the workers wait to push and run the collector's job in their waits. Without
+            // [a job under a wait yields each batch] and [an overtaken pusher reserves the room], a worker's batch
+            // waited while the collector's job, nested in that worker's wait, went on taking the other producer's
+            // items, for most of the run; with them an item is overtaken by about the queues' contents per wait.
+            // Order is not promised (the layer is unordered): the bound is on how far, not on whether.
+            guard ProcessInfo.processInfo.environment["FLOW_SANITIZED"] == nil else { return }  // a matter of timing
+            let (n, capacity) = (2_000_000, 256)
+            var options = PipelineOptions()
+            options.cpus = "0-1"  // with one worker, a helper thread beside it ([helpers fill the spare cpus])
+            let worst = Locked((collected: 0, overtaken: 0))
+            let report = try await pipeline(
+                Layer(0..<n), Layer(workers: workers, capacity: capacity) { (x: Int) in x },
+                Layer(batchesOf: capacity, capacity: capacity) { (batch: [Int]) in
+                    worst.withLock { w in
+                        for x in batch {  // how many later items arrived before x
+                            w.overtaken = max(w.overtaken, w.collected - x)
+                            w.collected += 1
+                        }
+                    }
+                    let end = ContinuousClock.now + .microseconds(100)  // a commit's worth of time
+                    while ContinuousClock.now < end {}
+                }, options: options)
+            #expect(report.completed == n)
+            let overtaken = worst.withLock { $0.overtaken }
+            #expect(overtaken <= 128 * capacity, "an item was overtaken by \(overtaken) later items")
+        }
+
+        @Test(
             "a parked pool thread wakes for a stage's job: a source that sleeps between items",
             .timeLimit(.minutes(1)))
         func parkedPoolWakesForJobs() async throws {

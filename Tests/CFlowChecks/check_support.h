@@ -67,6 +67,7 @@ int check_park_wake(void);
 int check_callbacks(void);
 int check_unawait_race(void);
 int check_serving(void);
+int check_serving_fair(void);
 int check_pool(void);
 int check_pool_parks(void);
 int check_pool_start_failure(void);

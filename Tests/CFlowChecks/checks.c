@@ -49,6 +49,7 @@ static const check_entry checks[] = {
     {"callbacks", check_callbacks},
     {"unawait_race", check_unawait_race},
     {"serving", check_serving},
+    {"serving_fair", check_serving_fair},
     {"pool", check_pool},
     {"pool_parks", check_pool_parks},
     {"pool_start_failure", check_pool_start_failure},

@@ -354,6 +354,104 @@ int check_serving(void) {
     return FLOW_CHECK_PASS;
 }
 
+/* ---------- a serving pusher overtaken by a ring's capacity reserves the room
+              ([an overtaken pusher reserves the room], [a starving pusher gets the room]) ---------- */
+
+#define FAIR_CAP 64
+#define FAIR_BATCH 16
+#define FAIR_B_TOTAL (400 * FAIR_CAP)
+#define FAIR_B 0x8000000000000000ull /* B's items carry this bit; A's do not */
+
+typedef struct {
+    flow_ring *r;
+    uint64_t *log; /* every item popped, in pop (queue) order */
+    _Atomic uint64_t logged;
+    _Atomic uint64_t b_pushed; /* B's items whose push has returned */
+} fair_ctx;
+
+/* The consumer, as the job a waiting pusher runs: pop a batch, then hold the thread a while (a commit), during
+ * which the room it made is there for whoever pushes first. */
+static int fair_run_one(void *a) {
+    fair_ctx *c = a;
+    uint64_t buf[FAIR_BATCH];
+    int64_t k = flow_ring_pop_n(c->r, buf, FAIR_BATCH);
+    if (k <= 0) return 0;
+    uint64_t at = atomic_load(&c->logged);
+    memcpy(c->log + at, buf, (size_t)k * sizeof buf[0]);
+    atomic_store(&c->logged, at + (uint64_t)k);
+    uint64_t until = flow_now_ns() + 200000;
+    while (flow_now_ns() < until) sched_yield();
+    return 1;
+}
+static int fair_pending(void *a) { return flow_ring_size_approx(((fair_ctx *)a)->r) > 0; }
+
+/* B: a producer that waits by spinning and parking (no jobs), woken by every pop (resume at any free slot). */
+static void *fair_producer(void *a) {
+    fair_ctx *c = a;
+    uint64_t buf[FAIR_BATCH];
+    for (uint64_t i = 0; i < FAIR_B_TOTAL; i += FAIR_BATCH) {
+        for (uint64_t j = 0; j < FAIR_BATCH; j++) buf[j] = FAIR_B | (i + j);
+        if (flow_ring_push_all_wait(c->r, buf, FAIR_BATCH, -1, NULL) != FAIR_BATCH) break;
+        atomic_fetch_add(&c->b_pushed, FAIR_BATCH);
+    }
+    return NULL;
+}
+
+int check_serving_fair(void) {
+    fair_ctx c = {mk_ring(FAIR_CAP, 8, 20000, FLOW_QUEUE_RING), malloc((FAIR_B_TOTAL + FAIR_CAP) * 8), 0, 0};
+    flow_parker *parker = flow_parker_create();
+    flow_jobs jobs = {fair_run_one, fair_pending, &c, parker};
+    pthread_t th;
+    pthread_create(&th, NULL, fair_producer, &c);
+    uint64_t deadline = flow_now_ns() + 30000000000ull;
+    while (flow_ring_size_approx(c.r) < FAIR_CAP && flow_now_ns() < deadline) sched_yield(); /* B fills it */
+    /* A: one push of a ring's worth, serving the consumer's job while the ring is full */
+    uint64_t started = atomic_load(&c.b_pushed), mine[FAIR_CAP];
+    for (uint64_t j = 0; j < FAIR_CAP; j++) mine[j] = j;
+    int64_t pushed = 0;
+    int64_t k = flow_ring_push_all_serving(c.r, mine, FAIR_CAP, &jobs, &pushed);
+    CHECK(k == FAIR_CAP, "A's serving push ended with %lld (%lld pushed)", (long long)k, (long long)pushed);
+    for (;;) { /* drain: B goes on, then ends */
+        uint64_t buf[FAIR_BATCH];
+        int64_t got = flow_ring_pop_n(c.r, buf, FAIR_BATCH);
+        uint64_t at = atomic_load(&c.logged);
+        if (got > 0) {
+            memcpy(c.log + at, buf, (size_t)got * 8);
+            atomic_store(&c.logged, at + (uint64_t)got);
+        } else if (atomic_load(&c.b_pushed) == FAIR_B_TOTAL) {
+            break;
+        } else {
+            CHECK(flow_now_ns() < deadline + 30000000000ull, "B stopped at %llu items",
+                  (unsigned long long)atomic_load(&c.b_pushed));
+            sched_yield();
+        }
+    }
+    pthread_join(th, NULL);
+    uint64_t total = atomic_load(&c.logged), last_a = 0, a_seen = 0, overtaking = 0;
+    CHECK(total == FAIR_B_TOTAL + FAIR_CAP, "popped %llu items, pushed %llu", (unsigned long long)total,
+          (unsigned long long)(FAIR_B_TOTAL + FAIR_CAP));
+    for (uint64_t i = 0; i < total; i++)
+        if (!(c.log[i] & FAIR_B)) {
+            CHECK(c.log[i] == a_seen, "A's item %llu came as %llu", (unsigned long long)a_seen,
+                  (unsigned long long)c.log[i]);
+            a_seen++;
+            last_a = i;
+        }
+    for (uint64_t i = 0; i < last_a; i++)
+        if ((c.log[i] & FAIR_B) && (c.log[i] & ~FAIR_B) >= started) overtaking++;
+    /* A reserves the room once B has pushed a ring's capacity since A began to wait; one claim of B's may race
+       with the reservation, and one may have been under way when A read B's count */
+    CHECK(overtaking <= FAIR_CAP + 2 * FAIR_BATCH,
+          "B's items went in before A's last one %llu times after A began to wait (at most %d: a ring and two batches)",
+          (unsigned long long)overtaking, FAIR_CAP + 2 * FAIR_BATCH);
+    flow_ring_destroy(c.r);
+    flow_parker_destroy(parker);
+    free(c.log);
+    snprintf(g_msg, g_len, "a serving push overtaken by %llu items of a producer that spins (bound %d), then in",
+             (unsigned long long)overtaking, FAIR_CAP + 2 * FAIR_BATCH);
+    return FLOW_CHECK_PASS;
+}
+
 /* ---------- producer hysteresis (resume_producers_at) ---------- */
 
 int check_resume_watermark(void) {

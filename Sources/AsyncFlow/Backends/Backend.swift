@@ -31,6 +31,9 @@ import CFlow
     /// Whether the calling thread is one this backend runs CPU layers' loops on: the only threads a batch may
     /// be carried through a CPU layer on ([carried batches]).
     var onWorkerThread: Bool { get }
+    /// Whether the calling task runs as a job that a pool thread took while it waited on a ring: the waiter
+    /// gets its thread back only when the job returns ([a job under a wait yields each batch]).
+    var underAWait: Bool { get }
 }
 
 /// A CPU layer's batch loop in the two forms a backend may run it: each call is one worker.

@@ -51,10 +51,13 @@
 //    same threads. The task carries a batch only on a pool thread ([cpu loops only on pool threads]),
 //    when the layer's last batch took so little per item that this one should take at most
 //    carryBudgetNanoseconds (a slot is never held long from a worker: a costly layer's batches go to the
-//    queue), when it fits the layer's buffers, and when a slot is free within withAnySoon's while;
+//    queue), when it fits the layer's buffers, when a slot is free within withAnySoon's while, and when its job
+//    does not run under a pool thread's wait ([a job under a wait yields each batch]: the worker beneath, waiting for
+//    items or for room, gets the batch through the queue rather than see a carried result take its room);
 //    otherwise it pushes the batch. A carried batch is counted by the layer as a worker's is
-//    ([every item accounted for], [no call after a stop], [a failure stops the run]), and its results go on (pushed, or
-//    taken by the collector) before the task pushes or pulls again, so before it finishes as the input
+//    ([every item accounted for], [no call after a stop], [a failure stops the run]), and its results go on (pushed as a
+//    worker pushes, blocking its pool thread: [an overtaken pusher reserves the room]; or taken by the collector)
+//    before the task pushes or pulls again, so before it finishes as the input
 //    link's producer, which is before any worker can finish as the output link's
 //    ([the last producer closes the link]): the output is open, or closed by a stop (then what it refuses is counted
 //    dropped). Then the workers call the collector directly too.
@@ -190,13 +193,21 @@ import Synchronization
             taskWaits.store(false, ordering: .relaxed)
             (busySince, pause) = (nil, .microseconds(100))
             if count == 0 { break }
-            if let consumer, await consumer.take(buffer, count) { continue }  // [carried batches]
-            let pushed = await link.push(buffer, count: count)
-            if pushed < count {
-                (buffer + pushed).deinitialize(count: count - pushed)
-                context.counters.emitted.subtract(count - pushed, ordering: .relaxed)
-                context.counters.dropped.add(count - pushed, ordering: .relaxed)
+            // [carried batches], not under a wait ([a job under a wait yields each batch]): the worker beneath, waiting
+            // for items or for room, gets the batch through the queue, and no carried result takes its room
+            var carried = false
+            if let consumer, !context.backend.underAWait { carried = await consumer.take(buffer, count) }
+            if !carried {
+                let pushed = await link.push(buffer, count: count)
+                if pushed < count {
+                    (buffer + pushed).deinitialize(count: count - pushed)
+                    context.counters.emitted.subtract(count - pushed, ordering: .relaxed)
+                    context.counters.dropped.add(count - pushed, ordering: .relaxed)
+                }
             }
+            // [a job under a wait yields each batch]: a worker that took this task's job while it held a batch
+            // gets its thread back
+            if context.backend.underAWait { await Task.yield() }
         }
         buffer.deallocate()
         link.finishProducer()

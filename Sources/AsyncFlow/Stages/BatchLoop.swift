@@ -27,6 +27,11 @@
 //    popped are held in inBuf until it holds the batch size, or `within` has passed since the first of them was popped,
 //    or the input is closed and drained; then they are handed over at once, in pop order (applyBatch). Every item held
 //    is handed over or dropped ([every item accounted for], [no call after a stop]).
+//  [a job under a wait yields each batch] A stage's task whose loop can go on without suspending (a source whose
+//    pushes keep finding room, a loop whose pops keep finding items) yields after each batch it hands on when its
+//    job runs under a pool thread's wait on a ring (Backend.underAWait): the waiter beneath it, a worker holding a
+//    batch it could not push yet or waiting for items, gets its thread back within one batch, so no batch waits
+//    behind a job that keeps finding work.
 import Synchronization
 
 @usableFromInline struct BatchLoop<Input, Output> {
@@ -34,6 +39,8 @@ import Synchronization
     /// nil for the last layer: results (Void) are counted, not kept.
     @usableFromInline let output: Link<Output>?
     @usableFromInline let layer: LayerRuntime
+    /// Where the loop runs: whether its task is a job under a pool thread's wait ([a job under a wait yields each batch]).
+    @usableFromInline let backend: any Backend
     @usableFromInline let window: OrderedWindow?
     @usableFromInline let inBuf: UnsafeMutablePointer<Input>
     @usableFromInline let outBuf: UnsafeMutablePointer<Output>
@@ -59,6 +66,7 @@ import Synchronization
         input = context.input!
         output = producing ? context.output : nil
         layer = context.layer
+        backend = context.backend
         window = ordered ? context.window : nil
         inBuf = .allocate(capacity: sizer.limit)
         outBuf = .allocate(capacity: sizer.limit)
@@ -75,6 +83,7 @@ import Synchronization
             guard admit(count) else { continue }
             let made = await call(&self, count)
             await deliver(made, of: count, at: position)
+            if backend.underAWait { await Task.yield() }  // [a job under a wait yields each batch]
         }
         finish()
     }
@@ -122,6 +131,7 @@ import Synchronization
                 guard let k = await input.pop(into: inBuf + held, max: size - held, until: due) else {
                     await call(&self, held)  // the first held item has waited `within`
                     held = 0
+                    if backend.underAWait { await Task.yield() }  // [a job under a wait yields each batch]
                     continue
                 }
                 popped = k
@@ -135,6 +145,7 @@ import Synchronization
             if held == size || layer.run.stopped {
                 await call(&self, held)
                 held = 0
+                if backend.underAWait { await Task.yield() }  // [a job under a wait yields each batch]
             }
         }
         if held > 0 { await call(&self, held) }

@@ -122,7 +122,7 @@ import Synchronization
         if made > 0, let collector = loop.output?.direct.collector, collector.take(loop.outBuf, made) {
             loop.settle(made: made, pushed: made)  // [one collector call at a time]: the collector has taken them
         } else {
-            await loop.deliver(made, of: count, at: 0)  // unordered: no position
+            deliverCarried(loop, made: made, of: count)
         }
         return true
     }

@@ -21,6 +21,9 @@
 //    after pushing each of that element and the next 7 that find the queue empty, so the thread takes a burst's items
 //    on before the task goes into its next wait (whose timer takes microseconds to set up); a source that never
 //    suspends never yields. Merged generators stay on Swift's executor.
+//  A source's task also yields after each batch it pushes (or carries, [carried batches]) while its job runs under a
+//    pool thread's wait on a ring ([a job under a wait yields each batch], BatchLoop.swift), so a worker that took it
+//    while holding a batch gets its thread back.
 import Synchronization
 
 /// What every source kind shares: a layer that is the producer of its output link.
@@ -97,7 +100,8 @@ import Synchronization
     while !context.run.pullsEnded, let element = iterator.next() {  // [no pull after the pulls end]
         if batch.add(element) {
             guard await batch.flush() else { break }
-            if generator != nil { await Task.yield() }  // [merged generators take turns]
+            // [merged generators take turns], [a job under a wait yields each batch]
+            if generator != nil || context.backend.underAWait { await Task.yield() }
         }
     }
     await batch.finish()
@@ -128,10 +132,9 @@ import Synchronization
                 if onPool && backend.jobsStarted != jobs { yields = 8 }
                 let yielding = yields > 0 && context.output!.depth == 0
                 if batch.add(element), !(await batch.flush()) { break }
-                if yielding {
-                    yields -= 1
-                    await Task.yield()
-                }
+                if yielding { yields -= 1 }
+                // [a job under a wait yields each batch]: one element is a batch here
+                if yielding || backend.underAWait { await Task.yield() }
                 if onPool { jobs = backend.jobsStarted }
             }
         } catch {

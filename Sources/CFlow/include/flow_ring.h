@@ -96,6 +96,11 @@ typedef struct flow_jobs {
     flow_parker *parker;
 } flow_jobs;
 
+/** How many serving waits (the *_serving calls) of the calling thread are running a job right now: 0
+ *  outside any. A job that could run for long without returning checks it: the waiter under it gets its
+ *  thread back only when the job returns. */
+int flow_jobs_under_wait(void);
+
 /** flow_ring_pop_n_wait_seq (no timeout) that runs `jobs` while the ring is empty: between re-checks it
  *  runs every queued job; it parks only when the ring is empty and no job is queued, and is woken by
  *  a push, a close or a job. */

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Model-checks ring.pml, eventcount.pml and serve.pml with spin (exhaustive, breadth-first; two at a time),
+# Model-checks ring.pml, eventcount.pml, serve.pml and reserve.pml with spin (exhaustive, breadth-first; two at a time),
 # then checks that spin finds the planted bug in every mutant, so a model that proves nothing would fail
 # here too.
 # Usage: Sources/CFlow/spin-models/check.sh [work dir]   (needs spin and a C compiler; ~1 min on 2 cores)
@@ -54,6 +54,9 @@ ring() {
     verify ring.pml "-DCAP=2 -DPER_PRODUCER=1 -DMUTANT_COMMIT_FIRST" 1
     verify ring.pml "-DCAP=2 -DPER_PRODUCER=1 -DMUTANT_STALE_CAS" 1
     verify ring.pml "-DCAP=2 -DPER_PRODUCER=1 -DMUTANT_NO_HELP" 1
+    verify reserve.pml "-DPER_PRODUCER=2" 0
+    verify reserve.pml "-DPER_PRODUCER=2 -DMUTANT_NO_NOTIFY" 1
+    verify reserve.pml "-DPER_PRODUCER=2 -DMUTANT_NO_REFUSAL" 1
 }
 mkdir -p eventcount-serve ring
 (cd eventcount-serve && eventcount_and_serve) >eventcount-serve.log 2>&1 &

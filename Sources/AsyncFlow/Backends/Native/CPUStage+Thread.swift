@@ -26,4 +26,12 @@ extension CPUStage {
             return made
         }
     }
+
+    /// [carried batches]: a carried batch's results pushed as a worker pushes its own, blocking this pool thread
+    /// while the output is full and serving the pool's jobs meanwhile: as a suspended task the carrier would wait to
+    /// be woken at half capacity, which the workers' pushes, taking every slot the collector frees, can put off
+    /// until the run ends ([an overtaken pusher reserves the room] keeps the waiting threads fair).
+    @usableFromInline func deliverCarried(_ loop: BatchLoop<Input, Output>, made: Int, of count: Int) {
+        loop.deliver(made, of: count, at: 0, to: loop.output?.ring, serving: PoolExecutor.shared.jobs)  // unordered
+    }
 }

@@ -59,6 +59,9 @@ import Synchronization
 
     /// [cpu loops only on pool threads]: whether this thread runs a pool's loop ([a worker knows it is in its loop]).
     @usableFromInline var onWorkerThread: Bool { flow_current_worker() != nil }
+
+    /// [a job under a wait yields each batch]: whether a serving ring wait of this thread is running the calling job.
+    @usableFromInline var underAWait: Bool { flow_jobs_under_wait() > 0 }
 }
 
 /// What the C trampoline calls through (a @convention(c) function cannot capture): the group's loop.

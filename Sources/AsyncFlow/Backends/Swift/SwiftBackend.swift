@@ -30,6 +30,8 @@
     }
 
     @usableFromInline var onWorkerThread: Bool { false }
+
+    @usableFromInline var underAWait: Bool { false }
 }
 
 /// A CPU layer's workers on the `.swift` backend: child tasks ([every worker task returns before run]).
