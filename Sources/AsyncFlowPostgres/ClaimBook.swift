@@ -6,8 +6,12 @@
 // Invariants:
 //  [a worker claims what it can start soon] A claim asks for about 20 ms of work per thread (ClaimPace: by
 //    how long the last chunks took on a thread; 1 to 8 chunks a thread, 1 until a chunk has been timed),
-//    and only while the worker holds fewer than its threads run plus one claim ahead: so it claims only
-//    what it can start soon, and chunks that a dead worker held wait for no long queue in the others.
+//    plus what a thread works through in two round trips to the database (the claim that refills it and the
+//    completion that releases a chunk; the shortest of the last claims' times: up to 64 chunks more a thread), and
+//    only while the
+//    worker holds fewer than its threads run plus one claim ahead: so it claims only what it can start soon,
+//    and chunks that a dead worker held wait for no long queue in the others, while a database far away
+//    does not leave its threads idle for each round trip.
 //  [no claim without a fresh heartbeat] The heartbeat renews every lease the worker holds every third of
 //    the shortest lease it has seen. While the last successful heartbeat is older than that lease, the
 //    worker claims nothing: it may have been partitioned away and its chunks claimed by others.
@@ -75,26 +79,54 @@
 
         /// A chunk took `duration` on a thread ([a worker claims what it can start soon]).
         mutating func worked(_ duration: Duration) { pace.worked(duration) }
+
+        /// A claim statement took `duration`, from sending it to its rows ([a worker claims what it can start soon]).
+        mutating func claimTook(_ duration: Duration) { pace.claimTook(duration) }
     }
 
     /// How many chunks a worker claims in one statement ([a worker claims what it can start soon]): about `ahead` of
-    /// work per thread, by how long the last chunks took on a thread; one per thread until a chunk has been timed, at
-    /// most `most`. Trivial chunks are claimed several at a time (fewer statements), slow ones one at a time (none
-    /// waits in a busy worker while another is idle). Timed where the work is done, not by how fast the pipeline takes
+    /// work per thread, by how long the last chunks took on a thread (one per thread until a chunk has been timed, at
+    /// most `most`), plus what a thread works through in two round trips, the round trip being the shortest of the
+    /// last `claimsKept` claims (at most `mostForRoundTrips`): a claim that also opened a connection, or waited on a
+    /// busy server, says little about the network, and one that the network slowed for good shows as every claim
+    /// slows. Trivial chunks are claimed several at a time (fewer statements), slow ones one at a time
+    /// (none waits in a busy worker while another is idle), and a far database's round trips are covered by chunks
+    /// in hand rather than paid with idle threads. Timed where the work is done, not by how fast the pipeline takes
     /// chunks: that is fast while its queues fill, however slow the chunks.
     struct ClaimPace {
         static let ahead = Duration.milliseconds(20)
         static let most = 8
+        static let mostForRoundTrips = 64
+        static let claimsKept = 16
         var perChunk: Duration?
+        /// How long the last claim statements took, from sending to rows (at most claimsKept, oldest first); not
+        /// the first claim, which may have opened its connection.
+        private(set) var claims: [Duration] = []
+        private var firstClaimSeen = false
+
+        /// The round trip to the database: the shortest of the last claims, zero before one.
+        var roundTrip: Duration { claims.min() ?? .zero }
 
         func limit(threads: Int) -> Int {
             guard let perChunk, perChunk > .zero else { return threads }
-            return threads * Swift.max(1, Swift.min(Self.most, Int(Self.ahead / perChunk)))
+            let work = Swift.max(1, Swift.min(Self.most, Int(Self.ahead / perChunk)))
+            let trips = Swift.min(Self.mostForRoundTrips, Int(roundTrip * 2 / perChunk))
+            return threads * (work + trips)
         }
 
         /// A chunk took `duration` on a thread.
         mutating func worked(_ duration: Duration) {
             perChunk = perChunk.map { $0 * 0.7 + duration * 0.3 } ?? duration
+        }
+
+        /// A claim statement took `duration`.
+        mutating func claimTook(_ duration: Duration) {
+            guard firstClaimSeen else {
+                firstClaimSeen = true
+                return
+            }
+            if claims.count == Self.claimsKept { claims.removeFirst() }
+            claims.append(duration)
         }
     }
 #endif

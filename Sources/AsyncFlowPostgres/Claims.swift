@@ -59,9 +59,22 @@
                         break  // [no claim without a fresh heartbeat]: wait as an idle worker does
                     case .claim(let limit):
                         do {
-                            held = try await queue.claim(
-                                layer: worker.layer.name, build: worker.layer.build, limit: Int32(limit),
-                                worker: worker.id)
+                            let (layer, id) = (worker.layer, worker.id)
+                            // [a worker claims what it can start soon]: the claim's round trip, timed off this source's
+                            // executor (the pool, whose threads may all be in chunks that its resumption would wait for)
+                            let claim = Task.detached { () async throws -> ([ClaimedChunk], Duration) in
+                                let started = ContinuousClock.now
+                                let rows = try await queue.claim(
+                                    layer: layer.name, build: layer.build, limit: Int32(limit), worker: id)
+                                return (rows, .now - started)
+                            }
+                            let (claimed, took) = try await withTaskCancellationHandler {
+                                try await claim.value
+                            } onCancel: {
+                                claim.cancel()
+                            }
+                            held = claimed
+                            worker.book.withLock { $0.claimTook(took) }
                         } catch {
                             if Task.isCancelled { return nil }
                             guard isTransient(error) else { throw worker.databaseError("claiming chunks", error) }

@@ -152,6 +152,32 @@
             #expect(mid.limit(threads: 1) == 1)
         }
 
+        @Test("a worker claims what its threads work through in two claim round trips too, up to 64 chunks a thread")
+        func claimPaceCoversRoundTrips() {
+            var far = ClaimPace()
+            far.worked(.microseconds(500))
+            far.claimTook(.milliseconds(3))  // the first claim (it may have opened the connection): not counted
+            #expect(far.limit(threads: 1) == 8)
+            far.claimTook(.milliseconds(300))  // a claim that waited
+            far.claimTook(.milliseconds(10))  // the shortest: 20 ms of round trips, 40 chunks more a thread
+            far.claimTook(.milliseconds(25))  // a busy server
+            #expect(far.limit(threads: 2) == 2 * (8 + 40))
+            // slower for good: the 10 ms claim leaves the window
+            for _ in 0..<ClaimPace.claimsKept { far.claimTook(.milliseconds(20)) }
+            #expect(far.roundTrip == .milliseconds(20))
+            #expect(far.limit(threads: 1) == 8 + 64)  // 80, at most 64
+            var slow = ClaimPace()
+            slow.worked(.milliseconds(200))
+            slow.claimTook(.milliseconds(10))
+            slow.claimTook(.milliseconds(10))  // slow chunks: the round trips take less than one
+            #expect(slow.limit(threads: 3) == 3)
+            var near = ClaimPace()
+            near.worked(.microseconds(500))
+            near.claimTook(.microseconds(300))
+            near.claimTook(.microseconds(300))  // a database beside it: one chunk more a thread
+            #expect(near.limit(threads: 1) == 8 + 1)
+        }
+
         @Test("a taken-over chunk's items are found by position, each once; a chunk is let go with its last position")
         func takenOverChunks() {
             // chunk 5 holds positions 10, 11, 12 (results "a", "b", "c" in that order); chunk 6 holds 20, 13

@@ -741,7 +741,7 @@
                 let error = try await withWorkers(queue, layer) { _ in
                     await #expect(throws: DistributedLayerError.self) {
                         try await pipeline(
-                            Layer(0..<20_000), Layer(layer, on: queue, chunk: 250),
+                            Layer(0..<20_000), Layer(layer, on: queue, chunk: 250, concurrency: 32),
                             Layer(committing: store, run: "taken", batchesOf: 400) { (values: [Int], t) in
                                 // another coordinator takes the run over at the first commit: at most 32 chunks
                                 // outstanding and a few in the queues, so most of the 80 chunks are still to write
