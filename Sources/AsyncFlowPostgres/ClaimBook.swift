@@ -7,11 +7,10 @@
 //  [a worker claims what it can start soon] A claim asks for about 20 ms of work per thread (ClaimPace: by
 //    how long the last chunks took on a thread; 1 to 8 chunks a thread, 1 until a chunk has been timed),
 //    plus what a thread works through in two round trips to the database (the claim that refills it and the
-//    completion that releases a chunk; the shortest of the last claims' times: up to 64 chunks more a thread), and
-//    only while the
-//    worker holds fewer than its threads run plus one claim ahead: so it claims only what it can start soon,
-//    and chunks that a dead worker held wait for no long queue in the others, while a database far away
-//    does not leave its threads idle for each round trip.
+//    completion that releases a chunk; the shortest of the last claims' times; up to 64 chunks more a
+//    thread), and only while the worker holds fewer than its threads run plus one claim ahead: so it claims
+//    only what it can start soon, and chunks that a dead worker held wait for no long queue in the others,
+//    while a database far away does not leave its threads idle for each round trip.
 //  [no claim without a fresh heartbeat] The heartbeat renews every lease the worker holds every third of
 //    the shortest lease it has seen. While the last successful heartbeat is older than that lease, the
 //    worker claims nothing: it may have been partitioned away and its chunks claimed by others.

@@ -25,8 +25,8 @@
  *  [an overtaken pusher reserves the room] A pool thread waiting to push runs the jobs it finds, and a job is
  *    often the ring's consumer: its pop makes room while this thread is still inside the job, and another
  *    producer spinning for room takes it first, again and again (a worker's batch waited seconds so, behind
- *    the other worker's). So once the ring has taken its capacity of items from others since this wait began,
- *    the waiter reserves the ring's pushes for its thread (array_queue.c's [a starving pusher gets the room])
+ *    the other worker's). So once the ring has taken its capacity of items from others since this push-all first
+ *    waited, the waiter reserves the ring's pushes for its thread (array_queue.c's [a starving pusher gets the room])
  *    and keeps them until its whole push (flow_ring_push_all_serving) has gone in or the ring has closed; then
  *    it drops them and notifies the waiting producers. One thread holds them at a time; another that is
  *    overtaken meanwhile waits its turn as an ordinary waiter. A waiter is so passed over by about one ring's
@@ -106,15 +106,25 @@ static void record_wait(uint64_t since) {
     wait_average_ns = wait_average_ns < 0 ? waited : (3 * wait_average_ns + waited) / 4;
 }
 
+/* A serving push-all, over all its blocking pushes ([an overtaken pusher reserves the room]): the jobs to serve;
+ * since its first wait, the ring's push count then and what it pushed itself; and whether it took the ring's
+ * reservation (1), or an outer push-all of this thread holds it (2). */
+typedef struct serving_push {
+    const flow_jobs *jobs;
+    int waited;
+    uint64_t pushed_at;
+    uint64_t mine;
+    int reserved;
+} serving_push;
+
 /* ring_wait for a thread that serves jobs ([a serving waiter misses no job]): run queued jobs first, spin
  * for the budget re-checking both ([one long spinner]: adaptively, when waiting for items), then park on
- * the jobs' parker with a node on the ring's parker. A push (`reserved` set) that others overtake by the
- * ring's capacity reserves the ring's pushes ([an overtaken pusher reserves the room]): *reserved says so. */
+ * the jobs' parker with a node on the ring's parker. A push-all (`push`) that others have overtaken by the
+ * ring's capacity since it first waited reserves the ring's pushes ([an overtaken pusher reserves the room]). */
 static int64_t ring_serve(flow_ring *r, ring_op op, void *buf, int64_t n, uint64_t *seq, int64_t would_block,
-                          struct flow_parker *on, int (*ready)(void *), const flow_jobs *jobs, int *reserved) {
+                          struct flow_parker *on, int (*ready)(void *), const flow_jobs *jobs, serving_push *push) {
     int adaptive = would_block == FLOW_EMPTY; /* [one long spinner]: waits for items only */
     uint64_t since = 0;                       /* when the ring was first found empty */
-    uint64_t pushed_at = reserved ? r->ops->pushed(r->q) : 0; /* [an overtaken pusher reserves the room] */
     for (;;) {
         int64_t k = op(r, buf, n, seq);
         if (k != would_block) {
@@ -122,8 +132,15 @@ static int64_t ring_serve(flow_ring *r, ring_op op, void *buf, int64_t n, uint64
             return k;
         }
         if (adaptive && !since) since = flow_now_ns();
-        if (reserved && !*reserved && r->ops->pushed(r->q) - pushed_at >= r->cap)
-            *reserved = r->ops->reserve(r->q); /* [an overtaken pusher reserves the room] */
+        if (push) { /* [an overtaken pusher reserves the room] */
+            uint64_t now = r->ops->pushed(r->q);
+            if (!push->waited) {
+                push->waited = 1;
+                push->pushed_at = now;
+            }
+            if (!push->reserved && now - push->pushed_at - push->mine >= r->cap)
+                push->reserved = r->ops->reserve(r->q);
+        }
         if (run_job_under_wait(jobs)) continue;
         uint64_t start = flow_now_ns();
         int job = 0, held = 0;
@@ -160,24 +177,19 @@ int64_t flow_ring_pop_n_serving(flow_ring *r, void *items, int64_t n, uint64_t *
                       NULL);
 }
 
-/* A serving push-all's context: the jobs to serve, and whether it took the ring's reservation
- * ([an overtaken pusher reserves the room]: 1 took it, 2 an outer call on this thread holds it). */
-typedef struct serving_push {
-    const flow_jobs *jobs;
-    int reserved;
-} serving_push;
-
 /* flow_ring_push_all_serving's one blocking push: up to n items, serving the jobs while the ring is full. */
 static int64_t push_serving(flow_ring *r, const void *items, int64_t n, const void *ctx) {
     serving_push *push = (serving_push *)ctx;
-    return ring_serve(r, ring_push_op, (void *)items, n, NULL, FLOW_FULL, &r->not_full, r->ops->ready_to_push,
-                      push->jobs, &push->reserved);
+    int64_t k = ring_serve(r, ring_push_op, (void *)items, n, NULL, FLOW_FULL, &r->not_full, r->ops->ready_to_push,
+                           push->jobs, push);
+    if (k > 0 && push->waited) push->mine += (uint64_t)k; /* counted in the ring's pushes since it first waited */
+    return k;
 }
 
 int64_t flow_ring_push_all_serving(flow_ring *r, const void *items, int64_t n, const flow_jobs *jobs,
                                    int64_t *pushed) {
     if (!jobs) return FLOW_EINVAL;
-    serving_push push = {.jobs = jobs, .reserved = 0};
+    serving_push push = {.jobs = jobs, .waited = 0, .pushed_at = 0, .mine = 0, .reserved = 0};
     int64_t k = ring_push_all(r, items, n, pushed, push_serving, &push);
     /* [an overtaken pusher reserves the room]: the whole push is in (or the ring closed): let the others on */
     if (push.reserved == 1 && r->ops->unreserve(r->q)) flow_parker_notify(&r->not_full, INT32_MAX);
