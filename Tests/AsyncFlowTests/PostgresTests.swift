@@ -444,7 +444,9 @@
                 let count = Atomic<Int>(0)
                 let report = try await withWorkers(queue, layer) { _ in
                     try await pipeline(
-                        Layer(0..<items), Layer(layer, on: queue, chunk: 1_000, ordered: ordered, lease: .seconds(2)),
+                        // 32 chunks outstanding: most of the run's chunks are still to write when the server goes
+                        Layer(0..<items),
+                        Layer(layer, on: queue, chunk: 1_000, concurrency: 32, ordered: ordered, lease: .seconds(2)),
                         Layer { (y: Int) in
                             sum.add(y, ordering: .relaxed)
                             if count.add(1, ordering: .relaxed).newValue == after { Task.detached { try disrupt() } }
