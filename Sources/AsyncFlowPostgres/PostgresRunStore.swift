@@ -1,11 +1,16 @@
 // PostgresRunStore.swift — a named run's checkpoint in PostgreSQL, beside the rows its committing
 // collector writes, in one transaction ([rows and checkpoint in one transaction]).
 //
-// Invariant:
+// Invariants:
 //  [a PostgreSQL checkpoint row moves one commit at a time] The run's row is inserted with sequence 1 only when there is none,
 //    and updated to sequence n only from n - 1 (RunStore's [a checkpoint replaces only its predecessor]). Under
 //    READ COMMITTED an UPDATE whose row another transaction changed re-reads it and checks the condition again, so
 //    two transactions saving the same sequence cannot both succeed.
+//  [one wait for the checkpoint and its commit] A batch's transaction is BEGIN, the rows, then the checkpoint's
+//    statement and COMMIT (ROLLBACK when the save found another checkpoint or failed), the last two sent from the
+//    connection's event loop one after the other, so the collector waits once for both. BEGIN is awaited before
+//    the rows: rows never run outside the transaction. The checkpoint is saved after the rows, so its row is
+//    locked only from the save to the commit.
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Foundation
@@ -124,10 +129,50 @@
             }
         }
 
+        /// The rows, then the checkpoint and COMMIT sent one after the other with no wait between them
+        /// ([one wait for the checkpoint and its commit]). BEGIN is awaited first, so the rows never run
+        /// outside the transaction.
+        public func commit(
+            run: String, checkpoint: String, sequence: UInt64, rows: (PostgresConnection) async throws -> Void
+        ) async throws -> Bool {
+            try await client.withConnection { connection in
+                try await connection.query("BEGIN", logger: logger)
+                do {
+                    try await rows(connection)
+                } catch {
+                    // a rollback that fails leaves a connection that is gone (the pool closes it)
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
+                let logger = self.logger
+                // [one wait for the checkpoint and its commit]: COMMIT (or ROLLBACK) is sent from the connection's
+                // event loop as soon as the checkpoint's answer arrives
+                return try await connection.query(saving(run, checkpoint, sequence), logger: logger)
+                    .flatMapError { error in
+                        // the save failed (the transaction is aborted): roll back, report the save's error
+                        connection.query("ROLLBACK", logger: logger).flatMapThrowing { _ in throw error }
+                            .flatMapErrorThrowing { _ in throw error }
+                    }
+                    .flatMap { saved in
+                        connection.query(saved.rows.count == 1 ? "COMMIT" : "ROLLBACK", logger: logger)
+                            .map { _ in saved.rows.count == 1 }
+                    }
+                    .get()
+            }
+        }
+
         /// [a PostgreSQL checkpoint row moves one commit at a time]
         public func save(
             run: String, checkpoint: String, sequence: UInt64, in connection: PostgresConnection
         ) async throws -> Bool {
+            let rows = try await connection.query(saving(run, checkpoint, sequence), logger: logger)
+            for try await _ in rows.decode(Int32.self) { return true }
+            return false
+        }
+
+        /// The statement that saves checkpoint number `sequence` over number `sequence - 1` (or over none), with
+        /// one row in its answer when it did ([a PostgreSQL checkpoint row moves one commit at a time]).
+        func saving(_ run: String, _ checkpoint: String, _ sequence: UInt64) -> PostgresQuery {
             var binds = PostgresBindings(capacity: 3)
             binds.append(run)
             binds.append(Int64(sequence))
@@ -139,9 +184,7 @@
                 UPDATE \(table) SET sequence = $2, checkpoint = $3, updated_at = now()
                 WHERE run = $1 AND sequence = $2 - 1 RETURNING 1
                 """
-            let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
-            for try await _ in rows.decode(Int32.self) { return true }
-            return false
+            return PostgresQuery(unsafeSQL: sql, binds: binds)
         }
     }
 #endif

@@ -86,6 +86,65 @@
                 #expect(again.run?.wasFinished == true && again.pulled == 0)
                 await queue.shutdown()
             }
+
+            @Test(
+                "a commit the store refuses rolls its rows back: another process's checkpoint, a save the server fails")
+            func refusedCommits() async throws {
+                let queue = try Cluster.queue()
+                let client = queue.client
+                let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+                let (rowsTable, runsTable) = ("rows_\(suffix)", "runs_\(suffix)")
+                @Sendable func sql(_ text: String) async throws -> [Int64] {
+                    var values: [Int64] = []
+                    for try await value in try await client.query(PostgresQuery(unsafeSQL: text)).decode(Int64.self) {
+                        values.append(value)
+                    }
+                    return values
+                }
+                _ = try await sql("CREATE TABLE \(rowsTable) (id int8 NOT NULL)")
+                let store = try PostgresRunStore(client: client, table: runsTable)
+                let n = 10_000
+                let calls = Counter()
+                /// Batches of 100; on the 5th batch, after its rows, `meddle` changes the runs table from
+                /// another connection.
+                func run(_ meddle: String?) async throws -> PipelineReport {
+                    calls.value.store(0, ordering: .relaxed)
+                    return try await pipeline(
+                        Layer(0..<n),
+                        Layer(workers: 2) { (x: Int) in x },
+                        Layer(committing: store, run: "refused", batchesOf: 100) { rows, connection in
+                            var binds = PostgresBindings(capacity: 1)
+                            binds.append(rows.map { Int64($0) })
+                            try await connection.query(
+                                PostgresQuery(
+                                    unsafeSQL: "INSERT INTO \(rowsTable) SELECT * FROM unnest($1::int8[])",
+                                    binds: binds), logger: store.logger)
+                            if calls.value.add(1, ordering: .relaxed).newValue == 5, let meddle {
+                                _ = try await sql(meddle)
+                            }
+                        })
+                }
+                // another process committed for the run: this one's save finds checkpoint 5, not 4
+                let takenOver = await #expect(throws: RunTakenOverError.self) {
+                    try await run("UPDATE \(runsTable) SET sequence = 5, checkpoint = '5' || substr(checkpoint, 2)")
+                }
+                #expect(takenOver?.expected == 4 && takenOver?.found?.hasPrefix("5 ") == true)
+                #expect(try await sql("SELECT count(*) FROM \(rowsTable)") == [400])
+                // the save itself fails (the server's error), the rows roll back
+                _ = try await sql("UPDATE \(runsTable) SET sequence = 4, checkpoint = '4' || substr(checkpoint, 2)")
+                let failed = await #expect(throws: PSQLError.self) {
+                    try await run("ALTER TABLE \(runsTable) RENAME COLUMN checkpoint TO moved")
+                }
+                #expect(String(reflecting: failed).contains("checkpoint"))
+                #expect(try await sql("SELECT count(*) FROM \(rowsTable)") == [800])
+                // put back, the run resumes after its eight committed batches and finishes exactly
+                _ = try await sql("ALTER TABLE \(runsTable) RENAME COLUMN moved TO checkpoint")
+                let report = try await run(nil)
+                #expect(report.run?.alreadyDone == 800 && report.run?.finished == true)
+                #expect(try await sql("SELECT count(*) - count(DISTINCT id) FROM \(rowsTable)") == [0])
+                #expect(try await sql("SELECT count(*) FROM \(rowsTable)") == [Int64(n)])
+                await queue.shutdown()
+            }
         }
     }
 #endif

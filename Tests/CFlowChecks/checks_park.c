@@ -369,16 +369,22 @@ typedef struct {
     _Atomic uint64_t b_pushed; /* B's items whose push has returned */
 } fair_ctx;
 
+/* Pop up to a batch and append it to the log; one thread pops at a time (the job, then the drain after it). */
+static int64_t fair_log(fair_ctx *c) {
+    uint64_t buf[FAIR_BATCH];
+    int64_t k = flow_ring_pop_n(c->r, buf, FAIR_BATCH);
+    if (k <= 0) return k;
+    uint64_t at = atomic_load(&c->logged);
+    memcpy(c->log + at, buf, (size_t)k * sizeof buf[0]);
+    atomic_store(&c->logged, at + (uint64_t)k);
+    return k;
+}
+
 /* The consumer, as the job a waiting pusher runs: pop a batch, then hold the thread a while (a commit), during
  * which the room it made is there for whoever pushes first. */
 static int fair_run_one(void *a) {
     fair_ctx *c = a;
-    uint64_t buf[FAIR_BATCH];
-    int64_t k = flow_ring_pop_n(c->r, buf, FAIR_BATCH);
-    if (k <= 0) return 0;
-    uint64_t at = atomic_load(&c->logged);
-    memcpy(c->log + at, buf, (size_t)k * sizeof buf[0]);
-    atomic_store(&c->logged, at + (uint64_t)k);
+    if (fair_log(c) <= 0) return 0;
     uint64_t until = flow_now_ns() + 200000;
     while (flow_now_ns() < until) sched_yield();
     return 1;
@@ -412,12 +418,8 @@ int check_serving_fair(void) {
     int64_t k = flow_ring_push_all_serving(c.r, mine, FAIR_CAP, &jobs, &pushed);
     CHECK(k == FAIR_CAP, "A's serving push ended with %lld (%lld pushed)", (long long)k, (long long)pushed);
     for (;;) { /* drain: B goes on, then ends */
-        uint64_t buf[FAIR_BATCH];
-        int64_t got = flow_ring_pop_n(c.r, buf, FAIR_BATCH);
-        uint64_t at = atomic_load(&c.logged);
-        if (got > 0) {
-            memcpy(c.log + at, buf, (size_t)got * 8);
-            atomic_store(&c.logged, at + (uint64_t)got);
+        if (fair_log(&c) > 0) {
+            continue;
         } else if (atomic_load(&c.b_pushed) == FAIR_B_TOTAL) {
             break;
         } else {

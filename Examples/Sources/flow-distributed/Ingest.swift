@@ -78,8 +78,8 @@ func insert(_ rows: [(id: Int, value: Int)], run: String, into connection: Postg
 /// The collector: each batch's rows committed with the run's checkpoint. The id is the item's source
 /// position (the source is 0..<N), which the collector is given beside the value, so the middle layer
 /// stays `mix` (Int -> Int) locally and on the workers.
-func collector(_ sink: Sink, run: String) -> Layer<Int, Void> {
-    let (size, within) = (1_000, Duration.milliseconds(50))
+func collector(_ sink: Sink, run: String, rows size: Int) -> Layer<Int, Void> {
+    let within = Duration.milliseconds(50)
     switch sink {
     case .sqlite(let store):
         return Layer(committingWithPositions: store, run: run, batchesOf: size, within: within, name: "rows") {
@@ -94,8 +94,8 @@ func collector(_ sink: Sink, run: String) -> Layer<Int, Void> {
 
 /// --unnamed (what a named run costs is measured against it): the same rows in the same transactions, by a
 /// plain batch collector, with no checkpoint; the middle layer passes the id on beside the value.
-func unnamedCollector(_ sink: Sink, run: String) -> Layer<(Int, Int), Void> {
-    Layer(batchesOf: 1_000, within: .milliseconds(50), name: "rows") { rows in
+func unnamedCollector(_ sink: Sink, run: String, rows size: Int) -> Layer<(Int, Int), Void> {
+    Layer(batchesOf: size, within: .milliseconds(50), name: "rows") { rows in
         let rows = rows.map { (id: $0.0, value: $0.1) }
         switch sink {
         case .sqlite(let store): try await store.transaction { try await insert(rows, run: run, into: $0) }
@@ -117,6 +117,7 @@ let ingestLogger = Logger(label: "flow-distributed")
         fail("flow-distributed: --unnamed goes with --local\n\(usage)")
     }
     let ordered = flags.switches.contains("--ordered")
+    let rows = flags.int("--rows", default: 1_000, minimum: 1)
     let sink: Sink
     do { sink = try await Sink.open(into) } catch { fail("flow-distributed: --into \(into): \(error)") }
     let middle: Layer<Int, Int>
@@ -138,11 +139,11 @@ let ingestLogger = Logger(label: "flow-distributed")
                 ($0, mix($0))
             }
             let report = try await pipeline(
-                Layer(0..<items, name: "items"), pairs, unnamedCollector(sink, run: run), options: options)
+                Layer(0..<items, name: "items"), pairs, unnamedCollector(sink, run: run, rows: rows), options: options)
             finished = report.completed == items
         } else {
             let report = try await pipeline(
-                Layer(0..<items, name: "items"), middle, collector(sink, run: run), options: options)
+                Layer(0..<items, name: "items"), middle, collector(sink, run: run, rows: rows), options: options)
             finished = report.run?.finished == true
         }
     } catch {

@@ -11,9 +11,10 @@
 //   flow-distributed local --items N [--threads T] [--work-us U]
 //       the same pipeline with `mix` on T local threads (bench-distributed's baseline; no database).
 //   flow-distributed ingest --items N --run NAME --into sqlite:PATH|postgres [--local] [--threads T] [--chunk C]
-//       [--ordered] [--lease-seconds S] [--work-us U]
+//       [--ordered] [--lease-seconds S] [--work-us U] [--rows B]
 //       a named run: 0..<N -> `mix` (on workers, or on T local threads with --local) -> rows (run, id, mix(id))
-//       committed into ingest_results (an SQLite file, or DATABASE_URL's database) with the run's checkpoint.
+//       committed B at a time (1,000 by default) into ingest_results (an SQLite file, or DATABASE_URL's
+//       database) with the run's checkpoint.
 //       Killed at any moment and started again with the same arguments, it resumes; last line
 //       `RESULT run=NAME items=N rows=R sum=S` read back from the table; exits 0 only when the run is complete.
 //       --unnamed (with --local): the same rows by a plain batch collector with no checkpoint, which does
@@ -63,6 +64,7 @@ let usage = """
            flow-distributed local --items N [--threads T] [--work-us U]
            flow-distributed ingest --items N --run NAME --into sqlite:PATH|postgres [--local [--unnamed]]
                                    [--threads T] [--chunk C] [--ordered] [--lease-seconds S] [--work-us U]
+                                   [--rows B]
     """
 
 /// The command line's flags after the mode: `--name value` pairs and bare `--ordered`.
@@ -100,7 +102,10 @@ let arguments = CommandLine.arguments.dropFirst()
 let mode = arguments.first
 let flags = Flags(
     arguments.dropFirst(), switches: ["--ordered", "--local", "--unnamed"],
-    values: ["--items", "--chunk", "--lease-seconds", "--max-attempts", "--threads", "--work-us", "--run", "--into"])
+    values: [
+        "--items", "--chunk", "--lease-seconds", "--max-attempts", "--threads", "--work-us", "--run", "--into",
+        "--rows",
+    ])
 
 /// --work-us: CPU work added per item (a worker's own setting; the result does not depend on it).
 let workMicros =

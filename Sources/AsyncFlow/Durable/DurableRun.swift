@@ -81,11 +81,8 @@ import Synchronization
         let text = next.encoded
         let (name, sequence) = (self.name, next.sequence)
         do {
-            try await store.transaction { transaction in
-                try await rows(transaction)
-                guard try await store.save(run: name, checkpoint: text, sequence: sequence, in: transaction) else {
-                    throw takenOver(expected: sequence - 1, found: nil)
-                }
+            guard try await store.commit(run: name, checkpoint: text, sequence: sequence, rows: rows) else {
+                throw takenOver(expected: sequence - 1, found: nil)
             }
         } catch {
             let found = try? await store.checkpoint(of: name)  // [an unknown commit is read back]

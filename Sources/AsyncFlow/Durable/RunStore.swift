@@ -14,7 +14,9 @@
 /// AsyncFlowPostgres's `PostgresRunStore` is one. For any other database, implement these three
 /// methods over a table with a text column (the run's name, its key), a sequence and the checkpoint's
 /// text: ``pipeline(_:_:options:)`` then saves the checkpoint in the same transaction as each batch's
-/// rows, so what was written and where the source resumes can never disagree.
+/// rows, so what was written and where the source resumes can never disagree. A fourth,
+/// ``commit(run:checkpoint:sequence:rows:)``, has a default made of the three; a store implements it to
+/// commit a batch in fewer round trips.
 public protocol RunStore: Sendable {
     /// What the committing collector's body writes through: a connection inside an open transaction.
     associatedtype Transaction
@@ -31,7 +33,37 @@ public protocol RunStore: Sendable {
     /// saving nothing, otherwise: another process has committed for this run since this one read its
     /// checkpoint.
     func save(run: String, checkpoint: String, sequence: UInt64, in transaction: Transaction) async throws -> Bool
+
+    /// Write `rows` and save `checkpoint` as `run`'s checkpoint number `sequence` in one transaction: true when
+    /// both committed; false, committing nothing, when the checkpoint saved now is not number `sequence - 1`.
+    /// The default calls ``transaction(_:)``, `rows`, then ``save(run:checkpoint:sequence:in:)``; a store
+    /// implements it only to do the same in fewer round trips to its database.
+    func commit(
+        run: String, checkpoint: String, sequence: UInt64, rows: (Transaction) async throws -> Void
+    ) async throws -> Bool
 }
+
+extension RunStore {
+    public func commit(
+        run: String, checkpoint: String, sequence: UInt64, rows: (Transaction) async throws -> Void
+    ) async throws -> Bool {
+        do {
+            try await transaction { transaction in
+                try await rows(transaction)
+                guard try await save(run: run, checkpoint: checkpoint, sequence: sequence, in: transaction) else {
+                    throw CheckpointNotSaved()  // rolls the rows back
+                }
+            }
+            return true
+        } catch is CheckpointNotSaved {
+            return false
+        }
+    }
+}
+
+/// The default ``RunStore/commit(run:checkpoint:sequence:rows:)``'s way out of a transaction whose save found
+/// another checkpoint.
+struct CheckpointNotSaved: Error {}
 
 /// What a named run has done, as its store keeps it: the positions committed (``RunProgress``), how many
 /// commits made them, how far the source had been pulled, and whether the run has finished.
