@@ -103,18 +103,27 @@
                         url.single, to: url.masked, within: timeout, logger: logger, background: logger)
                 }
             }
-            try await client.query(
-                PostgresQuery(
-                    unsafeSQL: """
-                        CREATE TABLE IF NOT EXISTS \(table) (run text PRIMARY KEY, sequence int8 NOT NULL,
-                            checkpoint text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())
-                        """), logger: logger)
             var binds = PostgresBindings(capacity: 1)
             binds.append(run)
-            let rows = try await client.query(
-                PostgresQuery(unsafeSQL: "SELECT checkpoint FROM \(table) WHERE run = $1", binds: binds), logger: logger
-            )
-            for try await checkpoint in rows.decode(String.self) { return checkpoint }
+            let read = PostgresQuery(unsafeSQL: "SELECT checkpoint FROM \(table) WHERE run = $1", binds: binds)
+            do {
+                return try await firstCheckpoint(read)
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42P01" {
+                // no table yet: made here, so a role that may only read and write an existing one never creates
+                try await client.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            CREATE TABLE IF NOT EXISTS \(table) (run text PRIMARY KEY, sequence int8 NOT NULL,
+                                checkpoint text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())
+                            """), logger: logger)
+                return try await firstCheckpoint(read)
+            }
+        }
+
+        func firstCheckpoint(_ read: PostgresQuery) async throws -> String? {
+            for try await checkpoint in try await client.query(read, logger: logger).decode(String.self) {
+                return checkpoint
+            }
             return nil
         }
 

@@ -1,5 +1,5 @@
 // PostgresWorkQueue.swift — the PostgreSQL database that a coordinator and its workers share: the
-// connection pool (from a URL), the schema (made on first use), and running the protocol's statements
+// connection pool (from a URL), the schema (made on first use, or by its owner), and running the protocol's statements
 // (Statements) with a bound on how long each may take.
 //
 // Invariants:
@@ -14,6 +14,11 @@
 //  [an outage is logged, not each failure] While statements fail for a lost connection, the queue logs when the
 //    outage starts, every Outage.notice (10 s) while it lasts, and when it ends with its length; the callers retry
 //    quietly.
+//  [a schema is made once by a role that may] A schema at this build's version is used as it is: a queue's first
+//    use reads `meta` and runs no DDL, so a coordinator's or a worker's role needs no right to create anything. A
+//    missing schema, or one of version 2, is made or brought to this version by the first user that may (under an
+//    advisory lock, so concurrent first users do not race); a role that may not fails at once (.refused), naming
+//    setUp().
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
     import Foundation
@@ -151,32 +156,90 @@
             await runner.value
         }
 
-        /// Create the schema and its tables unless they exist (under an advisory lock, so concurrent first
-        /// users do not race), once per queue object.
+        /// Before the first statement, once per queue object: check the first connection, then use the schema as
+        /// it is when it holds this build's version, else make it ([a schema is made once by a role that may]).
         func prepare() async throws {
             try await ready.run {
                 try await self.connect()
                 defer { self.reached.store(true, ordering: .releasing) }
-                let sql = self.sql
-                try await self.client.withTransaction(logger: self.logger) { connection in
-                    try await connection.query(sql.lockSchema, logger: self.logger)
+                if try await self.versions() == [Statements.version] { return }
+                try await self.make()
+            }
+        }
+
+        /// Make the queue's schema, tables and functions unless they exist, or bring them to this build's version:
+        /// what the queue's first use does, for the schema's owner to run once when the coordinators' and workers'
+        /// roles may not create anything (``privileges(coordinator:worker:)`` lists what they are granted).
+        public func setUp() async throws {
+            try await connect()
+            try await make()
+        }
+
+        /// The grants that let `coordinator` run distributed layers on this queue and `worker` serve them, and
+        /// nothing more ([a worker's rights are the protocol's]), for the schema's owner to run after ``setUp()``:
+        /// a coordinator reads and writes the queue's tables; a worker calls the queue's functions (claim, renew,
+        /// hand back and complete chunks) and reads its version. Neither may create, alter or drop anything.
+        /// Both roles are lower-case SQL identifiers.
+        public func privileges(coordinator: String, worker: String) throws -> [String] {
+            let coordinator = try sqlIdentifier(coordinator, parameter: "coordinator")
+            let worker = try sqlIdentifier(worker, parameter: "worker")
+            let schema = "\"\(self.schema)\""
+            return [
+                "GRANT USAGE ON SCHEMA \(schema) TO \(coordinator), \(worker)",
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \(schema) TO \(coordinator)",
+                "GRANT SELECT ON \(schema).meta TO \(worker)",
+                "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA \(schema) TO \(worker)",
+            ]
+        }
+
+        /// The schema's version rows; none when the schema or its `meta` table does not exist.
+        func versions() async throws -> [Int32] {
+            do {
+                var versions: [Int32] = []
+                for try await v in try await client.query(sql.version, logger: logger).decode(Int32.self) {
+                    versions.append(v)
+                }
+                return versions
+            } catch let error as PSQLError where ["3F000", "42P01"].contains(error.serverInfo?[.sqlState]) {
+                return []  // no such schema, no such table
+            }
+        }
+
+        /// [a schema is made once by a role that may]: create what is missing under an advisory lock (so
+        /// concurrent first users do not race), or bring version 2's tables to this version (the worker's
+        /// functions). A role that may not create them fails with the owner's way out.
+        func make() async throws {
+            let (sql, logger) = (self.sql, self.logger)
+            do {
+                try await client.withTransaction(logger: logger) { connection in
+                    try await connection.query(sql.lockSchema, logger: logger)
                     for statement in sql.create {
-                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
-                    let rows = try await connection.query(sql.version, logger: self.logger)
                     var versions: [Int32] = []
-                    for try await v in rows.decode(Int32.self) { versions.append(v) }
-                    if versions.isEmpty {
-                        for statement in sql.firstUse {
-                            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
-                        }
-                        try await connection.query(sql.setVersion, logger: self.logger)
-                    } else if versions != [Statements.version] {
+                    for try await v in try await connection.query(sql.version, logger: logger).decode(Int32.self) {
+                        versions.append(v)
+                    }
+                    guard versions != [Statements.version] else { return }
+                    guard versions.isEmpty || versions == [2] else {
                         throw PostgresWorkQueueError(
                             "schema \(sql.schema) holds AsyncFlowPostgres tables of version \(versions), this build uses \(Statements.version): use another schema: or drop it"
                         )
                     }
+                    for statement in (versions.isEmpty ? sql.firstUse : []) + sql.workerFunctions {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    try await connection.query(sql.setVersion, logger: logger)
                 }
+            } catch let error as PostgresTransactionError {
+                let reason = error.closureError ?? error.beginError ?? error.commitError ?? error
+                if let e = reason as? PSQLError, e.serverInfo?[.sqlState] == "42501" {
+                    throw PostgresWorkQueueError(
+                        "schema \(sql.schema) is not set up for this build (version \(Statements.version)) and this "
+                            + "connection's role may not make it (\(failureReason(e))): the schema's owner runs "
+                            + "PostgresWorkQueue.setUp() once", kind: .refused)
+                }
+                throw reason
             }
         }
 

@@ -22,6 +22,10 @@
 //    of `chunk_positions`, in the same statement), deleted with its result once that was handed over, and with the
 //    rest of the run at its end: so a coordinator that takes the run over knows which items the chunks and results
 //    it inherits hold.
+//  [a worker's rights are the protocol's] A worker's statements are calls of the schema's functions (claim,
+//    other_build, heartbeat, hand_back, complete), which run with their owner's rights (SECURITY DEFINER, a fixed
+//    search_path, EXECUTE revoked from PUBLIC): a worker role granted only EXECUTE on them and SELECT on `meta` can
+//    claim, renew, hand back and complete chunks, and touch nothing else. The statements inside are the ones above.
 //  [values only as binds] SQL takes values only as bind parameters; the one identifier put into SQL text, the schema
 //    name, is checked against [a-z_][a-z0-9_]* first. The password is never printed (`description` masks it).
 //  [commits need not be durable] Commits need not be durable (the sessions run with synchronous_commit = off unless
@@ -37,10 +41,12 @@
     import PostgresNIO
 
     /// Every statement of the protocol ([a chunk is a row], [claims take expired leases],
-    /// [completions fenced by attempt], [each result handed over once], [values only as binds],
+    /// [completions fenced by attempt], [each result handed over once], [a worker's rights are the protocol's],
+    /// [values only as binds],
     /// [a hung statement is given up], [commits need not be durable]), with the schema put in.
     struct Statements: Sendable {
-        static let version: Int32 = 2
+        /// The tables' and functions' version: 3 added the worker's functions ([a worker's rights are the protocol's]).
+        static let version: Int32 = 3
         let schema: String
 
         init(schema: String) { self.schema = schema }
@@ -72,9 +78,13 @@
         /// The schema's version of the tables (no row: just made). Rows: version.
         var version: PostgresQuery { PostgresQuery(unsafeSQL: "SELECT version FROM \(t("meta"))") }
 
-        /// Record this build's version of the tables in a schema just made.
+        /// Record this build's version of the tables in a schema just made or brought to it.
         var setVersion: PostgresQuery {
-            PostgresQuery(unsafeSQL: "INSERT INTO \(t("meta")) (version) VALUES (\(Self.version))")
+            PostgresQuery(
+                unsafeSQL: """
+                    WITH gone AS (DELETE FROM \(t("meta")))
+                    INSERT INTO \(t("meta")) (version) VALUES (\(Self.version))
+                    """)
         }
 
         /// How many chunks, results and dead letters the queue holds. Rows: the three counts.
@@ -163,6 +173,9 @@
                     """, binds: b)
         }
 
+        /// A function of the schema, quoted.
+        func f(_ function: String) -> String { "\"\(schema)\".\(function)" }
+
         /// [claims take expired leases]: claim up to `limit` chunks of a layer and build, each with the lease its
         /// coordinator asked for. Rows: run, seq, attempt, policy, payload, lease seconds.
         func claim(layer: String, build: String, limit: Int32, worker: String) -> PostgresQuery {
@@ -171,18 +184,7 @@
             b.append(build)
             b.append(limit)
             b.append(worker)
-            return PostgresQuery(
-                unsafeSQL: """
-                    WITH c AS MATERIALIZED (
-                        SELECT run, seq FROM \(t("chunks"))
-                        WHERE layer = $1 AND build = $2 AND attempt < max_attempts
-                          AND (lease_until IS NULL OR lease_until < now())
-                        ORDER BY run, seq LIMIT $3 FOR UPDATE SKIP LOCKED)
-                    UPDATE \(t("chunks")) t SET attempt = t.attempt + 1,
-                        lease_until = now() + make_interval(secs => t.lease_seconds), worker = $4
-                    FROM c WHERE t.run = c.run AND t.seq = c.seq
-                    RETURNING t.run, t.seq, t.attempt, t.policy, t.payload, t.lease_seconds
-                    """, binds: b)
+            return PostgresQuery(unsafeSQL: "SELECT * FROM \(f("claim"))($1, $2, $3, $4)", binds: b)
         }
 
         /// Whether chunks of `layer` wait for another build than `build` (a stale worker; or a stale
@@ -191,42 +193,32 @@
             var b = PostgresBindings(capacity: 2)
             b.append(layer)
             b.append(build)
-            return PostgresQuery(
-                unsafeSQL: "SELECT build FROM \(t("chunks")) WHERE layer = $1 AND build <> $2 LIMIT 1", binds: b)
+            return PostgresQuery(unsafeSQL: "SELECT * FROM \(f("other_build"))($1, $2)", binds: b)
         }
 
         /// [claims take expired leases]: extend the leases of the chunks `worker` knows it holds, under those claims
         /// only: a claim whose answer was lost (the connection dropped after the commit) is not renewed, so it runs
         /// out.
-        func heartbeat(_ chunks: [ClaimKey], worker: String) -> PostgresQuery {
-            update(chunks, worker: worker, set: "lease_until = now() + make_interval(secs => c.lease_seconds)")
-        }
+        func heartbeat(_ chunks: [ClaimKey], worker: String) -> PostgresQuery { update("heartbeat", chunks, worker) }
 
         /// Hand claimed chunks back at once (a worker stopping): only those still under this claim; the
         /// attempt is not counted.
-        func handBack(_ chunks: [ClaimKey], worker: String) -> PostgresQuery {
-            update(chunks, worker: worker, set: "lease_until = NULL, worker = NULL, attempt = c.attempt - 1")
-        }
+        func handBack(_ chunks: [ClaimKey], worker: String) -> PostgresQuery { update("hand_back", chunks, worker) }
 
-        /// Update the rows of `chunks` that are still under those claims of `worker`.
-        private func update(_ chunks: [ClaimKey], worker: String, set: String) -> PostgresQuery {
+        /// Call `function` (heartbeat, hand_back) for the rows of `chunks` still under those claims of `worker`.
+        private func update(_ function: String, _ chunks: [ClaimKey], _ worker: String) -> PostgresQuery {
             var b = PostgresBindings(capacity: 4)
             b.append(chunks.map(\.run))
             b.append(chunks.map(\.seq))
             b.append(chunks.map(\.attempt))
             b.append(worker)
-            return PostgresQuery(
-                unsafeSQL: """
-                    UPDATE \(t("chunks")) c SET \(set)
-                    FROM unnest($1::int8[], $2::int8[], $3::int4[]) AS h(run, seq, attempt)
-                    WHERE c.run = h.run AND c.seq = h.seq AND c.attempt = h.attempt AND c.worker = $4
-                    """, binds: b)
+            return PostgresQuery(unsafeSQL: "SELECT \(f(function))($1, $2, $3, $4)", binds: b)
         }
 
         /// [completions fenced by attempt]: complete chunks, fenced by their claims' attempts, and wake the
         /// coordinators (one NOTIFY on doneChannel when a result was written). Rows: run, seq of each result written.
         func complete(_ done: [CompletedChunk], worker: String) -> PostgresQuery {
-            var b = PostgresBindings(capacity: 12)
+            var b = PostgresBindings(capacity: 11)
             b.append(done.map(\.key.run))
             b.append(done.map(\.key.seq))
             b.append(done.map(\.key.attempt))
@@ -238,12 +230,54 @@
             b.append(done.map(\.error))
             b.append(done.map(\.skipError))
             b.append(worker)
-            b.append(doneChannel)
             return PostgresQuery(
-                unsafeSQL: """
+                unsafeSQL: "SELECT * FROM \(f("complete"))($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", binds: b)
+        }
+
+        /// [a worker's rights are the protocol's]: the worker's statements as functions that run with the rights of
+        /// the role that makes them (the schema's owner), made by whoever makes the tables, and callable by no one
+        /// until granted (EXECUTE is revoked from PUBLIC). The bodies take their parameters by position ($1): a
+        /// parameter named like a column would be read as the column. The NOTIFY channel in `complete` is made of
+        /// the schema's name, the one checked identifier in SQL text ([values only as binds]).
+        var workerFunctions: [String] {
+            let header = "LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS"
+            let functions: [(signature: String, returns: String, body: String)] = [
+                (
+                    "claim(layer text, build text, max int4, worker text)",
+                    "TABLE (run int8, seq int8, attempt int4, policy text, payload bytea, lease_seconds float8)",
+                    """
+                    WITH c AS MATERIALIZED (
+                        SELECT run, seq FROM \(t("chunks"))
+                        WHERE layer = $1 AND build = $2 AND attempt < max_attempts
+                          AND (lease_until IS NULL OR lease_until < now())
+                        ORDER BY run, seq LIMIT $3 FOR UPDATE SKIP LOCKED)
+                    UPDATE \(t("chunks")) t SET attempt = t.attempt + 1,
+                        lease_until = now() + make_interval(secs => t.lease_seconds), worker = $4
+                    FROM c WHERE t.run = c.run AND t.seq = c.seq
+                    RETURNING t.run, t.seq, t.attempt, t.policy, t.payload, t.lease_seconds
+                    """
+                ),
+                (
+                    "other_build(layer text, build text)", "TABLE (build text)",
+                    "SELECT build FROM \(t("chunks")) WHERE layer = $1 AND build <> $2 LIMIT 1"
+                ),
+                (
+                    "heartbeat(runs int8[], seqs int8[], attempts int4[], worker text)", "void",
+                    chunksUnderClaim(set: "lease_until = now() + make_interval(secs => c.lease_seconds)")
+                ),
+                (
+                    "hand_back(runs int8[], seqs int8[], attempts int4[], worker text)", "void",
+                    chunksUnderClaim(set: "lease_until = NULL, worker = NULL, attempt = c.attempt - 1")
+                ),
+                (
+                    """
+                    complete(runs int8[], seqs int8[], attempts int4[], payloads bytea[], emitted int4[], skipped int4[],
+                        failed int4[], retried int4[], errors text[], skip_errors text[], worker text)
+                    """,
+                    "TABLE (run int8, seq int8)",
+                    """
                     WITH i AS (
-                        SELECT * FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::bytea[], $5::int4[], $6::int4[],
-                            $7::int4[], $8::int4[], $9::text[], $10::text[])
+                        SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                         AS i(run, seq, attempt, payload, emitted, skipped, failed, retried, error, skip_error)),
                     d AS (
                         DELETE FROM \(t("chunks")) c USING i
@@ -256,9 +290,28 @@
                         FROM i JOIN d ON d.run = i.run AND d.seq = i.seq
                         ON CONFLICT (run, seq) DO NOTHING
                         RETURNING run, seq),
-                    n AS (SELECT pg_notify($12, '') FROM (SELECT 1 FROM w LIMIT 1) one)
+                    n AS (SELECT pg_notify('\(doneChannel)', '') FROM (SELECT 1 FROM w LIMIT 1) one)
                     SELECT w.run, w.seq FROM w LEFT JOIN n ON true
-                    """, binds: b)
+                    """
+                ),
+            ]
+            return functions.flatMap { function in
+                let name = function.signature.prefix { $0 != "(" }
+                let types = function.signature.drop { $0 != "(" }
+                return [
+                    "CREATE OR REPLACE FUNCTION \(f(String(name)))\(types) RETURNS \(function.returns) \(header) $$\n\(function.body)\n$$",
+                    "REVOKE EXECUTE ON FUNCTION \(f(String(name)))\(types) FROM PUBLIC",
+                ]
+            }
+        }
+
+        /// The body of heartbeat and hand_back: `set` on the rows of the given claims that are still `worker`'s.
+        private func chunksUnderClaim(set: String) -> String {
+            """
+            UPDATE \(t("chunks")) c SET \(set)
+            FROM unnest($1, $2, $3) AS h(run, seq, attempt)
+            WHERE c.run = h.run AND c.seq = h.seq AND c.attempt = h.attempt AND c.worker = $4
+            """
         }
 
         /// [each result handed over once]: read a run's results (deleted by `drop` once they are handed over). Rows:

@@ -25,9 +25,11 @@
             /// Run `workers` FlowWorkers for `layer` beside `body`, drained and awaited afterwards.
             func withWorkers<T: Sendable>(
                 _ queue: PostgresWorkQueue, _ layer: DistributedLayer<Int, Int>, count: Int = 2, threads: Int? = 1,
-                _ body: ([FlowWorker<Int, Int>]) async throws -> T
+                workerQueue: PostgresWorkQueue? = nil, _ body: ([FlowWorker<Int, Int>]) async throws -> T
             ) async throws -> T {
-                let workers = (0..<count).map { _ in FlowWorker(queue: queue, serving: layer, threads: threads) }
+                let workers = (0..<count).map { _ in
+                    FlowWorker(queue: workerQueue ?? queue, serving: layer, threads: threads)
+                }
                 let tasks = workers.map { w in Task { try await w.run() } }
                 do {
                     let result = try await body(workers)
@@ -826,6 +828,151 @@
                 let queue = try Cluster.queue(url: cluster.url(user: role.name, password: role.password))
                 #expect(try await queue.counts().chunks == 0)
                 await queue.shutdown()
+            }
+
+            @Test(
+                "least privilege: the owner makes the schema; coordinator and worker roles run a layer exactly with only their grants, and are refused the rest"
+            )
+            func leastPrivilege() async throws {
+                let cluster = try Cluster.server()
+                let (ownerRole, coordinatorRole, workerRole) = ("flow_owner", "flow_coordinator", "flow_worker")
+                guard let owner = cluster.url(user: ownerRole), let coordinator = cluster.url(user: coordinatorRole),
+                    let worker = cluster.url(user: workerRole)
+                else { return }  // DATABASE_URL's server is not ours to configure
+                let admin = try Cluster.queue()
+                for role in [ownerRole, coordinatorRole, workerRole] {
+                    try await admin.run(
+                        PostgresQuery(
+                            unsafeSQL:
+                                "DO $$ BEGIN CREATE ROLE \(role) LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+                        ))
+                }
+                try await admin.run(PostgresQuery(unsafeSQL: "GRANT CREATE ON DATABASE postgres TO \(ownerRole)"))
+                await admin.shutdown()
+
+                // a coordinator's or a worker's role cannot make the schema: both fail at once, naming the way out
+                for url in [coordinator, worker] {
+                    for (error, took) in try await connectionErrors(url) {
+                        #expect(
+                            error?.kind == .refused && error?.message.contains("PostgresWorkQueue.setUp()") == true
+                                && error?.message.contains("permission denied") == true, "\(String(describing: error))")
+                        #expect(took < .seconds(5), "\(took)")
+                    }
+                }
+
+                // the owner makes it and grants the two roles what its privileges(...) lists
+                let schema = "t_least_privilege_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+                var quiet = Logger(label: "test")
+                quiet.logLevel = .error
+                let made = try PostgresWorkQueue(url: owner, schema: schema, logger: quiet)
+                try await made.setUp()
+                for grant in try made.privileges(coordinator: coordinatorRole, worker: workerRole) {
+                    try await made.client.query(PostgresQuery(unsafeSQL: grant))
+                }
+                let coordinating = try PostgresWorkQueue(url: coordinator, schema: schema, logger: quiet)
+                let serving = try PostgresWorkQueue(url: worker, schema: schema, logger: quiet)
+                let layer = DistributedLayer("mix") { (x: Int) in mix(x) }
+                let n = 5_000
+                let sum = Atomic<Int>(0)
+                let count = Atomic<Int>(0)
+                let report = try await withWorkers(coordinating, layer, workerQueue: serving) { _ in
+                    try await pipeline(
+                        Layer(0..<n), Layer(layer, on: coordinating, chunk: 100),
+                        Layer { (y: Int) in
+                            sum.add(y, ordering: .relaxed)
+                            count.add(1, ordering: .relaxed)
+                        })
+                }
+                #expect(report.completed == n && count.load(ordering: .relaxed) == n)
+                #expect(sum.load(ordering: .relaxed) == (0..<n).reduce(0) { $0 + mix($1) })
+                let left = try await coordinating.counts()
+                #expect(left.chunks == 0 && left.results == 0 && left.deadLetters == 0)
+
+                /// The SQLSTATE a statement fails with, or nil when it runs.
+                func refusal(_ queue: PostgresWorkQueue, _ statement: String) async -> String? {
+                    do {
+                        try await queue.client.query(PostgresQuery(unsafeSQL: statement))
+                        return nil
+                    } catch {
+                        return (error as? PSQLError)?.serverInfo?[.sqlState] ?? "\(error)"
+                    }
+                }
+                let t = { (table: String) in "\"\(schema)\".\(table)" }
+                // a worker may call the protocol's functions, and nothing else: no table, no DDL
+                let workerRefused = [
+                    "SELECT count(*) FROM \(t("chunks"))", "SELECT count(*) FROM \(t("results"))",
+                    "SELECT count(*) FROM \(t("dead_letters"))", "DELETE FROM \(t("results"))",
+                    "UPDATE \(t("chunks")) SET lease_until = NULL", "DELETE FROM \(t("chunks"))",
+                    """
+                    INSERT INTO \(t("results")) (run, seq, payload, emitted, skipped, failed, retried, error, skip_error,
+                        worker) VALUES (1, 1, '', 0, 0, 0, 0, '', '', 'w')
+                    """,
+                    "CREATE TABLE \(t("mine")) (x int)", "DROP TABLE \(t("chunks"))",
+                    "CREATE FUNCTION \(t("mine"))() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+                    "ALTER FUNCTION \(t("claim"))(text, text, int4, text) SECURITY INVOKER",
+                ]
+                for statement in workerRefused {
+                    #expect(await refusal(serving, statement) == "42501", "\(statement)")
+                }
+                #expect(await refusal(serving, "SELECT * FROM \(t("other_build"))('mix', 'b')") == nil)
+                // a coordinator reads and writes the tables, and may not change them or act as a worker
+                let coordinatorRefused = [
+                    "CREATE TABLE \(t("mine")) (x int)", "DROP TABLE \(t("chunks"))",
+                    "ALTER TABLE \(t("chunks")) ADD COLUMN x int", "SELECT * FROM \(t("claim"))('mix', 'b', 1, 'w')",
+                ]
+                for statement in coordinatorRefused {
+                    #expect(await refusal(coordinating, statement) == "42501", "\(statement)")
+                }
+                #expect(await refusal(coordinating, "SELECT count(*) FROM \(t("dead_letters"))") == nil)
+                for queue in [made, coordinating, serving] { await queue.shutdown() }
+            }
+
+            @Test("the README's grants for the default schema are what privileges(coordinator:worker:) lists")
+            func readmeGrants() throws {
+                let readme = try String(
+                    contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                        .appendingPathComponent("../../README.md"), encoding: .utf8)
+                let documented = readme.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+                    .filter { $0.hasPrefix("GRANT") && $0.contains("\"asyncflow\"") }.map { String($0.dropLast()) }
+                let queue = try PostgresWorkQueue(url: "postgres://u@127.0.0.1:5999/db")
+                #expect(try queue.privileges(coordinator: "flow_coordinator", worker: "flow_worker") == documented)
+                #expect(throws: PostgresWorkQueueError.self) { try queue.privileges(coordinator: "Flow", worker: "w") }
+            }
+
+            @Test("a schema of version 2 (no worker functions) is brought to this version by its first user that may")
+            func schemaOfVersion2() async throws {
+                let old = try Cluster.queue()
+                try await old.setUp()
+                let functions = ["claim", "other_build", "heartbeat", "hand_back", "complete"]
+                try await old.client.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            DO $$ DECLARE f regprocedure; BEGIN
+                                FOR f IN SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                                         WHERE n.nspname = '\(old.schema)' LOOP
+                                    EXECUTE 'DROP FUNCTION ' || f;
+                                END LOOP;
+                                UPDATE "\(old.schema)".meta SET version = 2;
+                            END $$
+                            """))
+                let queue = try PostgresWorkQueue(url: try Cluster.server().url, schema: old.schema, logger: old.logger)
+                let layer = DistributedLayer("mix") { (x: Int) in mix(x) }
+                let count = Atomic<Int>(0)
+                let report = try await withWorkers(queue, layer) { _ in
+                    try await pipeline(
+                        Layer(0..<1_000), Layer(layer, on: queue, chunk: 100),
+                        Layer { (_: Int) in count.add(1, ordering: .relaxed) })
+                }
+                #expect(report.completed == 1_000 && count.load(ordering: .relaxed) == 1_000)
+                #expect(try await queue.versions() == [Statements.version])
+                let made = try await queue.rows(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                            WHERE n.nspname = '\(old.schema)' ORDER BY 1
+                            """), as: String.self)
+                #expect(made == functions.sorted())
+                for q in [old, queue] { await q.shutdown() }
             }
 
             @Test(
