@@ -13,7 +13,13 @@
 //    while a database far away does not leave its threads idle for each round trip.
 //  [no claim without a fresh heartbeat] The heartbeat renews every lease the worker holds every third of
 //    the shortest lease it has seen. While the last successful heartbeat is older than that lease, the
-//    worker claims nothing: it may have been partitioned away and its chunks claimed by others.
+//    worker claims nothing: it may have been partitioned away and its chunks claimed by others. A heartbeat
+//    that failed is tried again within retryBeat, not a third of a lease later, so a worker whose database
+//    came back claims again within a fraction of a second.
+//  [a lost claim is released] A claim whose answer was lost (its connection failed after the claim may have
+//    committed) may have left chunks claimed under this worker's id that the worker does not know of. Before its
+//    next claim the worker releases every chunk claimed under its id that it does not hold (release_unknown), so
+//    those wait for no lease. Only the claims source claims, one claim at a time, so no claim is in flight then.
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     /// A worker's claims and what they allow.
     struct ClaimBook: Sendable {
@@ -23,6 +29,10 @@
         private(set) var shortestLease: Duration?
         private var lastBeat: ContinuousClock.Instant
         private var pace = ClaimPace()
+        /// The last heartbeat failed.
+        private var beatFailed = false
+        /// A claim's answer was lost since the last release of unknown claims ([a lost claim is released]).
+        private(set) var claimLost = false
 
         /// A book with no claims, whose leases count as renewed at `now`.
         init(now: ContinuousClock.Instant) { lastBeat = now }
@@ -35,12 +45,16 @@
             case waitForRoom
             /// The last heartbeat is older than a lease: claim nothing until one succeeds.
             case waitForHeartbeat
+            /// A claim's answer was lost: release what the database holds under this worker that it does not
+            /// ([a lost claim is released]).
+            case releaseUnknown
         }
 
         /// Whether the source may claim now, and how many ([a worker claims what it can start soon],
         /// [no claim without a fresh heartbeat]).
         func nextClaim(threads: Int, now: ContinuousClock.Instant) -> ClaimAction {
             guard leaseHolds(now: now) else { return .waitForHeartbeat }
+            if claimLost { return .releaseUnknown }  // [a lost claim is released]
             let limit = pace.limit(threads: threads)
             let room = threads + limit - holding.count
             return room > 0 ? .claim(limit: min(limit, room)) : .waitForRoom
@@ -56,8 +70,12 @@
         /// How long the heartbeat sleeps between renewals: a third of the shortest lease (1 s before any
         /// claim), at least 50 ms.
         var heartbeatInterval: Duration {
-            max(.milliseconds(50), (shortestLease ?? .seconds(3)) / 3)
+            let interval = max(.milliseconds(50), (shortestLease ?? .seconds(3)) / 3)
+            return beatFailed ? min(interval, Self.retryBeat) : interval  // [no claim without a fresh heartbeat]
         }
+
+        /// How soon a heartbeat that failed is tried again, at most ([no claim without a fresh heartbeat]).
+        static let retryBeat = Duration.milliseconds(200)
 
         /// Claims this worker now holds, each with its lease.
         mutating func claimed(_ chunks: [ClaimedChunk]) {
@@ -68,13 +86,26 @@
             }
         }
 
+        /// A claim failed for a lost connection: it may have committed ([a lost claim is released]).
+        mutating func claimFailed() { claimLost = true }
+
+        /// What the database held under this worker's id beyond `holding` was released
+        /// ([a lost claim is released]).
+        mutating func releasedUnknown() { claimLost = false }
+
         /// Claims completed, refused or handed back: no longer renewed.
         mutating func released(_ keys: [ClaimKey]) {
             for key in keys { holding.remove(key) }
         }
 
         /// A heartbeat succeeded at `now`: every lease held then was renewed.
-        mutating func beat(at now: ContinuousClock.Instant) { lastBeat = now }
+        mutating func beat(at now: ContinuousClock.Instant) {
+            lastBeat = now
+            beatFailed = false
+        }
+
+        /// A heartbeat failed: the next is tried soon ([no claim without a fresh heartbeat]).
+        mutating func heartbeatFailed() { beatFailed = true }
 
         /// A chunk took `duration` on a thread ([a worker claims what it can start soon]).
         mutating func worked(_ duration: Duration) { pace.worked(duration) }

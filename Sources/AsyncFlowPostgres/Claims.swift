@@ -57,6 +57,20 @@
                         continue
                     case .waitForHeartbeat:
                         break  // [no claim without a fresh heartbeat]: wait as an idle worker does
+                    case .releaseUnknown:  // [a lost claim is released]
+                        let known = Array(worker.book.withLock { $0.holding })
+                        do {
+                            let released = try await queue.rows(
+                                queue.sql.releaseUnknown(known, worker: worker.id), as: Int64.self)
+                            worker.book.withLock { $0.releasedUnknown() }
+                            if let n = released.first, n > 0 {
+                                queue.logger.debug("worker \(worker.id): released \(n) chunks of a lost claim")
+                            }
+                            continue
+                        } catch {
+                            if Task.isCancelled { return nil }
+                            guard isTransient(error) else { throw worker.databaseError("releasing chunks", error) }
+                        }
                     case .claim(let limit):
                         do {
                             let (layer, id) = (worker.layer, worker.id)
@@ -79,6 +93,7 @@
                             if Task.isCancelled { return nil }
                             guard isTransient(error) else { throw worker.databaseError("claiming chunks", error) }
                             queue.logger.debug("worker \(worker.id): claiming: \(String(reflecting: error))")
+                            worker.book.withLock { $0.claimFailed() }  // [a lost claim is released]
                         }
                         worker.book.withLock { $0.claimed(held) }
                         if !held.isEmpty { break claiming }

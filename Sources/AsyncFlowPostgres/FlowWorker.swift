@@ -221,6 +221,7 @@
                     if !held.isEmpty { try await queue.run(queue.sql.heartbeat(held, worker: id)) }
                     book.withLock { $0.beat(at: started) }
                 } catch {
+                    book.withLock { $0.heartbeatFailed() }
                     queue.logger.debug("worker \(id): heartbeat: \(String(reflecting: error))")
                 }
             }

@@ -3,10 +3,11 @@
 // (Statements) with a bound on how long each may take.
 //
 // Invariants:
-//  [a hung statement is given up] A statement that has not finished within statementLimit is given up (its caller
-//    retries) and the connection pool is replaced: after a server restart postgres-nio's pool can leave every later
-//    request waiting for ever. Giving up is safe: every statement is idempotent or fenced
-//    ([completions fenced by attempt]).
+//  [a hung statement is given up] A statement that has not finished within statementLimit, or whose connection is
+//    closed while it waits for its answer, is given up (its caller retries) and the connection pool is replaced:
+//    postgres-nio can leave a statement waiting for ever on a connection the server closed (a restart, a
+//    terminated backend, a reset), and its pool every later request after a server restart. Giving up is safe:
+//    every statement is idempotent or fenced ([completions fenced by attempt]).
 //  [the first connection is checked alone] Before its first statement a queue makes one connection of its own:
 //    a refusal that cannot heal (a password, a role, a database) fails at once with the server's reason; a
 //    connection that cannot be made is tried again, each failure logged, until connectTimeout. (postgres-nio's pool
@@ -140,13 +141,16 @@
 
         /// [a hung statement is given up]: replace `stale` (a pool whose statement hung) with a new pool, unless that
         /// was done already.
-        func renew(_ stale: PostgresClient) {
-            current.withLock { c in
-                guard c.client === stale else { return }
+        func renew(_ stale: PostgresClient, because why: String) {
+            let renewed = current.withLock { c in
+                guard c.client === stale else { return false }
                 c.runner.cancel()
                 c = Self.connect(configuration, backgroundLogger)
+                return true
             }
-            logger.warning("AsyncFlowPostgres: a statement hung; reconnected to \(description)")
+            if renewed {
+                logger.warning("AsyncFlowPostgres: a statement was given up (\(why)); reconnected to \(description)")
+            }
         }
 
         /// Close the connections (the queue is unusable afterwards).
@@ -272,7 +276,12 @@
         func run(_ query: PostgresQuery) async throws {
             try await prepare()
             let client = self.client
-            try await bounded(client) { _ = try await client.query(query, logger: self.logger) }
+            try await bounded(client) { on in
+                try await client.withConnection { connection in
+                    on.connection.withLock { $0 = connection }
+                    _ = try await connection.query(query, logger: self.logger)
+                }
+            }
             try afterStatement?(query.sql, nil)
         }
 
@@ -282,10 +291,15 @@
         {
             try await prepare()
             let client = self.client
-            return try await bounded(client) {
+            return try await bounded(client) { on in
                 var out: [(repeat each T)] = []
-                for try await row in try await client.query(query, logger: self.logger).decode((repeat each T).self) {
-                    out.append(row)
+                try await client.withConnection { connection in
+                    on.connection.withLock { $0 = connection }
+                    for try await row in try await connection.query(query, logger: self.logger).decode(
+                        (repeat each T).self)
+                    {
+                        out.append(row)
+                    }
                 }
                 try self.afterStatement?(query.sql, out.count)
                 return out
@@ -295,26 +309,35 @@
         /// How long a statement may take before its caller gives up on it (and retries): every statement of
         /// the protocol is short.
         static let statementLimit = Duration.seconds(5)
+        /// How often a statement's connection is looked at while it runs ([a hung statement is given up]).
+        static let closedCheck = Duration.milliseconds(100)
 
-        /// Run `work` (a statement on `client`) in a task of its own; if it has not finished within statementLimit,
-        /// throw and replace the pool ([a hung statement is given up]; the task is left to end on its own).
+        /// Run `work` (a statement on `client`, which records its connection in the StatementConnection it is given)
+        /// in a task of its own; if it has not finished within statementLimit, or its connection is closed under
+        /// it, throw and replace the pool ([a hung statement is given up]; the task is left to end on its own).
         func bounded<T: Sendable>(
-            _ client: PostgresClient, _ work: @escaping @Sendable () async throws -> T
+            _ client: PostgresClient, _ work: @escaping @Sendable (StatementConnection) async throws -> T
         ) async throws -> T {
             try await withCheckedThrowingContinuation { c in
                 let first = FirstResume(c)
+                let on = StatementConnection()
                 let timer = Task {
-                    guard (try? await Task.sleep(for: Self.statementLimit)) != nil else { return }
+                    let deadline = ContinuousClock.now + Self.statementLimit
+                    var closed = false
+                    while !closed && ContinuousClock.now < deadline {
+                        guard (try? await Task.sleep(for: Self.closedCheck)) != nil else { return }
+                        closed = on.closed  // [a hung statement is given up]: its connection closed under it
+                    }
+                    let why =
+                        closed ? "its connection closed under it" : "it did not finish within \(Self.statementLimit)"
                     first.resume(
-                        with: .failure(
-                            PostgresWorkQueueError(
-                                "a statement did not finish within \(Self.statementLimit)", transient: true)))
-                    self.renew(client)
+                        with: .failure(PostgresWorkQueueError("a statement was given up: \(why)", transient: true)))
+                    self.renew(client, because: why)
                 }
                 Task {
                     let began = ContinuousClock.now
                     let result: Result<T, any Error>
-                    do { result = .success(try await work()) } catch { result = .failure(error) }
+                    do { result = .success(try await work(on)) } catch { result = .failure(error) }
                     timer.cancel()
                     first.resume(with: result)
                     self.note(result, began: began)
@@ -328,24 +351,35 @@
         func takeOver(name: String, layer: String, run: Int64) async throws -> [(seq: Int64, ranges: [Int64])] {
             try await prepare()
             let (client, sql, logger) = (self.client, self.sql, self.logger)
-            return try await bounded(client) {
-                try await client.withTransaction(logger: logger) { connection in
-                    let own = sql.own(name: name, layer: layer, run: run)
-                    var before: [Int64] = []
-                    for try await old in try await connection.query(own.before, logger: logger).decode(Int64.self) {
-                        before.append(old)
+            return try await bounded(client) { on in
+                try await client.withConnection { connection in
+                    on.connection.withLock { $0 = connection }
+                    return try await connection.withTransaction(logger: logger) { connection in
+                        try await Self.takeOver(name: name, layer: layer, run: run, sql: sql, on: connection, logger)
                     }
-                    try await connection.query(own.record, logger: logger)
-                    for old in before where old != run {
-                        try await connection.query(sql.takeOver(from: old, to: run), logger: logger)
-                    }
-                    // all of `run`'s chunks so far, so a retry whose first try committed reads the same
-                    var kept: [(seq: Int64, ranges: [Int64])] = []
-                    let rows = try await connection.query(sql.positions(run: run), logger: logger)
-                    for try await (seq, ranges) in rows.decode((Int64, [Int64]).self) { kept.append((seq, ranges)) }
-                    return kept
                 }
             }
+        }
+
+        /// takeOver(name:layer:run:)'s statements, in the transaction open on `connection`.
+        static func takeOver(
+            name: String, layer: String, run: Int64, sql: Statements, on connection: PostgresConnection,
+            _ logger: Logger
+        ) async throws -> [(seq: Int64, ranges: [Int64])] {
+            let own = sql.own(name: name, layer: layer, run: run)
+            var before: [Int64] = []
+            for try await old in try await connection.query(own.before, logger: logger).decode(Int64.self) {
+                before.append(old)
+            }
+            try await connection.query(own.record, logger: logger)
+            for old in before where old != run {
+                try await connection.query(sql.takeOver(from: old, to: run), logger: logger)
+            }
+            // all of `run`'s chunks so far, so a retry whose first try committed reads the same
+            var kept: [(seq: Int64, ranges: [Int64])] = []
+            let rows = try await connection.query(sql.positions(run: run), logger: logger)
+            for try await (seq, ranges) in rows.decode((Int64, [Int64]).self) { kept.append((seq, ranges)) }
+            return kept
         }
 
         /// [an outage is logged, not each failure]: a statement's result (it began at `began`), as the outage log sees it.
@@ -393,6 +427,12 @@
             let r = try await rows(sql.counts, as: (Int64, Int64, Int64).self)
             return (Int(r[0].0), Int(r[0].1), Int(r[0].2))
         }
+    }
+
+    /// The connection a bounded statement runs on, once it has one ([a hung statement is given up]).
+    final class StatementConnection: Sendable {
+        let connection = Locked<PostgresConnection?>(nil)
+        var closed: Bool { connection.withLock { $0?.isClosed ?? false } }
     }
 
     /// [an outage is logged, not each failure]: whether the queue's statements are failing for a lost connection,

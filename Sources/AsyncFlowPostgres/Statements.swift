@@ -23,7 +23,7 @@
 //    rest of the run at its end: so a coordinator that takes the run over knows which items the chunks and results
 //    it inherits hold.
 //  [a worker's rights are the protocol's] A worker's statements are calls of the schema's functions (claim,
-//    other_build, heartbeat, hand_back, complete), which run with their owner's rights (SECURITY DEFINER, a fixed
+//    other_build, heartbeat, hand_back, release_unknown, complete), which run with their owner's rights (SECURITY DEFINER, a fixed
 //    search_path, EXECUTE revoked from PUBLIC): a worker role granted only EXECUTE on them and SELECT on `meta` can
 //    claim, renew, hand back and complete chunks, and touch nothing else. The statements inside are the ones above.
 //  [values only as binds] SQL takes values only as bind parameters; the one identifier put into SQL text, the schema
@@ -215,6 +215,16 @@
             return PostgresQuery(unsafeSQL: "SELECT \(f(function))($1, $2, $3, $4)", binds: b)
         }
 
+        /// [a lost claim is released]: release the chunks claimed under `worker` other than `known` (their lease
+        /// and worker cleared, the attempt not counted). Rows: how many.
+        func releaseUnknown(_ known: [ClaimKey], worker: String) -> PostgresQuery {
+            var b = PostgresBindings(capacity: 3)
+            b.append(worker)
+            b.append(known.map(\.run))
+            b.append(known.map(\.seq))
+            return PostgresQuery(unsafeSQL: "SELECT \(f("release_unknown"))($1, $2, $3)", binds: b)
+        }
+
         /// [completions fenced by attempt]: complete chunks, fenced by their claims' attempts, and wake the
         /// coordinators (one NOTIFY on doneChannel when a result was written). Rows: run, seq of each result written.
         func complete(_ done: [CompletedChunk], worker: String) -> PostgresQuery {
@@ -268,6 +278,17 @@
                 (
                     "hand_back(runs int8[], seqs int8[], attempts int4[], worker text)", "void",
                     chunksUnderClaim(set: "lease_until = NULL, worker = NULL, attempt = c.attempt - 1")
+                ),
+                (
+                    "release_unknown(worker text, runs int8[], seqs int8[])", "int8",
+                    """
+                    WITH r AS (
+                        UPDATE \(t("chunks")) c SET lease_until = NULL, worker = NULL, attempt = c.attempt - 1
+                        WHERE c.worker = $1
+                          AND NOT EXISTS (SELECT 1 FROM unnest($2, $3) AS k(run, seq) WHERE k.run = c.run AND k.seq = c.seq)
+                        RETURNING 1)
+                    SELECT count(*) FROM r
+                    """
                 ),
                 (
                     """

@@ -136,6 +136,33 @@
             #expect(book.heartbeatInterval == .milliseconds(50))  // at least 50 ms
         }
 
+        @Test("a heartbeat that failed is tried again within 200 ms, not a third of the lease later")
+        func failedHeartbeat() {
+            let start = ContinuousClock.now
+            var book = ClaimBook(now: start)
+            book.claimed([chunk(1, lease: 30)])
+            #expect(book.heartbeatInterval == .seconds(10))
+            book.heartbeatFailed()
+            #expect(book.heartbeatInterval == .milliseconds(200))
+            book.beat(at: start + .seconds(31))
+            #expect(book.heartbeatInterval == .seconds(10))
+        }
+
+        @Test("a lost claim: the next action releases what the worker does not hold, then it claims again")
+        func lostClaim() {
+            let start = ContinuousClock.now
+            var book = ClaimBook(now: start)
+            book.claimed([chunk(1, lease: 30)])
+            book.claimFailed()
+            #expect(book.nextClaim(threads: 2, now: start) == .releaseUnknown)
+            #expect(book.nextClaim(threads: 2, now: start) == .releaseUnknown)  // until a release succeeds
+            book.releasedUnknown()
+            #expect(book.nextClaim(threads: 2, now: start) == .claim(limit: 2))
+            #expect(book.holding == [ClaimKey(run: 1, seq: 1, attempt: 1)])  // what it holds stays its own
+            book.claimFailed()  // and a stale heartbeat still comes first
+            #expect(book.nextClaim(threads: 2, now: start + .seconds(3600)) == .waitForHeartbeat)
+        }
+
         @Test("a worker claims about 20 ms of work a thread, as timed: one a thread at first, up to 8")
         func claimPace() {
             var pace = ClaimPace()

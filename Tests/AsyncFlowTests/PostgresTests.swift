@@ -371,6 +371,49 @@
                 await queue.shutdown()
             }
 
+            @Test("a claim whose answer was lost: its chunks are released at once, not left to their 60 s lease")
+            func lostClaimAnswer() async throws {
+                let losses = AnswerLosses()
+                let workerQueue = try Cluster.queue(afterStatement: losses.afterStatement)
+                let queue = try PostgresWorkQueue(
+                    url: try Cluster.server().url, schema: workerQueue.schema, logger: workerQueue.logger)
+                losses.lose(["\"\(queue.schema)\".claim(": 1])
+                let layer = DistributedLayer("lost-claim") { (x: Int) in mix(x) }
+                let n = 5_000
+                let started = ContinuousClock.now
+                let sum = Atomic<Int>(0)
+                let report = try await withWorkers(queue, layer, count: 1, workerQueue: workerQueue) { _ in
+                    try await pipeline(
+                        Layer(0..<n), Layer(layer, on: queue, chunk: 100, lease: .seconds(60)),
+                        Layer { (y: Int) in sum.add(y, ordering: .relaxed) })
+                }
+                #expect(losses.left == 0, "the claim's answer was lost")
+                #expect(report.completed == n && sum.load(ordering: .relaxed) == (0..<n).reduce(0) { $0 + mix($1) })
+                #expect(ContinuousClock.now - started < .seconds(60), "the lost claim's chunks waited for their lease")
+                for q in [queue, workerQueue] { await q.shutdown() }
+            }
+
+            @Test("a statement whose connection is closed under it is given up at once, not at the statement limit")
+            func closedUnderAStatement() async throws {
+                let queue = try Cluster.queue()
+                try await queue.prepare()
+                let client = queue.client
+                let error = await #expect(throws: PostgresWorkQueueError.self) {
+                    try await queue.bounded(client) { on in
+                        try await client.withConnection { connection in
+                            on.connection.withLock { $0 = connection }
+                            try await connection.close()
+                            try await Task.sleep(for: .seconds(6))  // as a statement that is never answered
+                        }
+                    }
+                }
+                #expect(
+                    error?.description.contains("its connection closed under it") == true,
+                    "\(String(describing: error))")
+                #expect(error?.transient == true)
+                await queue.shutdown()
+            }
+
             @Test("answers lost after the statement ran (results read, deleted; a burial): nothing lost, nothing twice")
             func lostAnswers() async throws {
                 let losses = AnswerLosses()
@@ -943,7 +986,7 @@
             func schemaOfVersion2() async throws {
                 let old = try Cluster.queue()
                 try await old.setUp()
-                let functions = ["claim", "other_build", "heartbeat", "hand_back", "complete"]
+                let functions = ["claim", "other_build", "heartbeat", "hand_back", "release_unknown", "complete"]
                 try await old.client.query(
                     PostgresQuery(
                         unsafeSQL: """
