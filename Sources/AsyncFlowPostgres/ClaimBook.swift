@@ -19,7 +19,9 @@
 //  [a lost claim is released] A claim whose answer was lost (its connection failed after the claim may have
 //    committed) may have left chunks claimed under this worker's id that the worker does not know of. Before its
 //    next claim the worker releases every chunk claimed under its id that it does not hold (release_unknown), so
-//    those wait for no lease. Only the claims source claims, one claim at a time, so no claim is in flight then.
+//    those wait for no lease. Only the claims source claims, one claim at a time, so no claim is in flight then;
+//    a claim given up while the server still ran it ([a hung statement is given up]) can land after the release,
+//    and its chunks then wait for their lease.
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     /// A worker's claims and what they allow.
     struct ClaimBook: Sendable {

@@ -230,7 +230,7 @@
                             "schema \(sql.schema) holds AsyncFlowPostgres tables of version \(versions), this build uses \(Statements.version): use another schema: or drop it"
                         )
                     }
-                    for statement in (versions.isEmpty ? sql.firstUse : []) + sql.workerFunctions {
+                    for statement in (versions.isEmpty ? sql.firstUse : sql.fromVersion2) + sql.workerFunctions {
                         try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
                     try await connection.query(sql.setVersion, logger: logger)

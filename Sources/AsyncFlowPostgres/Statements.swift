@@ -70,6 +70,12 @@
             ["chunks", "results"].map { "ALTER TABLE \(t($0)) ALTER COLUMN payload SET STORAGE EXTERNAL" }
         }
 
+        /// Run once, to bring a schema of version 2 to this version (with the worker's functions): the chunks'
+        /// time in the queue, for QueueStatus.
+        var fromVersion2: [String] {
+            ["ALTER TABLE \(t("chunks")) ADD COLUMN IF NOT EXISTS created_at timestamptz NOT NULL DEFAULT now()"]
+        }
+
         /// Taken by whoever makes the schema, for its transaction, so concurrent first users do not race.
         var lockSchema: PostgresQuery {
             "SELECT pg_advisory_xact_lock(hashtext('asyncflow schema ' || \(schema)))"
@@ -105,7 +111,7 @@
                     run int8 NOT NULL, seq int8 NOT NULL, layer text NOT NULL, build text NOT NULL, policy text NOT NULL,
                     items int4 NOT NULL, payload bytea NOT NULL, attempt int4 NOT NULL DEFAULT 0,
                     max_attempts int4 NOT NULL, lease_seconds float8 NOT NULL, lease_until timestamptz, worker text,
-                    PRIMARY KEY (run, seq)) WITH (toast_tuple_target = 8160)
+                    created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run, seq)) WITH (toast_tuple_target = 8160)
                 """,
                 "CREATE INDEX IF NOT EXISTS chunks_claim ON \(t("chunks")) (layer, lease_until)",
                 // [a named run's layer has one coordinator run], [a named run's chunks keep their positions]: added

@@ -393,6 +393,49 @@
                 for q in [queue, workerQueue] { await q.shutdown() }
             }
 
+            @Test("status: a run's chunks by state, its results and dead letters, and the workers holding claims")
+            func queueStatus() async throws {
+                let queue = try Cluster.queue()
+                #expect(try await queue.status().runs.isEmpty)
+                for seq in Int64(1)...4 {
+                    try await queue.run(
+                        queue.sql.submit(
+                            run: 7, seq: seq, layer: "s", build: "b", policy: "fail", items: 10, payload: ByteBuffer(),
+                            maxAttempts: 3, lease: 30))
+                }
+                let claimed = try await queue.claim(layer: "s", build: "b", limit: 3, worker: "w1")
+                #expect(claimed.map(\.key.seq) == [1, 2, 3])
+                let t = { (table: String) in "\"\(queue.schema)\".\(table)" }
+                try await queue.run(
+                    PostgresQuery(
+                        unsafeSQL: "UPDATE \(t("chunks")) SET lease_until = now() - interval '1 s' WHERE seq = 3"))
+                let done = CompletedChunk(
+                    key: claimed[0].key, payload: ByteBuffer(), emitted: 10, skipped: 0, failed: 0, retried: 0,
+                    error: "",
+                    skipError: "")
+                _ = try await queue.rows(queue.sql.complete([done], worker: "w1"), as: (Int64, Int64).self)
+                try await queue.run(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            INSERT INTO \(t("dead_letters")) (run, seq, layer, items, payload, attempts, last_worker)
+                            VALUES (7, 9, 's', 10, '', 3, 'w0')
+                            """))
+                try await queue.run(
+                    PostgresQuery(
+                        unsafeSQL: "INSERT INTO \(t("named_runs")) (name, layer, run) VALUES ('nightly', 's', 7)"))
+                let status = try await queue.status()
+                guard let run = status.runs.first, status.runs.count == 1 else {
+                    return #expect(Bool(false), "\(status)")
+                }
+                #expect(run.run == 7 && run.named == "nightly" && run.layer == "s")
+                #expect(run.waiting == 1 && run.claimed == 1 && run.expired == 1, "\(status)")
+                #expect(run.results == 1 && run.deadLetters == 1 && run.oldest != nil, "\(status)")
+                #expect(status.workers.map(\.id) == ["w1"] && status.workers.first?.chunks == 2, "\(status)")
+                #expect((status.workers.first?.lastRenewed ?? .seconds(99)) < .seconds(10), "\(status)")
+                #expect("\(status)".contains("run 7 (named run \"nightly\", layer \"s\"): 1 waiting, 1 claimed"))
+                await queue.shutdown()
+            }
+
             @Test("a statement whose connection is closed under it is given up at once, not at the statement limit")
             func closedUnderAStatement() async throws {
                 let queue = try Cluster.queue()
@@ -930,6 +973,7 @@
                 #expect(sum.load(ordering: .relaxed) == (0..<n).reduce(0) { $0 + mix($1) })
                 let left = try await coordinating.counts()
                 #expect(left.chunks == 0 && left.results == 0 && left.deadLetters == 0)
+                #expect(try await coordinating.status().runs.isEmpty)  // a coordinator's role may read the status
 
                 /// The SQLSTATE a statement fails with, or nil when it runs.
                 func refusal(_ queue: PostgresWorkQueue, _ statement: String) async -> String? {
@@ -996,6 +1040,7 @@
                                     EXECUTE 'DROP FUNCTION ' || f;
                                 END LOOP;
                                 UPDATE "\(old.schema)".meta SET version = 2;
+                                ALTER TABLE "\(old.schema)".chunks DROP COLUMN created_at;
                             END $$
                             """))
                 let queue = try PostgresWorkQueue(url: try Cluster.server().url, schema: old.schema, logger: old.logger)
@@ -1015,6 +1060,7 @@
                             WHERE n.nspname = '\(old.schema)' ORDER BY 1
                             """), as: String.self)
                 #expect(made == functions.sorted())
+                #expect(try await queue.status().runs.isEmpty)  // the chunks' created_at is back
                 for q in [old, queue] { await q.shutdown() }
             }
 

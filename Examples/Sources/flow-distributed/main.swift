@@ -8,6 +8,9 @@
 //   flow-distributed worker [--threads T] [--work-us U]
 //       serves `mix` until SIGTERM/SIGINT (then drains: finishes what it started, hands back the rest);
 //       --work-us adds about U µs of CPU work per item without changing the result.
+//   flow-distributed status
+//       what the queue holds now: each coordinator run's chunks by state, results and dead letters, and the
+//       workers holding claims with how long ago they renewed them.
 //   flow-distributed local --items N [--threads T] [--work-us U]
 //       the same pipeline with `mix` on T local threads (bench-distributed's baseline; no database).
 //   flow-distributed ingest --items N --run NAME --into sqlite:PATH|postgres [--local] [--threads T] [--chunk C]
@@ -62,6 +65,7 @@ let usage = """
     usage: flow-distributed coordinator --items N [--chunk C] [--ordered] [--lease-seconds S] [--max-attempts K]
            flow-distributed worker [--threads T] [--work-us U]
            flow-distributed local --items N [--threads T] [--work-us U]
+           flow-distributed status
            flow-distributed ingest --items N --run NAME --into sqlite:PATH|postgres [--local [--unnamed]]
                                    [--threads T] [--chunk C] [--ordered] [--lease-seconds S] [--work-us U]
                                    [--rows B]
@@ -182,6 +186,10 @@ case "coordinator":
 
 case "ingest":
     try await ingest()
+
+case "status":
+    do { say(try await connect().status()) } catch { fail("flow-distributed: status: \(error)") }
+    exit(0)
 
 case "worker":
     let threads = flags.values["--threads"] == nil ? nil : flags.int("--threads", default: nil, minimum: 1)
