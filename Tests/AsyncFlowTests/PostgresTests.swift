@@ -1065,6 +1065,48 @@
             }
 
             @Test(
+                "the password is in nothing said: trace logs, the report, progress, metrics, errors, descriptions")
+            func passwordNowhere() async throws {
+                let cluster = try Cluster.server()
+                let role = Cluster.passwordRole
+                guard let url = cluster.url(user: role.name, password: role.password),
+                    let wrong = cluster.url(user: role.name, password: "not-" + role.password)
+                else { return }  // DATABASE_URL's server is not ours to configure
+                let handler = InMemoryLogHandler()
+                var logger = Logger(label: "secret") { _ in handler }
+                logger.logLevel = .trace
+                let metrics = TestMetrics()
+                let snapshots = Locked<[String]>([])
+                var options = PipelineOptions()
+                options.logger = logger
+                options.metrics = PipelineMetrics(label: "flow", interval: .milliseconds(5), factory: metrics)
+                options.progress = { snapshot in snapshots.withLock { $0.append("\(snapshot)") } }
+                options.progressInterval = .milliseconds(20)
+                let queue = try Cluster.queue(url: url, logger: logger)
+                let layer = DistributedLayer("secret") { (x: Int) in x }
+                let report = try await withWorkers(queue, layer) { _ in
+                    try await pipeline(
+                        Layer(0..<5_000), Layer(layer, on: queue, chunk: 100), Layer { (_: Int) in }, options: options)
+                }
+                #expect(report.completed == 5_000)
+                // a refused run: its error, as printed and as reflected
+                let refused = try Cluster.queue(url: wrong, logger: logger)
+                let error = await #expect(throws: DistributedLayerError.self) {
+                    try await pipeline(Layer(0..<10), Layer(layer, on: refused, chunk: 5), Layer { (_: Int) in })
+                }
+                var said = handler.entries.map { "\($0.message) \($0.metadata)" }
+                said += ["\(report)", String(reflecting: report), queue.description, refused.description]
+                said += snapshots.withLock { $0 } + [error.map { "\($0) \(String(reflecting: $0))" } ?? "no error"]
+                said += metrics.counters.map { "\($0.label) \($0.dimensions)" }
+                said += metrics.recorders.map { "\($0.label) \($0.dimensions)" }
+                said += metrics.timers.map { "\($0.label) \($0.dimensions)" }
+                #expect(handler.entries.count > 20 && !snapshots.withLock { $0.isEmpty } && !metrics.counters.isEmpty)
+                #expect(said.contains { $0.contains(role.name) })  // the scan reads what names the connection
+                for text in said where text.contains(role.password) { Issue.record("the password in: \(text)") }
+                for q in [queue, refused] { await q.shutdown() }
+            }
+
+            @Test(
                 "TLS: require and verify-full with the server's CA connect; verify-full with another CA fails at once"
             )
             func tlsVerification() async throws {
