@@ -9,6 +9,7 @@ import atexit
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +19,10 @@ import time
 
 EXAMPLES = os.path.dirname(os.path.abspath(__file__))
 _ended = []  # what to stop at exit, last first
+
+
+# SIGTERM ends the script as an exception would, so what it started is ended too (atexit)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 @atexit.register
