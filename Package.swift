@@ -79,7 +79,7 @@ let package = Package(
         .target(
             name: "AsyncFlowPostgres",
             dependencies: [
-                "AsyncFlow",
+                "AsyncFlow", .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
             ]
         ),

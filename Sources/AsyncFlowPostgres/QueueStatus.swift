@@ -1,8 +1,10 @@
 // QueueStatus.swift — what a work queue holds now, read from its tables: each coordinator run's chunks by
 // state, its results not yet taken and its dead letters; each worker's claims and how long ago it last
-// renewed them. Read-only: a role with SELECT on the queue's tables (a coordinator's) may ask.
+// renewed them. Read-only: a role with SELECT on the queue's tables (a coordinator's) may ask. The same
+// figures as gauges, brought up to date at an interval (publishStatus).
 #if Postgres  // the package trait that brings postgres-nio (Package.swift)
     import AsyncFlow
+    import CoreMetrics
     import PostgresNIO
 
     /// A work queue's state, as ``PostgresWorkQueue/status()`` reads it.
@@ -55,7 +57,7 @@
         }
 
         static func seconds(_ d: Duration) -> String {
-            let s = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+            let s = PostgresWorkQueue.seconds(d)
             return s < 10 ? "\((s * 10).rounded() / 10) s" : "\(Int(s.rounded())) s"
         }
     }
@@ -114,6 +116,55 @@
                     QueueStatus.Worker(id: id, chunks: Int(chunks), lastRenewed: Self.duration(seconds: ago)))
             }
             return QueueStatus(runs: runs, workers: workers)
+        }
+
+        /// Publish ``status()`` as gauges through swift-metrics, every `metrics.interval` until the task is
+        /// cancelled (run it beside a coordinator, or in a service of its own). Each carries `metrics.dimensions`:
+        /// - `<label>_chunks` with `("run", n)`, `("layer", name)` and `("state", s)` for `s` in `waiting`,
+        ///   `claimed`, `expired`; `<label>_results` and `<label>_dead_letters` with the run and layer;
+        ///   `<label>_oldest_chunk_seconds` with the run and layer;
+        /// - `<label>_worker_chunks` and `<label>_worker_renewed_seconds` with `("worker", id)`.
+        ///
+        /// A run or worker no longer in the queue has its gauges set to 0 once, then left. A read that fails
+        /// (a lost connection) skips that interval.
+        public func publishStatus(_ metrics: PipelineMetrics) async {
+            var shown: [String: Gauge] = [:]  // by label and dimensions: what was set last time
+            while !Task.isCancelled {
+                if let status = try? await status() {
+                    var now: [String: (Gauge, Double)] = [:]
+                    func set(_ name: String, _ dimensions: [(String, String)], _ value: Double) {
+                        let dims = metrics.dimensions + dimensions
+                        let key = "\(name) \(dims)"
+                        let gauge =
+                            shown[key]
+                            ?? Gauge(label: "\(metrics.label)_\(name)", dimensions: dims, factory: metrics.factory)
+                        now[key] = (gauge, value)
+                    }
+                    for run in status.runs {
+                        let dims = [("run", String(run.run)), ("layer", run.layer ?? "")]
+                        for (state, count) in [
+                            ("waiting", run.waiting), ("claimed", run.claimed), ("expired", run.expired),
+                        ] {
+                            set("chunks", dims + [("state", state)], Double(count))
+                        }
+                        set("results", dims, Double(run.results))
+                        set("dead_letters", dims, Double(run.deadLetters))
+                        set("oldest_chunk_seconds", dims, run.oldest.map(Self.seconds) ?? 0)
+                    }
+                    for worker in status.workers {
+                        set("worker_chunks", [("worker", worker.id)], Double(worker.chunks))
+                        set("worker_renewed_seconds", [("worker", worker.id)], Self.seconds(worker.lastRenewed))
+                    }
+                    for (key, gauge) in shown where now[key] == nil { gauge.record(0) }  // gone from the queue
+                    for (gauge, value) in now.values { gauge.record(value) }
+                    shown = now.mapValues(\.0)
+                }
+                try? await Task.sleep(for: metrics.interval)
+            }
+        }
+
+        static func seconds(_ duration: Duration) -> Double {
+            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         }
 
         static func duration(seconds: Double) -> Duration {

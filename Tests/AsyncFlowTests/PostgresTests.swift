@@ -433,6 +433,36 @@
                 #expect(status.workers.map(\.id) == ["w1"] && status.workers.first?.chunks == 2, "\(status)")
                 #expect((status.workers.first?.lastRenewed ?? .seconds(99)) < .seconds(10), "\(status)")
                 #expect("\(status)".contains("run 7 (named run \"nightly\", layer \"s\"): 1 waiting, 1 claimed"))
+
+                // the same figures as gauges; a run gone from the queue has its gauges set to 0
+                let metrics = TestMetrics()
+                let publisher = Task {
+                    await queue.publishStatus(
+                        PipelineMetrics(label: "q", interval: .milliseconds(10), factory: metrics))
+                }
+                let run7 = [("run", "7"), ("layer", "s")]
+                func gauge(_ name: String, _ dims: [(String, String)]) -> Double? {
+                    (try? metrics.expectGauge("q_\(name)", dims))?.lastValue
+                }
+                func waitFor(_ check: () -> Bool) async {
+                    let deadline = ContinuousClock.now + .seconds(10)
+                    while !check() && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+                }
+                await waitFor { gauge("chunks", run7 + [("state", "waiting")]) != nil }
+                for (state, n) in [("waiting", 1.0), ("claimed", 1), ("expired", 1)] {
+                    #expect(gauge("chunks", run7 + [("state", state)]) == n, "\(state)")
+                }
+                #expect(gauge("results", run7) == 1 && gauge("dead_letters", run7) == 1)
+                #expect((gauge("oldest_chunk_seconds", run7) ?? -1) >= 0)
+                #expect(gauge("worker_chunks", [("worker", "w1")]) == 2)
+                for table in ["chunks", "results", "dead_letters"] {
+                    try await queue.run(PostgresQuery(unsafeSQL: "DELETE FROM \(t(table))"))
+                }
+                await waitFor { gauge("chunks", run7 + [("state", "waiting")]) == 0 }
+                #expect(gauge("chunks", run7 + [("state", "waiting")]) == 0 && gauge("results", run7) == 0)
+                #expect(gauge("worker_chunks", [("worker", "w1")]) == 0)
+                publisher.cancel()
+                await publisher.value
                 await queue.shutdown()
             }
 
