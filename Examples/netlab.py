@@ -8,6 +8,7 @@ said (a connection back, a drain).
 import atexit
 import glob
 import os
+import re
 import shutil
 import signal
 import socket
@@ -45,6 +46,12 @@ def free_port():
 def expected(n):
     """The sum of mix(x) over 0..<n, as flow-distributed's RESULT line gives it."""
     return sum(((x * 2654435761) & 0xFFFFFFFF) % 1000003 for x in range(n))
+
+
+def report_rate(text):
+    """The items/s of a pipeline report's "N items in T, R items/s" line in `text`, or 0.0 when there is none."""
+    m = re.search(r"^\d+ items in .*, ([0-9.]+) (k |M )?items/s$", text, re.M)
+    return float(m.group(1)) * {"k ": 1e3, "M ": 1e6, None: 1}[m.group(2)] if m else 0.0
 
 
 def flow_distributed(path=None):

@@ -34,7 +34,7 @@
         /// The last heartbeat failed.
         private var beatFailed = false
         /// A claim's answer was lost since the last release of unknown claims ([a lost claim is released]).
-        private(set) var claimLost = false
+        private var claimLost = false
 
         /// A book with no claims, whose leases count as renewed at `now`.
         init(now: ContinuousClock.Instant) { lastBeat = now }

@@ -162,9 +162,9 @@
                         connection.query("ROLLBACK", logger: logger).flatMapThrowing { _ in throw error }
                             .flatMapErrorThrowing { _ in throw error }
                     }
-                    .flatMap { saved in
-                        connection.query(saved.rows.count == 1 ? "COMMIT" : "ROLLBACK", logger: logger)
-                            .map { _ in saved.rows.count == 1 }
+                    .flatMap { answer in
+                        let saved = answer.rows.count == 1
+                        return connection.query(saved ? "COMMIT" : "ROLLBACK", logger: logger).map { _ in saved }
                     }
                     .get()
             }

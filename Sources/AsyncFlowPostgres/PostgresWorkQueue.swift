@@ -199,14 +199,17 @@
         /// The schema's version rows; none when the schema or its `meta` table does not exist.
         func versions() async throws -> [Int32] {
             do {
-                var versions: [Int32] = []
-                for try await v in try await client.query(sql.version, logger: logger).decode(Int32.self) {
-                    versions.append(v)
-                }
-                return versions
+                return try await Self.versions(in: client.query(sql.version, logger: logger))
             } catch let error as PSQLError where ["3F000", "42P01"].contains(error.serverInfo?[.sqlState]) {
                 return []  // no such schema, no such table
             }
+        }
+
+        /// The version rows of `sql.version`'s answer.
+        static func versions(in rows: PostgresRowSequence) async throws -> [Int32] {
+            var versions: [Int32] = []
+            for try await v in rows.decode(Int32.self) { versions.append(v) }
+            return versions
         }
 
         /// [a schema is made once by a role that may]: create what is missing under an advisory lock (so
@@ -220,10 +223,7 @@
                     for statement in sql.create {
                         try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
-                    var versions: [Int32] = []
-                    for try await v in try await connection.query(sql.version, logger: logger).decode(Int32.self) {
-                        versions.append(v)
-                    }
+                    let versions = try await Self.versions(in: connection.query(sql.version, logger: logger))
                     guard versions != [Statements.version] else { return }
                     guard versions.isEmpty || versions == [2] else {
                         throw PostgresWorkQueueError(
@@ -276,12 +276,7 @@
         func run(_ query: PostgresQuery) async throws {
             try await prepare()
             let client = self.client
-            try await bounded(client) { on in
-                try await client.withConnection { connection in
-                    on.connection.withLock { $0 = connection }
-                    _ = try await connection.query(query, logger: self.logger)
-                }
-            }
+            try await bounded(client) { connection in _ = try await connection.query(query, logger: self.logger) }
             try afterStatement?(query.sql, nil)
         }
 
@@ -291,15 +286,11 @@
         {
             try await prepare()
             let client = self.client
-            return try await bounded(client) { on in
+            return try await bounded(client) { connection in
                 var out: [(repeat each T)] = []
-                try await client.withConnection { connection in
-                    on.connection.withLock { $0 = connection }
-                    for try await row in try await connection.query(query, logger: self.logger).decode(
-                        (repeat each T).self)
-                    {
-                        out.append(row)
-                    }
+                for try await row in try await connection.query(query, logger: self.logger).decode((repeat each T).self)
+                {
+                    out.append(row)
                 }
                 try self.afterStatement?(query.sql, out.count)
                 return out
@@ -312,11 +303,11 @@
         /// How often a statement's connection is looked at while it runs ([a hung statement is given up]).
         static let closedCheck = Duration.milliseconds(100)
 
-        /// Run `work` (a statement on `client`, which records its connection in the StatementConnection it is given)
-        /// in a task of its own; if it has not finished within statementLimit, or its connection is closed under
-        /// it, throw and replace the pool ([a hung statement is given up]; the task is left to end on its own).
+        /// Run `work` on a connection of `client`, in a task of its own; if it has not finished within
+        /// statementLimit, or its connection is closed under it, throw and replace the pool
+        /// ([a hung statement is given up]; the task is left to end on its own).
         func bounded<T: Sendable>(
-            _ client: PostgresClient, _ work: @escaping @Sendable (StatementConnection) async throws -> T
+            _ client: PostgresClient, _ work: @escaping @Sendable (PostgresConnection) async throws -> T
         ) async throws -> T {
             try await withCheckedThrowingContinuation { c in
                 let first = FirstResume(c)
@@ -337,7 +328,13 @@
                 Task {
                     let began = ContinuousClock.now
                     let result: Result<T, any Error>
-                    do { result = .success(try await work(on)) } catch { result = .failure(error) }
+                    do {
+                        result = .success(
+                            try await client.withConnection { connection in
+                                on.connection.withLock { $0 = connection }
+                                return try await work(connection)
+                            })
+                    } catch { result = .failure(error) }
                     timer.cancel()
                     first.resume(with: result)
                     self.note(result, began: began)
@@ -351,35 +348,24 @@
         func takeOver(name: String, layer: String, run: Int64) async throws -> [(seq: Int64, ranges: [Int64])] {
             try await prepare()
             let (client, sql, logger) = (self.client, self.sql, self.logger)
-            return try await bounded(client) { on in
-                try await client.withConnection { connection in
-                    on.connection.withLock { $0 = connection }
-                    return try await connection.withTransaction(logger: logger) { connection in
-                        try await Self.takeOver(name: name, layer: layer, run: run, sql: sql, on: connection, logger)
+            return try await bounded(client) { connection in
+                try await connection.withTransaction(logger: logger) { connection in
+                    let own = sql.own(name: name, layer: layer, run: run)
+                    var before: [Int64] = []
+                    for try await old in try await connection.query(own.before, logger: logger).decode(Int64.self) {
+                        before.append(old)
                     }
+                    try await connection.query(own.record, logger: logger)
+                    for old in before where old != run {
+                        try await connection.query(sql.takeOver(from: old, to: run), logger: logger)
+                    }
+                    // all of `run`'s chunks so far, so a retry whose first try committed reads the same
+                    var kept: [(seq: Int64, ranges: [Int64])] = []
+                    let rows = try await connection.query(sql.positions(run: run), logger: logger)
+                    for try await (seq, ranges) in rows.decode((Int64, [Int64]).self) { kept.append((seq, ranges)) }
+                    return kept
                 }
             }
-        }
-
-        /// takeOver(name:layer:run:)'s statements, in the transaction open on `connection`.
-        static func takeOver(
-            name: String, layer: String, run: Int64, sql: Statements, on connection: PostgresConnection,
-            _ logger: Logger
-        ) async throws -> [(seq: Int64, ranges: [Int64])] {
-            let own = sql.own(name: name, layer: layer, run: run)
-            var before: [Int64] = []
-            for try await old in try await connection.query(own.before, logger: logger).decode(Int64.self) {
-                before.append(old)
-            }
-            try await connection.query(own.record, logger: logger)
-            for old in before where old != run {
-                try await connection.query(sql.takeOver(from: old, to: run), logger: logger)
-            }
-            // all of `run`'s chunks so far, so a retry whose first try committed reads the same
-            var kept: [(seq: Int64, ranges: [Int64])] = []
-            let rows = try await connection.query(sql.positions(run: run), logger: logger)
-            for try await (seq, ranges) in rows.decode((Int64, [Int64]).self) { kept.append((seq, ranges)) }
-            return kept
         }
 
         /// [an outage is logged, not each failure]: a statement's result (it began at `began`), as the outage log sees it.

@@ -51,7 +51,7 @@
 
         init(schema: String) { self.schema = schema }
 
-        /// A table of the schema, quoted.
+        /// A table or function of the schema, quoted.
         func t(_ table: String) -> String { "\"\(schema)\".\(table)" }
 
         /// The NOTIFY channel a worker's completions wake the coordinators on (one NOTIFY a batch of
@@ -179,9 +179,6 @@
                     """, binds: b)
         }
 
-        /// A function of the schema, quoted.
-        func f(_ function: String) -> String { "\"\(schema)\".\(function)" }
-
         /// [claims take expired leases]: claim up to `limit` chunks of a layer and build, each with the lease its
         /// coordinator asked for. Rows: run, seq, attempt, policy, payload, lease seconds.
         func claim(layer: String, build: String, limit: Int32, worker: String) -> PostgresQuery {
@@ -190,7 +187,7 @@
             b.append(build)
             b.append(limit)
             b.append(worker)
-            return PostgresQuery(unsafeSQL: "SELECT * FROM \(f("claim"))($1, $2, $3, $4)", binds: b)
+            return PostgresQuery(unsafeSQL: "SELECT * FROM \(t("claim"))($1, $2, $3, $4)", binds: b)
         }
 
         /// Whether chunks of `layer` wait for another build than `build` (a stale worker; or a stale
@@ -199,7 +196,7 @@
             var b = PostgresBindings(capacity: 2)
             b.append(layer)
             b.append(build)
-            return PostgresQuery(unsafeSQL: "SELECT * FROM \(f("other_build"))($1, $2)", binds: b)
+            return PostgresQuery(unsafeSQL: "SELECT * FROM \(t("other_build"))($1, $2)", binds: b)
         }
 
         /// [claims take expired leases]: extend the leases of the chunks `worker` knows it holds, under those claims
@@ -218,7 +215,7 @@
             b.append(chunks.map(\.seq))
             b.append(chunks.map(\.attempt))
             b.append(worker)
-            return PostgresQuery(unsafeSQL: "SELECT \(f(function))($1, $2, $3, $4)", binds: b)
+            return PostgresQuery(unsafeSQL: "SELECT \(t(function))($1, $2, $3, $4)", binds: b)
         }
 
         /// [a lost claim is released]: release the chunks claimed under `worker` other than `known` (their lease
@@ -228,7 +225,7 @@
             b.append(worker)
             b.append(known.map(\.run))
             b.append(known.map(\.seq))
-            return PostgresQuery(unsafeSQL: "SELECT \(f("release_unknown"))($1, $2, $3)", binds: b)
+            return PostgresQuery(unsafeSQL: "SELECT \(t("release_unknown"))($1, $2, $3)", binds: b)
         }
 
         /// [completions fenced by attempt]: complete chunks, fenced by their claims' attempts, and wake the
@@ -247,7 +244,7 @@
             b.append(done.map(\.skipError))
             b.append(worker)
             return PostgresQuery(
-                unsafeSQL: "SELECT * FROM \(f("complete"))($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", binds: b)
+                unsafeSQL: "SELECT * FROM \(t("complete"))($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", binds: b)
         }
 
         /// [a worker's rights are the protocol's]: the worker's statements as functions that run with the rights of
@@ -257,6 +254,8 @@
         /// the schema's name, the one checked identifier in SQL text ([values only as binds]).
         var workerFunctions: [String] {
             let header = "LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS"
+            // a chunk handed back or released: claimable at once, the attempt not counted
+            let handedBack = "lease_until = NULL, worker = NULL, attempt = c.attempt - 1"
             let functions: [(signature: String, returns: String, body: String)] = [
                 (
                     "claim(layer text, build text, max int4, worker text)",
@@ -283,13 +282,13 @@
                 ),
                 (
                     "hand_back(runs int8[], seqs int8[], attempts int4[], worker text)", "void",
-                    chunksUnderClaim(set: "lease_until = NULL, worker = NULL, attempt = c.attempt - 1")
+                    chunksUnderClaim(set: handedBack)
                 ),
                 (
                     "release_unknown(worker text, runs int8[], seqs int8[])", "int8",
                     """
                     WITH r AS (
-                        UPDATE \(t("chunks")) c SET lease_until = NULL, worker = NULL, attempt = c.attempt - 1
+                        UPDATE \(t("chunks")) c SET \(handedBack)
                         WHERE c.worker = $1
                           AND NOT EXISTS (SELECT 1 FROM unnest($2, $3) AS k(run, seq) WHERE k.run = c.run AND k.seq = c.seq)
                         RETURNING 1)
@@ -326,8 +325,8 @@
                 let name = function.signature.prefix { $0 != "(" }
                 let types = function.signature.drop { $0 != "(" }
                 return [
-                    "CREATE OR REPLACE FUNCTION \(f(String(name)))\(types) RETURNS \(function.returns) \(header) $$\n\(function.body)\n$$",
-                    "REVOKE EXECUTE ON FUNCTION \(f(String(name)))\(types) FROM PUBLIC",
+                    "CREATE OR REPLACE FUNCTION \(t(String(name)))\(types) RETURNS \(function.returns) \(header) $$\n\(function.body)\n$$",
+                    "REVOKE EXECUTE ON FUNCTION \(t(String(name)))\(types) FROM PUBLIC",
                 ]
             }
         }

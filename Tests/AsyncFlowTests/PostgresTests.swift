@@ -405,7 +405,7 @@
                 }
                 let claimed = try await queue.claim(layer: "s", build: "b", limit: 3, worker: "w1")
                 #expect(claimed.map(\.key.seq) == [1, 2, 3])
-                let t = { (table: String) in "\"\(queue.schema)\".\(table)" }
+                let t = queue.sql.t
                 try await queue.run(
                     PostgresQuery(
                         unsafeSQL: "UPDATE \(t("chunks")) SET lease_until = now() - interval '1 s' WHERE seq = 3"))
@@ -470,14 +470,10 @@
             func closedUnderAStatement() async throws {
                 let queue = try Cluster.queue()
                 try await queue.prepare()
-                let client = queue.client
                 let error = await #expect(throws: PostgresWorkQueueError.self) {
-                    try await queue.bounded(client) { on in
-                        try await client.withConnection { connection in
-                            on.connection.withLock { $0 = connection }
-                            try await connection.close()
-                            try await Task.sleep(for: .seconds(6))  // as a statement that is never answered
-                        }
+                    try await queue.bounded(queue.client) { connection in
+                        try await connection.close()
+                        try await Task.sleep(for: .seconds(6))  // as a statement that is never answered
                     }
                 }
                 #expect(
@@ -1014,7 +1010,7 @@
                         return (error as? PSQLError)?.serverInfo?[.sqlState] ?? "\(error)"
                     }
                 }
-                let t = { (table: String) in "\"\(schema)\".\(table)" }
+                let t = made.sql.t
                 // a worker may call the protocol's functions, and nothing else: no table, no DDL
                 let workerRefused = [
                     "SELECT count(*) FROM \(t("chunks"))", "SELECT count(*) FROM \(t("results"))",
